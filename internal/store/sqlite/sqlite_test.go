@@ -1,0 +1,36 @@
+package sqlite_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/airlockhq/airlock/internal/store"
+	"github.com/airlockhq/airlock/internal/store/sqlite"
+	"github.com/airlockhq/airlock/internal/store/storetest"
+)
+
+func TestMain(m *testing.M) {
+	storetest.MaybeCrashChild(func(ctx context.Context, loc string) (store.Store, error) { return sqlite.Open(ctx, loc) })
+	os.Exit(m.Run())
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, storetest.Harness{
+		New: func(t *testing.T) (store.Store, string) {
+			path := filepath.Join(t.TempDir(), "airlock.db")
+			s, err := sqlite.Open(context.Background(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s, path
+		},
+		Open: func(ctx context.Context, loc string) (store.Store, error) { return sqlite.Open(ctx, loc) },
+		Exec: func(t *testing.T, s store.Store, q string) error {
+			_, err := s.DBs()["sqlite_writer"].ExecContext(context.Background(), q)
+			return err
+		},
+	})
+}

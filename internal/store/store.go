@@ -1,0 +1,183 @@
+// Package store is Airlock's storage seam: the types that are persisted and
+// the one interface every storage driver implements. The drivers live in
+// subpackages named for what they wrap (sqlite, postgres); storetest holds
+// the conformance suite every driver must pass unchanged.
+//
+// Writes happen only inside Update, whose transaction refuses to commit a
+// state change that appended no audit event: no change without its event,
+// and, because both share the transaction, no event without its change.
+//
+// This package must not import net/http or any Airlock package but the
+// root one.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"time"
+)
+
+// Store is the storage seam.
+type Store interface {
+	Reader
+
+	// Update runs fn in one write transaction. Writes are serialized: on
+	// SQLite by the single writer connection, on PostgreSQL by row locks.
+	// The transaction commits only if fn returns nil and, when fn changed
+	// state, appended at least one audit event.
+	Update(ctx context.Context, fn func(tx Tx) error) error
+
+	// SessionTouch and TokenTouch record last use. They are bookkeeping,
+	// not security-relevant state changes, so they run outside Update and
+	// leave no audit event.
+	SessionTouch(ctx context.Context, id string, at time.Time) error
+	TokenTouch(ctx context.Context, id string, at time.Time) error
+
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+	// SchemaVersion is the highest migration applied.
+	SchemaVersion(ctx context.Context) (int, error)
+	// DBs exposes the connection pools by name for metrics.
+	DBs() map[string]*sql.DB
+	Close() error
+}
+
+// Reader holds the read methods, usable on a Store and inside a Tx.
+type Reader interface {
+	UserGetByID(ctx context.Context, id string) (*User, error)
+	UserGetByUsername(ctx context.Context, username string) (*User, error)
+	UserGetBySubject(ctx context.Context, issuer, subject string) (*User, error)
+	UserList(ctx context.Context) ([]*User, error)
+
+	GroupGetByName(ctx context.Context, name string) (*Group, error)
+	GroupList(ctx context.Context) ([]*Group, error)
+	GroupListForUser(ctx context.Context, userID string) ([]*Group, error)
+	GroupMemberList(ctx context.Context, groupID string) ([]*GroupMember, error)
+
+	TokenGetByHash(ctx context.Context, hash []byte) (*Token, error)
+	TokenGetByID(ctx context.Context, id string) (*Token, error)
+	TokenListForUser(ctx context.Context, userID string) ([]*Token, error)
+
+	SessionGetByHash(ctx context.Context, hash []byte) (*Session, error)
+
+	// AuditSize is the number of events in the log; positions are
+	// 0..AuditSize-1 with no gaps.
+	AuditSize(ctx context.Context) (int64, error)
+	AuditGet(ctx context.Context, seq int64) (*AuditEvent, error)
+	AuditList(ctx context.Context, p AuditListParams) ([]*AuditEvent, error)
+}
+
+// Tx is a write transaction.
+type Tx interface {
+	Reader
+
+	UserInsert(ctx context.Context, u *User) error
+	UserUpdate(ctx context.Context, u *User) error
+
+	GroupInsert(ctx context.Context, g *Group) error
+	GroupMemberAdd(ctx context.Context, m *GroupMember) error
+	GroupMemberRemove(ctx context.Context, groupID, userID string) error
+
+	TokenInsert(ctx context.Context, t *Token) error
+	TokenRevoke(ctx context.Context, id string, at time.Time) error
+
+	SessionInsert(ctx context.Context, s *Session) error
+	SessionRevoke(ctx context.Context, id string, at time.Time) error
+	// SessionRevokeForUser revokes every live session of a user and
+	// returns how many it revoked.
+	SessionRevokeForUser(ctx context.Context, userID string, at time.Time) (int64, error)
+
+	// AuditAppend assigns e.Seq (the next position, gap-free) and stores
+	// the event. There is no update or delete: the log is append-only.
+	AuditAppend(ctx context.Context, e *AuditEvent) error
+}
+
+// User is a person or service account.
+type User struct {
+	ID                 string
+	Username           string
+	DisplayName        string
+	Email              string
+	PasswordHash       string // argon2id PHC string; empty for SSO-only users
+	MustChangePassword bool
+	Disabled           bool
+	Issuer             string // OIDC issuer for SSO users, empty for local
+	Subject            string // OIDC subject for SSO users
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+}
+
+// Group is a named set of users that policies talk about.
+type Group struct {
+	ID          string
+	Name        string
+	Description string
+	CreatedAt   time.Time
+}
+
+// Membership sources: managed by an admin, or mapped from SSO claims at
+// each login (and replaced then).
+const (
+	MemberManual = "manual"
+	MemberSSO    = "sso"
+)
+
+// GroupMember links a user to a group.
+type GroupMember struct {
+	GroupID   string
+	UserID    string
+	Source    string
+	CreatedAt time.Time
+}
+
+// Token is an API token. Only the SHA-256 of the secret is stored.
+type Token struct {
+	ID         string
+	UserID     string
+	Name       string
+	Hash       []byte
+	CreatedAt  time.Time
+	ExpiresAt  time.Time // zero: never
+	LastUsedAt time.Time // zero: never used
+	RevokedAt  time.Time // zero: live
+}
+
+// Session is a browser session. Only the SHA-256 of the cookie value is
+// stored; the CSRF token is derived from the session secret.
+type Session struct {
+	ID         string
+	UserID     string
+	Hash       []byte
+	Method     string // password | sso
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	ExpiresAt  time.Time // absolute expiry
+	RevokedAt  time.Time
+	SourceAddr string
+	UserAgent  string
+}
+
+// AuditEvent is one leaf of the audit log. Type is a stable
+// "resource.verb" name.
+type AuditEvent struct {
+	Seq        int64
+	ID         string
+	Time       time.Time
+	Type       string
+	ActorID    string
+	ActorName  string
+	Subject    string
+	Outcome    string // success | failure | denied
+	RequestID  string
+	SourceAddr string
+	Details    json.RawMessage
+}
+
+// AuditListParams filters AuditList. After is exclusive; Limit 0 means 100.
+type AuditListParams struct {
+	After int64 // list events with Seq > After; -1 for from the start
+	Limit int
+	Type  string
+	Actor string
+}

@@ -1,0 +1,553 @@
+// Package storetest is the conformance suite every storage driver must
+// pass unchanged. A behaviour change in storage comes with a case here.
+package storetest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/airlockhq/airlock"
+	"github.com/airlockhq/airlock/internal/store"
+)
+
+// Harness tells the suite how to get a database from a driver.
+type Harness struct {
+	// New returns a fresh, migrated, isolated store and a locator string
+	// that Open accepts to reach the same database again.
+	New func(t *testing.T) (store.Store, string)
+	// Open opens an existing database by locator (running migrations).
+	Open func(ctx context.Context, locator string) (store.Store, error)
+	// Exec runs raw SQL against the database, as someone with database
+	// access would, bypassing the store.
+	Exec func(t *testing.T, s store.Store, sql string) error
+}
+
+// Run runs the whole suite.
+func Run(t *testing.T, h Harness) {
+	t.Run("Users", func(t *testing.T) { testUsers(t, h) })
+	t.Run("Groups", func(t *testing.T) { testGroups(t, h) })
+	t.Run("Tokens", func(t *testing.T) { testTokens(t, h) })
+	t.Run("Sessions", func(t *testing.T) { testSessions(t, h) })
+	t.Run("AuditAppend", func(t *testing.T) { testAuditAppend(t, h) })
+	t.Run("ChangeNeedsEvent", func(t *testing.T) { testChangeNeedsEvent(t, h) })
+	t.Run("EventRollsBackWithChange", func(t *testing.T) { testEventRollsBack(t, h) })
+	t.Run("AuditAppendOnly", func(t *testing.T) { testAuditAppendOnly(t, h) })
+	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrentWriters(t, h) })
+	t.Run("NewerSchemaRefused", func(t *testing.T) { testNewerSchema(t, h) })
+	t.Run("CrashLosesNoCommittedRow", func(t *testing.T) { testCrash(t, h) })
+}
+
+var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+func event(typ, subject string) *store.AuditEvent {
+	return &store.AuditEvent{ID: airlock.NewID(airlock.PrefixEvent, time.Now()), Time: time.Now().UTC(),
+		Type: typ, Subject: subject, ActorName: "storetest", Outcome: "success", Details: []byte(`{"k":"v"}`)}
+}
+
+func newUser(name string) *store.User {
+	return &store.User{ID: airlock.NewID(airlock.PrefixUser, t0), Username: name, DisplayName: strings.ToUpper(name),
+		Email: name + "@example.com", PasswordHash: "$argon2id$x", CreatedAt: t0, UpdatedAt: t0}
+}
+
+// insertUser inserts u with its audit event.
+func insertUser(t *testing.T, s store.Store, u *store.User) {
+	t.Helper()
+	err := s.Update(context.Background(), func(tx store.Tx) error {
+		if err := tx.UserInsert(context.Background(), u); err != nil {
+			return err
+		}
+		return tx.AuditAppend(context.Background(), event("user.create", u.ID))
+	})
+	if err != nil {
+		t.Fatalf("insert user %s: %v", u.Username, err)
+	}
+}
+
+func wantKind(t *testing.T, err error, kind airlock.Kind) {
+	t.Helper()
+	if got := airlock.ErrorKind(err); got != kind {
+		t.Fatalf("error kind = %q (%v), want %q", got, err, kind)
+	}
+}
+
+func testUsers(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s, _ := h.New(t)
+	u := newUser("alice")
+	u.Issuer, u.Subject = "https://idp", "sub-1"
+	insertUser(t, s, u)
+
+	got, err := s.UserGetByUsername(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *got != *u {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, u)
+	}
+	if got, err = s.UserGetBySubject(ctx, "https://idp", "sub-1"); err != nil || got.ID != u.ID {
+		t.Fatalf("by subject: %v %v", got, err)
+	}
+	_, err = s.UserGetByID(ctx, "usr_missing")
+	wantKind(t, err, airlock.NotFound)
+
+	dup := newUser("alice")
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.AuditAppend(ctx, event("user.create", dup.ID)); err != nil {
+			return err
+		}
+		return tx.UserInsert(ctx, dup)
+	})
+	wantKind(t, err, airlock.Conflict)
+	if n, _ := s.AuditSize(ctx); n != 1 {
+		t.Fatalf("refused insert left its audit event: size %d", n)
+	}
+
+	u.MustChangePassword, u.Disabled, u.UpdatedAt = true, true, t0.Add(time.Hour)
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.UserUpdate(ctx, u); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, event("user.update", u.ID))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.UserGetByID(ctx, u.ID)
+	if !got.MustChangePassword || !got.Disabled || !got.UpdatedAt.Equal(u.UpdatedAt) {
+		t.Fatalf("update not stored: %+v", got)
+	}
+	insertUser(t, s, newUser("bob"))
+	list, err := s.UserList(ctx)
+	if err != nil || len(list) != 2 || list[0].Username != "alice" || list[1].Username != "bob" {
+		t.Fatalf("list = %v, %v", list, err)
+	}
+	missing := newUser("nobody")
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.AuditAppend(ctx, event("user.update", missing.ID)); err != nil {
+			return err
+		}
+		return tx.UserUpdate(ctx, missing)
+	})
+	wantKind(t, err, airlock.NotFound)
+}
+
+func testGroups(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s, _ := h.New(t)
+	alice, bob := newUser("alice"), newUser("bob")
+	insertUser(t, s, alice)
+	insertUser(t, s, bob)
+	ops := &store.Group{ID: airlock.NewID(airlock.PrefixGroup, t0), Name: "ops", Description: "Operations", CreatedAt: t0}
+	dev := &store.Group{ID: airlock.NewID(airlock.PrefixGroup, t0), Name: "dev", CreatedAt: t0}
+	err := s.Update(ctx, func(tx store.Tx) error {
+		for _, g := range []*store.Group{ops, dev} {
+			if err := tx.GroupInsert(ctx, g); err != nil {
+				return err
+			}
+		}
+		for _, m := range []*store.GroupMember{
+			{GroupID: ops.ID, UserID: bob.ID, Source: store.MemberManual, CreatedAt: t0},
+			{GroupID: dev.ID, UserID: alice.ID, Source: store.MemberSSO, CreatedAt: t0},
+			{GroupID: ops.ID, UserID: alice.ID, Source: store.MemberManual, CreatedAt: t0},
+		} {
+			if err := tx.GroupMemberAdd(ctx, m); err != nil {
+				return err
+			}
+		}
+		return tx.AuditAppend(ctx, event("group.create", "ops,dev"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs, err := s.GroupListForUser(ctx, alice.ID)
+	if err != nil || len(gs) != 2 || gs[0].Name != "dev" || gs[1].Name != "ops" {
+		t.Fatalf("alice's groups = %v, %v", gs, err)
+	}
+	ms, err := s.GroupMemberList(ctx, ops.ID)
+	if err != nil || len(ms) != 2 {
+		t.Fatalf("ops members = %v, %v", ms, err)
+	}
+	g, err := s.GroupGetByName(ctx, "ops")
+	if err != nil || *g != *ops {
+		t.Fatalf("get ops = %+v, %v", g, err)
+	}
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.GroupMemberRemove(ctx, ops.ID, alice.ID); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, event("group.member_remove", ops.ID))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gs, _ := s.GroupListForUser(ctx, alice.ID); len(gs) != 1 {
+		t.Fatalf("after remove alice has %d groups", len(gs))
+	}
+	err = s.Update(ctx, func(tx store.Tx) error {
+		return tx.GroupMemberAdd(ctx, &store.GroupMember{GroupID: "grp_missing", UserID: alice.ID, Source: store.MemberManual, CreatedAt: t0})
+	})
+	if err == nil {
+		t.Fatal("membership in a missing group was stored: foreign keys are off")
+	}
+	if all, _ := s.GroupList(ctx); len(all) != 2 {
+		t.Fatalf("groups = %d", len(all))
+	}
+}
+
+func testTokens(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s, _ := h.New(t)
+	u := newUser("alice")
+	insertUser(t, s, u)
+	tok := &store.Token{ID: airlock.NewID(airlock.PrefixToken, t0), UserID: u.ID, Name: "ci",
+		Hash: []byte("0123456789abcdef0123456789abcdef"), CreatedAt: t0, ExpiresAt: t0.Add(24 * time.Hour)}
+	err := s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.TokenInsert(ctx, tok); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, event("token.create", tok.ID))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.TokenGetByHash(ctx, tok.Hash)
+	if err != nil || got.ID != tok.ID || !got.ExpiresAt.Equal(tok.ExpiresAt) || !got.RevokedAt.IsZero() || !got.LastUsedAt.IsZero() {
+		t.Fatalf("by hash = %+v, %v", got, err)
+	}
+	if err := s.TokenTouch(ctx, tok.ID, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = s.TokenGetByID(ctx, tok.ID); !got.LastUsedAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("last used = %v", got.LastUsedAt)
+	}
+	revoke := func() error {
+		return s.Update(ctx, func(tx store.Tx) error {
+			if err := tx.TokenRevoke(ctx, tok.ID, t0.Add(time.Hour)); err != nil {
+				return err
+			}
+			return tx.AuditAppend(ctx, event("token.revoke", tok.ID))
+		})
+	}
+	if err := revoke(); err != nil {
+		t.Fatal(err)
+	}
+	wantKind(t, revoke(), airlock.NotFound)
+	list, err := s.TokenListForUser(ctx, u.ID)
+	if err != nil || len(list) != 1 || !list[0].RevokedAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("list = %v, %v", list, err)
+	}
+	_, err = s.TokenGetByHash(ctx, []byte("nope"))
+	wantKind(t, err, airlock.NotFound)
+}
+
+func testSessions(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s, _ := h.New(t)
+	u := newUser("alice")
+	insertUser(t, s, u)
+	var sessions []*store.Session
+	for i := range 3 {
+		sessions = append(sessions, &store.Session{ID: airlock.NewID(airlock.PrefixSession, t0), UserID: u.ID,
+			Hash: []byte(fmt.Sprintf("hash-%d", i)), Method: "password", CreatedAt: t0, LastSeenAt: t0,
+			ExpiresAt: t0.Add(12 * time.Hour), SourceAddr: "127.0.0.1", UserAgent: "test"})
+	}
+	err := s.Update(ctx, func(tx store.Tx) error {
+		for _, se := range sessions {
+			if err := tx.SessionInsert(ctx, se); err != nil {
+				return err
+			}
+		}
+		return tx.AuditAppend(ctx, event("session.create", u.ID))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.SessionGetByHash(ctx, []byte("hash-0"))
+	if err != nil || got.ID != sessions[0].ID || !got.ExpiresAt.Equal(sessions[0].ExpiresAt) || got.UserAgent != "test" {
+		t.Fatalf("by hash = %+v, %v", got, err)
+	}
+	if err := s.SessionTouch(ctx, got.ID, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.SessionRevoke(ctx, sessions[0].ID, t0.Add(time.Hour)); err != nil {
+			return err
+		}
+		var err error
+		if n, err = tx.SessionRevokeForUser(ctx, u.ID, t0.Add(time.Hour)); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, event("session.revoke", u.ID))
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("revoke for user revoked %d (%v), want the 2 still live", n, err)
+	}
+	got, _ = s.SessionGetByHash(ctx, []byte("hash-0"))
+	if !got.LastSeenAt.Equal(t0.Add(time.Minute)) || !got.RevokedAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("session after touch and revoke: %+v", got)
+	}
+}
+
+func testAuditAppend(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s, _ := h.New(t)
+	var want []*store.AuditEvent
+	for i := range 5 {
+		e := event("test.append", fmt.Sprint(i))
+		err := s.Update(ctx, func(tx store.Tx) error { return tx.AuditAppend(ctx, e) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Seq != int64(i) {
+			t.Fatalf("event %d got position %d", i, e.Seq)
+		}
+		want = append(want, e)
+		// A rolled-back append gives its position back: no gaps.
+		_ = s.Update(ctx, func(tx store.Tx) error {
+			if err := tx.AuditAppend(ctx, event("test.rolled_back", "x")); err != nil {
+				return err
+			}
+			return errors.New("roll back")
+		})
+	}
+	if n, err := s.AuditSize(ctx); err != nil || n != 5 {
+		t.Fatalf("size = %d, %v", n, err)
+	}
+	got, err := s.AuditList(ctx, store.AuditListParams{After: -1})
+	if err != nil || len(got) != 5 {
+		t.Fatalf("list = %d, %v", len(got), err)
+	}
+	for i, e := range got {
+		w := want[i]
+		if e.Seq != w.Seq || e.ID != w.ID || e.Type != w.Type || e.Subject != w.Subject ||
+			!e.Time.Equal(w.Time.Truncate(time.Microsecond)) || string(e.Details) != string(w.Details) {
+			t.Fatalf("event %d:\n got %+v\nwant %+v", i, e, w)
+		}
+	}
+	page, _ := s.AuditList(ctx, store.AuditListParams{After: 2, Limit: 1})
+	if len(page) != 1 || page[0].Seq != 3 {
+		t.Fatalf("page after 2 = %v", page)
+	}
+	one, err := s.AuditGet(ctx, 4)
+	if err != nil || one.ID != want[4].ID {
+		t.Fatalf("get 4 = %v, %v", one, err)
+	}
+	_, err = s.AuditGet(ctx, 5)
+	wantKind(t, err, airlock.NotFound)
+	filtered, _ := s.AuditList(ctx, store.AuditListParams{After: -1, Type: "test.rolled_back"})
+	if len(filtered) != 0 {
+		t.Fatalf("rolled-back events visible: %v", filtered)
+	}
+}
+
+func testChangeNeedsEvent(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s, _ := h.New(t)
+	err := s.Update(ctx, func(tx store.Tx) error { return tx.UserInsert(ctx, newUser("ghost")) })
+	if err == nil {
+		t.Fatal("a state change without an audit event committed")
+	}
+	if _, err := s.UserGetByUsername(ctx, "ghost"); airlock.ErrorKind(err) != airlock.NotFound {
+		t.Fatalf("unaudited change is visible: %v", err)
+	}
+}
+
+func testEventRollsBack(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s, _ := h.New(t)
+	err := s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.UserInsert(ctx, newUser("carol")); err != nil {
+			return err
+		}
+		if err := tx.AuditAppend(ctx, event("user.create", "carol")); err != nil {
+			return err
+		}
+		return errors.New("later step failed")
+	})
+	if err == nil {
+		t.Fatal("expected the error back")
+	}
+	if n, _ := s.AuditSize(ctx); n != 0 {
+		t.Fatalf("event of a rolled-back change kept: size %d", n)
+	}
+	if _, err := s.UserGetByUsername(ctx, "carol"); airlock.ErrorKind(err) != airlock.NotFound {
+		t.Fatalf("rolled-back change visible: %v", err)
+	}
+}
+
+func testAuditAppendOnly(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s, _ := h.New(t)
+	if err := s.Update(ctx, func(tx store.Tx) error { return tx.AuditAppend(ctx, event("test.append", "x")) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`UPDATE audit_events SET subject = 'edited'`,
+		`DELETE FROM audit_events`,
+	} {
+		if err := h.Exec(t, s, q); err == nil {
+			t.Errorf("%q succeeded on the append-only log", q)
+		}
+	}
+	e, err := s.AuditGet(ctx, 0)
+	if err != nil || e.Subject != "x" {
+		t.Fatalf("event after attempts: %+v, %v", e, err)
+	}
+}
+
+func testConcurrentWriters(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s, _ := h.New(t)
+	const writers, each = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				u := newUser(fmt.Sprintf("w%d-%d", w, i))
+				u.ID = airlock.NewID(airlock.PrefixUser, time.Now())
+				errs <- s.Update(ctx, func(tx store.Tx) error {
+					if err := tx.UserInsert(ctx, u); err != nil {
+						return err
+					}
+					return tx.AuditAppend(ctx, event("user.create", u.ID))
+				})
+				// Readers run alongside writers.
+				if _, err := s.UserGetByUsername(ctx, u.Username); err != nil {
+					errs <- fmt.Errorf("read own write: %w", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent writer: %v", err)
+		}
+	}
+	n, _ := s.AuditSize(ctx)
+	if n != writers*each {
+		t.Fatalf("audit size %d, want %d", n, writers*each)
+	}
+	evs, _ := s.AuditList(ctx, store.AuditListParams{After: -1, Limit: writers * each})
+	for i, e := range evs {
+		if e.Seq != int64(i) {
+			t.Fatalf("position %d holds seq %d: the log has a gap", i, e.Seq)
+		}
+	}
+}
+
+func testNewerSchema(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s, loc := h.New(t)
+	if v, err := s.SchemaVersion(ctx); err != nil || v < 1 {
+		t.Fatalf("schema version %d, %v", v, err)
+	}
+	if err := h.Exec(t, s, `INSERT INTO airlock_schema_migrations (version, name, applied_at) VALUES (999, 'future', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := h.Open(ctx, loc)
+	if err == nil {
+		s2.Close()
+		t.Fatal("opened a database whose schema is newer than this binary")
+	}
+	if !strings.Contains(err.Error(), "newer") {
+		t.Fatalf("error does not say the schema is newer: %v", err)
+	}
+}
+
+// CrashChildEnv names the environment variable that turns a test binary
+// into the crash test's writer. Drivers call MaybeCrashChild from TestMain.
+const CrashChildEnv = "AIRLOCK_STORETEST_CRASH_CHILD"
+
+// MaybeCrashChild, when the test binary was started as the crash test's
+// child, writes users with their events forever, printing each ID after
+// its commit returns, until it is killed. It never returns then.
+func MaybeCrashChild(open func(ctx context.Context, locator string) (store.Store, error)) {
+	loc := os.Getenv(CrashChildEnv)
+	if loc == "" {
+		return
+	}
+	ctx := context.Background()
+	s, err := open(ctx, loc)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "crash child:", err)
+		os.Exit(3)
+	}
+	for i := 0; ; i++ {
+		u := newUser(fmt.Sprintf("crash-%d", i))
+		u.ID = airlock.NewID(airlock.PrefixUser, time.Now())
+		err := s.Update(ctx, func(tx store.Tx) error {
+			if err := tx.UserInsert(ctx, u); err != nil {
+				return err
+			}
+			return tx.AuditAppend(ctx, event("user.create", u.ID))
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "crash child:", err)
+			os.Exit(3)
+		}
+		fmt.Fprintln(os.Stdout, u.ID)
+	}
+}
+
+func testCrash(t *testing.T, h Harness) {
+	s, loc := h.New(t)
+	s.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), CrashChildEnv+"="+loc)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var committed []string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		committed = append(committed, sc.Text())
+		if len(committed) == 200 {
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			break
+		}
+	}
+	// Drain what the pipe still holds: those commits returned too.
+	for sc.Scan() {
+		committed = append(committed, sc.Text())
+	}
+	_ = cmd.Wait()
+	if len(committed) < 200 {
+		t.Fatalf("child committed only %d rows before exiting", len(committed))
+	}
+	s2, err := h.Open(context.Background(), loc)
+	if err != nil {
+		t.Fatalf("reopen after kill: %v", err)
+	}
+	defer s2.Close()
+	ctx := context.Background()
+	for _, id := range committed {
+		if _, err := s2.UserGetByID(ctx, id); err != nil {
+			t.Fatalf("committed user %s lost after kill: %v", id, err)
+		}
+	}
+	users, _ := s2.UserList(ctx)
+	n, _ := s2.AuditSize(ctx)
+	if int64(len(users)) != n {
+		t.Fatalf("%d users but %d audit events: a change and its event were split", len(users), n)
+	}
+}
