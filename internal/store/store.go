@@ -84,9 +84,9 @@ type Tx interface {
 
 	SessionInsert(ctx context.Context, s *Session) error
 	SessionRevoke(ctx context.Context, id string, at time.Time) error
-	// SessionRevokeForUser revokes every live session of a user and
-	// returns how many it revoked.
-	SessionRevokeForUser(ctx context.Context, userID string, at time.Time) (int64, error)
+	// SessionRevokeForUser revokes every live session of a user but
+	// exceptID (may be empty) and returns how many it revoked.
+	SessionRevokeForUser(ctx context.Context, userID, exceptID string, at time.Time) (int64, error)
 
 	// AuditAppend assigns e.Seq (the next position, gap-free) and stores
 	// the event. There is no update or delete: the log is append-only.

@@ -206,8 +206,9 @@ func (tx *Tx) SessionRevoke(ctx context.Context, id string, at time.Time) error 
 	return expectOne(res, "live session")
 }
 
-func (tx *Tx) SessionRevokeForUser(ctx context.Context, userID string, at time.Time) (int64, error) {
-	res, err := tx.change(ctx, `UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, micros(at), userID)
+func (tx *Tx) SessionRevokeForUser(ctx context.Context, userID, exceptID string, at time.Time) (int64, error) {
+	res, err := tx.change(ctx, `UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND id <> ? AND revoked_at IS NULL`,
+		micros(at), userID, exceptID)
 	if err != nil {
 		return 0, err
 	}

@@ -284,13 +284,16 @@ func testSessions(t *testing.T, h Harness) {
 			return err
 		}
 		var err error
-		if n, err = tx.SessionRevokeForUser(ctx, u.ID, t0.Add(time.Hour)); err != nil {
+		if n, err = tx.SessionRevokeForUser(ctx, u.ID, sessions[2].ID, t0.Add(time.Hour)); err != nil {
 			return err
 		}
 		return tx.AuditAppend(ctx, event("session.revoke", u.ID))
 	})
-	if err != nil || n != 2 {
-		t.Fatalf("revoke for user revoked %d (%v), want the 2 still live", n, err)
+	if err != nil || n != 1 {
+		t.Fatalf("revoke for user revoked %d (%v), want the 1 live but the kept one", n, err)
+	}
+	if kept, _ := s.SessionGetByHash(ctx, []byte("hash-2")); !kept.RevokedAt.IsZero() {
+		t.Fatal("the excepted session was revoked")
 	}
 	got, _ = s.SessionGetByHash(ctx, []byte("hash-0"))
 	if !got.LastSeenAt.Equal(t0.Add(time.Minute)) || !got.RevokedAt.Equal(t0.Add(time.Hour)) {

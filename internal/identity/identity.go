@@ -1,0 +1,722 @@
+// Package identity owns who a caller is: local users with argon2id
+// passwords, groups, API tokens, browser sessions, login throttling and
+// single sign-on users. Every login, failed login, token creation and
+// revocation is an audit event written in the same transaction as the
+// change.
+//
+// It knows nothing of HTTP: the api package turns requests into calls
+// here, and the principal it returns travels in the context.
+package identity
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/airlockhq/airlock"
+	"github.com/airlockhq/airlock/internal/audit"
+	"github.com/airlockhq/airlock/internal/store"
+)
+
+// Config holds the identity settings.
+type Config struct {
+	SessionIdleTimeout     time.Duration
+	SessionAbsoluteTimeout time.Duration
+	TokenDefaultTTL        time.Duration
+	TokenMaxTTL            time.Duration
+	AdminGroup             string
+	Throttle               ThrottleConfig
+}
+
+// DefaultConfig returns the defaults documented in docs/configuration.md.
+func DefaultConfig() Config {
+	return Config{
+		SessionIdleTimeout:     30 * time.Minute,
+		SessionAbsoluteTimeout: 12 * time.Hour,
+		TokenDefaultTTL:        90 * 24 * time.Hour,
+		TokenMaxTTL:            366 * 24 * time.Hour,
+		AdminGroup:             "admins",
+		Throttle:               DefaultThrottleConfig(),
+	}
+}
+
+// Service is the identity service.
+type Service struct {
+	store    store.Store
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+	throttle *throttle
+	// dummyHash is verified against when the user does not exist, so a
+	// failed login takes the same time either way.
+	dummyHash string
+}
+
+// New returns a Service. now may be nil for time.Now.
+func New(s store.Store, cfg Config, log *slog.Logger, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: s, cfg: cfg, log: log, now: now, throttle: newThrottle(cfg.Throttle), dummyHash: HashPassword(RandomPassword())}
+}
+
+// Principal is an authenticated caller.
+type Principal struct {
+	UserID             string
+	Username           string
+	Groups             []string
+	MustChangePassword bool
+	// Via is "session" or "token"; SessionID or TokenID names which.
+	Via       string
+	SessionID string
+	TokenID   string
+}
+
+// Actor returns the audit actor for p.
+func (p *Principal) Actor() audit.Actor { return audit.Actor{ID: p.UserID, Name: p.Username} }
+
+// InGroup reports whether p is a member of group.
+func (p *Principal) InGroup(group string) bool { return slices.Contains(p.Groups, group) }
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p. Only the authentication
+// middleware calls it.
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the principal in ctx, or nil.
+func PrincipalFrom(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
+}
+
+// IsAdmin reports whether p belongs to the admin group. The policy issue
+// replaces this check with the authorizer.
+func (s *Service) IsAdmin(p *Principal) bool { return p != nil && p.InGroup(s.cfg.AdminGroup) }
+
+var usernameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+// ValidUsername reports whether name is a valid username or group name.
+func ValidUsername(name string) bool { return usernameRE.MatchString(name) }
+
+func validatePassword(field, pw string) error {
+	if len(pw) < MinPasswordLength {
+		return airlock.FieldError(field, "must be at least %d characters", MinPasswordLength)
+	}
+	if len(pw) > 1024 {
+		return airlock.FieldError(field, "must be at most 1024 characters")
+	}
+	return nil
+}
+
+// Bootstrap creates the admin user and admin group on a store that has no
+// users yet, and returns the one-time password (empty when nothing was
+// created). The password must be changed at first login.
+func (s *Service) Bootstrap(ctx context.Context) (string, error) {
+	users, err := s.store.UserList(ctx)
+	if err != nil {
+		return "", err
+	}
+	if len(users) > 0 {
+		return "", nil
+	}
+	pw := RandomPassword()
+	_, err = s.CreateUser(ctx, audit.System, CreateUserParams{
+		Username: "admin", DisplayName: "Administrator", Password: pw, MustChangePassword: true,
+		Groups: []string{s.cfg.AdminGroup},
+	})
+	if err != nil {
+		return "", fmt.Errorf("bootstrap admin: %w", err)
+	}
+	return pw, nil
+}
+
+// CreateUserParams are the inputs of CreateUser.
+type CreateUserParams struct {
+	Username           string
+	DisplayName        string
+	Email              string
+	Password           string // empty: no password login (SSO only)
+	MustChangePassword bool
+	Groups             []string // created when missing
+}
+
+// CreateUser creates a local user and its group memberships.
+func (s *Service) CreateUser(ctx context.Context, actor audit.Actor, p CreateUserParams) (*store.User, error) {
+	if !ValidUsername(p.Username) {
+		return nil, airlock.FieldError("username", "must be 1-63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	now := s.now().UTC()
+	u := &store.User{ID: airlock.NewID(airlock.PrefixUser, now), Username: p.Username, DisplayName: p.DisplayName,
+		Email: p.Email, MustChangePassword: p.MustChangePassword, CreatedAt: now, UpdatedAt: now}
+	if p.Password != "" {
+		if err := validatePassword("password", p.Password); err != nil {
+			return nil, err
+		}
+		u.PasswordHash = HashPassword(p.Password)
+	}
+	for _, g := range p.Groups {
+		if !ValidUsername(g) {
+			return nil, airlock.FieldError("groups", "%q is not a valid group name", g)
+		}
+	}
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		if err := tx.UserInsert(ctx, u); err != nil {
+			if airlock.ErrorKind(err) == airlock.Conflict {
+				return &airlock.Error{Kind: airlock.Conflict, Field: "username", Message: fmt.Sprintf("user %q already exists", p.Username)}
+			}
+			return err
+		}
+		if err := tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserCreate, actor, u.ID, audit.Success,
+			map[string]any{"username": u.Username, "groups": p.Groups, "must_change_password": u.MustChangePassword})); err != nil {
+			return err
+		}
+		for _, name := range p.Groups {
+			if err := s.addMember(ctx, tx, actor, name, u, store.MemberManual); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// ensureGroup returns the group named name, creating it when missing.
+func (s *Service) ensureGroup(ctx context.Context, tx store.Tx, actor audit.Actor, name string) (*store.Group, error) {
+	g, err := tx.GroupGetByName(ctx, name)
+	if err == nil {
+		return g, nil
+	}
+	if airlock.ErrorKind(err) != airlock.NotFound {
+		return nil, err
+	}
+	now := s.now().UTC()
+	g = &store.Group{ID: airlock.NewID(airlock.PrefixGroup, now), Name: name, CreatedAt: now}
+	if err := tx.GroupInsert(ctx, g); err != nil {
+		return nil, err
+	}
+	return g, tx.AuditAppend(ctx, audit.New(ctx, now, audit.GroupCreate, actor, g.ID, audit.Success, map[string]any{"name": name}))
+}
+
+func (s *Service) addMember(ctx context.Context, tx store.Tx, actor audit.Actor, group string, u *store.User, source string) error {
+	g, err := s.ensureGroup(ctx, tx, actor, group)
+	if err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	if err := tx.GroupMemberAdd(ctx, &store.GroupMember{GroupID: g.ID, UserID: u.ID, Source: source, CreatedAt: now}); err != nil {
+		if airlock.ErrorKind(err) == airlock.Conflict {
+			return airlock.Errorf(airlock.Conflict, "%s is already a member of %s", u.Username, group)
+		}
+		return err
+	}
+	return tx.AuditAppend(ctx, audit.New(ctx, now, audit.GroupMemberAdd, actor, g.ID, audit.Success,
+		map[string]any{"group": group, "user_id": u.ID, "username": u.Username, "source": source}))
+}
+
+// AddMember adds a user to a group (created when missing). Admins only.
+func (s *Service) AddMember(ctx context.Context, p *Principal, group, username string) error {
+	if !s.IsAdmin(p) {
+		return errForbidden
+	}
+	if !ValidUsername(group) {
+		return airlock.FieldError("group", "%q is not a valid group name", group)
+	}
+	return s.store.Update(ctx, func(tx store.Tx) error {
+		u, err := tx.UserGetByUsername(ctx, username)
+		if err != nil {
+			return err
+		}
+		return s.addMember(ctx, tx, p.Actor(), group, u, store.MemberManual)
+	})
+}
+
+// RemoveMember removes a user from a group. Admins only.
+func (s *Service) RemoveMember(ctx context.Context, p *Principal, group, username string) error {
+	if !s.IsAdmin(p) {
+		return errForbidden
+	}
+	return s.store.Update(ctx, func(tx store.Tx) error {
+		u, err := tx.UserGetByUsername(ctx, username)
+		if err != nil {
+			return err
+		}
+		g, err := tx.GroupGetByName(ctx, group)
+		if err != nil {
+			return err
+		}
+		if group == s.cfg.AdminGroup && u.ID == p.UserID {
+			return airlock.Errorf(airlock.Conflict, "admins cannot remove themselves from %s", group)
+		}
+		if err := tx.GroupMemberRemove(ctx, g.ID, u.ID); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, audit.New(ctx, s.now(), audit.GroupMemberRemove, p.Actor(), g.ID, audit.Success,
+			map[string]any{"group": group, "user_id": u.ID, "username": u.Username}))
+	})
+}
+
+var (
+	errForbidden   = airlock.Errorf(airlock.Forbidden, "not permitted")
+	errBadLogin    = airlock.Errorf(airlock.Unauthenticated, "invalid username or password")
+	errNotLoggedIn = airlock.Errorf(airlock.Unauthenticated, "authentication required")
+	errThrottled   = airlock.Errorf(airlock.TooManyRequests, "too many failed logins; try again later")
+)
+
+// PasswordLogin checks a username and password. Failures are audited and
+// throttled per account and per source address; the caller learns only
+// that the login failed, never whether the user exists.
+func (s *Service) PasswordLogin(ctx context.Context, username, password string) (*store.User, error) {
+	meta := audit.MetaFrom(ctx)
+	now := s.now()
+	if !s.throttle.allow(now, username, meta.SourceAddr) {
+		s.recordLoginEvent(ctx, audit.UserLoginThrottled, audit.Denied, nil, username, "throttled")
+		return nil, errThrottled
+	}
+	u, err := s.store.UserGetByUsername(ctx, username)
+	if err != nil && airlock.ErrorKind(err) != airlock.NotFound {
+		return nil, err
+	}
+	hash := s.dummyHash
+	if u != nil && u.PasswordHash != "" {
+		hash = u.PasswordHash
+	}
+	ok, verr := VerifyPassword(hash, password)
+	reason := ""
+	switch {
+	case verr != nil:
+		reason = "unreadable password hash"
+		s.log.Error("verify password", "user_id", u.ID, "err", verr)
+	case u == nil:
+		reason = "unknown user"
+	case u.PasswordHash == "":
+		reason = "no password set"
+	case !ok:
+		reason = "wrong password"
+	case u.Disabled:
+		reason = "user disabled"
+	}
+	if reason != "" {
+		s.throttle.fail(now, username, meta.SourceAddr)
+		s.recordLoginEvent(ctx, audit.UserLoginFailed, audit.Failure, u, username, reason)
+		return nil, errBadLogin
+	}
+	s.throttle.succeed(username)
+	return u, nil
+}
+
+// recordLoginEvent appends a login event that goes with no state change.
+func (s *Service) recordLoginEvent(ctx context.Context, typ, outcome string, u *store.User, username, reason string) {
+	actor := audit.Actor{Name: username}
+	subject := ""
+	if u != nil {
+		actor.ID, subject = u.ID, u.ID
+	}
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		return tx.AuditAppend(ctx, audit.New(ctx, s.now(), typ, actor, subject, outcome, map[string]any{"username": username, "reason": reason}))
+	})
+	if err != nil {
+		s.log.Error("audit login event", "type", typ, "err", err)
+	}
+}
+
+// NewSession starts a browser session for u and returns the cookie
+// secret. previous, when set, is the session the browser presented: it is
+// revoked, so a login always rotates the session.
+func (s *Service) NewSession(ctx context.Context, u *store.User, method, previous string) (secret string, sess *store.Session, err error) {
+	now := s.now().UTC()
+	meta := audit.MetaFrom(ctx)
+	secret = newSecret("als_")
+	sess = &store.Session{ID: airlock.NewID(airlock.PrefixSession, now), UserID: u.ID, Hash: hashSecret(secret),
+		Method: method, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.SessionAbsoluteTimeout),
+		SourceAddr: meta.SourceAddr, UserAgent: truncate(meta.UserAgent, 256)}
+	err = s.store.Update(ctx, func(tx store.Tx) error {
+		if previous != "" {
+			if old, err := tx.SessionGetByHash(ctx, hashSecret(previous)); err == nil && old.RevokedAt.IsZero() {
+				if err := tx.SessionRevoke(ctx, old.ID, now); err != nil {
+					return err
+				}
+			}
+		}
+		if err := tx.SessionInsert(ctx, sess); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserLogin, audit.Actor{ID: u.ID, Name: u.Username}, u.ID, audit.Success,
+			map[string]any{"method": method, "session_id": sess.ID, "credential": "session"}))
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	return secret, sess, nil
+}
+
+// Authenticate resolves a credential, either a session cookie secret or an
+// API token, to a principal. Expired, revoked and unknown credentials all
+// give the same error.
+func (s *Service) Authenticate(ctx context.Context, secret string) (*Principal, error) {
+	now := s.now()
+	switch {
+	case strings.HasPrefix(secret, "als_"):
+		sess, err := s.store.SessionGetByHash(ctx, hashSecret(secret))
+		if err != nil {
+			return nil, notLoggedIn(err)
+		}
+		if !sess.RevokedAt.IsZero() || now.After(sess.ExpiresAt) || now.After(sess.LastSeenAt.Add(s.cfg.SessionIdleTimeout)) {
+			return nil, errNotLoggedIn
+		}
+		p, err := s.principal(ctx, sess.UserID)
+		if err != nil {
+			return nil, err
+		}
+		p.Via, p.SessionID = "session", sess.ID
+		// Record activity at most once a minute, to keep reads read-only.
+		if now.Sub(sess.LastSeenAt) > time.Minute {
+			if err := s.store.SessionTouch(ctx, sess.ID, now); err != nil {
+				s.log.Warn("touch session", "session_id", sess.ID, "err", err)
+			}
+		}
+		return p, nil
+	case strings.HasPrefix(secret, "alt_"):
+		tok, err := s.store.TokenGetByHash(ctx, hashSecret(secret))
+		if err != nil {
+			return nil, notLoggedIn(err)
+		}
+		if !tok.RevokedAt.IsZero() || (!tok.ExpiresAt.IsZero() && now.After(tok.ExpiresAt)) {
+			return nil, errNotLoggedIn
+		}
+		p, err := s.principal(ctx, tok.UserID)
+		if err != nil {
+			return nil, err
+		}
+		p.Via, p.TokenID = "token", tok.ID
+		if now.Sub(tok.LastUsedAt) > time.Minute {
+			if err := s.store.TokenTouch(ctx, tok.ID, now); err != nil {
+				s.log.Warn("touch token", "token_id", tok.ID, "err", err)
+			}
+		}
+		return p, nil
+	}
+	return nil, errNotLoggedIn
+}
+
+func notLoggedIn(err error) error {
+	if airlock.ErrorKind(err) == airlock.NotFound {
+		return errNotLoggedIn
+	}
+	return err
+}
+
+func (s *Service) principal(ctx context.Context, userID string) (*Principal, error) {
+	u, err := s.store.UserGetByID(ctx, userID)
+	if err != nil {
+		return nil, notLoggedIn(err)
+	}
+	if u.Disabled {
+		return nil, errNotLoggedIn
+	}
+	gs, err := s.store.GroupListForUser(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	p := &Principal{UserID: u.ID, Username: u.Username, MustChangePassword: u.MustChangePassword}
+	for _, g := range gs {
+		p.Groups = append(p.Groups, g.Name)
+	}
+	return p, nil
+}
+
+// Logout revokes the session or token the principal authenticated with.
+func (s *Service) Logout(ctx context.Context, p *Principal) error {
+	now := s.now()
+	return s.store.Update(ctx, func(tx store.Tx) error {
+		var err error
+		details := map[string]any{"via": p.Via}
+		if p.Via == "session" {
+			err = tx.SessionRevoke(ctx, p.SessionID, now)
+			details["session_id"] = p.SessionID
+		} else {
+			err = tx.TokenRevoke(ctx, p.TokenID, now)
+			details["token_id"] = p.TokenID
+		}
+		if err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserLogout, p.Actor(), p.UserID, audit.Success, details))
+	})
+}
+
+// ChangePassword sets a new password for the principal after checking the
+// current one, clears the first-login flag, and revokes every other
+// session of the user.
+func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, next string) error {
+	if err := validatePassword("new_password", next); err != nil {
+		return err
+	}
+	if current == next {
+		return airlock.FieldError("new_password", "must differ from the current password")
+	}
+	u, err := s.store.UserGetByID(ctx, p.UserID)
+	if err != nil {
+		return err
+	}
+	if ok, err := VerifyPassword(u.PasswordHash, current); err != nil || !ok {
+		s.throttle.fail(s.now(), u.Username, audit.MetaFrom(ctx).SourceAddr)
+		return &airlock.Error{Kind: airlock.Invalid, Field: "current_password", Message: "is not the current password"}
+	}
+	now := s.now().UTC()
+	u.PasswordHash, u.MustChangePassword, u.UpdatedAt = HashPassword(next), false, now
+	return s.store.Update(ctx, func(tx store.Tx) error {
+		if err := tx.UserUpdate(ctx, u); err != nil {
+			return err
+		}
+		revoked, err := tx.SessionRevokeForUser(ctx, u.ID, p.SessionID, now)
+		if err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserPasswordChange, p.Actor(), u.ID, audit.Success,
+			map[string]any{"other_sessions_revoked": revoked}))
+	})
+}
+
+// CreateToken creates an API token for the principal and returns its
+// secret, which is shown once and never stored.
+func (s *Service) CreateToken(ctx context.Context, p *Principal, name string, ttl time.Duration) (string, *store.Token, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 100 {
+		return "", nil, airlock.FieldError("name", "must be 1-100 characters")
+	}
+	if ttl == 0 {
+		ttl = s.cfg.TokenDefaultTTL
+	}
+	if ttl < time.Minute || ttl > s.cfg.TokenMaxTTL {
+		return "", nil, airlock.FieldError("ttl", "must be between 1m and %s", s.cfg.TokenMaxTTL)
+	}
+	now := s.now().UTC()
+	secret := newSecret("alt_")
+	tok := &store.Token{ID: airlock.NewID(airlock.PrefixToken, now), UserID: p.UserID, Name: name,
+		Hash: hashSecret(secret), CreatedAt: now, ExpiresAt: now.Add(ttl)}
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		if err := tx.TokenInsert(ctx, tok); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.TokenCreate, p.Actor(), tok.ID, audit.Success,
+			map[string]any{"name": name, "user_id": p.UserID, "expires_at": tok.ExpiresAt}))
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	return secret, tok, nil
+}
+
+// IssueLoginToken creates an API token for a user who just proved their
+// password (the CLI's login), audited as a login.
+func (s *Service) IssueLoginToken(ctx context.Context, u *store.User, name string) (string, *store.Token, error) {
+	p := &Principal{UserID: u.ID, Username: u.Username}
+	secret, tok, err := s.CreateToken(ctx, p, name, 0)
+	if err != nil {
+		return "", nil, err
+	}
+	s.recordLoginEvent(ctx, audit.UserLogin, audit.Success, u, u.Username, "")
+	return secret, tok, nil
+}
+
+// ListTokens lists the principal's own tokens.
+func (s *Service) ListTokens(ctx context.Context, p *Principal) ([]*store.Token, error) {
+	return s.store.TokenListForUser(ctx, p.UserID)
+}
+
+// RevokeToken revokes a token. Users revoke their own; admins any. A token
+// the caller may not touch is "not found", so IDs leak nothing.
+func (s *Service) RevokeToken(ctx context.Context, p *Principal, id string) error {
+	now := s.now()
+	return s.store.Update(ctx, func(tx store.Tx) error {
+		tok, err := tx.TokenGetByID(ctx, id)
+		if err != nil {
+			return err
+		}
+		if tok.UserID != p.UserID && !s.IsAdmin(p) {
+			return airlock.Errorf(airlock.NotFound, "token not found")
+		}
+		if err := tx.TokenRevoke(ctx, id, now); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.TokenRevoke, p.Actor(), id, audit.Success,
+			map[string]any{"name": tok.Name, "owner_id": tok.UserID}))
+	})
+}
+
+// ListUsers lists users with their groups. Admins only.
+func (s *Service) ListUsers(ctx context.Context, p *Principal) ([]*store.User, map[string][]string, error) {
+	if !s.IsAdmin(p) {
+		return nil, nil, errForbidden
+	}
+	us, err := s.store.UserList(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	groups := map[string][]string{}
+	for _, u := range us {
+		gs, err := s.store.GroupListForUser(ctx, u.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, g := range gs {
+			groups[u.ID] = append(groups[u.ID], g.Name)
+		}
+	}
+	return us, groups, nil
+}
+
+func newSecret(prefix string) string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+}
+
+// hashSecret is SHA-256: the secrets carry 256 random bits, so a slow hash
+// adds nothing and a fast one keeps every request cheap.
+func hashSecret(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
+// CSRFToken derives the CSRF token of a session from its secret. Only the
+// holder of the cookie (the browser, and the server when the cookie comes
+// back) can compute it; a cross-site attacker can read neither.
+func CSRFToken(sessionSecret string) string {
+	h := sha256.Sum256([]byte("airlock-csrf\x00" + sessionSecret))
+	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(h[:20])
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// SSOUser is a verified single sign-on identity with its mapped groups.
+type SSOUser struct {
+	Issuer, Subject, Username, Email, Name string
+	Groups                                 []string // Airlock group names
+}
+
+// SSOLogin finds or creates the user for a verified SSO identity and
+// replaces their SSO-sourced group memberships with the mapped groups.
+// Memberships an admin granted by hand are left alone. A local account
+// with the same username is never taken over.
+func (s *Service) SSOLogin(ctx context.Context, in SSOUser) (*store.User, error) {
+	if in.Subject == "" || in.Issuer == "" {
+		return nil, airlock.Errorf(airlock.Unauthenticated, "single sign-on failed")
+	}
+	now := s.now().UTC()
+	var u *store.User
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		var err error
+		u, err = tx.UserGetBySubject(ctx, in.Issuer, in.Subject)
+		switch {
+		case err == nil:
+			if u.Disabled {
+				return errNotLoggedIn
+			}
+			if u.Email != in.Email || (in.Name != "" && u.DisplayName != in.Name) {
+				u.Email, u.UpdatedAt = in.Email, now
+				if in.Name != "" {
+					u.DisplayName = in.Name
+				}
+				if err := tx.UserUpdate(ctx, u); err != nil {
+					return err
+				}
+				if err := tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserUpdate, audit.System, u.ID, audit.Success,
+					map[string]any{"source": "sso", "email": u.Email})); err != nil {
+					return err
+				}
+			}
+		case airlock.ErrorKind(err) == airlock.NotFound:
+			if !ValidUsername(in.Username) {
+				return airlock.Errorf(airlock.Unauthenticated, "single sign-on gave no usable username")
+			}
+			u = &store.User{ID: airlock.NewID(airlock.PrefixUser, now), Username: in.Username, DisplayName: in.Name,
+				Email: in.Email, Issuer: in.Issuer, Subject: in.Subject, CreatedAt: now, UpdatedAt: now}
+			if err := tx.UserInsert(ctx, u); err != nil {
+				if airlock.ErrorKind(err) == airlock.Conflict {
+					return airlock.Errorf(airlock.Conflict, "username %q belongs to another account; ask an admin", in.Username)
+				}
+				return err
+			}
+			if err := tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserCreate, audit.System, u.ID, audit.Success,
+				map[string]any{"username": u.Username, "source": "sso", "issuer": in.Issuer})); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+		return s.syncSSOGroups(ctx, tx, u, in.Groups)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+func (s *Service) syncSSOGroups(ctx context.Context, tx store.Tx, u *store.User, want []string) error {
+	current, err := tx.GroupListForUser(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	have := map[string]string{} // group name -> source
+	for _, g := range current {
+		ms, err := tx.GroupMemberList(ctx, g.ID)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if m.UserID == u.ID {
+				have[g.Name] = m.Source
+			}
+		}
+	}
+	wanted := map[string]bool{}
+	var added, removed []string
+	for _, name := range want {
+		wanted[name] = true
+		if _, ok := have[name]; ok {
+			continue
+		}
+		g, err := s.ensureGroup(ctx, tx, audit.System, name)
+		if err != nil {
+			return err
+		}
+		if err := tx.GroupMemberAdd(ctx, &store.GroupMember{GroupID: g.ID, UserID: u.ID, Source: store.MemberSSO, CreatedAt: s.now().UTC()}); err != nil {
+			return err
+		}
+		added = append(added, name)
+	}
+	for _, g := range current {
+		if have[g.Name] == store.MemberSSO && !wanted[g.Name] {
+			if err := tx.GroupMemberRemove(ctx, g.ID, u.ID); err != nil {
+				return err
+			}
+			removed = append(removed, g.Name)
+		}
+	}
+	if len(added)+len(removed) == 0 {
+		return nil
+	}
+	return tx.AuditAppend(ctx, audit.New(ctx, s.now(), audit.GroupSSOSync, audit.System, u.ID, audit.Success,
+		map[string]any{"username": u.Username, "added": added, "removed": removed}))
+}

@@ -1,0 +1,267 @@
+package identity_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/airlockhq/airlock"
+	"github.com/airlockhq/airlock/internal/audit"
+	"github.com/airlockhq/airlock/internal/identity"
+	"github.com/airlockhq/airlock/internal/store"
+	"github.com/airlockhq/airlock/internal/store/sqlite"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+func setup(t *testing.T) (*identity.Service, store.Store, *clock) {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "a.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	c := &clock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
+	return identity.New(s, identity.DefaultConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)), c.now), s, c
+}
+
+func events(t *testing.T, s store.Store, typ string) []*store.AuditEvent {
+	t.Helper()
+	evs, err := s.AuditList(context.Background(), store.AuditListParams{After: -1, Type: typ, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+func TestPasswordHash(t *testing.T) {
+	h := identity.HashPassword("correct horse battery")
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=65536,t=3,p=2$") {
+		t.Fatalf("hash %q is not argon2id with the chosen parameters", h)
+	}
+	if ok, err := identity.VerifyPassword(h, "correct horse battery"); !ok || err != nil {
+		t.Fatalf("verify right password: %v %v", ok, err)
+	}
+	if ok, _ := identity.VerifyPassword(h, "correct horse batterY"); ok {
+		t.Fatal("wrong password verified")
+	}
+	if h == identity.HashPassword("correct horse battery") {
+		t.Fatal("two hashes of one password are equal: no salt")
+	}
+}
+
+func TestBootstrapOnce(t *testing.T) {
+	svc, s, _ := setup(t)
+	ctx := context.Background()
+	pw, err := svc.Bootstrap(ctx)
+	if err != nil || len(pw) < identity.MinPasswordLength {
+		t.Fatalf("bootstrap: %q %v", pw, err)
+	}
+	u, err := svc.PasswordLogin(ctx, "admin", pw)
+	if err != nil || !u.MustChangePassword {
+		t.Fatalf("admin login: %+v %v", u, err)
+	}
+	if pw2, err := svc.Bootstrap(ctx); pw2 != "" || err != nil {
+		t.Fatalf("second bootstrap created again: %q %v", pw2, err)
+	}
+	if n := len(events(t, s, audit.UserCreate)); n != 1 {
+		t.Fatalf("%d user.create events", n)
+	}
+}
+
+func TestLoginThrottledAndAudited(t *testing.T) {
+	svc, s, c := setup(t)
+	ctx := audit.WithMeta(context.Background(), audit.Meta{SourceAddr: "192.0.2.1"})
+	if _, err := svc.CreateUser(ctx, audit.System, identity.CreateUserParams{Username: "alice", Password: "alice-password-1"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		_, err := svc.PasswordLogin(ctx, "alice", "wrong")
+		if airlock.ErrorKind(err) != airlock.Unauthenticated || airlock.ErrorMessage(err) != "invalid username or password" {
+			t.Fatalf("failure %d: %v", i, err)
+		}
+	}
+	// The sixth attempt is throttled even with the right password.
+	if _, err := svc.PasswordLogin(ctx, "alice", "alice-password-1"); airlock.ErrorKind(err) != airlock.TooManyRequests {
+		t.Fatalf("sixth attempt: %v", err)
+	}
+	if n := len(events(t, s, audit.UserLoginFailed)); n != 5 {
+		t.Fatalf("%d failed-login events, want 5", n)
+	}
+	th := events(t, s, audit.UserLoginThrottled)
+	if len(th) != 1 || th[0].SourceAddr != "192.0.2.1" {
+		t.Fatalf("throttled events: %+v", th)
+	}
+	c.add(16 * time.Minute)
+	if _, err := svc.PasswordLogin(ctx, "alice", "alice-password-1"); err != nil {
+		t.Fatalf("after the window: %v", err)
+	}
+	// An unknown user fails the same way as a wrong password.
+	_, err := svc.PasswordLogin(ctx, "mallory", "whatever-password")
+	if airlock.ErrorMessage(err) != "invalid username or password" {
+		t.Fatalf("unknown user: %v", err)
+	}
+}
+
+func TestAddressThrottleAcrossAccounts(t *testing.T) {
+	svc, _, _ := setup(t)
+	ctx := audit.WithMeta(context.Background(), audit.Meta{SourceAddr: "198.51.100.7"})
+	for i := range 20 {
+		svc.PasswordLogin(ctx, "user"+string(rune('a'+i)), "x")
+	}
+	if _, err := svc.PasswordLogin(ctx, "zed", "x"); airlock.ErrorKind(err) != airlock.TooManyRequests {
+		t.Fatalf("password spray from one address not throttled: %v", err)
+	}
+}
+
+func TestSessionExpiry(t *testing.T) {
+	svc, _, c := setup(t)
+	ctx := context.Background()
+	u, _ := svc.CreateUser(ctx, audit.System, identity.CreateUserParams{Username: "bob", Password: "bob-password-12"})
+	secret, _, err := svc.NewSession(ctx, u, "password", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := svc.Authenticate(ctx, secret)
+	if err != nil || p.Username != "bob" || p.Via != "session" {
+		t.Fatalf("authenticate: %+v %v", p, err)
+	}
+	c.add(31 * time.Minute) // idle timeout is 30m
+	if _, err := svc.Authenticate(ctx, secret); airlock.ErrorKind(err) != airlock.Unauthenticated {
+		t.Fatalf("idle session accepted: %v", err)
+	}
+
+	secret, _, _ = svc.NewSession(ctx, u, "password", "")
+	for range 25 { // active every 29 minutes for over 12 hours
+		c.add(29 * time.Minute)
+		if _, err := svc.Authenticate(ctx, secret); err != nil {
+			break
+		}
+	}
+	if _, err := svc.Authenticate(ctx, secret); airlock.ErrorKind(err) != airlock.Unauthenticated {
+		t.Fatalf("session past its absolute expiry accepted: %v", err)
+	}
+
+	// A new login rotates the session: the one presented is revoked.
+	old, _, _ := svc.NewSession(ctx, u, "password", "")
+	fresh, _, _ := svc.NewSession(ctx, u, "password", old)
+	if _, err := svc.Authenticate(ctx, old); err == nil {
+		t.Fatal("session survived a new login in the same browser")
+	}
+	if _, err := svc.Authenticate(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTokenLifecycle(t *testing.T) {
+	svc, s, c := setup(t)
+	ctx := context.Background()
+	u, _ := svc.CreateUser(ctx, audit.System, identity.CreateUserParams{Username: "carol", Password: "carol-password-1"})
+	owner := &identity.Principal{UserID: u.ID, Username: u.Username}
+	secret, tok, err := svc.CreateToken(ctx, owner, "ci", time.Hour)
+	if err != nil || !strings.HasPrefix(secret, "alt_") {
+		t.Fatalf("create: %q %v", secret, err)
+	}
+	if strings.Contains(string(tok.Hash), secret) {
+		t.Fatal("token stored in clear")
+	}
+	p, err := svc.Authenticate(ctx, secret)
+	if err != nil || p.UserID != u.ID || p.TokenID != tok.ID {
+		t.Fatalf("authenticate: %+v %v", p, err)
+	}
+	c.add(61 * time.Minute)
+	if _, err := svc.Authenticate(ctx, secret); airlock.ErrorKind(err) != airlock.Unauthenticated {
+		t.Fatalf("expired token accepted: %v", err)
+	}
+	secret, tok, _ = svc.CreateToken(ctx, owner, "ci2", time.Hour)
+	other, _ := svc.CreateUser(ctx, audit.System, identity.CreateUserParams{Username: "mallory", Password: "mallory-password"})
+	err = svc.RevokeToken(ctx, &identity.Principal{UserID: other.ID, Username: "mallory"}, tok.ID)
+	if airlock.ErrorKind(err) != airlock.NotFound {
+		t.Fatalf("another user revoked the token: %v", err)
+	}
+	if err := svc.RevokeToken(ctx, owner, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Authenticate(ctx, secret); airlock.ErrorKind(err) != airlock.Unauthenticated {
+		t.Fatalf("revoked token accepted: %v", err)
+	}
+	if len(events(t, s, audit.TokenCreate)) != 2 || len(events(t, s, audit.TokenRevoke)) != 1 {
+		t.Fatal("token events missing")
+	}
+	if _, _, err := svc.CreateToken(ctx, owner, "forever", 10*365*24*time.Hour); airlock.ErrorField(err) != "ttl" {
+		t.Fatalf("token beyond the max lifetime: %v", err)
+	}
+}
+
+func TestChangePassword(t *testing.T) {
+	svc, _, _ := setup(t)
+	ctx := context.Background()
+	pw, _ := svc.Bootstrap(ctx)
+	u, _ := svc.PasswordLogin(ctx, "admin", pw)
+	other, _, _ := svc.NewSession(ctx, u, "password", "")
+	cur, sess, _ := svc.NewSession(ctx, u, "password", "")
+	p, _ := svc.Authenticate(ctx, cur)
+	if !p.MustChangePassword {
+		t.Fatal("bootstrap admin need not change the password")
+	}
+	if err := svc.ChangePassword(ctx, p, "not-the-password", "a-new-password-1"); airlock.ErrorField(err) != "current_password" {
+		t.Fatalf("wrong current password: %v", err)
+	}
+	if err := svc.ChangePassword(ctx, p, pw, "short"); airlock.ErrorField(err) != "new_password" {
+		t.Fatalf("short password: %v", err)
+	}
+	if err := svc.ChangePassword(ctx, p, pw, "a-new-password-1"); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := svc.Authenticate(ctx, cur); err != nil || p.MustChangePassword || p.SessionID != sess.ID {
+		t.Fatalf("current session after change: %+v %v", p, err)
+	}
+	if _, err := svc.Authenticate(ctx, other); err == nil {
+		t.Fatal("other session survived a password change")
+	}
+	if _, err := svc.PasswordLogin(ctx, "admin", pw); err == nil {
+		t.Fatal("old password still works")
+	}
+}
+
+func TestSSOLoginMapsGroups(t *testing.T) {
+	svc, s, _ := setup(t)
+	ctx := context.Background()
+	in := identity.SSOUser{Issuer: "https://idp", Subject: "42", Username: "frank", Email: "frank@example.com", Groups: []string{"dev", "qa"}}
+	u, err := svc.SSOLogin(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := &identity.Principal{UserID: "usr_x", Username: "root", Groups: []string{"admins"}}
+	if err := svc.AddMember(ctx, admin, "oncall", "frank"); err != nil {
+		t.Fatal(err)
+	}
+	in.Groups = []string{"dev"}
+	if u2, err := svc.SSOLogin(ctx, in); err != nil || u2.ID != u.ID {
+		t.Fatalf("second login: %v %v", u2, err)
+	}
+	gs, _ := s.GroupListForUser(ctx, u.ID)
+	var names []string
+	for _, g := range gs {
+		names = append(names, g.Name)
+	}
+	if strings.Join(names, ",") != "dev,oncall" {
+		t.Fatalf("groups after sync = %v, want dev (sso) and oncall (manual)", names)
+	}
+	// A local account is never taken over by an SSO identity with its name.
+	svc.CreateUser(ctx, audit.System, identity.CreateUserParams{Username: "gina", Password: "gina-password-12"})
+	if _, err := svc.SSOLogin(ctx, identity.SSOUser{Issuer: "https://idp", Subject: "43", Username: "gina"}); airlock.ErrorKind(err) != airlock.Conflict {
+		t.Fatalf("sso took over a local account: %v", err)
+	}
+}
