@@ -1,0 +1,287 @@
+// Package config is Airlock's one configuration struct: defaults, the YAML
+// file, AIRLOCK_* environment variables and flags, in rising precedence,
+// and a Validate that names the bad field. Every key is documented with
+// its default in docs/configuration.md.
+package config
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/airlockhq/airlock/internal/sso"
+	"github.com/airlockhq/airlock/internal/strictyaml"
+)
+
+// Config is the server configuration.
+type Config struct {
+	Listen    string   `yaml:"listen"`
+	Data      string   `yaml:"data"`
+	PublicURL string   `yaml:"public_url"`
+	Database  Database `yaml:"database"`
+	TLS       TLS      `yaml:"tls"`
+	Log       Log      `yaml:"log"`
+	Session   Session  `yaml:"session"`
+	Tokens    Tokens   `yaml:"tokens"`
+	Login     Login    `yaml:"login"`
+	// AdminGroup members manage users, groups and tokens.
+	AdminGroup      string        `yaml:"admin_group"`
+	OIDC            sso.Config    `yaml:"oidc"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Database selects the storage driver.
+type Database struct {
+	Driver   string `yaml:"driver"` // sqlite | postgres
+	URL      string `yaml:"url"`    // postgres only
+	MaxConns int    `yaml:"max_conns"`
+}
+
+// TLS enables HTTPS when both files are set.
+type TLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Format string `yaml:"format"` // text | json
+	Level  string `yaml:"level"`  // debug | info | warn | error
+}
+
+// Session configures browser sessions.
+type Session struct {
+	IdleTimeout     time.Duration `yaml:"idle_timeout"`
+	AbsoluteTimeout time.Duration `yaml:"absolute_timeout"`
+}
+
+// Tokens configures API tokens.
+type Tokens struct {
+	DefaultTTL time.Duration `yaml:"default_ttl"`
+	MaxTTL     time.Duration `yaml:"max_ttl"`
+}
+
+// Login configures failed-login throttling.
+type Login struct {
+	MaxAccountFailures int           `yaml:"max_account_failures"`
+	MaxAddressFailures int           `yaml:"max_address_failures"`
+	Window             time.Duration `yaml:"window"`
+}
+
+// Default returns the defaults.
+func Default() Config {
+	return Config{
+		Listen:          "127.0.0.1:8080",
+		Data:            "./airlock-data",
+		Database:        Database{Driver: "sqlite", MaxConns: 16},
+		Log:             Log{Format: "text", Level: "info"},
+		Session:         Session{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: 12 * time.Hour},
+		Tokens:          Tokens{DefaultTTL: 90 * 24 * time.Hour, MaxTTL: 366 * 24 * time.Hour},
+		Login:           Login{MaxAccountFailures: 5, MaxAddressFailures: 20, Window: 15 * time.Minute},
+		AdminGroup:      "admins",
+		OIDC:            sso.Config{GroupsClaim: "groups", UsernameClaim: "preferred_username"},
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// Load returns the defaults overlaid with the file at path (if path is not
+// empty) and then with AIRLOCK_* variables from environ.
+func Load(path string, environ []string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config file: %w", err)
+		}
+		if err := strictyaml.Decode(path, data, &cfg); err != nil {
+			return cfg, err
+		}
+	}
+	if err := applyEnv(&cfg, environ); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// EnvName returns the environment variable for a dotted key path.
+func EnvName(key string) string {
+	return "AIRLOCK_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// Keys lists every configuration key (dotted) in declaration order.
+func Keys() []string {
+	var keys []string
+	walk(reflect.ValueOf(&Config{}).Elem(), "", func(key string, _ reflect.Value) { keys = append(keys, key) })
+	return keys
+}
+
+func walk(v reflect.Value, prefix string, fn func(key string, v reflect.Value)) {
+	t := v.Type()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		key := name
+		if prefix != "" {
+			key = prefix + "." + name
+		}
+		f := v.Field(i)
+		if f.Kind() == reflect.Struct && f.Type() != reflect.TypeFor[time.Duration]() {
+			walk(f, key, fn)
+			continue
+		}
+		fn(key, f)
+	}
+}
+
+func applyEnv(cfg *Config, environ []string) error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "AIRLOCK_") {
+			env[k] = v
+		}
+	}
+	var err error
+	walk(reflect.ValueOf(cfg).Elem(), "", func(key string, f reflect.Value) {
+		name := EnvName(key)
+		val, ok := env[name]
+		if !ok || err != nil {
+			return
+		}
+		if e := setFromString(f, val); e != nil {
+			err = fmt.Errorf("%s (%s): %v", name, key, e)
+		}
+	})
+	return err
+}
+
+func setFromString(f reflect.Value, s string) error {
+	switch {
+	case f.Type() == reflect.TypeFor[time.Duration]():
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("expected a duration such as 30s, 15m or 12h, got %q", s)
+		}
+		f.SetInt(int64(d))
+	case f.Kind() == reflect.String:
+		f.SetString(s)
+	case f.Kind() == reflect.Int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("expected an integer, got %q", s)
+		}
+		f.SetInt(int64(n))
+	case f.Kind() == reflect.Slice:
+		var items []string
+		for p := range strings.SplitSeq(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				items = append(items, p)
+			}
+		}
+		f.Set(reflect.ValueOf(items))
+	case f.Kind() == reflect.Map:
+		m := map[string]string{}
+		for p := range strings.SplitSeq(s, ",") {
+			k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+			if !ok {
+				return fmt.Errorf("expected comma-separated key=value pairs, got %q", s)
+			}
+			m[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+		f.Set(reflect.ValueOf(m))
+	default:
+		return fmt.Errorf("unsupported type %s", f.Type())
+	}
+	return nil
+}
+
+// FieldError is a validation error naming the key.
+type FieldError struct {
+	Key string
+	Msg string
+}
+
+func (e *FieldError) Error() string { return e.Key + ": " + e.Msg }
+
+// Validate checks the configuration and returns the first problem, naming
+// its key and what was expected.
+func (c *Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return &FieldError{"listen", fmt.Sprintf("expected host:port such as 127.0.0.1:8080, got %q", c.Listen)}
+	}
+	if c.Data == "" {
+		return &FieldError{"data", "expected a directory path"}
+	}
+	switch c.Database.Driver {
+	case "sqlite":
+	case "postgres":
+		if c.Database.URL == "" {
+			return &FieldError{"database.url", "expected a postgres:// URL when database.driver is postgres"}
+		}
+	default:
+		return &FieldError{"database.driver", fmt.Sprintf("expected sqlite or postgres, got %q", c.Database.Driver)}
+	}
+	if c.Database.MaxConns < 1 {
+		return &FieldError{"database.max_conns", "expected a positive integer"}
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		return &FieldError{"tls", "expected both tls.cert and tls.key, or neither"}
+	}
+	if c.TLS.Cert != "" {
+		for _, f := range []struct{ key, path string }{{"tls.cert", c.TLS.Cert}, {"tls.key", c.TLS.Key}} {
+			if _, err := os.Stat(f.path); err != nil {
+				return &FieldError{f.key, fmt.Sprintf("expected a readable PEM file: %v", err)}
+			}
+		}
+		if _, err := tls.LoadX509KeyPair(c.TLS.Cert, c.TLS.Key); err != nil {
+			return &FieldError{"tls.cert", fmt.Sprintf("expected a PEM certificate matching tls.key: %v", err)}
+		}
+	}
+	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
+		return &FieldError{"log.format", fmt.Sprintf("expected text or json, got %q", c.Log.Format)}
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		return &FieldError{"log.level", fmt.Sprintf("expected debug, info, warn or error, got %q", c.Log.Level)}
+	}
+	for _, f := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"session.idle_timeout", c.Session.IdleTimeout}, {"session.absolute_timeout", c.Session.AbsoluteTimeout},
+		{"tokens.default_ttl", c.Tokens.DefaultTTL}, {"tokens.max_ttl", c.Tokens.MaxTTL},
+		{"login.window", c.Login.Window}, {"shutdown_timeout", c.ShutdownTimeout},
+	} {
+		if f.d <= 0 {
+			return &FieldError{f.key, "expected a positive duration"}
+		}
+	}
+	if c.Session.IdleTimeout > c.Session.AbsoluteTimeout {
+		return &FieldError{"session.idle_timeout", "expected at most session.absolute_timeout"}
+	}
+	if c.Tokens.DefaultTTL > c.Tokens.MaxTTL {
+		return &FieldError{"tokens.default_ttl", "expected at most tokens.max_ttl"}
+	}
+	if c.AdminGroup == "" {
+		return &FieldError{"admin_group", "expected a group name"}
+	}
+	if c.OIDC.Issuer != "" {
+		if c.OIDC.ClientID == "" {
+			return &FieldError{"oidc.client_id", "expected the client ID registered with the provider"}
+		}
+		if c.OIDC.RedirectURL == "" && c.PublicURL == "" {
+			return &FieldError{"oidc.redirect_url", "expected a callback URL (or set public_url)"}
+		}
+	}
+	return nil
+}
+
+// DatabasePath is the SQLite file inside the data directory.
+func (c *Config) DatabasePath() string { return filepath.Join(c.Data, "airlock.db") }
