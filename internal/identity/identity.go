@@ -332,6 +332,12 @@ func (s *Service) recordLoginEvent(ctx context.Context, typ, outcome string, u *
 	}
 }
 
+// RecordSSOFailure audits a refused single sign-on callback. reason is
+// for the log and the audit trail, never for the caller.
+func (s *Service) RecordSSOFailure(ctx context.Context, reason string) {
+	s.recordLoginEvent(ctx, audit.UserLoginFailed, audit.Failure, nil, "", "sso: "+reason)
+}
+
 // NewSession starts a browser session for u and returns the cookie
 // secret. previous, when set, is the session the browser presented: it is
 // revoked, so a login always rotates the session.

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/airlockhq/airlock/internal/config"
+	"github.com/airlockhq/airlock/internal/server"
+	"github.com/airlockhq/airlock/internal/strictyaml"
+)
+
+type serveFlags struct {
+	config string
+	listen string
+	data   string
+}
+
+func (f *serveFlags) register(c *cobra.Command) {
+	c.Flags().StringVarP(&f.config, "config", "c", os.Getenv("AIRLOCK_CONFIG"), "configuration file (YAML); env AIRLOCK_CONFIG")
+	c.Flags().StringVar(&f.listen, "listen", "", "listen address (default 127.0.0.1:8080); env AIRLOCK_LISTEN")
+	c.Flags().StringVar(&f.data, "data", "", "data directory (default ./airlock-data); env AIRLOCK_DATA")
+}
+
+// load builds the configuration: defaults < file < AIRLOCK_* < flags.
+func (f *serveFlags) load(c *cobra.Command) (config.Config, error) {
+	cfg, err := config.Load(f.config, os.Environ())
+	if err != nil {
+		return cfg, configError(err)
+	}
+	if c.Flags().Changed("listen") {
+		cfg.Listen = f.listen
+	}
+	if c.Flags().Changed("data") {
+		cfg.Data = f.data
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, configError(err)
+	}
+	return cfg, nil
+}
+
+func configError(err error) error {
+	var es strictyaml.Errors
+	if errors.As(err, &es) {
+		lines := make([]string, len(es))
+		for i, e := range es {
+			lines[i] = e.Error()
+		}
+		return fmt.Errorf("config: %s", strings.Join(lines, "\nairlock: config: "))
+	}
+	return fmt.Errorf("config: %w", err)
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func (a *app) serveCmd() *cobra.Command {
+	var f serveFlags
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Airlock server",
+		Long: "Run the Airlock server with the configuration from --config, AIRLOCK_* environment variables and flags.\n" +
+			"On a fresh data directory it creates the 'admin' user and prints its one-time password once.\n" +
+			"SIGTERM or Ctrl-C stops it gracefully: in-flight requests finish first.",
+		Example: "  airlock serve --config /etc/airlock/airlock.yaml\n  AIRLOCK_DATABASE_DRIVER=postgres AIRLOCK_DATABASE_URL=postgres://airlock@db/airlock airlock serve",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := f.load(cmd)
+			if err != nil {
+				return err
+			}
+			return a.serve(cmd.Context(), cfg, nil)
+		},
+	}
+	f.register(c)
+	return c
+}
+
+// serve runs a server until ctx ends. started, when set, runs once the
+// server listens (the demo prints its banner there).
+func (a *app) serve(ctx context.Context, cfg config.Config, started func(s *server.Server) error) error {
+	log := newLogger(cfg, a.stderr)
+	s, err := server.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := s.Listen(); err != nil {
+		s.Close()
+		return err
+	}
+	log.Info("airlock listening", "url", s.URL(), "driver", cfg.Database.Driver, "version", version)
+	if s.AdminPassword != "" {
+		fmt.Fprintf(a.stdout, "\nCreated user 'admin' with one-time password:\n\n    %s\n\nIt is shown only now and must be changed at first login.\n\n", s.AdminPassword)
+	}
+	if started != nil {
+		if err := started(s); err != nil {
+			s.Close()
+			return err
+		}
+	}
+	return s.Serve(ctx)
+}

@@ -1,0 +1,81 @@
+package api
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/airlockhq/airlock"
+)
+
+// status is the one mapping from error kind to HTTP status.
+func status(k airlock.Kind) int {
+	switch k {
+	case airlock.Invalid:
+		return http.StatusBadRequest
+	case airlock.NotFound:
+		return http.StatusNotFound
+	case airlock.Conflict:
+		return http.StatusConflict
+	case airlock.Unauthenticated:
+		return http.StatusUnauthorized
+	case airlock.Forbidden, airlock.PasswordExpired:
+		return http.StatusForbidden
+	case airlock.TooManyRequests:
+		return http.StatusTooManyRequests
+	case airlock.Unavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// ErrorBody is the JSON shape of every error response.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail carries a stable code, a message safe to show, and the
+// offending field when there is one.
+type ErrorDetail struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Field     string `json:"field,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	kind := airlock.ErrorKind(err)
+	if kind == airlock.Internal {
+		log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path,
+			"request_id", requestID(r.Context()), "err", err)
+	}
+	if kind == airlock.TooManyRequests {
+		w.Header().Set("Retry-After", "60")
+	}
+	writeJSON(w, status(kind), ErrorBody{Error: ErrorDetail{Code: string(kind), Message: airlock.ErrorMessage(err),
+		Field: airlock.ErrorField(err), RequestID: requestID(r.Context())}})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// readJSON decodes a JSON request body strictly: unknown fields are
+// errors that name the field.
+func readJSON(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" && !hasPrefix(ct, "application/json;") {
+		return airlock.Errorf(airlock.Invalid, "expected Content-Type: application/json")
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &airlock.Error{Kind: airlock.Invalid, Message: "invalid JSON body: " + err.Error()}
+	}
+	return nil
+}
+
+func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }

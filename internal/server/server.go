@@ -1,0 +1,225 @@
+// Package server composes Airlock: it opens the store named by the
+// configuration, bootstraps the first admin, builds the services and the
+// HTTP handler, and runs the HTTP server with graceful shutdown. Tests
+// start whole servers through it, as the binary does.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/airlockhq/airlock/internal/api"
+	"github.com/airlockhq/airlock/internal/config"
+	"github.com/airlockhq/airlock/internal/identity"
+	"github.com/airlockhq/airlock/internal/sso"
+	"github.com/airlockhq/airlock/internal/store"
+	"github.com/airlockhq/airlock/internal/store/postgres"
+	"github.com/airlockhq/airlock/internal/store/sqlite"
+)
+
+// Server is a running (or ready to run) Airlock.
+type Server struct {
+	Config   config.Config
+	Log      *slog.Logger
+	Store    store.Store
+	Identity *identity.Service
+	// AdminPassword is the one-time password of the admin user created on
+	// this start, or empty when the store already had users.
+	AdminPassword string
+
+	handler http.Handler
+	http    *http.Server
+	ln      net.Listener
+	ready   atomic.Bool
+}
+
+// OpenStore opens the store the configuration names.
+func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
+	switch cfg.Database.Driver {
+	case "postgres":
+		return postgres.Open(ctx, cfg.Database.URL, postgres.Options{MaxConns: cfg.Database.MaxConns})
+	default:
+		return sqlite.Open(ctx, cfg.DatabasePath())
+	}
+}
+
+// New opens the store, applies migrations, bootstraps the admin user on a
+// fresh store and builds the HTTP handler. cfg must be valid.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	st, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Config: cfg, Log: log, Store: st}
+	if err := s.build(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) build(ctx context.Context) error {
+	cfg := s.Config
+	icfg := identity.Config{
+		SessionIdleTimeout: cfg.Session.IdleTimeout, SessionAbsoluteTimeout: cfg.Session.AbsoluteTimeout,
+		TokenDefaultTTL: cfg.Tokens.DefaultTTL, TokenMaxTTL: cfg.Tokens.MaxTTL, AdminGroup: cfg.AdminGroup,
+		Throttle: identity.ThrottleConfig{MaxAccountFailures: cfg.Login.MaxAccountFailures,
+			MaxAddressFailures: cfg.Login.MaxAddressFailures, Window: cfg.Login.Window},
+	}
+	s.Identity = identity.New(s.Store, icfg, s.Log, nil)
+	pw, err := s.Identity.Bootstrap(ctx)
+	if err != nil {
+		return err
+	}
+	s.AdminPassword = pw
+
+	var provider *sso.Provider
+	if cfg.OIDC.Enabled() {
+		oc := cfg.OIDC
+		if oc.RedirectURL == "" {
+			oc.RedirectURL = strings.TrimRight(cfg.PublicURL, "/") + "/auth/oidc/callback"
+		}
+		if provider, err = sso.New(ctx, oc); err != nil {
+			return err
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for name, db := range s.Store.DBs() {
+		reg.MustRegister(collectors.NewDBStatsCollector(db, name))
+	}
+	h := &api.Handler{Identity: s.Identity, SSO: provider, Log: s.Log, Metrics: api.NewMetrics(reg),
+		Secure: cfg.TLS.Cert != "", SessionMaxAge: int(cfg.Session.AbsoluteTimeout.Seconds())}
+	mux := http.NewServeMux()
+	h.Register(mux)
+	mux.Handle("GET /healthz", h.Wrap("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})))
+	mux.Handle("GET /readyz", h.Wrap("GET /readyz", http.HandlerFunc(s.readyz)))
+	mux.Handle("GET /metrics", h.Wrap("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	mux.Handle("GET /{$}", h.Wrap("GET /", http.HandlerFunc(landing)))
+	mux.Handle("/", h.Wrap("not found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte(`{"error":{"code":"not_found","message":"no such endpoint"}}` + "\n"))
+	})))
+	s.handler = securityHeaders(cfg.TLS.Cert != "", mux)
+	s.ready.Store(true)
+	return nil
+}
+
+// Handler is the complete HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if !s.ready.Load() {
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+		return
+	}
+	if err := s.Store.Ping(ctx); err != nil {
+		s.Log.Warn("readyz: database unreachable", "err", err)
+		http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+		return
+	}
+	if v, err := s.Store.SchemaVersion(ctx); err != nil || v == 0 {
+		http.Error(w, "migrations not applied", http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte("ready\n"))
+}
+
+func securityHeaders(tlsOn bool, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+		h.Set("Cache-Control", "no-store")
+		if tlsOn {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func landing(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write([]byte(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Airlock</title></head>
+<body><h1>Airlock</h1><p>Airlock is running. The web interface is not part of this release yet:
+use the CLI (<code>airlock login --server URL</code>) or the REST API under <code>/api/v1</code>.</p></body></html>
+`))
+}
+
+// Listen binds the configured address. Call before Serve; URL is valid
+// after it.
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.Config.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if s.Config.TLS.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(s.Config.TLS.Cert, s.Config.TLS.Key)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("tls.cert: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	s.ln = ln
+	return nil
+}
+
+// URL is the base URL the server answers on.
+func (s *Server) URL() string {
+	scheme := "http"
+	if s.Config.TLS.Cert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + s.ln.Addr().String()
+}
+
+// Serve serves until ctx is done, then shuts down gracefully: new
+// connections are refused, in-flight requests get ShutdownTimeout to
+// finish, and the store is closed.
+func (s *Server) Serve(ctx context.Context) error {
+	s.http = &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.ln) }()
+	select {
+	case err := <-errc:
+		s.Store.Close()
+		return err
+	case <-ctx.Done():
+	}
+	s.Log.Info("shutting down", "timeout", s.Config.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.Config.ShutdownTimeout)
+	defer cancel()
+	err := s.http.Shutdown(sctx)
+	if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
+		err = e
+	}
+	if cerr := s.Store.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Close releases the store of a server that was never served.
+func (s *Server) Close() error { return s.Store.Close() }
