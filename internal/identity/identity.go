@@ -726,3 +726,6 @@ func (s *Service) syncSSOGroups(ctx context.Context, tx store.Tx, u *store.User,
 	return tx.AuditAppend(ctx, audit.New(ctx, s.now(), audit.GroupSSOSync, audit.System, u.ID, audit.Success,
 		map[string]any{"username": u.Username, "added": added, "removed": removed}))
 }
+
+// SetNow replaces the clock; tests move time with it.
+func (s *Service) SetNow(now func() time.Time) { s.now = now }
