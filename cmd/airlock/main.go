@@ -16,7 +16,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
-
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".

@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/airlockhq/airlock"
@@ -55,7 +56,8 @@ type Service struct {
 	now      func() time.Time
 	throttle *throttle
 	// dummyHash is verified against when the user does not exist, so a
-	// failed login takes the same time either way.
+	// failed login takes the same time either way. Made on first use.
+	dummyOnce sync.Once
 	dummyHash string
 }
 
@@ -64,7 +66,7 @@ func New(s store.Store, cfg Config, log *slog.Logger, now func() time.Time) *Ser
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: s, cfg: cfg, log: log, now: now, throttle: newThrottle(cfg.Throttle), dummyHash: HashPassword(RandomPassword())}
+	return &Service{store: s, cfg: cfg, log: log, now: now, throttle: newThrottle(cfg.Throttle)}
 }
 
 // Principal is an authenticated caller.
@@ -289,6 +291,7 @@ func (s *Service) PasswordLogin(ctx context.Context, username, password string) 
 	if err != nil && airlock.ErrorKind(err) != airlock.NotFound {
 		return nil, err
 	}
+	s.dummyOnce.Do(func() { s.dummyHash = HashPassword(RandomPassword()) })
 	hash := s.dummyHash
 	if u != nil && u.PasswordHash != "" {
 		hash = u.PasswordHash

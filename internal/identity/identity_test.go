@@ -47,7 +47,7 @@ func events(t *testing.T, s store.Store, typ string) []*store.AuditEvent {
 
 func TestPasswordHash(t *testing.T) {
 	h := identity.HashPassword("correct horse battery")
-	if !strings.HasPrefix(h, "$argon2id$v=19$m=65536,t=3,p=2$") {
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") {
 		t.Fatalf("hash %q is not argon2id with the chosen parameters", h)
 	}
 	if ok, err := identity.VerifyPassword(h, "correct horse battery"); !ok || err != nil {
