@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
+	"sync"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -93,22 +97,41 @@ func (a *app) demoCmd() *cobra.Command {
 
 // seedDemo creates the demo users on a fresh store. On a data directory
 // that already has them it changes nothing, and their passwords are the
-// ones printed when they were created.
+// ones printed when they were created. Users are created concurrently:
+// hashing their passwords is most of the demo's start-up time.
 func seedDemo(ctx context.Context, s *server.Server) ([]DemoUser, error) {
-	var out []DemoUser
+	var (
+		mu   sync.Mutex
+		out  []DemoUser
+		errs []error
+		wg   sync.WaitGroup
+	)
 	for _, p := range demoPeople {
 		if _, err := s.Store.UserGetByUsername(ctx, p.Username); err == nil {
 			continue
 		}
-		p.Password = identity.RandomPassword()
-		if _, err := s.Identity.CreateUser(ctx, audit.Actor{Name: "demo"}, identity.CreateUserParams{
-			Username: p.Username, DisplayName: p.Username, Email: p.Username + "@demo.airlock.local",
-			Password: p.Password, Groups: p.Groups,
-		}); err != nil {
-			return nil, fmt.Errorf("demo user %s: %w", p.Username, err)
-		}
-		out = append(out, p)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.Password = identity.RandomPassword()
+			_, err := s.Identity.CreateUser(ctx, audit.Actor{Name: "demo"}, identity.CreateUserParams{
+				Username: p.Username, DisplayName: p.Username, Email: p.Username + "@demo.airlock.local",
+				Password: p.Password, Groups: p.Groups,
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("demo user %s: %w", p.Username, err))
+				return
+			}
+			out = append(out, p)
+		}()
 	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b DemoUser) int { return strings.Compare(a.Username, b.Username) })
 	return out, nil
 }
 

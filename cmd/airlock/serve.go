@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -91,7 +92,8 @@ func (a *app) serveCmd() *cobra.Command {
 }
 
 // serve runs a server until ctx ends. started, when set, runs once the
-// server listens (the demo prints its banner there).
+// server is serving (the demo seeds its users and prints its banner
+// there); if it fails, the server stops.
 func (a *app) serve(ctx context.Context, cfg config.Config, started func(s *server.Server) error) error {
 	log := newLogger(cfg, a.stderr)
 	s, err := server.New(ctx, cfg, log)
@@ -106,11 +108,19 @@ func (a *app) serve(ctx context.Context, cfg config.Config, started func(s *serv
 	if s.AdminPassword != "" {
 		fmt.Fprintf(a.stdout, "\nCreated user 'admin' with one-time password:\n\n    %s\n\nIt is shown only now and must be changed at first login.\n\n", s.AdminPassword)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
 	if started != nil {
 		if err := started(s); err != nil {
-			s.Close()
+			cancel()
+			<-served
 			return err
 		}
 	}
-	return s.Serve(ctx)
+	// Start-up hashed passwords (argon2id allocates 19 MiB each); hand
+	// that memory back rather than idle at the high-water mark.
+	debug.FreeOSMemory()
+	return <-served
 }

@@ -23,12 +23,12 @@ import (
 )
 
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	srv *server.Server
 	url string
 }
 
-func newEnv(t *testing.T, mutate func(*config.Config)) *env {
+func newEnv(t testing.TB, mutate func(*config.Config)) *env {
 	t.Helper()
 	hs := httptest.NewUnstartedServer(nil)
 	url := "http://" + hs.Listener.Addr().String()
