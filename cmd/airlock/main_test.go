@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -84,13 +85,26 @@ type demoCreds struct {
 
 // startDemo runs `airlock demo` as a real process and waits for its
 // credentials file.
-func startDemo(t *testing.T, bin string) (*exec.Cmd, demoCreds, *bytes.Buffer) {
+// syncBuffer is a bytes.Buffer safe for the exec copier and the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
+
+func startDemo(t *testing.T, bin string) (*exec.Cmd, demoCreds, *syncBuffer) {
 	t.Helper()
 	credFile := filepath.Join(t.TempDir(), "creds.json")
 	cmd := exec.Command(bin, "demo", "--listen", "127.0.0.1:0", "--credentials-file", credFile)
 	cmd.Env = append(os.Environ(), "AIRLOCK_CONFIG_DIR="+t.TempDir())
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
+	stdout := &syncBuffer{}
+	cmd.Stdout = stdout
 	cmd.Stderr = io.Discard
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -108,7 +122,7 @@ func startDemo(t *testing.T, bin string) (*exec.Cmd, demoCreds, *bytes.Buffer) {
 			if st.Mode().Perm() != 0o600 {
 				t.Fatalf("credentials file mode %v", st.Mode().Perm())
 			}
-			return cmd, c, &stdout
+			return cmd, c, stdout
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("demo wrote no credentials file; stdout:\n%s", stdout.String())
