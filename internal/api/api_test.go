@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -397,5 +398,17 @@ func TestHealthReadyMetrics(t *testing.T) {
 	}
 	if resp2.Header.Get("Content-Security-Policy") == "" || resp2.Header.Get("X-Content-Type-Options") != "nosniff" {
 		t.Fatal("security headers missing")
+	}
+}
+
+func TestEveryRouteIsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range api.Routes() {
+		if !strings.Contains(string(doc), "| "+rt.Method+" | `"+rt.Path+"` |") {
+			t.Errorf("docs/api.md does not document %s %s", rt.Method, rt.Path)
+		}
 	}
 }
