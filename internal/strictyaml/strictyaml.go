@@ -65,10 +65,52 @@ type Unmarshaler interface {
 	UnmarshalStrictYAML(d *Decoder, n *yaml.Node, path string)
 }
 
-// Decoder carries the file name and the collected errors.
+// Decoder carries the file name, the collected errors and the node each
+// decoded path came from, so that checks made after decoding can still
+// point at a line and column.
 type Decoder struct {
-	File string
-	errs Errors
+	File  string
+	errs  Errors
+	nodes map[string]*yaml.Node
+}
+
+// NewDecoder returns a decoder for values from file.
+func NewDecoder(file string) *Decoder {
+	return &Decoder{File: file, nodes: map[string]*yaml.Node{}}
+}
+
+// Errors returns what has been recorded so far, or nil.
+func (d *Decoder) Errors() error {
+	if len(d.errs) == 0 {
+		return nil
+	}
+	return d.errs
+}
+
+// ErrorPos records an error at an explicit line and column.
+func (d *Decoder) ErrorPos(line, col int, path, format string, args ...any) {
+	d.errs = append(d.errs, &Error{File: d.File, Line: line, Column: col, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// ErrorAt records an error at the node decoded for path, or at the
+// nearest enclosing path that was decoded.
+func (d *Decoder) ErrorAt(path, format string, args ...any) {
+	d.Errorf(d.Node(path), path, format, args...)
+}
+
+// Node returns the node decoded at path or, when there is none (a field
+// left out), at the nearest enclosing path.
+func (d *Decoder) Node(path string) *yaml.Node {
+	for p := path; ; {
+		if n, ok := d.nodes[p]; ok {
+			return n
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			return d.nodes[""]
+		}
+		p = p[:i]
+	}
 }
 
 // Errorf records an error at n.
@@ -90,13 +132,16 @@ func Decode(file string, data []byte, v any) error {
 	if len(doc.Content) == 0 {
 		return nil
 	}
-	d := &Decoder{File: file}
+	d := NewDecoder(file)
 	d.Value(doc.Content[0], reflect.ValueOf(v).Elem(), "")
 	if len(d.errs) > 0 {
 		return d.errs
 	}
 	return nil
 }
+
+// SyntaxError turns a yaml.v3 parse error into an Error with the line.
+func SyntaxError(file string, err error) *Error { return syntaxError(file, err) }
 
 // syntaxError turns yaml.v3's "yaml: line N: msg" into an Error.
 func syntaxError(file string, err error) *Error {
@@ -141,6 +186,9 @@ func kindName(n *yaml.Node) string {
 
 // Value decodes n into v, recording errors under path.
 func (d *Decoder) Value(n *yaml.Node, v reflect.Value, path string) {
+	if d.nodes != nil {
+		d.nodes[path] = n
+	}
 	if n.Kind == yaml.AliasNode {
 		d.Errorf(n, path, "aliases are not allowed")
 		return
