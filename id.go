@@ -17,6 +17,9 @@ const (
 	PrefixSession = "ses"
 	PrefixEvent   = "evt"
 	PrefixRequest = "req"
+	PrefixProc    = "prc"
+	PrefixVersion = "pv"
+	PrefixReview  = "rev"
 )
 
 var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)

@@ -61,6 +61,15 @@ type Reader interface {
 
 	SessionGetByHash(ctx context.Context, hash []byte) (*Session, error)
 
+	ProcedureGetByName(ctx context.Context, name string) (*Procedure, error)
+	ProcedureGetByID(ctx context.Context, id string) (*Procedure, error)
+	ProcedureList(ctx context.Context) ([]*Procedure, error)
+	ProcedureVersionGet(ctx context.Context, id string) (*ProcedureVersion, error)
+	// ProcedureVersionList lists versions oldest first, filtered by the
+	// non-empty fields of p.
+	ProcedureVersionList(ctx context.Context, p ProcedureVersionListParams) ([]*ProcedureVersion, error)
+	ReviewList(ctx context.Context, versionID string) ([]*Review, error)
+
 	// AuditSize is the number of events in the log; positions are
 	// 0..AuditSize-1 with no gaps.
 	AuditSize(ctx context.Context) (int64, error)
@@ -87,6 +96,14 @@ type Tx interface {
 	// SessionRevokeForUser revokes every live session of a user but
 	// exceptID (may be empty) and returns how many it revoked.
 	SessionRevokeForUser(ctx context.Context, userID, exceptID string, at time.Time) (int64, error)
+
+	ProcedureInsert(ctx context.Context, p *Procedure) error
+	ProcedureUpdate(ctx context.Context, p *Procedure) error
+	// ProcedureVersionInsert stores a new version; versions are
+	// immutable apart from their status.
+	ProcedureVersionInsert(ctx context.Context, v *ProcedureVersion) error
+	ProcedureVersionSetStatus(ctx context.Context, id, status string, decidedAt time.Time) error
+	ReviewInsert(ctx context.Context, r *Review) error
 
 	// AuditAppend assigns e.Seq (the next position, gap-free) and stores
 	// the event. There is no update or delete: the log is append-only.
@@ -180,4 +197,71 @@ type AuditListParams struct {
 	Limit int
 	Type  string
 	Actor string
+}
+
+// Procedure is a named, owned operation; its definitions are versions.
+type Procedure struct {
+	ID   string
+	Name string
+	// Owner is the owning team; fixed once a version is approved.
+	Owner           string
+	OwnerFixed      bool
+	ActiveVersionID string // empty until the first approval
+	RetiredAt       time.Time
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// Version statuses.
+const (
+	VersionProposed   = "proposed"
+	VersionApproved   = "approved" // the active version
+	VersionSuperseded = "superseded"
+	VersionRetired    = "retired"
+	VersionRejected   = "rejected"
+	VersionWithdrawn  = "withdrawn"
+)
+
+// ProcedureVersion is one immutable definition.
+type ProcedureVersion struct {
+	ID            string
+	ProcedureID   string
+	ProcedureName string // joined from procedures on reads
+	Number        int
+	Digest        string
+	Definition    []byte // canonical JSON
+	Risk          string
+	Status        string
+	AuthorID      string
+	AuthorName    string
+	SourceFile    string
+	CreatedAt     time.Time
+	DecidedAt     time.Time
+}
+
+// ProcedureVersionListParams filters ProcedureVersionList.
+type ProcedureVersionListParams struct {
+	ProcedureID string
+	Status      string
+}
+
+// Review decisions.
+const (
+	ReviewApprove = "approve"
+	ReviewReject  = "reject"
+)
+
+// Review is one reviewer's decision on one version digest.
+type Review struct {
+	ID           string
+	VersionID    string
+	Digest       string
+	ReviewerID   string
+	ReviewerName string
+	Decision     string
+	Comment      string
+	// ReviewerGroups are the reviewer's groups when they reviewed; the
+	// quorum counts them.
+	ReviewerGroups []string
+	CreatedAt      time.Time
 }

@@ -43,6 +43,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("AuditAppendOnly", func(t *testing.T) { testAuditAppendOnly(t, h) })
 	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrentWriters(t, h) })
 	t.Run("NewerSchemaRefused", func(t *testing.T) { testNewerSchema(t, h) })
+	t.Run("Procedures", func(t *testing.T) { testProcedures(t, h) })
 	t.Run("CrashLosesNoCommittedRow", func(t *testing.T) { testCrash(t, h) })
 }
 
@@ -553,4 +554,97 @@ func testCrash(t *testing.T, h Harness) {
 	if int64(len(users)) != n {
 		t.Fatalf("%d users but %d audit events: a change and its event were split", len(users), n)
 	}
+}
+
+func testProcedures(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s, _ := h.New(t)
+	author := newUser("alice")
+	insertUser(t, s, author)
+	proc := &store.Procedure{ID: airlock.NewID(airlock.PrefixProc, t0), Name: "restart-api", Owner: "payments", CreatedAt: t0, UpdatedAt: t0}
+	v1 := &store.ProcedureVersion{ID: airlock.NewID(airlock.PrefixVersion, t0), ProcedureID: proc.ID, Number: 1, Digest: "sha256:aa",
+		Definition: []byte(`{"name":"restart-api"}`), Risk: "medium", Status: store.VersionProposed, AuthorID: author.ID,
+		AuthorName: "alice", SourceFile: "ops/restart.yaml", CreatedAt: t0}
+	v2 := *v1
+	v2.ID, v2.Number, v2.Digest, v2.CreatedAt = airlock.NewID(airlock.PrefixVersion, t0), 2, "sha256:bb", t0.Add(time.Minute)
+	err := s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.ProcedureInsert(ctx, proc); err != nil {
+			return err
+		}
+		if err := tx.ProcedureVersionInsert(ctx, v1); err != nil {
+			return err
+		}
+		if err := tx.ProcedureVersionInsert(ctx, &v2); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, event("procedure_version.propose", v1.ID))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ProcedureVersionGet(ctx, v1.ID)
+	if err != nil || got.ProcedureName != "restart-api" || string(got.Definition) != string(v1.Definition) || got.SourceFile != v1.SourceFile || !got.DecidedAt.IsZero() {
+		t.Fatalf("version round trip: %+v %v", got, err)
+	}
+	dup := *v1
+	dup.ID = airlock.NewID(airlock.PrefixVersion, t0)
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.AuditAppend(ctx, event("procedure_version.propose", dup.ID)); err != nil {
+			return err
+		}
+		return tx.ProcedureVersionInsert(ctx, &dup)
+	})
+	wantKind(t, err, airlock.Conflict) // number 1 is taken
+
+	r := &store.Review{ID: airlock.NewID(airlock.PrefixReview, t0), VersionID: v1.ID, Digest: v1.Digest, ReviewerID: "usr_bob",
+		ReviewerName: "bob", Decision: store.ReviewApprove, Comment: "lgtm", ReviewerGroups: []string{"ops", "admins"}, CreatedAt: t0}
+	addReview := func(r *store.Review) error {
+		return s.Update(ctx, func(tx store.Tx) error {
+			if err := tx.ReviewInsert(ctx, r); err != nil {
+				return err
+			}
+			return tx.AuditAppend(ctx, event("procedure_version.review", r.VersionID))
+		})
+	}
+	if err := addReview(r); err != nil {
+		t.Fatal(err)
+	}
+	again := *r
+	again.ID = airlock.NewID(airlock.PrefixReview, t0)
+	wantKind(t, addReview(&again), airlock.Conflict) // one review per person per version
+	rs, err := s.ReviewList(ctx, v1.ID)
+	if err != nil || len(rs) != 1 || rs[0].ReviewerGroups[1] != "admins" || rs[0].Comment != "lgtm" {
+		t.Fatalf("reviews = %+v, %v", rs, err)
+	}
+
+	proc.ActiveVersionID, proc.OwnerFixed, proc.UpdatedAt = v1.ID, true, t0.Add(time.Hour)
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.ProcedureVersionSetStatus(ctx, v1.ID, store.VersionApproved, t0.Add(time.Hour)); err != nil {
+			return err
+		}
+		if err := tx.ProcedureUpdate(ctx, proc); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, event("procedure_version.activate", v1.ID))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.ProcedureGetByName(ctx, "restart-api")
+	if err != nil || p.ActiveVersionID != v1.ID || !p.OwnerFixed || !p.RetiredAt.IsZero() {
+		t.Fatalf("procedure after activation: %+v %v", p, err)
+	}
+	proposed, _ := s.ProcedureVersionList(ctx, store.ProcedureVersionListParams{Status: store.VersionProposed})
+	if len(proposed) != 1 || proposed[0].ID != v2.ID {
+		t.Fatalf("proposed versions = %v", proposed)
+	}
+	all, _ := s.ProcedureVersionList(ctx, store.ProcedureVersionListParams{ProcedureID: proc.ID})
+	if len(all) != 2 || all[0].Number != 1 || all[1].Number != 2 || all[0].Status != store.VersionApproved || all[0].DecidedAt.IsZero() {
+		t.Fatalf("history = %+v", all)
+	}
+	if ps, _ := s.ProcedureList(ctx); len(ps) != 1 {
+		t.Fatalf("procedures = %d", len(ps))
+	}
+	_, err = s.ProcedureGetByID(ctx, "prc_missing")
+	wantKind(t, err, airlock.NotFound)
 }
