@@ -33,6 +33,18 @@ const (
 	TokenCreate        = "token.create"
 	TokenRevoke        = "token.revoke"
 	SystemBootstrap    = "system.bootstrap"
+
+	ProcedureCreate           = "procedure.create"
+	ProcedureRetire           = "procedure.retire"
+	ProcedureVersionPropose   = "procedure_version.propose"
+	ProcedureVersionReview    = "procedure_version.review"
+	ProcedureVersionActivate  = "procedure_version.activate"
+	ProcedureVersionSupersede = "procedure_version.supersede"
+	ProcedureVersionReject    = "procedure_version.reject"
+	ProcedureVersionWithdraw  = "procedure_version.withdraw"
+	// ProcedureVersionReviewDenied records a refused review attempt:
+	// self-review, a stale digest, an ineligible reviewer.
+	ProcedureVersionReviewDenied = "procedure_version.review_denied"
 )
 
 // Outcomes.

@@ -1,0 +1,411 @@
+// Package review owns the lifecycle of procedure versions: proposal,
+// review against the quorum of the version's risk class, activation
+// (superseding the previous active version), rejection, withdrawal and
+// retirement. Separation of duties is enforced here, beneath any policy:
+// an author never reviews their own version, a person counts once, and an
+// approval binds to the digest the reviewer saw.
+package review
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aymanbagabas/go-udiff"
+
+	"github.com/airlockhq/airlock"
+	"github.com/airlockhq/airlock/internal/audit"
+	"github.com/airlockhq/airlock/internal/identity"
+	"github.com/airlockhq/airlock/internal/procedure"
+	"github.com/airlockhq/airlock/internal/store"
+)
+
+// Service runs the version lifecycle.
+type Service struct {
+	store  store.Store
+	quorum Quorum
+	admins string
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// New returns a Service. adminGroup members may withdraw any proposal and
+// retire any procedure.
+func New(s store.Store, q Quorum, adminGroup string, log *slog.Logger, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: s, quorum: q, admins: adminGroup, log: log, now: now}
+}
+
+// Quorum returns the configured quorum.
+func (s *Service) Quorum() Quorum { return s.quorum }
+
+// ProposeResult tells what a proposal did.
+type ProposeResult struct {
+	// Status is "proposed" or "unchanged".
+	Status  string
+	Version *store.ProcedureVersion
+	// Withdrawn lists earlier pending versions this proposal replaced.
+	Withdrawn []*store.ProcedureVersion
+}
+
+// Propose records a validated definition as a new proposed version,
+// unless it is what is already active or already pending ("unchanged").
+// A new proposal withdraws the procedure's earlier pending proposals; the
+// active version stays in service until the new one is approved.
+//
+// Until policy decides who may propose where, the proposer must belong to
+// the team (group) that owns the procedure, and the owner is fixed at
+// first approval.
+func (s *Service) Propose(ctx context.Context, p *identity.Principal, src *procedure.Source) (*ProposeResult, error) {
+	def := src.Procedure
+	digest := def.Digest()
+	now := s.now().UTC()
+	var res ProposeResult
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		proc, err := tx.ProcedureGetByName(ctx, def.Name)
+		switch {
+		case airlock.ErrorKind(err) == airlock.NotFound:
+			proc = &store.Procedure{ID: airlock.NewID(airlock.PrefixProc, now), Name: def.Name, Owner: def.Owner, CreatedAt: now, UpdatedAt: now}
+			if !p.InGroup(def.Owner) {
+				return airlock.Errorf(airlock.Forbidden, "you are not a member of team %q, which the definition names as owner", def.Owner)
+			}
+			if err := tx.ProcedureInsert(ctx, proc); err != nil {
+				return err
+			}
+			if err := tx.AuditAppend(ctx, audit.New(ctx, now, audit.ProcedureCreate, p.Actor(), proc.ID, audit.Success,
+				map[string]any{"name": def.Name, "owner": def.Owner})); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		default:
+			if proc.OwnerFixed && def.Owner != proc.Owner {
+				return &airlock.Error{Kind: airlock.Forbidden, Field: "owner",
+					Message: fmt.Sprintf("procedure %q is owned by team %q; its owner cannot change", def.Name, proc.Owner)}
+			}
+			if !p.InGroup(proc.Owner) || !p.InGroup(def.Owner) {
+				return airlock.Errorf(airlock.Forbidden, "procedure %q belongs to team %q; only its members may propose versions", def.Name, proc.Owner)
+			}
+		}
+		versions, err := tx.ProcedureVersionList(ctx, store.ProcedureVersionListParams{ProcedureID: proc.ID})
+		if err != nil {
+			return err
+		}
+		var pending []*store.ProcedureVersion
+		number := 0
+		for _, v := range versions {
+			number = max(number, v.Number)
+			switch {
+			case v.Status == store.VersionProposed:
+				pending = append(pending, v)
+			case v.Status == store.VersionRejected && v.Digest == digest:
+				return airlock.Errorf(airlock.Conflict, "this exact definition was rejected as version %d; change it before proposing again", v.Number)
+			}
+		}
+		for _, v := range pending {
+			if v.Digest == digest {
+				res = ProposeResult{Status: "unchanged", Version: v}
+				return nil
+			}
+		}
+		if proc.ActiveVersionID != "" && proc.RetiredAt.IsZero() {
+			active, err := tx.ProcedureVersionGet(ctx, proc.ActiveVersionID)
+			if err != nil {
+				return err
+			}
+			if active.Digest == digest {
+				res = ProposeResult{Status: "unchanged", Version: active}
+				return nil
+			}
+		}
+		for _, v := range pending {
+			if err := tx.ProcedureVersionSetStatus(ctx, v.ID, store.VersionWithdrawn, now); err != nil {
+				return err
+			}
+			v.Status, v.DecidedAt = store.VersionWithdrawn, now
+			if err := tx.AuditAppend(ctx, audit.New(ctx, now, audit.ProcedureVersionWithdraw, p.Actor(), v.ID, audit.Success,
+				map[string]any{"procedure": def.Name, "number": v.Number, "digest": v.Digest, "reason": "replaced by a newer proposal"})); err != nil {
+				return err
+			}
+			res.Withdrawn = append(res.Withdrawn, v)
+		}
+		v := &store.ProcedureVersion{ID: airlock.NewID(airlock.PrefixVersion, now), ProcedureID: proc.ID, ProcedureName: proc.Name,
+			Number: number + 1, Digest: digest, Definition: def.Canonical(), Risk: def.Risk, Status: store.VersionProposed,
+			AuthorID: p.UserID, AuthorName: p.Username, SourceFile: src.File, CreatedAt: now}
+		if err := tx.ProcedureVersionInsert(ctx, v); err != nil {
+			return err
+		}
+		res.Status, res.Version = "proposed", v
+		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.ProcedureVersionPropose, p.Actor(), v.ID, audit.Success,
+			map[string]any{"procedure": def.Name, "number": v.Number, "digest": digest, "risk": def.Risk, "file": src.File}))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// ReviewResult tells what a review did.
+type ReviewResult struct {
+	Review  *store.Review
+	Version *store.ProcedureVersion
+	// Activated is set when this approval completed the quorum.
+	Activated bool
+	// Superseded is the version that was active before, if any.
+	Superseded *store.ProcedureVersion
+	Missing    []string
+}
+
+// Review records an approval or rejection of a proposed version. digest
+// is the digest the reviewer saw; it must be the version's. A rejection
+// ends the version; an approval that completes the quorum activates it.
+func (s *Service) Review(ctx context.Context, p *identity.Principal, versionID, digest, decision, comment string) (*ReviewResult, error) {
+	if decision != store.ReviewApprove && decision != store.ReviewReject {
+		return nil, airlock.FieldError("decision", "expected approve or reject, got %q", decision)
+	}
+	if len(comment) > 4000 {
+		return nil, airlock.FieldError("comment", "at most 4000 characters")
+	}
+	if decision == store.ReviewReject && strings.TrimSpace(comment) == "" {
+		return nil, airlock.FieldError("comment", "a rejection needs a comment saying what to change")
+	}
+	now := s.now().UTC()
+	var res ReviewResult
+	var denied *airlock.Error
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		v, err := tx.ProcedureVersionGet(ctx, versionID)
+		if err != nil {
+			return err
+		}
+		res.Version = v
+		if v.Status != store.VersionProposed {
+			return airlock.Errorf(airlock.Conflict, "version %d of %s is %s; only proposed versions can be reviewed", v.Number, v.ProcedureName, v.Status)
+		}
+		switch {
+		case digest != v.Digest:
+			denied = &airlock.Error{Kind: airlock.Conflict, Field: "digest",
+				Message: fmt.Sprintf("this version's digest is %s, not the %s you reviewed; reload it and review again", v.Digest, digest)}
+		case v.AuthorID == p.UserID:
+			denied = airlock.Errorf(airlock.Forbidden, "you cannot review your own version")
+		case !s.quorum.Eligible(v.Risk, p.Groups):
+			denied = airlock.Errorf(airlock.Forbidden, "reviewing a %s-risk version needs membership in one of: %s", v.Risk, strings.Join(s.quorum[v.Risk], ", "))
+		}
+		if denied != nil {
+			return denied
+		}
+		reviews, err := tx.ReviewList(ctx, v.ID)
+		if err != nil {
+			return err
+		}
+		for _, r := range reviews {
+			if r.ReviewerID == p.UserID {
+				denied = airlock.Errorf(airlock.Conflict, "you already reviewed this version; a person counts once")
+				return denied
+			}
+		}
+		r := &store.Review{ID: airlock.NewID(airlock.PrefixReview, now), VersionID: v.ID, Digest: v.Digest, ReviewerID: p.UserID,
+			ReviewerName: p.Username, Decision: decision, Comment: comment, ReviewerGroups: slices.Clone(p.Groups), CreatedAt: now}
+		if err := tx.ReviewInsert(ctx, r); err != nil {
+			return err
+		}
+		res.Review = r
+		if err := tx.AuditAppend(ctx, audit.New(ctx, now, audit.ProcedureVersionReview, p.Actor(), v.ID, audit.Success,
+			map[string]any{"procedure": v.ProcedureName, "number": v.Number, "digest": v.Digest, "decision": decision,
+				"comment": comment, "reviewer_groups": p.Groups})); err != nil {
+			return err
+		}
+		if decision == store.ReviewReject {
+			v.Status, v.DecidedAt = store.VersionRejected, now
+			if err := tx.ProcedureVersionSetStatus(ctx, v.ID, v.Status, now); err != nil {
+				return err
+			}
+			return tx.AuditAppend(ctx, audit.New(ctx, now, audit.ProcedureVersionReject, p.Actor(), v.ID, audit.Success,
+				map[string]any{"procedure": v.ProcedureName, "number": v.Number, "digest": v.Digest, "comment": comment}))
+		}
+		met, missing, approvers := s.evaluate(v, append(reviews, r))
+		res.Missing = missing
+		if !met {
+			return nil
+		}
+		return s.activate(ctx, tx, p, v, approvers, &res, now)
+	})
+	if denied != nil {
+		s.recordDenied(ctx, p, versionID, digest, denied)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// evaluate counts the approvals that bind to v's digest and are not the
+// author's.
+func (s *Service) evaluate(v *store.ProcedureVersion, reviews []*store.Review) (bool, []string, []string) {
+	var ap []Approver
+	var names []string
+	for _, r := range reviews {
+		if r.Decision != store.ReviewApprove || r.Digest != v.Digest || r.ReviewerID == v.AuthorID {
+			continue
+		}
+		ap = append(ap, Approver{UserID: r.ReviewerID, Groups: r.ReviewerGroups})
+		names = append(names, r.ReviewerName)
+	}
+	met, missing := s.quorum.Evaluate(v.Risk, ap)
+	return met, missing, names
+}
+
+func (s *Service) activate(ctx context.Context, tx store.Tx, p *identity.Principal, v *store.ProcedureVersion, approvers []string, res *ReviewResult, now time.Time) error {
+	proc, err := tx.ProcedureGetByID(ctx, v.ProcedureID)
+	if err != nil {
+		return err
+	}
+	def, err := procedure.FromCanonical(v.Definition)
+	if err != nil {
+		return fmt.Errorf("activate %s: %w", v.ID, err)
+	}
+	if proc.ActiveVersionID != "" {
+		prev, err := tx.ProcedureVersionGet(ctx, proc.ActiveVersionID)
+		if err != nil {
+			return err
+		}
+		if prev.Status == store.VersionApproved {
+			if err := tx.ProcedureVersionSetStatus(ctx, prev.ID, store.VersionSuperseded, now); err != nil {
+				return err
+			}
+			prev.Status = store.VersionSuperseded
+			res.Superseded = prev
+			if err := tx.AuditAppend(ctx, audit.New(ctx, now, audit.ProcedureVersionSupersede, audit.System, prev.ID, audit.Success,
+				map[string]any{"procedure": v.ProcedureName, "number": prev.Number, "digest": prev.Digest, "superseded_by": v.ID})); err != nil {
+				return err
+			}
+		}
+	}
+	if err := tx.ProcedureVersionSetStatus(ctx, v.ID, store.VersionApproved, now); err != nil {
+		return err
+	}
+	v.Status, v.DecidedAt = store.VersionApproved, now
+	proc.ActiveVersionID, proc.Owner, proc.OwnerFixed, proc.RetiredAt, proc.UpdatedAt = v.ID, def.Owner, true, time.Time{}, now
+	if err := tx.ProcedureUpdate(ctx, proc); err != nil {
+		return err
+	}
+	res.Activated = true
+	return tx.AuditAppend(ctx, audit.New(ctx, now, audit.ProcedureVersionActivate, p.Actor(), v.ID, audit.Success,
+		map[string]any{"procedure": v.ProcedureName, "number": v.Number, "digest": v.Digest, "risk": v.Risk,
+			"approvers": approvers, "quorum": s.quorum[v.Risk], "author": v.AuthorName}))
+}
+
+func (s *Service) recordDenied(ctx context.Context, p *identity.Principal, versionID, digest string, reason *airlock.Error) {
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		return tx.AuditAppend(ctx, audit.New(ctx, s.now(), audit.ProcedureVersionReviewDenied, p.Actor(), versionID, audit.Denied,
+			map[string]any{"digest": digest, "reason": reason.Message}))
+	})
+	if err != nil {
+		s.log.Error("audit denied review", "version_id", versionID, "err", err)
+	}
+}
+
+// Withdraw ends a proposed version. Its author or an admin may.
+func (s *Service) Withdraw(ctx context.Context, p *identity.Principal, versionID string) (*store.ProcedureVersion, error) {
+	now := s.now().UTC()
+	var v *store.ProcedureVersion
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		var err error
+		if v, err = tx.ProcedureVersionGet(ctx, versionID); err != nil {
+			return err
+		}
+		if v.AuthorID != p.UserID && !p.InGroup(s.admins) {
+			return airlock.Errorf(airlock.Forbidden, "only the author or an admin may withdraw a proposal")
+		}
+		if v.Status != store.VersionProposed {
+			return airlock.Errorf(airlock.Conflict, "version %d of %s is %s; only proposed versions can be withdrawn", v.Number, v.ProcedureName, v.Status)
+		}
+		if err := tx.ProcedureVersionSetStatus(ctx, v.ID, store.VersionWithdrawn, now); err != nil {
+			return err
+		}
+		v.Status, v.DecidedAt = store.VersionWithdrawn, now
+		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.ProcedureVersionWithdraw, p.Actor(), v.ID, audit.Success,
+			map[string]any{"procedure": v.ProcedureName, "number": v.Number, "digest": v.Digest}))
+	})
+	return v, err
+}
+
+// Retire takes a procedure out of service: its active version is retired
+// and no new runs start. Members of the owning team or admins may. A new
+// version approved later brings it back.
+func (s *Service) Retire(ctx context.Context, p *identity.Principal, name, reason string) (*store.Procedure, error) {
+	if strings.TrimSpace(reason) == "" {
+		return nil, airlock.FieldError("reason", "say why the procedure is retired")
+	}
+	now := s.now().UTC()
+	var proc *store.Procedure
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		var err error
+		if proc, err = tx.ProcedureGetByName(ctx, name); err != nil {
+			return err
+		}
+		if !p.InGroup(proc.Owner) && !p.InGroup(s.admins) {
+			return airlock.Errorf(airlock.Forbidden, "only team %q or an admin may retire %s", proc.Owner, name)
+		}
+		if !proc.RetiredAt.IsZero() {
+			return airlock.Errorf(airlock.Conflict, "%s is already retired", name)
+		}
+		if proc.ActiveVersionID != "" {
+			if err := tx.ProcedureVersionSetStatus(ctx, proc.ActiveVersionID, store.VersionRetired, now); err != nil {
+				return err
+			}
+		}
+		proc.RetiredAt, proc.UpdatedAt = now, now
+		if err := tx.ProcedureUpdate(ctx, proc); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.ProcedureRetire, p.Actor(), proc.ID, audit.Success,
+			map[string]any{"procedure": name, "version_id": proc.ActiveVersionID, "reason": reason}))
+	})
+	return proc, err
+}
+
+// Status is a version with its reviews and where its quorum stands.
+type Status struct {
+	Version *store.ProcedureVersion
+	Reviews []*store.Review
+	Quorum  []string // required groups
+	Missing []string // still missing, for a proposed version
+}
+
+// VersionStatus loads a version with its reviews and quorum standing.
+func (s *Service) VersionStatus(ctx context.Context, id string) (*Status, error) {
+	v, err := s.store.ProcedureVersionGet(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := s.store.ReviewList(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	st := &Status{Version: v, Reviews: rs, Quorum: s.quorum[v.Risk]}
+	if v.Status == store.VersionProposed {
+		_, st.Missing, _ = s.evaluate(v, rs)
+	}
+	return st, nil
+}
+
+// Diff returns the unified diff of the canonical YAML of two versions.
+func Diff(from, to *store.ProcedureVersion) (string, error) {
+	a, err := procedure.FromCanonical(from.Definition)
+	if err != nil {
+		return "", err
+	}
+	b, err := procedure.FromCanonical(to.Definition)
+	if err != nil {
+		return "", err
+	}
+	label := func(v *store.ProcedureVersion) string {
+		return fmt.Sprintf("%s v%d (%s, %s)", v.ProcedureName, v.Number, v.Status, v.Digest[:min(len(v.Digest), 19)])
+	}
+	return udiff.Unified(label(from), label(to), a.YAML(), b.YAML()), nil
+}
