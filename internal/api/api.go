@@ -11,12 +11,16 @@ import (
 	"net/http"
 
 	"github.com/airlockhq/airlock/internal/identity"
+	"github.com/airlockhq/airlock/internal/review"
 	"github.com/airlockhq/airlock/internal/sso"
+	"github.com/airlockhq/airlock/internal/store"
 )
 
 // Handler serves the API.
 type Handler struct {
 	Identity *identity.Service
+	Review   *review.Service
+	Store    store.Store
 	SSO      *sso.Provider // nil when SSO is off
 	Log      *slog.Logger
 	Metrics  *Metrics
@@ -54,6 +58,17 @@ func Routes() []Route {
 		{Method: "POST", Path: "/api/v1/users", Summary: "Create a local user (admins)", handle: (*Handler).createUser},
 		{Method: "POST", Path: "/api/v1/groups/{group}/members", Summary: "Add a user to a group (admins)", handle: (*Handler).addMember},
 		{Method: "DELETE", Path: "/api/v1/groups/{group}/members/{username}", Summary: "Remove a user from a group (admins)", handle: (*Handler).removeMember},
+		{Method: "GET", Path: "/api/v1/procedures", Summary: "List procedures with their active version and pending proposals", handle: (*Handler).listProcedures},
+		{Method: "GET", Path: "/api/v1/procedures/{name}", Summary: "A procedure with its active definition", handle: (*Handler).getProcedure},
+		{Method: "GET", Path: "/api/v1/procedures/{name}/versions", Summary: "A procedure's version history with reviews", handle: (*Handler).procedureHistory},
+		{Method: "GET", Path: "/api/v1/procedures/{name}/diff", Summary: "Unified diff between two versions (?from=N&to=M)", handle: (*Handler).procedureDiff},
+		{Method: "POST", Path: "/api/v1/procedures/{name}/retire", Summary: "Retire a procedure: no new runs", handle: (*Handler).retireProcedure},
+		{Method: "GET", Path: "/api/v1/versions", Summary: "List versions (?status=, ?reviewable=true for one's review inbox)", handle: (*Handler).listVersions},
+		{Method: "POST", Path: "/api/v1/versions", Summary: "Propose a procedure definition", handle: (*Handler).proposeVersion},
+		{Method: "GET", Path: "/api/v1/versions/{id}", Summary: "A version (ID or NAME@N) with definition, reviews and quorum", handle: (*Handler).getVersion},
+		{Method: "POST", Path: "/api/v1/versions/{id}/withdraw", Summary: "Withdraw a proposed version", handle: (*Handler).withdrawVersion},
+		{Method: "GET", Path: "/api/v1/versions/{id}/reviews", Summary: "A version's reviews", handle: (*Handler).listReviews},
+		{Method: "POST", Path: "/api/v1/versions/{id}/reviews", Summary: "Approve or reject a version digest", handle: (*Handler).reviewVersion},
 		{Method: "GET", Path: "/auth/oidc/login", Public: true, Summary: "Start single sign-on", handle: (*Handler).ssoLogin},
 		{Method: "GET", Path: "/auth/oidc/callback", Public: true, Summary: "Finish single sign-on", handle: (*Handler).ssoCallback},
 	}

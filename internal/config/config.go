@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +34,7 @@ type Config struct {
 	Login     Login    `yaml:"login"`
 	// AdminGroup members manage users, groups and tokens.
 	AdminGroup      string        `yaml:"admin_group"`
+	Review          Review        `yaml:"review"`
 	OIDC            sso.Config    `yaml:"oidc"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -48,6 +50,15 @@ type Database struct {
 type TLS struct {
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
+}
+
+// Review sets the sign-off each risk class needs: the groups listed must
+// each approve through a different person (a group listed twice needs two
+// people from it).
+type Review struct {
+	QuorumLow    []string `yaml:"quorum_low"`
+	QuorumMedium []string `yaml:"quorum_medium"`
+	QuorumHigh   []string `yaml:"quorum_high"`
 }
 
 // Log configures structured logging.
@@ -78,14 +89,16 @@ type Login struct {
 // Default returns the defaults.
 func Default() Config {
 	return Config{
-		Listen:          "127.0.0.1:8080",
-		Data:            "./airlock-data",
-		Database:        Database{Driver: "sqlite", MaxConns: 16},
-		Log:             Log{Format: "text", Level: "info"},
-		Session:         Session{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: 12 * time.Hour},
-		Tokens:          Tokens{DefaultTTL: 90 * 24 * time.Hour, MaxTTL: 366 * 24 * time.Hour},
-		Login:           Login{MaxAccountFailures: 5, MaxAddressFailures: 20, Window: 15 * time.Minute},
-		AdminGroup:      "admins",
+		Listen:     "127.0.0.1:8080",
+		Data:       "./airlock-data",
+		Database:   Database{Driver: "sqlite", MaxConns: 16},
+		Log:        Log{Format: "text", Level: "info"},
+		Session:    Session{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: 12 * time.Hour},
+		Tokens:     Tokens{DefaultTTL: 90 * 24 * time.Hour, MaxTTL: 366 * 24 * time.Hour},
+		Login:      Login{MaxAccountFailures: 5, MaxAddressFailures: 20, Window: 15 * time.Minute},
+		AdminGroup: "admins",
+		Review: Review{QuorumLow: []string{"ops"}, QuorumMedium: []string{"ops", "security"},
+			QuorumHigh: []string{"ops", "security", "compliance"}},
 		OIDC:            sso.Config{GroupsClaim: "groups", UsernameClaim: "preferred_username"},
 		ShutdownTimeout: 30 * time.Second,
 	}
@@ -272,6 +285,19 @@ func (c *Config) Validate() error {
 	if c.AdminGroup == "" {
 		return &FieldError{"admin_group", "expected a group name"}
 	}
+	for _, f := range []struct {
+		key    string
+		groups []string
+	}{{"review.quorum_low", c.Review.QuorumLow}, {"review.quorum_medium", c.Review.QuorumMedium}, {"review.quorum_high", c.Review.QuorumHigh}} {
+		if len(f.groups) == 0 {
+			return &FieldError{f.key, "expected at least one group whose approval the risk class needs"}
+		}
+		for _, g := range f.groups {
+			if !groupRE.MatchString(g) {
+				return &FieldError{f.key, fmt.Sprintf("expected group names, got %q", g)}
+			}
+		}
+	}
 	if c.OIDC.Issuer != "" {
 		if c.OIDC.ClientID == "" {
 			return &FieldError{"oidc.client_id", "expected the client ID registered with the provider"}
@@ -282,6 +308,8 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+var groupRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
 // DatabasePath is the SQLite file inside the data directory.
 func (c *Config) DatabasePath() string { return filepath.Join(c.Data, "airlock.db") }

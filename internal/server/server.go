@@ -23,6 +23,8 @@ import (
 	"github.com/airlockhq/airlock/internal/api"
 	"github.com/airlockhq/airlock/internal/config"
 	"github.com/airlockhq/airlock/internal/identity"
+	"github.com/airlockhq/airlock/internal/procedure"
+	"github.com/airlockhq/airlock/internal/review"
 	"github.com/airlockhq/airlock/internal/sso"
 	"github.com/airlockhq/airlock/internal/store"
 	"github.com/airlockhq/airlock/internal/store/postgres"
@@ -35,6 +37,7 @@ type Server struct {
 	Log      *slog.Logger
 	Store    store.Store
 	Identity *identity.Service
+	Review   *review.Service
 	// AdminPassword is the one-time password of the admin user created on
 	// this start, or empty when the store already had users.
 	AdminPassword string
@@ -79,6 +82,8 @@ func (s *Server) build(ctx context.Context) error {
 			MaxAddressFailures: cfg.Login.MaxAddressFailures, Window: cfg.Login.Window},
 	}
 	s.Identity = identity.New(s.Store, icfg, s.Log, nil)
+	s.Review = review.New(s.Store, review.Quorum{procedure.RiskLow: cfg.Review.QuorumLow,
+		procedure.RiskMedium: cfg.Review.QuorumMedium, procedure.RiskHigh: cfg.Review.QuorumHigh}, cfg.AdminGroup, s.Log, nil)
 	pw, err := s.Identity.Bootstrap(ctx)
 	if err != nil {
 		return err
@@ -101,7 +106,7 @@ func (s *Server) build(ctx context.Context) error {
 	for name, db := range s.Store.DBs() {
 		reg.MustRegister(collectors.NewDBStatsCollector(db, name))
 	}
-	h := &api.Handler{Identity: s.Identity, SSO: provider, Log: s.Log, Metrics: api.NewMetrics(reg),
+	h := &api.Handler{Identity: s.Identity, Review: s.Review, Store: s.Store, SSO: provider, Log: s.Log, Metrics: api.NewMetrics(reg),
 		Secure: cfg.TLS.Cert != "", SessionMaxAge: int(cfg.Session.AbsoluteTimeout.Seconds())}
 	mux := http.NewServeMux()
 	h.Register(mux)
