@@ -43,7 +43,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(stderr, "airlock:", err)
+	if err.Error() != "" {
+		fmt.Fprintln(stderr, "airlock:", err)
+	}
 	var ue usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
 		return exitUsage
@@ -78,6 +80,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		a.serveCmd(), a.demoCmd(), a.versionCmd(),
 		a.loginCmd(), a.logoutCmd(), a.whoamiCmd(), a.passwdCmd(),
 		a.tokensCmd(), a.usersCmd(), a.groupsCmd(),
+		a.proceduresCmd(), a.proposeCmd(), a.reviewCmd(),
 	)
 	// Unknown commands and wrong argument counts are usage errors too.
 	for _, c := range root.Commands() {

@@ -161,6 +161,12 @@ func FuzzParse(f *testing.F) {
 			if err != nil || p.Digest() != s.Procedure.Digest() {
 				t.Fatalf("canonical round trip: %v", err)
 			}
+			// The canonical YAML (what `airlock propose` sends) parses
+			// back to the same digest.
+			again, err := procedure.Parse("canonical.yaml", []byte(s.Procedure.YAML()))
+			if err != nil || len(again) != 1 || again[0].Procedure.Digest() != s.Procedure.Digest() {
+				t.Fatalf("canonical YAML round trip: %v\n%s", err, s.Procedure.YAML())
+			}
 		}
 	})
 }

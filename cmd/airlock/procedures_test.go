@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/airlockhq/airlock/internal/audit"
+	"github.com/airlockhq/airlock/internal/config"
+	"github.com/airlockhq/airlock/internal/identity"
+	"github.com/airlockhq/airlock/internal/server"
+)
+
+// inProcess starts a server and logs the CLI in as user via
+// AIRLOCK_SERVER and AIRLOCK_TOKEN.
+func inProcess(t *testing.T) (*server.Server, func(user string)) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Data = t.TempDir()
+	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(func() { hs.Close(); s.Close() })
+	t.Setenv("AIRLOCK_CONFIG_DIR", t.TempDir())
+	t.Setenv("AIRLOCK_SERVER", hs.URL)
+	users := map[string][]string{"alice": {"dev", "payments"}, "bob": {"ops"}, "carol": {"security"}}
+	ctx := context.Background()
+	for name, groups := range users {
+		u, err := s.Identity.CreateUser(ctx, audit.System, identity.CreateUserParams{Username: name, Password: name + "-password-1", Groups: groups})
+		if err != nil {
+			t.Fatal(err)
+		}
+		secret, _, err := s.Identity.IssueLoginToken(ctx, u, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		users[name] = []string{secret}
+	}
+	return s, func(user string) { t.Setenv("AIRLOCK_TOKEN", users[user][0]) }
+}
+
+const flushV1 = `apiVersion: airlock/v1
+kind: Procedure
+name: flush-cache
+owner: payments
+risk: low
+steps:
+  - name: flush
+    exec: [redis-cli, FLUSHDB]
+`
+
+func TestProposeIsIdempotent(t *testing.T) {
+	_, as := inProcess(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "flush.yaml"), []byte(flushV1), 0o600)
+	os.WriteFile(filepath.Join(dir, "restart.yaml"), []byte(strings.NewReplacer("flush-cache", "restart-api", "redis-cli, FLUSHDB", "systemctl, restart, api", "low", "medium").Replace(flushV1)), 0o600)
+	as("alice")
+	code, out, stderr := runCLI(t, "", "propose", dir)
+	if code != 0 || !strings.Contains(out, "2 proposed, 0 unchanged") {
+		t.Fatalf("first propose: %d\n%s%s", code, out, stderr)
+	}
+	code, out, _ = runCLI(t, "", "propose", dir, "-o", "json")
+	var rep ProposeReport
+	json.Unmarshal([]byte(out), &rep)
+	if code != 0 || len(rep.Results) != 2 || rep.Results[0].Status != "unchanged" || rep.Results[1].Status != "unchanged" {
+		t.Fatalf("second propose proposed something: %d %s", code, out)
+	}
+
+	// Review from the CLI: the author cannot, ops can.
+	if code, _, stderr := runCLI(t, "", "review", "approve", "flush-cache@1"); code != 1 || !strings.Contains(stderr, "your own version") {
+		t.Fatalf("self approval: %d %s", code, stderr)
+	}
+	as("bob")
+	code, out, _ = runCLI(t, "", "review", "list")
+	if code != 0 || !strings.Contains(out, "flush-cache") || !strings.Contains(out, "restart-api") {
+		t.Fatalf("bob's review list: %s", out)
+	}
+	if code, out, _ := runCLI(t, "", "review", "approve", "flush-cache@1", "-m", "ok"); code != 0 || !strings.Contains(out, "now the active version") {
+		t.Fatalf("bob approves: %d %s", code, out)
+	}
+	if code, _, stderr := runCLI(t, "", "review", "approve", "restart-api@1", "--digest", "sha256:0000"); code != 1 || !strings.Contains(stderr, "digest") {
+		t.Fatalf("approval with a stale digest: %d %s", code, stderr)
+	}
+
+	// A change proposes v2; diff shows it.
+	as("alice")
+	os.WriteFile(filepath.Join(dir, "flush.yaml"), []byte(strings.Replace(flushV1, "FLUSHDB", "FLUSHALL", 1)), 0o600)
+	code, out, _ = runCLI(t, "", "propose", dir)
+	if code != 0 || !strings.Contains(out, "proposed   flush-cache v2") || !strings.Contains(out, "1 proposed, 1 unchanged") {
+		t.Fatalf("propose change: %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "", "procedures", "diff", "flush-cache")
+	if code != 0 || !strings.Contains(out, "-      - FLUSHDB\n+      - FLUSHALL") {
+		t.Fatalf("diff: %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "", "procedures", "history", "flush-cache", "-o", "json")
+	if code != 0 || strings.Count(out, `"number"`) != 2 {
+		t.Fatalf("history: %s", out)
+	}
+}
+
+func TestValidateOffline(t *testing.T) {
+	t.Setenv("AIRLOCK_SERVER", "http://127.0.0.1:1") // never contacted
+	code, out, _ := runCLI(t, "", "procedure", "validate", "../../internal/procedure/testdata/good")
+	if code != 0 || !strings.Contains(out, "2 valid, 0 errors") {
+		t.Fatalf("good: %d %s", code, out)
+	}
+	code, out, _ = runCLI(t, "", "procedure", "validate", "-o", "json", "../../internal/procedure/testdata/bad/unknown-field.yaml")
+	var rep ValidateReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if code != 1 || rep.Valid || len(rep.Errors) != 1 || rep.Errors[0].Line != 9 || rep.Errors[0].Column != 5 || rep.Errors[0].Path != "steps[0].exce" {
+		t.Fatalf("bad: %d %+v", code, rep)
+	}
+	// Nothing is proposed when anything is invalid.
+	code, _, stderr := runCLI(t, "", "propose", "../../internal/procedure/testdata/bad/unknown-field.yaml")
+	if code != 1 || !strings.Contains(stderr, "nothing was proposed") {
+		t.Fatalf("propose invalid: %d %s", code, stderr)
+	}
+}

@@ -1,0 +1,194 @@
+// Package demo seeds a fresh Airlock with the demo's people and catalog:
+// five users, one per role, and a small realistic set of procedures
+// across risk classes, proposed by the developer and approved by the
+// reviewers through the real review lifecycle (so the audit trail shows
+// it), plus one proposal left waiting for review.
+package demo
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/airlockhq/airlock/internal/audit"
+	"github.com/airlockhq/airlock/internal/identity"
+	"github.com/airlockhq/airlock/internal/procedure"
+	"github.com/airlockhq/airlock/internal/review"
+	"github.com/airlockhq/airlock/internal/store"
+)
+
+//go:embed catalog/*.yaml pending/*.yaml
+var files embed.FS
+
+// User is a demo account as written to the credentials file.
+type User struct {
+	Username string   `json:"username"`
+	Password string   `json:"password"`
+	Groups   []string `json:"groups"`
+	Role     string   `json:"role"`
+}
+
+// People is the demo's cast, one per role of the design.
+var People = []User{
+	{Username: "alice", Groups: []string{"dev", "payments"}, Role: "developer on the payments team: requests runs, authors procedures"},
+	{Username: "bob", Groups: []string{"ops", "admins"}, Role: "operations: approves runs, reviews, administers"},
+	{Username: "carol", Groups: []string{"security", "admins"}, Role: "security: reviews procedures, second admin"},
+	{Username: "dana", Groups: []string{"compliance", "auditors"}, Role: "compliance: reviews, audits, exports evidence"},
+	{Username: "erin", Groups: []string{"noc"}, Role: "NOC: runs restarts in production"},
+}
+
+// Services are what seeding uses.
+type Services struct {
+	Store    store.Store
+	Identity *identity.Service
+	Review   *review.Service
+}
+
+// Seed creates the demo users and catalog on a store that has neither.
+// On a store that already has them it changes nothing and returns no
+// users (their passwords were printed when they were created). Users are
+// created concurrently: hashing their passwords is most of the demo's
+// start-up time.
+func Seed(ctx context.Context, s Services) ([]User, error) {
+	users, err := seedUsers(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if err := seedCatalog(ctx, s); err != nil {
+		return nil, err
+	}
+	return users, nil
+}
+
+func seedUsers(ctx context.Context, s Services) ([]User, error) {
+	var (
+		mu   sync.Mutex
+		out  []User
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for _, p := range People {
+		if _, err := s.Store.UserGetByUsername(ctx, p.Username); err == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.Password = identity.RandomPassword()
+			_, err := s.Identity.CreateUser(ctx, audit.Actor{Name: "demo"}, identity.CreateUserParams{
+				Username: p.Username, DisplayName: strings.ToUpper(p.Username[:1]) + p.Username[1:],
+				Email: p.Username + "@demo.airlock.local", Password: p.Password, Groups: p.Groups,
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("demo user %s: %w", p.Username, err))
+				return
+			}
+			out = append(out, p)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b User) int { return strings.Compare(a.Username, b.Username) })
+	return out, nil
+}
+
+// principal builds the principal of a demo user from the store.
+func principal(ctx context.Context, s store.Store, name string) (*identity.Principal, error) {
+	u, err := s.UserGetByUsername(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("demo user %s: %w", name, err)
+	}
+	gs, err := s.GroupListForUser(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	p := &identity.Principal{UserID: u.ID, Username: u.Username}
+	for _, g := range gs {
+		p.Groups = append(p.Groups, g.Name)
+	}
+	return p, nil
+}
+
+// Catalog returns the demo procedures: the approved catalog, and the
+// proposals left pending.
+func Catalog() (approved, pending []*procedure.Source, err error) {
+	load := func(dir string) ([]*procedure.Source, error) {
+		names, err := fs.Glob(files, dir+"/*.yaml")
+		if err != nil {
+			return nil, err
+		}
+		var out []*procedure.Source
+		for _, n := range names {
+			b, err := files.ReadFile(n)
+			if err != nil {
+				return nil, err
+			}
+			srcs, err := procedure.Parse("demo/"+n, b)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, srcs...)
+		}
+		return out, nil
+	}
+	if approved, err = load("catalog"); err != nil {
+		return nil, nil, err
+	}
+	pending, err = load("pending")
+	return approved, pending, err
+}
+
+func seedCatalog(ctx context.Context, s Services) error {
+	existing, err := s.Store.ProcedureList(ctx)
+	if err != nil || len(existing) > 0 {
+		return err
+	}
+	approved, pending, err := Catalog()
+	if err != nil {
+		return err
+	}
+	people := map[string]*identity.Principal{}
+	for _, name := range []string{"alice", "bob", "carol", "dana"} {
+		if people[name], err = principal(ctx, s.Store, name); err != nil {
+			return err
+		}
+	}
+	reviewers := map[string][]string{
+		procedure.RiskLow:    {"bob"},
+		procedure.RiskMedium: {"bob", "carol"},
+		procedure.RiskHigh:   {"bob", "carol", "dana"},
+	}
+	for _, src := range approved {
+		res, err := s.Review.Propose(ctx, people["alice"], src)
+		if err != nil {
+			return fmt.Errorf("demo procedure %s: %w", src.Procedure.Name, err)
+		}
+		for _, r := range reviewers[src.Procedure.Risk] {
+			if _, err := s.Review.Review(ctx, people[r], res.Version.ID, res.Version.Digest, store.ReviewApprove,
+				"Reviewed for the demo: steps and parameters checked."); err != nil {
+				return fmt.Errorf("demo review of %s by %s: %w", src.Procedure.Name, r, err)
+			}
+		}
+	}
+	for _, src := range pending {
+		res, err := s.Review.Propose(ctx, people["alice"], src)
+		if err != nil {
+			return fmt.Errorf("demo proposal %s: %w", src.Procedure.Name, err)
+		}
+		// Ops has signed off; security's review is still needed.
+		if _, err := s.Review.Review(ctx, people["bob"], res.Version.ID, res.Version.Digest, store.ReviewApprove,
+			"Looks fine from ops; the default keeps today's behaviour."); err != nil {
+			return err
+		}
+	}
+	return nil
+}
