@@ -20,6 +20,7 @@ const (
 	PrefixProc    = "prc"
 	PrefixVersion = "pv"
 	PrefixReview  = "rev"
+	PrefixPolicy  = "pol"
 )
 
 var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)

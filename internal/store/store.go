@@ -70,6 +70,11 @@ type Reader interface {
 	ProcedureVersionList(ctx context.Context, p ProcedureVersionListParams) ([]*ProcedureVersion, error)
 	ReviewList(ctx context.Context, versionID string) ([]*Review, error)
 
+	PolicyVersionGet(ctx context.Context, id string) (*PolicyVersion, error)
+	// PolicyVersionList lists policy versions newest first; status may be
+	// empty for all.
+	PolicyVersionList(ctx context.Context, status string) ([]*PolicyVersion, error)
+
 	// AuditSize is the number of events in the log; positions are
 	// 0..AuditSize-1 with no gaps.
 	AuditSize(ctx context.Context) (int64, error)
@@ -104,6 +109,11 @@ type Tx interface {
 	ProcedureVersionInsert(ctx context.Context, v *ProcedureVersion) error
 	ProcedureVersionSetStatus(ctx context.Context, id, status string, decidedAt time.Time) error
 	ReviewInsert(ctx context.Context, r *Review) error
+
+	PolicyVersionInsert(ctx context.Context, v *PolicyVersion) error
+	// PolicyVersionDecide records a decision on a version: its new status,
+	// who decided, their comment and when.
+	PolicyVersionDecide(ctx context.Context, v *PolicyVersion) error
 
 	// AuditAppend assigns e.Seq (the next position, gap-free) and stores
 	// the event. There is no update or delete: the log is append-only.
@@ -264,4 +274,31 @@ type Review struct {
 	// quorum counts them.
 	ReviewerGroups []string
 	CreatedAt      time.Time
+}
+
+// Policy version statuses. Exactly one version is active once the
+// store is bootstrapped.
+const (
+	PolicyProposed   = "proposed"
+	PolicyActive     = "active"
+	PolicySuperseded = "superseded"
+	PolicyRejected   = "rejected"
+	PolicyWithdrawn  = "withdrawn"
+)
+
+// PolicyVersion is one complete Cedar policy set.
+type PolicyVersion struct {
+	ID              string
+	Number          int
+	Digest          string
+	Text            string
+	Description     string
+	Status          string
+	AuthorID        string
+	AuthorName      string
+	DecidedByID     string
+	DecidedByName   string
+	DecisionComment string
+	CreatedAt       time.Time
+	DecidedAt       time.Time
 }

@@ -44,6 +44,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrentWriters(t, h) })
 	t.Run("NewerSchemaRefused", func(t *testing.T) { testNewerSchema(t, h) })
 	t.Run("Procedures", func(t *testing.T) { testProcedures(t, h) })
+	t.Run("PolicyVersions", func(t *testing.T) { testPolicyVersions(t, h) })
 	t.Run("CrashLosesNoCommittedRow", func(t *testing.T) { testCrash(t, h) })
 }
 
@@ -647,4 +648,55 @@ func testProcedures(t *testing.T, h Harness) {
 	}
 	_, err = s.ProcedureGetByID(ctx, "prc_missing")
 	wantKind(t, err, airlock.NotFound)
+}
+
+func testPolicyVersions(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s, _ := h.New(t)
+	v1 := &store.PolicyVersion{ID: airlock.NewID(airlock.PrefixPolicy, t0), Number: 1, Digest: "sha256:1", Text: "@id(\"a\")\npermit(principal, action, resource);",
+		Status: store.PolicyActive, AuthorID: "", AuthorName: "system", CreatedAt: t0, DecidedAt: t0}
+	v2 := &store.PolicyVersion{ID: airlock.NewID(airlock.PrefixPolicy, t0), Number: 2, Digest: "sha256:2", Text: "x", Description: "tighten",
+		Status: store.PolicyProposed, AuthorID: "usr_bob", AuthorName: "bob", CreatedAt: t0.Add(time.Minute)}
+	insert := func(vs ...*store.PolicyVersion) error {
+		return s.Update(ctx, func(tx store.Tx) error {
+			for _, v := range vs {
+				if err := tx.PolicyVersionInsert(ctx, v); err != nil {
+					return err
+				}
+			}
+			return tx.AuditAppend(ctx, event("policy.propose", "x"))
+		})
+	}
+	if err := insert(v1, v2); err != nil {
+		t.Fatal(err)
+	}
+	dup := *v2
+	dup.ID = airlock.NewID(airlock.PrefixPolicy, t0)
+	wantKind(t, insert(&dup), airlock.Conflict) // numbers are unique
+	v2.Status, v2.DecidedByID, v2.DecidedByName, v2.DecisionComment, v2.DecidedAt = store.PolicyActive, "usr_carol", "carol", "ok", t0.Add(time.Hour)
+	v1.Status, v1.DecidedAt = store.PolicySuperseded, t0.Add(time.Hour)
+	err := s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.PolicyVersionDecide(ctx, v1); err != nil {
+			return err
+		}
+		if err := tx.PolicyVersionDecide(ctx, v2); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, event("policy.approve", v2.ID))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	active, err := s.PolicyVersionList(ctx, store.PolicyActive)
+	if err != nil || len(active) != 1 || active[0].ID != v2.ID || active[0].DecidedByName != "carol" || active[0].Description != "tighten" {
+		t.Fatalf("active = %+v, %v", active, err)
+	}
+	all, _ := s.PolicyVersionList(ctx, "")
+	if len(all) != 2 || all[0].Number != 2 {
+		t.Fatalf("all (newest first) = %+v", all)
+	}
+	got, err := s.PolicyVersionGet(ctx, v1.ID)
+	if err != nil || got.Status != store.PolicySuperseded || got.Text != v1.Text {
+		t.Fatalf("get = %+v, %v", got, err)
+	}
 }
