@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -36,6 +38,17 @@ func (a *app) demoCmd() *cobra.Command {
 				data = dir
 			}
 			cfg.Data = data
+			// The demo's policy is installed at first start from a file
+			// in the data directory, as an operator's would be.
+			cfg.PolicyFile = filepath.Join(data, "policy.cedar")
+			if _, err := os.Stat(cfg.PolicyFile); errors.Is(err, os.ErrNotExist) {
+				if err := os.MkdirAll(data, 0o700); err != nil {
+					return err
+				}
+				if err := os.WriteFile(cfg.PolicyFile, []byte(demo.Policy), 0o600); err != nil {
+					return err
+				}
+			}
 			if err := cfg.Validate(); err != nil {
 				return configError(err)
 			}

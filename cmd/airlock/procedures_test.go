@@ -31,7 +31,9 @@ func inProcess(t *testing.T) (*server.Server, func(user string)) {
 	t.Cleanup(func() { hs.Close(); s.Close() })
 	t.Setenv("AIRLOCK_CONFIG_DIR", t.TempDir())
 	t.Setenv("AIRLOCK_SERVER", hs.URL)
-	users := map[string][]string{"alice": {"dev", "payments"}, "bob": {"ops"}, "carol": {"security"}}
+	// alice is also in ops, so that policy lets her review: separation of
+	// duties must still stop her reviewing her own versions.
+	users := map[string][]string{"alice": {"dev", "payments", "ops"}, "bob": {"ops"}, "carol": {"security"}}
 	ctx := context.Background()
 	for name, groups := range users {
 		u, err := s.Identity.CreateUser(ctx, audit.System, identity.CreateUserParams{Username: name, Password: name + "-password-1", Groups: groups})

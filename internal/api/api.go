@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/airlockhq/airlock/internal/authz"
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/review"
 	"github.com/airlockhq/airlock/internal/sso"
@@ -20,6 +21,7 @@ import (
 type Handler struct {
 	Identity *identity.Service
 	Review   *review.Service
+	Authz    *authz.Authorizer
 	Store    store.Store
 	SSO      *sso.Provider // nil when SSO is off
 	Log      *slog.Logger
@@ -37,6 +39,13 @@ type Route struct {
 	Path    string
 	Public  bool // no authentication required
 	Summary string
+	// Action names the policy action that guards the route: a Cedar
+	// action, or "self" for routes that act only on the caller's own
+	// session, password and tokens. Every non-public route has one; the
+	// route-table tests use it.
+	Action string
+	// List routes answer with only the items the caller may see.
+	List bool
 	// DuringPasswordChange: still allowed while the user must change
 	// their password.
 	DuringPasswordChange bool
@@ -48,27 +57,37 @@ func Routes() []Route {
 	return []Route{
 		{Method: "POST", Path: "/api/v1/auth/login", Public: true, Summary: "Log in with a password; starts a browser session", handle: (*Handler).login},
 		{Method: "POST", Path: "/api/v1/auth/token", Public: true, Summary: "Exchange a password for an API token (CLI login)", handle: (*Handler).loginToken},
-		{Method: "POST", Path: "/api/v1/auth/logout", Summary: "End the current session or revoke the current token", DuringPasswordChange: true, handle: (*Handler).logout},
-		{Method: "POST", Path: "/api/v1/auth/password", Summary: "Change one's own password", DuringPasswordChange: true, handle: (*Handler).changePassword},
-		{Method: "GET", Path: "/api/v1/me", Summary: "Who am I", DuringPasswordChange: true, handle: (*Handler).me},
-		{Method: "GET", Path: "/api/v1/tokens", Summary: "List one's own API tokens", handle: (*Handler).listTokens},
-		{Method: "POST", Path: "/api/v1/tokens", Summary: "Create an API token (the secret is shown once)", handle: (*Handler).createToken},
-		{Method: "DELETE", Path: "/api/v1/tokens/{id}", Summary: "Revoke an API token", handle: (*Handler).revokeToken},
-		{Method: "GET", Path: "/api/v1/users", Summary: "List users (admins)", handle: (*Handler).listUsers},
-		{Method: "POST", Path: "/api/v1/users", Summary: "Create a local user (admins)", handle: (*Handler).createUser},
-		{Method: "POST", Path: "/api/v1/groups/{group}/members", Summary: "Add a user to a group (admins)", handle: (*Handler).addMember},
-		{Method: "DELETE", Path: "/api/v1/groups/{group}/members/{username}", Summary: "Remove a user from a group (admins)", handle: (*Handler).removeMember},
-		{Method: "GET", Path: "/api/v1/procedures", Summary: "List procedures with their active version and pending proposals", handle: (*Handler).listProcedures},
-		{Method: "GET", Path: "/api/v1/procedures/{name}", Summary: "A procedure with its active definition", handle: (*Handler).getProcedure},
-		{Method: "GET", Path: "/api/v1/procedures/{name}/versions", Summary: "A procedure's version history with reviews", handle: (*Handler).procedureHistory},
-		{Method: "GET", Path: "/api/v1/procedures/{name}/diff", Summary: "Unified diff between two versions (?from=N&to=M)", handle: (*Handler).procedureDiff},
-		{Method: "POST", Path: "/api/v1/procedures/{name}/retire", Summary: "Retire a procedure: no new runs", handle: (*Handler).retireProcedure},
-		{Method: "GET", Path: "/api/v1/versions", Summary: "List versions (?status=, ?reviewable=true for one's review inbox)", handle: (*Handler).listVersions},
-		{Method: "POST", Path: "/api/v1/versions", Summary: "Propose a procedure definition", handle: (*Handler).proposeVersion},
-		{Method: "GET", Path: "/api/v1/versions/{id}", Summary: "A version (ID or NAME@N) with definition, reviews and quorum", handle: (*Handler).getVersion},
-		{Method: "POST", Path: "/api/v1/versions/{id}/withdraw", Summary: "Withdraw a proposed version", handle: (*Handler).withdrawVersion},
-		{Method: "GET", Path: "/api/v1/versions/{id}/reviews", Summary: "A version's reviews", handle: (*Handler).listReviews},
-		{Method: "POST", Path: "/api/v1/versions/{id}/reviews", Summary: "Approve or reject a version digest", handle: (*Handler).reviewVersion},
+		{Method: "POST", Path: "/api/v1/auth/logout", Action: "self", Summary: "End the current session or revoke the current token", DuringPasswordChange: true, handle: (*Handler).logout},
+		{Method: "POST", Path: "/api/v1/auth/password", Action: "self", Summary: "Change one's own password", DuringPasswordChange: true, handle: (*Handler).changePassword},
+		{Method: "GET", Path: "/api/v1/me", Action: "self", Summary: "Who am I", DuringPasswordChange: true, handle: (*Handler).me},
+		{Method: "GET", Path: "/api/v1/tokens", Action: "self", Summary: "List one's own API tokens", handle: (*Handler).listTokens},
+		{Method: "POST", Path: "/api/v1/tokens", Action: "self", Summary: "Create an API token (the secret is shown once)", handle: (*Handler).createToken},
+		{Method: "DELETE", Path: "/api/v1/tokens/{id}", Action: "self", Summary: "Revoke an API token", handle: (*Handler).revokeToken},
+		{Method: "GET", Path: "/api/v1/users", Action: "manageUsers", Summary: "List users (admins)", handle: (*Handler).listUsers},
+		{Method: "POST", Path: "/api/v1/users", Action: "manageUsers", Summary: "Create a local user (admins)", handle: (*Handler).createUser},
+		{Method: "POST", Path: "/api/v1/groups/{group}/members", Action: "manageUsers", Summary: "Add a user to a group (admins)", handle: (*Handler).addMember},
+		{Method: "DELETE", Path: "/api/v1/groups/{group}/members/{username}", Action: "manageUsers", Summary: "Remove a user from a group (admins)", handle: (*Handler).removeMember},
+		{Method: "GET", Path: "/api/v1/procedures", Action: "view", List: true, Summary: "List procedures with their active version and pending proposals", handle: (*Handler).listProcedures},
+		{Method: "GET", Path: "/api/v1/procedures/{name}", Action: "view", Summary: "A procedure with its active definition", handle: (*Handler).getProcedure},
+		{Method: "GET", Path: "/api/v1/procedures/{name}/versions", Action: "view", Summary: "A procedure's version history with reviews", handle: (*Handler).procedureHistory},
+		{Method: "GET", Path: "/api/v1/procedures/{name}/diff", Action: "view", Summary: "Unified diff between two versions (?from=N&to=M)", handle: (*Handler).procedureDiff},
+		{Method: "POST", Path: "/api/v1/procedures/{name}/retire", Action: "retire", Summary: "Retire a procedure: no new runs", handle: (*Handler).retireProcedure},
+		{Method: "GET", Path: "/api/v1/versions", Action: "view", List: true, Summary: "List versions (?status=, ?reviewable=true for one's review inbox)", handle: (*Handler).listVersions},
+		{Method: "POST", Path: "/api/v1/versions", Action: "propose", Summary: "Propose a procedure definition", handle: (*Handler).proposeVersion},
+		{Method: "GET", Path: "/api/v1/versions/{id}", Action: "view", Summary: "A version (ID or NAME@N) with definition, reviews and quorum", handle: (*Handler).getVersion},
+		{Method: "POST", Path: "/api/v1/versions/{id}/withdraw", Action: "retire", Summary: "Withdraw a proposed version", handle: (*Handler).withdrawVersion},
+		{Method: "GET", Path: "/api/v1/versions/{id}/reviews", Action: "view", Summary: "A version's reviews", handle: (*Handler).listReviews},
+		{Method: "POST", Path: "/api/v1/versions/{id}/reviews", Action: "review", Summary: "Approve or reject a version digest", handle: (*Handler).reviewVersion},
+		{Method: "GET", Path: "/api/v1/policies", Action: "managePolicy", Summary: "List policy versions (admins, auditors)", handle: (*Handler).listPolicies},
+		{Method: "POST", Path: "/api/v1/policies", Action: "managePolicy", Summary: "Propose a policy set; in force after a second admin approves", handle: (*Handler).proposePolicy},
+		{Method: "GET", Path: "/api/v1/policies/{id}", Action: "managePolicy", Summary: "A policy version with its text (ID or active)", handle: (*Handler).getPolicy},
+		{Method: "GET", Path: "/api/v1/policies/{id}/diff", Action: "managePolicy", Summary: "Unified diff of a policy version against ?against= (default active)", handle: (*Handler).diffPolicy},
+		{Method: "POST", Path: "/api/v1/policies/{id}/approve", Action: "managePolicy", Summary: "Approve a proposed policy (a second admin)", handle: decidePolicy("approve")},
+		{Method: "POST", Path: "/api/v1/policies/{id}/reject", Action: "managePolicy", Summary: "Reject a proposed policy", handle: decidePolicy("reject")},
+		{Method: "POST", Path: "/api/v1/policies/{id}/withdraw", Action: "managePolicy", Summary: "Withdraw one's own proposed policy", handle: (*Handler).withdrawPolicy},
+		{Method: "POST", Path: "/api/v1/policy/explain", Action: "managePolicy", Summary: "Explain a decision; what-if with policy_version or policy_text", handle: (*Handler).explain},
+		{Method: "GET", Path: "/api/v1/policy/access-review", Action: "managePolicy", Summary: "Every user × procedure × environment → run/request/none (?format=csv)", handle: (*Handler).accessReview},
+		{Method: "GET", Path: "/api/v1/policy/schema", Action: "managePolicy", Summary: "The Cedar schema policies are validated against", handle: (*Handler).policySchema},
 		{Method: "GET", Path: "/auth/oidc/login", Public: true, Summary: "Start single sign-on", handle: (*Handler).ssoLogin},
 		{Method: "GET", Path: "/auth/oidc/callback", Public: true, Summary: "Finish single sign-on", handle: (*Handler).ssoCallback},
 	}
@@ -77,6 +96,9 @@ func Routes() []Route {
 // Register adds every route to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
 	for _, rt := range Routes() {
+		if !rt.Public && rt.Action == "" {
+			panic("api: route " + rt.Method + " " + rt.Path + " names no policy action")
+		}
 		pattern := rt.Method + " " + rt.Path
 		var next http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rt.handle(h, w, r) })
 		if !rt.Public {

@@ -174,7 +174,6 @@ type MeResponse struct {
 	Groups             []string `json:"groups"`
 	Via                string   `json:"via"`
 	MustChangePassword bool     `json:"must_change_password"`
-	Admin              bool     `json:"admin"`
 }
 
 func (h *Handler) me(w http.ResponseWriter, r *http.Request) {
@@ -184,7 +183,7 @@ func (h *Handler) me(w http.ResponseWriter, r *http.Request) {
 		groups = []string{}
 	}
 	writeJSON(w, http.StatusOK, MeResponse{ID: p.UserID, Username: p.Username, Groups: groups, Via: p.Via,
-		MustChangePassword: p.MustChangePassword, Admin: h.Identity.IsAdmin(p)})
+		MustChangePassword: p.MustChangePassword})
 }
 
 // CreateTokenRequest creates an API token.
@@ -279,12 +278,8 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := identity.PrincipalFrom(r.Context())
-	if !h.Identity.IsAdmin(p) {
-		writeError(w, r, h.Log, airlock.Errorf(airlock.Forbidden, "not permitted"))
-		return
-	}
 	pw := identity.RandomPassword()
-	u, err := h.Identity.CreateUser(r.Context(), p.Actor(), identity.CreateUserParams{Username: req.Username,
+	u, err := h.Identity.CreateUserAs(r.Context(), p, identity.CreateUserParams{Username: req.Username,
 		DisplayName: req.DisplayName, Email: req.Email, Password: pw, MustChangePassword: true, Groups: req.Groups})
 	if err != nil {
 		writeError(w, r, h.Log, err)

@@ -85,6 +85,7 @@ func statusJSON(st *review.Status) *VersionJSON {
 
 func (h *Handler) procedureJSON(ctx context.Context, p *store.Procedure, full bool) (*ProcedureJSON, error) {
 	out := &ProcedureJSON{ID: p.ID, Name: p.Name, Owner: p.Owner, RetiredAt: p.RetiredAt, Pending: []*VersionJSON{}}
+	// The caller may view p: the service returned it.
 	versions, err := h.Store.ProcedureVersionList(ctx, store.ProcedureVersionListParams{ProcedureID: p.ID})
 	if err != nil {
 		return nil, err
@@ -115,7 +116,7 @@ func (h *Handler) procedureJSON(ctx context.Context, p *store.Procedure, full bo
 }
 
 func (h *Handler) listProcedures(w http.ResponseWriter, r *http.Request) {
-	ps, err := h.Store.ProcedureList(r.Context())
+	ps, err := h.Review.Procedures(r.Context(), identity.PrincipalFrom(r.Context()))
 	if err != nil {
 		writeError(w, r, h.Log, err)
 		return
@@ -133,7 +134,7 @@ func (h *Handler) listProcedures(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) getProcedure(w http.ResponseWriter, r *http.Request) {
-	p, err := h.Store.ProcedureGetByName(r.Context(), r.PathValue("name"))
+	p, err := h.Review.Procedure(r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("name"))
 	if err != nil {
 		writeError(w, r, h.Log, err)
 		return
@@ -147,19 +148,14 @@ func (h *Handler) getProcedure(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) procedureHistory(w http.ResponseWriter, r *http.Request) {
-	p, err := h.Store.ProcedureGetByName(r.Context(), r.PathValue("name"))
-	if err != nil {
-		writeError(w, r, h.Log, err)
-		return
-	}
-	vs, err := h.Store.ProcedureVersionList(r.Context(), store.ProcedureVersionListParams{ProcedureID: p.ID})
+	_, vs, err := h.Review.Versions(r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("name"))
 	if err != nil {
 		writeError(w, r, h.Log, err)
 		return
 	}
 	out := ListResponse[*VersionJSON]{Items: []*VersionJSON{}}
 	for _, v := range vs {
-		st, err := h.Review.VersionStatus(r.Context(), v.ID)
+		st, err := h.Review.StatusOf(r.Context(), v)
 		if err != nil {
 			writeError(w, r, h.Log, err)
 			return
@@ -171,11 +167,12 @@ func (h *Handler) procedureHistory(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// findVersion resolves a version reference: an ID (pv_…) or NAME@NUMBER.
+// findVersion resolves a version reference the caller may view: an ID
+// (pv_…) or NAME@NUMBER.
 func (h *Handler) findVersion(ctx context.Context, ref string) (*store.ProcedureVersion, error) {
 	name, num, ok := strings.Cut(ref, "@")
 	if !ok {
-		return h.Store.ProcedureVersionGet(ctx, ref)
+		return h.Review.Version(ctx, identity.PrincipalFrom(ctx), ref)
 	}
 	n, err := strconv.Atoi(num)
 	if err != nil {
@@ -185,11 +182,7 @@ func (h *Handler) findVersion(ctx context.Context, ref string) (*store.Procedure
 }
 
 func (h *Handler) versionByNumber(ctx context.Context, name string, n int) (*store.ProcedureVersion, error) {
-	p, err := h.Store.ProcedureGetByName(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	vs, err := h.Store.ProcedureVersionList(ctx, store.ProcedureVersionListParams{ProcedureID: p.ID})
+	_, vs, err := h.Review.Versions(ctx, identity.PrincipalFrom(ctx), name)
 	if err != nil {
 		return nil, err
 	}
@@ -212,14 +205,12 @@ type DiffResponse struct {
 // version against the newest version (the pending proposal, if any).
 func (h *Handler) procedureDiff(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	p, err := h.Store.ProcedureGetByName(ctx, r.PathValue("name"))
+	p, vs, err := h.Review.Versions(ctx, identity.PrincipalFrom(ctx), r.PathValue("name"))
+	if err == nil && len(vs) == 0 {
+		err = airlock.Errorf(airlock.NotFound, "%s has no versions", p.Name)
+	}
 	if err != nil {
 		writeError(w, r, h.Log, err)
-		return
-	}
-	vs, err := h.Store.ProcedureVersionList(ctx, store.ProcedureVersionListParams{ProcedureID: p.ID})
-	if err != nil || len(vs) == 0 {
-		writeError(w, r, h.Log, errors.Join(err, airlock.Errorf(airlock.NotFound, "%s has no versions", p.Name)))
 		return
 	}
 	pick := func(param string, def *store.ProcedureVersion) (*store.ProcedureVersion, error) {
@@ -358,15 +349,15 @@ func (h *Handler) listVersions(w http.ResponseWriter, r *http.Request) {
 	if reviewable {
 		status = store.VersionProposed
 	}
-	vs, err := h.Store.ProcedureVersionList(ctx, store.ProcedureVersionListParams{Status: status})
+	p := identity.PrincipalFrom(ctx)
+	vs, err := h.Review.VersionsByStatus(ctx, p, status)
 	if err != nil {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	p := identity.PrincipalFrom(ctx)
 	out := ListResponse[*VersionJSON]{Items: []*VersionJSON{}}
 	for _, v := range vs {
-		st, err := h.Review.VersionStatus(ctx, v.ID)
+		st, err := h.Review.StatusOf(ctx, v)
 		if err != nil {
 			writeError(w, r, h.Log, err)
 			return
@@ -399,7 +390,7 @@ func (h *Handler) getVersion(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	st, err := h.Review.VersionStatus(r.Context(), v.ID)
+	st, err := h.Review.StatusOf(r.Context(), v)
 	if err != nil {
 		writeError(w, r, h.Log, err)
 		return
@@ -473,7 +464,7 @@ func (h *Handler) listReviews(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	st, err := h.Review.VersionStatus(r.Context(), v.ID)
+	st, err := h.Review.StatusOf(r.Context(), v)
 	if err != nil {
 		writeError(w, r, h.Log, err)
 		return

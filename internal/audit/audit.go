@@ -42,6 +42,15 @@ const (
 	ProcedureVersionSupersede = "procedure_version.supersede"
 	ProcedureVersionReject    = "procedure_version.reject"
 	ProcedureVersionWithdraw  = "procedure_version.withdraw"
+	AuthzDeny                 = "authz.deny"
+
+	PolicyBootstrap = "policy.bootstrap"
+	PolicyPropose   = "policy.propose"
+	PolicyApprove   = "policy.approve"
+	PolicyReject    = "policy.reject"
+	PolicyWithdraw  = "policy.withdraw"
+	PolicyDenied    = "policy.approve_denied"
+
 	// ProcedureVersionReviewDenied records a refused review attempt:
 	// self-review, a stale digest, an ineligible reviewer.
 	ProcedureVersionReviewDenied = "procedure_version.review_denied"

@@ -33,8 +33,13 @@ type Config struct {
 	Tokens    Tokens   `yaml:"tokens"`
 	Login     Login    `yaml:"login"`
 	// AdminGroup members manage users, groups and tokens.
-	AdminGroup      string        `yaml:"admin_group"`
-	Review          Review        `yaml:"review"`
+	AdminGroup string `yaml:"admin_group"`
+	Review     Review `yaml:"review"`
+	// PolicyFile is the Cedar policy installed at first start; later
+	// changes go through proposal and a second admin's approval.
+	PolicyFile string `yaml:"policy_file"`
+	// Environments are the zones nodes live in and policies talk about.
+	Environments    []string      `yaml:"environments"`
 	OIDC            sso.Config    `yaml:"oidc"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -89,14 +94,15 @@ type Login struct {
 // Default returns the defaults.
 func Default() Config {
 	return Config{
-		Listen:     "127.0.0.1:8080",
-		Data:       "./airlock-data",
-		Database:   Database{Driver: "sqlite", MaxConns: 16},
-		Log:        Log{Format: "text", Level: "info"},
-		Session:    Session{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: 12 * time.Hour},
-		Tokens:     Tokens{DefaultTTL: 90 * 24 * time.Hour, MaxTTL: 366 * 24 * time.Hour},
-		Login:      Login{MaxAccountFailures: 5, MaxAddressFailures: 20, Window: 15 * time.Minute},
-		AdminGroup: "admins",
+		Listen:       "127.0.0.1:8080",
+		Data:         "./airlock-data",
+		Database:     Database{Driver: "sqlite", MaxConns: 16},
+		Log:          Log{Format: "text", Level: "info"},
+		Session:      Session{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: 12 * time.Hour},
+		Tokens:       Tokens{DefaultTTL: 90 * 24 * time.Hour, MaxTTL: 366 * 24 * time.Hour},
+		Login:        Login{MaxAccountFailures: 5, MaxAddressFailures: 20, Window: 15 * time.Minute},
+		AdminGroup:   "admins",
+		Environments: []string{"staging", "production"},
 		Review: Review{QuorumLow: []string{"ops"}, QuorumMedium: []string{"ops", "security"},
 			QuorumHigh: []string{"ops", "security", "compliance"}},
 		OIDC:            sso.Config{GroupsClaim: "groups", UsernameClaim: "preferred_username"},
@@ -296,6 +302,19 @@ func (c *Config) Validate() error {
 			if !groupRE.MatchString(g) {
 				return &FieldError{f.key, fmt.Sprintf("expected group names, got %q", g)}
 			}
+		}
+	}
+	if len(c.Environments) == 0 {
+		return &FieldError{"environments", "expected at least one environment name, e.g. staging, production"}
+	}
+	for _, e := range c.Environments {
+		if !groupRE.MatchString(e) {
+			return &FieldError{"environments", fmt.Sprintf("expected environment names (lower-case letters, digits, '.', '_', '-'), got %q", e)}
+		}
+	}
+	if c.PolicyFile != "" {
+		if _, err := os.Stat(c.PolicyFile); err != nil {
+			return &FieldError{"policy_file", fmt.Sprintf("expected a readable Cedar policy file: %v", err)}
 		}
 	}
 	if c.OIDC.Issuer != "" {

@@ -25,6 +25,14 @@ import (
 //go:embed catalog/*.yaml pending/*.yaml
 var files embed.FS
 
+// Policy is the demo's Cedar policy: dev runs low-risk procedures in
+// staging and requests them in production; ops runs everything and
+// approves runs; security and compliance review; dana audits; erin (noc)
+// runs restarts and cache flushes anywhere and requests the rest.
+//
+//go:embed policy.cedar
+var Policy string
+
 // User is a demo account as written to the credentials file.
 type User struct {
 	Username string   `json:"username"`

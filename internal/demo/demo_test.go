@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/airlockhq/airlock/internal/config"
@@ -15,6 +17,8 @@ import (
 func TestSeedCatalogThroughReviews(t *testing.T) {
 	cfg := config.Default()
 	cfg.Data = t.TempDir()
+	cfg.PolicyFile = filepath.Join(cfg.Data, "policy.cedar")
+	os.WriteFile(cfg.PolicyFile, []byte(demo.Policy), 0o600)
 	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +50,7 @@ func TestSeedCatalogThroughReviews(t *testing.T) {
 	if len(pending) != 1 || pending[0].ProcedureName != "toggle-feature-flag" || pending[0].Number != 2 {
 		t.Fatalf("pending = %+v", pending)
 	}
-	st, _ := s.Review.VersionStatus(ctx, pending[0].ID)
+	st, _ := s.Review.StatusOf(ctx, pending[0])
 	if len(st.Missing) != 1 || st.Missing[0] != "security" {
 		t.Fatalf("pending proposal needs %v, want security", st.Missing)
 	}

@@ -55,6 +55,7 @@ type Service struct {
 	log      *slog.Logger
 	now      func() time.Time
 	throttle *throttle
+	authz    Authorizer
 	// dummyHash is verified against when the user does not exist, so a
 	// failed login takes the same time either way. Made on first use.
 	dummyOnce sync.Once
@@ -101,9 +102,25 @@ func PrincipalFrom(ctx context.Context) *Principal {
 	return p
 }
 
-// IsAdmin reports whether p belongs to the admin group. The policy issue
-// replaces this check with the authorizer.
-func (s *Service) IsAdmin(p *Principal) bool { return p != nil && p.InGroup(s.cfg.AdminGroup) }
+// Authorizer checks system-wide actions (manageUsers) for the service.
+// It is the authz package's; the interface keeps identity free of it.
+type Authorizer interface {
+	CheckSystem(ctx context.Context, p *Principal, action string) error
+}
+
+// SetAuthorizer installs the authorizer. Until it is set, every check
+// that needs one is refused.
+func (s *Service) SetAuthorizer(a Authorizer) { s.authz = a }
+
+// manageUsers is the policy action that guards user administration.
+const manageUsers = "manageUsers"
+
+func (s *Service) checkManageUsers(ctx context.Context, p *Principal) error {
+	if s.authz == nil {
+		return errForbidden
+	}
+	return s.authz.CheckSystem(ctx, p, manageUsers)
+}
 
 var usernameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
@@ -140,6 +157,14 @@ func (s *Service) Bootstrap(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("bootstrap admin: %w", err)
 	}
 	return pw, nil
+}
+
+// CreateUserAs creates a user on behalf of p, who needs manageUsers.
+func (s *Service) CreateUserAs(ctx context.Context, p *Principal, params CreateUserParams) (*store.User, error) {
+	if err := s.checkManageUsers(ctx, p); err != nil {
+		return nil, err
+	}
+	return s.CreateUser(ctx, p.Actor(), params)
 }
 
 // CreateUserParams are the inputs of CreateUser.
@@ -228,10 +253,11 @@ func (s *Service) addMember(ctx context.Context, tx store.Tx, actor audit.Actor,
 		map[string]any{"group": group, "user_id": u.ID, "username": u.Username, "source": source}))
 }
 
-// AddMember adds a user to a group (created when missing). Admins only.
+// AddMember adds a user to a group (created when missing). Needs
+// manageUsers.
 func (s *Service) AddMember(ctx context.Context, p *Principal, group, username string) error {
-	if !s.IsAdmin(p) {
-		return errForbidden
+	if err := s.checkManageUsers(ctx, p); err != nil {
+		return err
 	}
 	if !ValidUsername(group) {
 		return airlock.FieldError("group", "%q is not a valid group name", group)
@@ -245,10 +271,10 @@ func (s *Service) AddMember(ctx context.Context, p *Principal, group, username s
 	})
 }
 
-// RemoveMember removes a user from a group. Admins only.
+// RemoveMember removes a user from a group. Needs manageUsers.
 func (s *Service) RemoveMember(ctx context.Context, p *Principal, group, username string) error {
-	if !s.IsAdmin(p) {
-		return errForbidden
+	if err := s.checkManageUsers(ctx, p); err != nil {
+		return err
 	}
 	return s.store.Update(ctx, func(tx store.Tx) error {
 		u, err := tx.UserGetByUsername(ctx, username)
@@ -546,18 +572,21 @@ func (s *Service) ListTokens(ctx context.Context, p *Principal) ([]*store.Token,
 	return s.store.TokenListForUser(ctx, p.UserID)
 }
 
-// RevokeToken revokes a token. Users revoke their own; admins any. A token
-// the caller may not touch is "not found", so IDs leak nothing.
+// RevokeToken revokes a token. Users revoke their own; those permitted
+// manageUsers, anyone's. A token the caller may not touch is "not
+// found", so IDs leak nothing.
 func (s *Service) RevokeToken(ctx context.Context, p *Principal, id string) error {
-	now := s.now()
-	return s.store.Update(ctx, func(tx store.Tx) error {
-		tok, err := tx.TokenGetByID(ctx, id)
-		if err != nil {
-			return err
-		}
-		if tok.UserID != p.UserID && !s.IsAdmin(p) {
+	tok, err := s.store.TokenGetByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	if tok.UserID != p.UserID {
+		if err := s.checkManageUsers(ctx, p); err != nil {
 			return airlock.Errorf(airlock.NotFound, "token not found")
 		}
+	}
+	now := s.now()
+	return s.store.Update(ctx, func(tx store.Tx) error {
 		if err := tx.TokenRevoke(ctx, id, now); err != nil {
 			return err
 		}
@@ -566,10 +595,10 @@ func (s *Service) RevokeToken(ctx context.Context, p *Principal, id string) erro
 	})
 }
 
-// ListUsers lists users with their groups. Admins only.
+// ListUsers lists users with their groups. Needs manageUsers.
 func (s *Service) ListUsers(ctx context.Context, p *Principal) ([]*store.User, map[string][]string, error) {
-	if !s.IsAdmin(p) {
-		return nil, nil, errForbidden
+	if err := s.checkManageUsers(ctx, p); err != nil {
+		return nil, nil, err
 	}
 	us, err := s.store.UserList(ctx)
 	if err != nil {

@@ -25,6 +25,17 @@ type clock struct {
 func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
+// groupAuthorizer is a fake for unit tests: members of "admins" may do
+// every system action. The real authorizer is tested in authz and api.
+type groupAuthorizer struct{}
+
+func (groupAuthorizer) CheckSystem(_ context.Context, p *identity.Principal, _ string) error {
+	if p.InGroup("admins") {
+		return nil
+	}
+	return airlock.Errorf(airlock.Forbidden, "not permitted")
+}
+
 func setup(t *testing.T) (*identity.Service, store.Store, *clock) {
 	t.Helper()
 	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "a.db"))
@@ -33,7 +44,9 @@ func setup(t *testing.T) (*identity.Service, store.Store, *clock) {
 	}
 	t.Cleanup(func() { s.Close() })
 	c := &clock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
-	return identity.New(s, identity.DefaultConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)), c.now), s, c
+	svc := identity.New(s, identity.DefaultConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)), c.now)
+	svc.SetAuthorizer(groupAuthorizer{})
+	return svc, s, c
 }
 
 func events(t *testing.T, s store.Store, typ string) []*store.AuditEvent {

@@ -113,6 +113,19 @@ var (
 // annotation (IDs are what explanations and audit events name), and
 // validates each policy against the schema. All problems are returned.
 func Compile(file, text string, params ParamTypes) (*Set, error) {
+	v, err := validator(params)
+	if err != nil {
+		return nil, err
+	}
+	return compile(file, text, v)
+}
+
+// Load compiles text that was validated when it was approved, without
+// schema validation: a later change of the catalog's parameters must not
+// stop the policy in force from loading. IDs are still required.
+func Load(file, text string) (*Set, error) { return compile(file, text, nil) }
+
+func compile(file, text string, v *validate.Validator) (*Set, error) {
 	raw, err := cedar.NewPolicySetFromBytes(file, []byte(text))
 	if err != nil {
 		e := &Error{File: file, Line: 1, Column: 1, Msg: err.Error()}
@@ -123,10 +136,6 @@ func Compile(file, text string, params ParamTypes) (*Set, error) {
 			e.Msg = strings.TrimPrefix(strings.TrimPrefix(e.Msg, "parser error: parse error at"), " ")
 		}
 		return nil, Errors{e}
-	}
-	v, err := validator(params)
-	if err != nil {
-		return nil, err
 	}
 	type entry struct {
 		id  string
@@ -159,6 +168,11 @@ func Compile(file, text string, params ParamTypes) (*Set, error) {
 			continue
 		}
 		seen[e.id] = e.pos
+		if v == nil {
+			set.ps.Add(cedar.PolicyID(e.id), e.p)
+			set.ids = append(set.ids, e.id)
+			continue
+		}
 		if err := v.Policy(e.id, (*xast.Policy)(e.p.AST())); err != nil {
 			// The validator repeats a problem once per action it applies
 			// to; report each problem once.
@@ -201,3 +215,17 @@ func (s *Set) IDs() []string { return slices.Clone(s.ids) }
 
 // Text is the source the set was compiled from.
 func (s *Set) Text() string { return s.text }
+
+// Effect returns "permit" or "forbid" for a policy ID, and its source
+// text, for explanations.
+func (s *Set) Policy(id string) (effect, text string, ok bool) {
+	p := s.ps.Get(cedar.PolicyID(id))
+	if p == nil {
+		return "", "", false
+	}
+	effect = "permit"
+	if p.Effect() == cedar.Forbid {
+		effect = "forbid"
+	}
+	return effect, string(p.MarshalCedar()), true
+}

@@ -18,27 +18,120 @@ import (
 
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/audit"
+	"github.com/airlockhq/airlock/internal/authz"
 	"github.com/airlockhq/airlock/internal/identity"
+	"github.com/airlockhq/airlock/internal/policy"
 	"github.com/airlockhq/airlock/internal/procedure"
 	"github.com/airlockhq/airlock/internal/store"
 )
 
-// Service runs the version lifecycle.
+// Service runs the version lifecycle. Policy decides who may see,
+// propose, review and retire; the rules in this package hold beneath it.
 type Service struct {
 	store  store.Store
 	quorum Quorum
-	admins string
+	authz  *authz.Authorizer
 	log    *slog.Logger
 	now    func() time.Time
 }
 
-// New returns a Service. adminGroup members may withdraw any proposal and
-// retire any procedure.
-func New(s store.Store, q Quorum, adminGroup string, log *slog.Logger, now func() time.Time) *Service {
+// New returns a Service.
+func New(s store.Store, q Quorum, az *authz.Authorizer, log *slog.Logger, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: s, quorum: q, admins: adminGroup, log: log, now: now}
+	return &Service{store: s, quorum: q, authz: az, log: log, now: now}
+}
+
+// procedureResource loads a procedure and describes it for policies.
+func (s *Service) procedureResource(ctx context.Context, name string) (*store.Procedure, policy.Resource, error) {
+	proc, err := s.store.ProcedureGetByName(ctx, name)
+	if err != nil {
+		return nil, policy.Resource{}, err
+	}
+	pr, err := authz.ProcedureOf(ctx, s.store, proc)
+	return proc, policy.Resource{Procedure: &pr}, err
+}
+
+// Procedures lists the procedures p may view.
+func (s *Service) Procedures(ctx context.Context, p *identity.Principal) ([]*store.Procedure, error) {
+	all, err := s.store.ProcedureList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*store.Procedure
+	for _, proc := range all {
+		pr, err := authz.ProcedureOf(ctx, s.store, proc)
+		if err != nil {
+			return nil, err
+		}
+		if s.authz.Allowed(ctx, p, policy.ActionView, policy.Resource{Procedure: &pr}, policy.Context{}) {
+			out = append(out, proc)
+		}
+	}
+	return out, nil
+}
+
+// Procedure returns a procedure p may view; one they may not is "not
+// found".
+func (s *Service) Procedure(ctx context.Context, p *identity.Principal, name string) (*store.Procedure, error) {
+	proc, res, err := s.procedureResource(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authz.CheckObject(ctx, p, policy.ActionView, res, policy.Context{}, "procedure"); err != nil {
+		return nil, err
+	}
+	return proc, nil
+}
+
+// Versions lists a viewable procedure's versions, oldest first.
+func (s *Service) Versions(ctx context.Context, p *identity.Principal, name string) (*store.Procedure, []*store.ProcedureVersion, error) {
+	proc, err := s.Procedure(ctx, p, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	vs, err := s.store.ProcedureVersionList(ctx, store.ProcedureVersionListParams{ProcedureID: proc.ID})
+	return proc, vs, err
+}
+
+// Version returns a version of a procedure p may view.
+func (s *Service) Version(ctx context.Context, p *identity.Principal, id string) (*store.ProcedureVersion, error) {
+	v, err := s.store.ProcedureVersionGet(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.Procedure(ctx, p, v.ProcedureName); err != nil {
+		if airlock.ErrorKind(err) == airlock.NotFound {
+			return nil, airlock.Errorf(airlock.NotFound, "procedure version not found")
+		}
+		return nil, err
+	}
+	return v, nil
+}
+
+// VersionsByStatus lists versions with status (all when empty) of the
+// procedures p may view.
+func (s *Service) VersionsByStatus(ctx context.Context, p *identity.Principal, status string) ([]*store.ProcedureVersion, error) {
+	vs, err := s.store.ProcedureVersionList(ctx, store.ProcedureVersionListParams{Status: status})
+	if err != nil {
+		return nil, err
+	}
+	visible := map[string]bool{}
+	procs, err := s.Procedures(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	for _, proc := range procs {
+		visible[proc.ID] = true
+	}
+	var out []*store.ProcedureVersion
+	for _, v := range vs {
+		if visible[v.ProcedureID] {
+			out = append(out, v)
+		}
+	}
+	return out, nil
 }
 
 // Quorum returns the configured quorum.
@@ -64,6 +157,23 @@ type ProposeResult struct {
 func (s *Service) Propose(ctx context.Context, p *identity.Principal, src *procedure.Source) (*ProposeResult, error) {
 	def := src.Procedure
 	digest := def.Digest()
+	// Policy decides who may propose for which procedure: for a new one,
+	// as the definition describes it; for an existing one, as it stands.
+	target := policy.Procedure{Name: def.Name, Owner: def.Owner, Risk: def.Risk}
+	if existing, err := s.store.ProcedureGetByName(ctx, def.Name); err == nil {
+		if target, err = authz.ProcedureOf(ctx, s.store, existing); err != nil {
+			return nil, err
+		}
+		if existing.OwnerFixed && def.Owner != existing.Owner {
+			return nil, &airlock.Error{Kind: airlock.Forbidden, Field: "owner",
+				Message: fmt.Sprintf("procedure %q is owned by team %q; its owner cannot change", def.Name, existing.Owner)}
+		}
+	} else if airlock.ErrorKind(err) != airlock.NotFound {
+		return nil, err
+	}
+	if err := s.authz.Check(ctx, p, policy.ActionPropose, policy.Resource{Procedure: &target}, policy.Context{}); err != nil {
+		return nil, err
+	}
 	now := s.now().UTC()
 	var res ProposeResult
 	err := s.store.Update(ctx, func(tx store.Tx) error {
@@ -71,9 +181,6 @@ func (s *Service) Propose(ctx context.Context, p *identity.Principal, src *proce
 		switch {
 		case airlock.ErrorKind(err) == airlock.NotFound:
 			proc = &store.Procedure{ID: airlock.NewID(airlock.PrefixProc, now), Name: def.Name, Owner: def.Owner, CreatedAt: now, UpdatedAt: now}
-			if !p.InGroup(def.Owner) {
-				return airlock.Errorf(airlock.Forbidden, "you are not a member of team %q, which the definition names as owner", def.Owner)
-			}
 			if err := tx.ProcedureInsert(ctx, proc); err != nil {
 				return err
 			}
@@ -83,14 +190,8 @@ func (s *Service) Propose(ctx context.Context, p *identity.Principal, src *proce
 			}
 		case err != nil:
 			return err
-		default:
-			if proc.OwnerFixed && def.Owner != proc.Owner {
-				return &airlock.Error{Kind: airlock.Forbidden, Field: "owner",
-					Message: fmt.Sprintf("procedure %q is owned by team %q; its owner cannot change", def.Name, proc.Owner)}
-			}
-			if !p.InGroup(proc.Owner) || !p.InGroup(def.Owner) {
-				return airlock.Errorf(airlock.Forbidden, "procedure %q belongs to team %q; only its members may propose versions", def.Name, proc.Owner)
-			}
+		case proc.OwnerFixed && def.Owner != proc.Owner:
+			return airlock.Errorf(airlock.Conflict, "procedure %q changed owner meanwhile; propose again", def.Name)
 		}
 		versions, err := tx.ProcedureVersionList(ctx, store.ProcedureVersionListParams{ProcedureID: proc.ID})
 		if err != nil {
@@ -174,10 +275,26 @@ func (s *Service) Review(ctx context.Context, p *identity.Principal, versionID, 
 	if decision == store.ReviewReject && strings.TrimSpace(comment) == "" {
 		return nil, airlock.FieldError("comment", "a rejection needs a comment saying what to change")
 	}
+	pre, err := s.store.ProcedureVersionGet(ctx, versionID)
+	if err != nil {
+		return nil, err
+	}
+	_, res0, err := s.procedureResource(ctx, pre.ProcedureName)
+	if err != nil {
+		return nil, err
+	}
+	vres := policy.Resource{Version: &policy.Version{ID: pre.ID, Number: pre.Number, Risk: pre.Risk, Status: pre.Status,
+		Author: pre.AuthorName, Procedure: *res0.Procedure}}
+	if err := s.authz.CheckObject(ctx, p, policy.ActionView, res0, policy.Context{}, "procedure version"); err != nil {
+		return nil, err
+	}
+	if err := s.authz.Check(ctx, p, policy.ActionReview, vres, policy.Context{}); err != nil {
+		return nil, err
+	}
 	now := s.now().UTC()
 	var res ReviewResult
 	var denied *airlock.Error
-	err := s.store.Update(ctx, func(tx store.Tx) error {
+	err = s.store.Update(ctx, func(tx store.Tx) error {
 		v, err := tx.ProcedureVersionGet(ctx, versionID)
 		if err != nil {
 			return err
@@ -309,17 +426,27 @@ func (s *Service) recordDenied(ctx context.Context, p *identity.Principal, versi
 	}
 }
 
-// Withdraw ends a proposed version. Its author or an admin may.
+// Withdraw ends a proposed version. Its author may, and so may those
+// permitted to retire the procedure.
 func (s *Service) Withdraw(ctx context.Context, p *identity.Principal, versionID string) (*store.ProcedureVersion, error) {
+	v, err := s.Version(ctx, p, versionID)
+	if err != nil {
+		return nil, err
+	}
+	if v.AuthorID != p.UserID {
+		_, res, err := s.procedureResource(ctx, v.ProcedureName)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.authz.Check(ctx, p, policy.ActionRetire, res, policy.Context{}); err != nil {
+			return nil, err
+		}
+	}
 	now := s.now().UTC()
-	var v *store.ProcedureVersion
-	err := s.store.Update(ctx, func(tx store.Tx) error {
+	err = s.store.Update(ctx, func(tx store.Tx) error {
 		var err error
 		if v, err = tx.ProcedureVersionGet(ctx, versionID); err != nil {
 			return err
-		}
-		if v.AuthorID != p.UserID && !p.InGroup(s.admins) {
-			return airlock.Errorf(airlock.Forbidden, "only the author or an admin may withdraw a proposal")
 		}
 		if v.Status != store.VersionProposed {
 			return airlock.Errorf(airlock.Conflict, "version %d of %s is %s; only proposed versions can be withdrawn", v.Number, v.ProcedureName, v.Status)
@@ -335,21 +462,25 @@ func (s *Service) Withdraw(ctx context.Context, p *identity.Principal, versionID
 }
 
 // Retire takes a procedure out of service: its active version is retired
-// and no new runs start. Members of the owning team or admins may. A new
-// version approved later brings it back.
+// and no new runs start. Policy's retire decides who may. A new version
+// approved later brings it back.
 func (s *Service) Retire(ctx context.Context, p *identity.Principal, name, reason string) (*store.Procedure, error) {
 	if strings.TrimSpace(reason) == "" {
 		return nil, airlock.FieldError("reason", "say why the procedure is retired")
 	}
+	_, res, err := s.procedureResource(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authz.CheckObject(ctx, p, policy.ActionRetire, res, policy.Context{}, "procedure"); err != nil {
+		return nil, err
+	}
 	now := s.now().UTC()
 	var proc *store.Procedure
-	err := s.store.Update(ctx, func(tx store.Tx) error {
+	err = s.store.Update(ctx, func(tx store.Tx) error {
 		var err error
 		if proc, err = tx.ProcedureGetByName(ctx, name); err != nil {
 			return err
-		}
-		if !p.InGroup(proc.Owner) && !p.InGroup(s.admins) {
-			return airlock.Errorf(airlock.Forbidden, "only team %q or an admin may retire %s", proc.Owner, name)
 		}
 		if !proc.RetiredAt.IsZero() {
 			return airlock.Errorf(airlock.Conflict, "%s is already retired", name)
@@ -377,12 +508,20 @@ type Status struct {
 	Missing []string // still missing, for a proposed version
 }
 
-// VersionStatus loads a version with its reviews and quorum standing.
-func (s *Service) VersionStatus(ctx context.Context, id string) (*Status, error) {
-	v, err := s.store.ProcedureVersionGet(ctx, id)
+// VersionStatus loads a version p may view with its reviews and quorum
+// standing.
+func (s *Service) VersionStatus(ctx context.Context, p *identity.Principal, id string) (*Status, error) {
+	v, err := s.Version(ctx, p, id)
 	if err != nil {
 		return nil, err
 	}
+	return s.StatusOf(ctx, v)
+}
+
+// StatusOf loads the reviews and quorum standing of a version the caller
+// has already been allowed to see.
+func (s *Service) StatusOf(ctx context.Context, v *store.ProcedureVersion) (*Status, error) {
+	id := v.ID
 	rs, err := s.store.ReviewList(ctx, id)
 	if err != nil {
 		return nil, err

@@ -10,6 +10,8 @@ import (
 
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/audit"
+	"github.com/airlockhq/airlock/internal/authz"
+	"github.com/airlockhq/airlock/internal/demo"
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/procedure"
 	"github.com/airlockhq/airlock/internal/review"
@@ -35,7 +37,12 @@ func setup(t *testing.T) (*review.Service, store.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return review.New(s, review.DefaultQuorum(), "admins", slog.New(slog.NewTextHandler(io.Discard, nil)), nil), s
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	az := authz.New(s, []string{"staging", "production"}, log, nil)
+	if _, err := az.Bootstrap(context.Background(), "demo policy", demo.Policy); err != nil {
+		t.Fatal(err)
+	}
+	return review.New(s, review.DefaultQuorum(), az, log, nil), s
 }
 
 func def(t *testing.T, risk, cmd string) *procedure.Source {
@@ -79,11 +86,11 @@ func TestLifecycleAndSeparationOfDuties(t *testing.T) {
 		t.Fatalf("re-proposing the pending definition: %+v %v", again, err)
 	}
 
-	// The author can never review their own version, even with the
-	// right group (olga authors v-olga below).
+	// Policy does not let alice (dev) review; the author-in-a-reviewer-
+	// group case is TestAuthorInReviewerGroupCannotSelfApprove.
 	_, err = svc.Review(ctx, alice, v1.ID, v1.Digest, "approve", "")
 	kind(t, err, airlock.Forbidden)
-	// Someone outside the quorum groups cannot review.
+	// Policy does not let the NOC review.
 	_, err = svc.Review(ctx, erin, v1.ID, v1.Digest, "approve", "")
 	kind(t, err, airlock.Forbidden)
 	rr, err := svc.Review(ctx, bob, v1.ID, v1.Digest, "approve", "fine")
@@ -113,7 +120,7 @@ func TestLifecycleAndSeparationOfDuties(t *testing.T) {
 	// The same person again is refused and not counted.
 	_, err = svc.Review(ctx, bob, v2.ID, v2.Digest, "approve", "again")
 	kind(t, err, airlock.Conflict)
-	st, _ := svc.VersionStatus(ctx, v2.ID)
+	st, _ := svc.VersionStatus(ctx, bob, v2.ID)
 	if st.Version.Status != store.VersionProposed || len(st.Reviews) != 1 || strings.Join(st.Missing, ",") != "security" {
 		t.Fatalf("after duplicate: %+v", st)
 	}
@@ -132,7 +139,8 @@ func TestLifecycleAndSeparationOfDuties(t *testing.T) {
 	// The trail: proposals, reviews, activations, supersession, denials.
 	for typ, n := range map[string]int{
 		audit.ProcedureCreate: 1, audit.ProcedureVersionPropose: 2, audit.ProcedureVersionReview: 3,
-		audit.ProcedureVersionActivate: 2, audit.ProcedureVersionSupersede: 1, audit.ProcedureVersionReviewDenied: 4,
+		audit.ProcedureVersionActivate: 2, audit.ProcedureVersionSupersede: 1, audit.ProcedureVersionReviewDenied: 2, // bob's stale digest, bob twice
+		audit.AuthzDeny: 2, // policy lets neither alice (dev) nor erin (noc) review
 	} {
 		if got := len(events(t, s, typ)); got != n {
 			t.Errorf("%d %s events, want %d", got, typ, n)
@@ -157,7 +165,7 @@ func TestAuthorInReviewerGroupCannotSelfApprove(t *testing.T) {
 	if len(denied) != 1 || denied[0].Outcome != audit.Denied || !strings.Contains(string(denied[0].Details), "your own version") {
 		t.Fatalf("self-review not audited: %+v", denied)
 	}
-	if st, _ := svc.VersionStatus(ctx, r.Version.ID); st.Version.Status != store.VersionProposed || len(st.Reviews) != 0 {
+	if st, _ := svc.VersionStatus(ctx, bob, r.Version.ID); st.Version.Status != store.VersionProposed || len(st.Reviews) != 0 {
 		t.Fatalf("self-review changed the version: %+v", st)
 	}
 }

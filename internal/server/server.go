@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/airlockhq/airlock/internal/api"
+	"github.com/airlockhq/airlock/internal/authz"
 	"github.com/airlockhq/airlock/internal/config"
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/procedure"
@@ -38,6 +40,7 @@ type Server struct {
 	Store    store.Store
 	Identity *identity.Service
 	Review   *review.Service
+	Authz    *authz.Authorizer
 	// AdminPassword is the one-time password of the admin user created on
 	// this start, or empty when the store already had users.
 	AdminPassword string
@@ -82,13 +85,19 @@ func (s *Server) build(ctx context.Context) error {
 			MaxAddressFailures: cfg.Login.MaxAddressFailures, Window: cfg.Login.Window},
 	}
 	s.Identity = identity.New(s.Store, icfg, s.Log, nil)
-	s.Review = review.New(s.Store, review.Quorum{procedure.RiskLow: cfg.Review.QuorumLow,
-		procedure.RiskMedium: cfg.Review.QuorumMedium, procedure.RiskHigh: cfg.Review.QuorumHigh}, cfg.AdminGroup, s.Log, nil)
+	s.Authz = authz.New(s.Store, cfg.Environments, s.Log, nil)
+	s.Identity.SetAuthorizer(s.Authz)
+	quorum := review.Quorum{procedure.RiskLow: cfg.Review.QuorumLow, procedure.RiskMedium: cfg.Review.QuorumMedium,
+		procedure.RiskHigh: cfg.Review.QuorumHigh}
+	s.Review = review.New(s.Store, quorum, s.Authz, s.Log, nil)
 	pw, err := s.Identity.Bootstrap(ctx)
 	if err != nil {
 		return err
 	}
 	s.AdminPassword = pw
+	if err := s.bootstrapPolicy(ctx, quorum); err != nil {
+		return err
+	}
 
 	var provider *sso.Provider
 	if cfg.OIDC.Enabled() {
@@ -106,7 +115,7 @@ func (s *Server) build(ctx context.Context) error {
 	for name, db := range s.Store.DBs() {
 		reg.MustRegister(collectors.NewDBStatsCollector(db, name))
 	}
-	h := &api.Handler{Identity: s.Identity, Review: s.Review, Store: s.Store, SSO: provider, Log: s.Log, Metrics: api.NewMetrics(reg),
+	h := &api.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Store: s.Store, SSO: provider, Log: s.Log, Metrics: api.NewMetrics(reg),
 		Secure: cfg.TLS.Cert != "", SessionMaxAge: int(cfg.Session.AbsoluteTimeout.Seconds())}
 	mux := http.NewServeMux()
 	h.Register(mux)
@@ -123,6 +132,33 @@ func (s *Server) build(ctx context.Context) error {
 	})))
 	s.handler = securityHeaders(cfg.TLS.Cert != "", mux)
 	s.ready.Store(true)
+	return nil
+}
+
+// bootstrapPolicy installs the first policy on a fresh store: the
+// configured file, or the default policy.
+func (s *Server) bootstrapPolicy(ctx context.Context, quorum review.Quorum) error {
+	file, text := "default policy", ""
+	if s.Config.PolicyFile != "" {
+		b, err := os.ReadFile(s.Config.PolicyFile)
+		if err != nil {
+			return fmt.Errorf("policy_file: %w", err)
+		}
+		file, text = s.Config.PolicyFile, string(b)
+	} else {
+		var groups []string
+		for _, gs := range quorum {
+			groups = append(groups, gs...)
+		}
+		text = authz.DefaultPolicy(s.Config.AdminGroup, groups)
+	}
+	installed, err := s.Authz.Bootstrap(ctx, file, text)
+	if err != nil {
+		return err
+	}
+	if installed {
+		s.Log.Info("installed the first policy", "from", file)
+	}
 	return nil
 }
 
