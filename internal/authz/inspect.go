@@ -264,8 +264,10 @@ type AccessRow struct {
 	Risk        string   `json:"risk"`
 	Environment string   `json:"environment"`
 	Access      string   `json:"access"` // run | request | none
-	// NeedsApproval: the procedure itself demands an approval here, so
-	// even "run" waits for someone else.
+	// NeedsApproval: such a run waits for someone else's approval, either
+	// because policy allows only a request or because the procedure
+	// demands approvals in this environment. access=run with
+	// needs_approval=false is who can act alone.
 	NeedsApproval bool     `json:"needs_approval"`
 	Policies      []string `json:"policies"`
 }
@@ -331,7 +333,8 @@ func (a *Authorizer) AccessReview(ctx context.Context, caller *identity.Principa
 					pols = []string{}
 				}
 				rep.Rows = append(rep.Rows, AccessRow{User: u.Username, Groups: p.Groups, Procedure: info.p.Name, Risk: info.p.Risk,
-					Environment: env, Access: string(access), NeedsApproval: access != policy.AccessNone && NeedsApproval(info.def, env), Policies: pols})
+					Environment: env, Access: string(access), NeedsApproval: access == policy.AccessRequest || (access == policy.AccessRun && NeedsApproval(info.def, env)),
+					Policies: pols})
 			}
 		}
 	}
