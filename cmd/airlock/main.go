@@ -47,7 +47,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "airlock:", err)
 	}
 	var ue usageError
-	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "required flag") {
 		return exitUsage
 	}
 	return exitFail
@@ -80,7 +80,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		a.serveCmd(), a.demoCmd(), a.versionCmd(),
 		a.loginCmd(), a.logoutCmd(), a.whoamiCmd(), a.passwdCmd(),
 		a.tokensCmd(), a.usersCmd(), a.groupsCmd(),
-		a.proceduresCmd(), a.proposeCmd(), a.reviewCmd(),
+		a.proceduresCmd(), a.proposeCmd(), a.reviewCmd(), a.policyCmd(),
 	)
 	// Unknown commands and wrong argument counts are usage errors too.
 	for _, c := range root.Commands() {

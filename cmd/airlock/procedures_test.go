@@ -33,7 +33,8 @@ func inProcess(t *testing.T) (*server.Server, func(user string)) {
 	t.Setenv("AIRLOCK_SERVER", hs.URL)
 	// alice is also in ops, so that policy lets her review: separation of
 	// duties must still stop her reviewing her own versions.
-	users := map[string][]string{"alice": {"dev", "payments", "ops"}, "bob": {"ops"}, "carol": {"security"}}
+	users := map[string][]string{"alice": {"dev", "payments", "ops"}, "bob": {"ops"}, "carol": {"security"},
+		"root1": {"admins"}, "root2": {"admins"}}
 	ctx := context.Background()
 	for name, groups := range users {
 		u, err := s.Identity.CreateUser(ctx, audit.System, identity.CreateUserParams{Username: name, Password: name + "-password-1", Groups: groups})
