@@ -11,16 +11,18 @@ import (
 // ID prefixes. IDs are opaque, prefixed and sortable by creation time, so
 // they never invite guessing and list in a stable order.
 const (
-	PrefixUser    = "usr"
-	PrefixGroup   = "grp"
-	PrefixToken   = "tok"
-	PrefixSession = "ses"
-	PrefixEvent   = "evt"
-	PrefixRequest = "req"
-	PrefixProc    = "prc"
-	PrefixVersion = "pv"
-	PrefixReview  = "rev"
-	PrefixPolicy  = "pol"
+	PrefixUser        = "usr"
+	PrefixGroup       = "grp"
+	PrefixToken       = "tok"
+	PrefixSession     = "ses"
+	PrefixEvent       = "evt"
+	PrefixRequest     = "req"
+	PrefixProc        = "prc"
+	PrefixVersion     = "pv"
+	PrefixReview      = "rev"
+	PrefixPolicy      = "pol"
+	PrefixRun         = "run"
+	PrefixRunApproval = "rap"
 )
 
 var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)

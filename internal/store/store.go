@@ -28,6 +28,13 @@ type Store interface {
 	// state, appended at least one audit event.
 	Update(ctx context.Context, fn func(tx Tx) error) error
 
+	// RunHeartbeat records that a worker still holds its running runs.
+	// RunOutputAppend stores output chunks. Both are bookkeeping outside
+	// Update: output is made tamper-evident by the digest in the run's
+	// final audit event, and heartbeats are liveness, not state.
+	RunHeartbeat(ctx context.Context, workerID string, at time.Time) error
+	RunOutputAppend(ctx context.Context, chunks []*OutputChunk) error
+
 	// SessionTouch and TokenTouch record last use. They are bookkeeping,
 	// not security-relevant state changes, so they run outside Update and
 	// leave no audit event.
@@ -75,6 +82,21 @@ type Reader interface {
 	// empty for all.
 	PolicyVersionList(ctx context.Context, status string) ([]*PolicyVersion, error)
 
+	NodeGet(ctx context.Context, name string) (*Node, error)
+	NodeList(ctx context.Context) ([]*Node, error)
+	SecretGet(ctx context.Context, name string) (*SecretRecord, error)
+	SecretList(ctx context.Context) ([]*SecretRecord, error)
+
+	RunGet(ctx context.Context, id string) (*Run, error)
+	RunGetByIdempotencyKey(ctx context.Context, requesterID, key string) (*Run, error)
+	// RunList lists runs newest first, filtered by the non-empty fields.
+	RunList(ctx context.Context, p RunListParams) ([]*Run, error)
+	RunApprovalList(ctx context.Context, runID string) ([]*RunApproval, error)
+	RunNodeList(ctx context.Context, runID string) ([]*RunNode, error)
+	RunStepList(ctx context.Context, runID string) ([]*RunStep, error)
+	// RunOutputList returns chunks with Seq > after, in order.
+	RunOutputList(ctx context.Context, runID string, after int64, limit int) ([]*OutputChunk, error)
+
 	// AuditSize is the number of events in the log; positions are
 	// 0..AuditSize-1 with no gaps.
 	AuditSize(ctx context.Context) (int64, error)
@@ -114,6 +136,23 @@ type Tx interface {
 	// PolicyVersionDecide records a decision on a version: its new status,
 	// who decided, their comment and when.
 	PolicyVersionDecide(ctx context.Context, v *PolicyVersion) error
+
+	NodeUpsert(ctx context.Context, n *Node) error
+	NodeDelete(ctx context.Context, name string) error
+	SecretPut(ctx context.Context, r *SecretRecord) error
+	SecretDelete(ctx context.Context, name string) error
+
+	RunInsert(ctx context.Context, r *Run) error
+	// RunUpdate writes a run's mutable fields (status, times, worker,
+	// outcome, secret parameters).
+	RunUpdate(ctx context.Context, r *Run) error
+	// RunClaim moves the oldest queued run whose lock is free to running
+	// for workerID and takes its lock; nil when there is none.
+	RunClaim(ctx context.Context, workerID string, at time.Time) (*Run, error)
+	RunLockRelease(ctx context.Context, runID string) error
+	RunApprovalInsert(ctx context.Context, a *RunApproval) error
+	RunNodePut(ctx context.Context, n *RunNode) error
+	RunStepPut(ctx context.Context, s *RunStep) error
 
 	// AuditAppend assigns e.Seq (the next position, gap-free) and stores
 	// the event. There is no update or delete: the log is append-only.
@@ -301,4 +340,163 @@ type PolicyVersion struct {
 	DecisionComment string
 	CreatedAt       time.Time
 	DecidedAt       time.Time
+}
+
+// Node transports.
+const (
+	TransportSSH   = "ssh"
+	TransportLocal = "local"
+)
+
+// Node is an execution target.
+type Node struct {
+	Name        string
+	Address     string
+	Port        int
+	User        string
+	Environment string
+	Tags        []string
+	Attributes  map[string]string
+	// HostKey is the pinned SSH host key, authorized_keys format.
+	HostKey string
+	// Credential names the secret holding the SSH private key or
+	// password.
+	Credential string
+	Transport  string
+	Source     string // file | api
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// SecretRecord is an encrypted secret value.
+type SecretRecord struct {
+	Name       string
+	Ciphertext []byte
+	KeyID      string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	UpdatedBy  string
+}
+
+// Run statuses.
+const (
+	RunPending   = "pending_approval"
+	RunQueued    = "queued"
+	RunRunning   = "running"
+	RunSucceeded = "succeeded"
+	RunFailed    = "failed"
+	RunCanceled  = "canceled"
+	RunTimedOut  = "timed_out"
+	RunDenied    = "denied"
+	RunExpired   = "expired"
+)
+
+// RunFinal reports whether status is terminal.
+func RunFinal(status string) bool {
+	switch status {
+	case RunSucceeded, RunFailed, RunCanceled, RunTimedOut, RunDenied, RunExpired:
+		return true
+	}
+	return false
+}
+
+// Run is one execution of an approved version.
+type Run struct {
+	ID            string
+	ProcedureID   string
+	ProcedureName string
+	VersionID     string
+	Digest        string
+	Environment   string
+	Params        []byte // JSON object of non-secret typed values
+	SecretParams  []byte // sealed JSON object; nil once the run is over
+	RequesterID   string
+	RequesterName string
+	Reason        string
+	Ticket        string
+	Status        string
+	Targets       []string
+	LockKey       string
+	// ApprovalsRequired is how many approvals from other people the run
+	// needs before it may start.
+	ApprovalsRequired int
+	// Binding is the SHA-256 of what an approval approves: digest,
+	// parameters and targets.
+	Binding         string
+	Idempotent      bool
+	IdempotencyKey  string
+	CreatedAt       time.Time
+	ExpiresAt       time.Time
+	QueuedAt        time.Time
+	StartedAt       time.Time
+	FinishedAt      time.Time
+	HeartbeatAt     time.Time
+	WorkerID        string
+	Attempt         int
+	Error           string
+	OutputBytes     int64
+	OutputTruncated bool
+	OutputDigest    string
+}
+
+// RunListParams filters RunList.
+type RunListParams struct {
+	Status        string
+	ProcedureName string
+	RequesterID   string
+	// HeartbeatBefore lists running runs whose last heartbeat is older.
+	HeartbeatBefore time.Time
+	Limit           int
+}
+
+// RunApproval is one person's decision on a pending run.
+type RunApproval struct {
+	ID           string
+	RunID        string
+	ApproverID   string
+	ApproverName string
+	Decision     string // approve | deny
+	Comment      string
+	Binding      string
+	CreatedAt    time.Time
+}
+
+// RunNode is a run's outcome on one node.
+type RunNode struct {
+	RunID      string
+	Node       string
+	Status     string
+	ExitCode   int
+	Error      string
+	StartedAt  time.Time
+	FinishedAt time.Time
+}
+
+// RunStep is one step's outcome on one node.
+type RunStep struct {
+	RunID      string
+	Node       string
+	Index      int
+	Step       string
+	Status     string
+	ExitCode   int
+	StartedAt  time.Time
+	FinishedAt time.Time
+}
+
+// Output streams.
+const (
+	StreamStdout = "stdout"
+	StreamStderr = "stderr"
+	StreamSystem = "system" // Airlock's own notes: truncation, node errors
+)
+
+// OutputChunk is a piece of a run's output.
+type OutputChunk struct {
+	RunID     string
+	Seq       int64
+	Node      string
+	Stream    string
+	Data      []byte
+	CreatedAt time.Time
 }

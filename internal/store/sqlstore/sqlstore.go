@@ -163,11 +163,14 @@ type Tx struct {
 	events  int
 }
 
-// change runs a state-changing statement and counts it.
+// change runs a state-changing statement and counts it when it changed
+// a row.
 func (tx *Tx) change(ctx context.Context, s string, args ...any) (sql.Result, error) {
 	res, err := tx.exec(ctx, s, args...)
 	if err == nil {
-		tx.changes++
+		if n, nerr := res.RowsAffected(); nerr != nil || n > 0 {
+			tx.changes++
+		}
 	}
 	return res, err
 }

@@ -45,6 +45,9 @@ func Run(t *testing.T, h Harness) {
 	t.Run("NewerSchemaRefused", func(t *testing.T) { testNewerSchema(t, h) })
 	t.Run("Procedures", func(t *testing.T) { testProcedures(t, h) })
 	t.Run("PolicyVersions", func(t *testing.T) { testPolicyVersions(t, h) })
+	t.Run("Runs", func(t *testing.T) { testRuns(t, h) })
+	t.Run("RunClaimIsExclusive", func(t *testing.T) { testRunClaimExclusive(t, h) })
+	t.Run("NodesAndSecrets", func(t *testing.T) { testNodesAndSecrets(t, h) })
 	t.Run("CrashLosesNoCommittedRow", func(t *testing.T) { testCrash(t, h) })
 }
 
@@ -699,4 +702,279 @@ func testPolicyVersions(t *testing.T, h Harness) {
 	if err != nil || got.Status != store.PolicySuperseded || got.Text != v1.Text {
 		t.Fatalf("get = %+v, %v", got, err)
 	}
+}
+
+// seedProcedure stores a procedure for runs to reference.
+func seedProcedure(t *testing.T, s store.Store) *store.Procedure {
+	ctx := context.Background()
+	p := &store.Procedure{ID: airlock.NewID(airlock.PrefixProc, t0), Name: "flush", Owner: "t", CreatedAt: t0, UpdatedAt: t0}
+	err := s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.ProcedureInsert(ctx, p); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, event("procedure.create", p.ID))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func newRun(p *store.Procedure, lock string, at time.Time) *store.Run {
+	return &store.Run{ID: airlock.NewID(airlock.PrefixRun, at), ProcedureID: p.ID, ProcedureName: p.Name, VersionID: "pv_x",
+		Digest: "sha256:d", Environment: "staging", Params: []byte(`{"cache":"sessions"}`), RequesterID: "usr_a", RequesterName: "alice",
+		Status: store.RunQueued, Targets: []string{"web-1", "web-2"}, LockKey: lock, Binding: "b", CreatedAt: at, QueuedAt: at}
+}
+
+func insertRuns(t *testing.T, s store.Store, runs ...*store.Run) {
+	ctx := context.Background()
+	err := s.Update(ctx, func(tx store.Tx) error {
+		for _, r := range runs {
+			if err := tx.RunInsert(ctx, r); err != nil {
+				return err
+			}
+		}
+		return tx.AuditAppend(ctx, event("run.request", "x"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func claim(t *testing.T, s store.Store, worker string) *store.Run {
+	var got *store.Run
+	ctx := context.Background()
+	err := s.Update(ctx, func(tx store.Tx) error {
+		var err error
+		if got, err = tx.RunClaim(ctx, worker, time.Now()); err != nil || got == nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, event("run.start", got.ID))
+	})
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	return got
+}
+
+func testRuns(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s, _ := h.New(t)
+	p := seedProcedure(t, s)
+	a := newRun(p, "flush-staging", t0)
+	b := newRun(p, "flush-staging", t0.Add(time.Second))
+	c := newRun(p, "", t0.Add(2*time.Second))
+	a.IdempotencyKey = "k1"
+	a.SecretParams = []byte{1, 2, 3}
+	insertRuns(t, s, a, b, c)
+	got, err := s.RunGet(ctx, a.ID)
+	if err != nil || got.Targets[1] != "web-2" || string(got.Params) != `{"cache":"sessions"}` || got.SecretParams[2] != 3 || !got.QueuedAt.Equal(t0) {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	if r, err := s.RunGetByIdempotencyKey(ctx, "usr_a", "k1"); err != nil || r.ID != a.ID {
+		t.Fatalf("by idempotency key: %v %v", r, err)
+	}
+	dup := newRun(p, "", t0)
+	dup.IdempotencyKey = "k1"
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.AuditAppend(ctx, event("run.request", dup.ID)); err != nil {
+			return err
+		}
+		return tx.RunInsert(ctx, dup)
+	})
+	wantKind(t, err, airlock.Conflict)
+
+	// a holds the lock; b (same lock) waits; c (no lock) runs.
+	if r := claim(t, s, "w1"); r == nil || r.ID != a.ID || r.Status != store.RunRunning || r.Attempt != 1 || r.WorkerID != "w1" {
+		t.Fatalf("first claim: %+v", r)
+	}
+	if r := claim(t, s, "w1"); r == nil || r.ID != c.ID {
+		t.Fatalf("second claim should skip the locked run: %+v", r)
+	}
+	if r := claim(t, s, "w2"); r != nil {
+		t.Fatalf("claimed %s while its lock is held", r.ID)
+	}
+	a.Status, a.FinishedAt, a.SecretParams, a.OutputDigest = store.RunSucceeded, t0.Add(time.Minute), nil, "sha256:o"
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.RunUpdate(ctx, a); err != nil {
+			return err
+		}
+		if err := tx.RunLockRelease(ctx, a.ID); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, event("run.finish", a.ID))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := claim(t, s, "w2"); r == nil || r.ID != b.ID {
+		t.Fatalf("claim after release: %+v", r)
+	}
+	got, _ = s.RunGet(ctx, a.ID)
+	if got.SecretParams != nil || got.OutputDigest != "sha256:o" {
+		t.Fatalf("after finish: %+v", got)
+	}
+
+	// Heartbeats and stale runs.
+	if err := s.RunHeartbeat(ctx, "w2", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	stale, _ := s.RunList(ctx, store.RunListParams{HeartbeatBefore: t0.Add(30 * time.Minute)})
+	if len(stale) != 0 {
+		// c was claimed by w1 at time.Now(), b by w2 and just beat.
+		for _, r := range stale {
+			if r.ID == b.ID {
+				t.Fatalf("a run with a fresh heartbeat listed stale")
+			}
+		}
+	}
+	stale, _ = s.RunList(ctx, store.RunListParams{HeartbeatBefore: time.Now().Add(time.Hour)})
+	if len(stale) != 1 || stale[0].ID != c.ID {
+		t.Fatalf("stale = %v", stale)
+	}
+
+	// Approvals, nodes, steps, output.
+	ap := &store.RunApproval{ID: airlock.NewID(airlock.PrefixRunApproval, t0), RunID: b.ID, ApproverID: "usr_b", ApproverName: "bob",
+		Decision: "approve", Comment: "ok", Binding: "b", CreatedAt: t0}
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.RunApprovalInsert(ctx, ap); err != nil {
+			return err
+		}
+		if err := tx.RunNodePut(ctx, &store.RunNode{RunID: b.ID, Node: "web-1", Status: "running", StartedAt: t0}); err != nil {
+			return err
+		}
+		if err := tx.RunNodePut(ctx, &store.RunNode{RunID: b.ID, Node: "web-1", Status: "failed", ExitCode: 2, Error: "boom", StartedAt: t0, FinishedAt: t0}); err != nil {
+			return err
+		}
+		if err := tx.RunStepPut(ctx, &store.RunStep{RunID: b.ID, Node: "web-1", Index: 0, Step: "flush", Status: "failed", ExitCode: 2}); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, event("run.approve", b.ID))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dupAp := *ap
+	dupAp.ID = airlock.NewID(airlock.PrefixRunApproval, t0)
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.AuditAppend(ctx, event("run.approve", b.ID)); err != nil {
+			return err
+		}
+		return tx.RunApprovalInsert(ctx, &dupAp)
+	})
+	wantKind(t, err, airlock.Conflict)
+	aps, _ := s.RunApprovalList(ctx, b.ID)
+	nodes, _ := s.RunNodeList(ctx, b.ID)
+	steps, _ := s.RunStepList(ctx, b.ID)
+	if len(aps) != 1 || len(nodes) != 1 || nodes[0].ExitCode != 2 || nodes[0].Error != "boom" || len(steps) != 1 || steps[0].Step != "flush" {
+		t.Fatalf("approvals %v nodes %v steps %v", aps, nodes, steps)
+	}
+	var chunks []*store.OutputChunk
+	for i := range 5 {
+		chunks = append(chunks, &store.OutputChunk{RunID: b.ID, Seq: int64(i + 1), Node: "web-1", Stream: store.StreamStdout, Data: []byte{byte('a' + i), 0, 255}, CreatedAt: t0})
+	}
+	if err := s.RunOutputAppend(ctx, chunks); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := s.RunOutputList(ctx, b.ID, 2, 2)
+	if len(out) != 2 || out[0].Seq != 3 || string(out[0].Data) != "c\x00\xff" {
+		t.Fatalf("output after 2: %+v", out)
+	}
+	if err := s.RunOutputAppend(ctx, chunks[:1]); err == nil {
+		t.Fatal("a duplicate output sequence number was stored")
+	}
+	list, _ := s.RunList(ctx, store.RunListParams{Status: store.RunSucceeded})
+	if len(list) != 1 || list[0].ID != a.ID {
+		t.Fatalf("list by status: %v", list)
+	}
+}
+
+// testRunClaimExclusive has several workers claim concurrently: every
+// queued run is claimed exactly once, and never two runs of one lock at
+// a time.
+func testRunClaimExclusive(t *testing.T, h Harness) {
+	s, _ := h.New(t)
+	p := seedProcedure(t, s)
+	var runs []*store.Run
+	for i := range 40 {
+		lock := ""
+		if i%4 == 0 {
+			lock = "shared"
+		}
+		runs = append(runs, newRun(p, lock, t0.Add(time.Duration(i)*time.Millisecond)))
+	}
+	insertRuns(t, s, runs...)
+	var mu sync.Mutex
+	claimed := map[string]string{}
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			worker := fmt.Sprintf("w%d", w)
+			for range 20 {
+				r := claim(t, s, worker)
+				if r == nil {
+					continue
+				}
+				mu.Lock()
+				if prev, ok := claimed[r.ID]; ok {
+					t.Errorf("run %s claimed by %s and %s", r.ID, prev, worker)
+				}
+				claimed[r.ID] = worker
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	// 30 runs without a lock, and one of the 10 "shared" runs.
+	if len(claimed) != 31 {
+		t.Fatalf("%d runs claimed, want 31 (30 unlocked + 1 holding the shared lock)", len(claimed))
+	}
+}
+
+func testNodesAndSecrets(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s, _ := h.New(t)
+	n := &store.Node{Name: "web-1", Address: "10.0.0.1", Port: 22, User: "deploy", Environment: "production", Tags: []string{"api", "web"},
+		Attributes: map[string]string{"region": "eu"}, HostKey: "ssh-ed25519 AAAA", Credential: "ssh/deploy", Transport: store.TransportSSH,
+		Source: "file", CreatedAt: t0, UpdatedAt: t0}
+	put := func(fn func(tx store.Tx) error) error {
+		return s.Update(ctx, func(tx store.Tx) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			return tx.AuditAppend(ctx, event("node.put", "x"))
+		})
+	}
+	if err := put(func(tx store.Tx) error { return tx.NodeUpsert(ctx, n) }); err != nil {
+		t.Fatal(err)
+	}
+	n.Port, n.Tags = 2222, []string{"api"}
+	if err := put(func(tx store.Tx) error { return tx.NodeUpsert(ctx, n) }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.NodeGet(ctx, "web-1")
+	if err != nil || got.Port != 2222 || len(got.Tags) != 1 || got.Attributes["region"] != "eu" || got.HostKey != n.HostKey {
+		t.Fatalf("node: %+v %v", got, err)
+	}
+	sec := &store.SecretRecord{Name: "ssh/deploy", Ciphertext: []byte{9, 9}, KeyID: "k1", CreatedAt: t0, UpdatedAt: t0, UpdatedBy: "bob"}
+	if err := put(func(tx store.Tx) error { return tx.SecretPut(ctx, sec) }); err != nil {
+		t.Fatal(err)
+	}
+	sec.Ciphertext = []byte{7}
+	if err := put(func(tx store.Tx) error { return tx.SecretPut(ctx, sec) }); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.SecretGet(ctx, "ssh/deploy"); err != nil || r.Ciphertext[0] != 7 {
+		t.Fatalf("secret: %+v %v", r, err)
+	}
+	if err := put(func(tx store.Tx) error { return tx.NodeDelete(ctx, "web-1") }); err != nil {
+		t.Fatal(err)
+	}
+	if ns, _ := s.NodeList(ctx); len(ns) != 0 {
+		t.Fatal("node not deleted")
+	}
+	wantKind(t, put(func(tx store.Tx) error { return tx.SecretDelete(ctx, "nope") }), airlock.NotFound)
 }
