@@ -1,0 +1,281 @@
+// Package sshexec runs steps on nodes over SSH (golang.org/x/crypto/ssh).
+// Host keys are pinned: a node without a pinned key, or whose key differs
+// from the pin, fails with a clear message before any credential is
+// offered. Every step's remote process group is recorded, so that a
+// cancel or timeout kills the remote command and everything it started.
+package sshexec
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/airlockhq/airlock/internal/executor"
+)
+
+// Executor is the SSH executor.
+type Executor struct {
+	DialTimeout time.Duration
+}
+
+// HostKeyError reports an unknown or changed host key.
+type HostKeyError struct {
+	Node, Pinned, Presented string
+}
+
+func (e *HostKeyError) Error() string {
+	if e.Pinned == "" {
+		return fmt.Sprintf("node %s has no pinned host key; refusing to connect (pin it in the inventory: ssh-keyscan the host and check the fingerprint out of band)", e.Node)
+	}
+	return fmt.Sprintf("host key of node %s changed: pinned %s, presented %s; refusing to connect (the host may have been reinstalled, or something is impersonating it)", e.Node, e.Pinned, e.Presented)
+}
+
+func auth(cred []byte) (ssh.AuthMethod, error) {
+	if len(cred) == 0 {
+		return nil, errors.New("no credential")
+	}
+	if bytes.Contains(cred, []byte("PRIVATE KEY-----")) {
+		signer, err := ssh.ParsePrivateKey(cred)
+		if err != nil {
+			return nil, fmt.Errorf("credential is not a usable private key: %w", err)
+		}
+		return ssh.PublicKeys(signer), nil
+	}
+	return ssh.Password(string(cred)), nil
+}
+
+// Dial connects to the job's node with its pinned host key.
+func (e Executor) Dial(ctx context.Context, job *executor.Job) (*ssh.Client, error) {
+	n := job.Node
+	if strings.TrimSpace(n.HostKey) == "" {
+		return nil, &HostKeyError{Node: n.Name}
+	}
+	pinned, _, _, _, err := ssh.ParseAuthorizedKey([]byte(n.HostKey))
+	if err != nil {
+		return nil, fmt.Errorf("node %s: pinned host key does not parse: %w", n.Name, err)
+	}
+	am, err := auth(job.Credential)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", n.Name, err)
+	}
+	timeout := e.DialTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	cfg := &ssh.ClientConfig{
+		User:              n.User,
+		Auth:              []ssh.AuthMethod{am},
+		HostKeyAlgorithms: []string{pinned.Type()},
+		HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error {
+			if !bytes.Equal(key.Marshal(), pinned.Marshal()) {
+				return &HostKeyError{Node: n.Name, Pinned: ssh.FingerprintSHA256(pinned), Presented: ssh.FingerprintSHA256(key)}
+			}
+			return nil
+		},
+		Timeout: timeout,
+	}
+	addr := net.JoinHostPort(n.Address, strconv.Itoa(n.Port))
+	d := net.Dialer{Timeout: timeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: connect %s: %w", n.Name, addr, err)
+	}
+	// Bound the handshake by the context too.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+	if err != nil {
+		conn.Close()
+		var hk *HostKeyError
+		if errors.As(err, &hk) {
+			return nil, hk
+		}
+		return nil, fmt.Errorf("node %s: ssh handshake: %w", n.Name, err)
+	}
+	return ssh.NewClient(c, chans, reqs), nil
+}
+
+// Quote quotes s for a POSIX shell: single quotes, with each ' written
+// as '\''. Any byte but NUL (refused at validation) survives it.
+func Quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+const pgidMarker = "AIRLOCK_PGID="
+
+// Command builds the remote command line for a step. The login shell
+// runs it; sshd made that shell a session leader, so its PID is the
+// process group of everything the step starts. It prints that PID on
+// stderr first, then replaces itself with env -i running the step with
+// exactly the declared environment.
+func Command(st executor.Step, env map[string]string) string {
+	var b strings.Builder
+	b.WriteString(`echo "` + pgidMarker + `$$" >&2; exec env -i`)
+	for _, kv := range executor.EnvList(env, st.Env) {
+		b.WriteByte(' ')
+		b.WriteString(Quote(kv))
+	}
+	if st.Script != "" || st.Argv == nil {
+		b.WriteString(" " + Quote(st.Shell) + " -s")
+		return b.String()
+	}
+	for _, a := range st.Argv {
+		b.WriteByte(' ')
+		b.WriteString(Quote(a))
+	}
+	return b.String()
+}
+
+// Run implements executor.Executor.
+func (e Executor) Run(ctx context.Context, job *executor.Job) executor.Result {
+	client, err := e.Dial(ctx, job)
+	if err != nil {
+		fmt.Fprintf(job.Stderr, "airlock: %v\n", err)
+		return executor.Result{Status: executor.Failed, ExitCode: -1, Error: err.Error()}
+	}
+	defer client.Close()
+	var results []executor.StepResult
+	for _, st := range job.Steps {
+		if ctx.Err() != nil {
+			break
+		}
+		res := e.runStep(ctx, client, job, st)
+		results = append(results, res)
+		if job.StepDone != nil {
+			job.StepDone(res)
+		}
+		if res.Status == executor.Canceled || (res.Status == executor.Failed && !st.ContinueOnError) {
+			break
+		}
+	}
+	return executor.Finish(results, job.Steps, ctx.Err())
+}
+
+// pgidWriter takes the PGID line off the front of stderr.
+type pgidWriter struct {
+	w     io.Writer
+	head  []byte
+	done  bool
+	mu    sync.Mutex
+	pgid  int
+	ready chan struct{}
+}
+
+func (p *pgidWriter) Write(b []byte) (int, error) {
+	if p.done {
+		return p.w.Write(b)
+	}
+	p.head = append(p.head, b...)
+	i := bytes.IndexByte(p.head, '\n')
+	if i < 0 && len(p.head) < 64 {
+		return len(b), nil
+	}
+	p.done = true
+	rest := p.head
+	if i >= 0 && bytes.HasPrefix(p.head, []byte(pgidMarker)) {
+		n, _ := strconv.Atoi(string(p.head[len(pgidMarker):i]))
+		p.mu.Lock()
+		p.pgid = n
+		p.mu.Unlock()
+		rest = p.head[i+1:]
+	}
+	close(p.ready)
+	if len(rest) > 0 {
+		if _, err := p.w.Write(rest); err != nil {
+			return len(b), err
+		}
+	}
+	return len(b), nil
+}
+
+func (p *pgidWriter) get() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pgid
+}
+
+func (e Executor) runStep(ctx context.Context, client *ssh.Client, job *executor.Job, st executor.Step) executor.StepResult {
+	res := executor.StepResult{Index: st.Index, Name: st.Name, StartedAt: time.Now(), ExitCode: -1}
+	sess, err := client.NewSession()
+	if err != nil {
+		fmt.Fprintf(job.Stderr, "airlock: step %s: open session: %v\n", st.Name, err)
+		res.Status, res.FinishedAt = executor.Failed, time.Now()
+		return res
+	}
+	defer sess.Close()
+	pw := &pgidWriter{w: job.Stderr, ready: make(chan struct{})}
+	sess.Stdout, sess.Stderr = job.Stdout, pw
+	if st.Script != "" || st.Argv == nil {
+		sess.Stdin = strings.NewReader(st.Script)
+	}
+	stepCtx := ctx
+	if st.Timeout > 0 {
+		var cancel context.CancelFunc
+		stepCtx, cancel = context.WithTimeout(ctx, st.Timeout)
+		defer cancel()
+	}
+	if err := sess.Start(Command(st, job.Env)); err != nil {
+		fmt.Fprintf(job.Stderr, "airlock: step %s: start: %v\n", st.Name, err)
+		res.Status, res.FinishedAt = executor.Failed, time.Now()
+		return res
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- sess.Wait() }()
+	select {
+	case err = <-waited:
+	case <-stepCtx.Done():
+		e.kill(client, pw)
+		_ = sess.Signal(ssh.SIGKILL)
+		_ = sess.Close()
+		select {
+		case <-waited:
+		case <-time.After(5 * time.Second):
+		}
+		res.FinishedAt = time.Now()
+		if ctx.Err() != nil {
+			res.Status = executor.Canceled
+		} else {
+			fmt.Fprintf(job.Stderr, "airlock: step %s timed out after %s\n", st.Name, st.Timeout)
+			res.Status = executor.Failed
+		}
+		return res
+	}
+	res.FinishedAt = time.Now()
+	var exitErr *ssh.ExitError
+	switch {
+	case err == nil:
+		res.Status, res.ExitCode = executor.Succeeded, 0
+	case errors.As(err, &exitErr):
+		res.Status, res.ExitCode = executor.Failed, exitErr.ExitStatus()
+	default:
+		fmt.Fprintf(job.Stderr, "airlock: step %s: %v\n", st.Name, err)
+		res.Status = executor.Failed
+	}
+	return res
+}
+
+// kill kills the step's remote process group through a second session.
+func (e Executor) kill(client *ssh.Client, pw *pgidWriter) {
+	select {
+	case <-pw.ready:
+	case <-time.After(2 * time.Second):
+	}
+	pgid := pw.get()
+	if pgid <= 1 {
+		return
+	}
+	s, err := client.NewSession()
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	_ = s.Run("kill -KILL -- -" + strconv.Itoa(pgid))
+}
+
