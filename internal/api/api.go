@@ -12,7 +12,10 @@ import (
 
 	"github.com/airlockhq/airlock/internal/authz"
 	"github.com/airlockhq/airlock/internal/identity"
+	"github.com/airlockhq/airlock/internal/inventory"
 	"github.com/airlockhq/airlock/internal/review"
+	"github.com/airlockhq/airlock/internal/run"
+	"github.com/airlockhq/airlock/internal/secretstore"
 	"github.com/airlockhq/airlock/internal/sso"
 	"github.com/airlockhq/airlock/internal/store"
 )
@@ -22,6 +25,9 @@ type Handler struct {
 	Identity *identity.Service
 	Review   *review.Service
 	Authz    *authz.Authorizer
+	Runs     *run.Service
+	Nodes    *inventory.Service
+	Secrets  *secretstore.Service
 	Store    store.Store
 	SSO      *sso.Provider // nil when SSO is off
 	Log      *slog.Logger
@@ -88,6 +94,21 @@ func Routes() []Route {
 		{Method: "POST", Path: "/api/v1/policy/explain", Action: "managePolicy", Summary: "Explain a decision; what-if with policy_version or policy_text", handle: (*Handler).explain},
 		{Method: "GET", Path: "/api/v1/policy/access-review", Action: "managePolicy", Summary: "Every user × procedure × environment → run/request/none (?format=csv)", handle: (*Handler).accessReview},
 		{Method: "GET", Path: "/api/v1/policy/schema", Action: "managePolicy", Summary: "The Cedar schema policies are validated against", handle: (*Handler).policySchema},
+		{Method: "POST", Path: "/api/v1/procedures/{name}/plan", Action: "view", Summary: "Dry resolution of a run: targets, decision, approvals", handle: (*Handler).planRun},
+		{Method: "POST", Path: "/api/v1/runs", Action: "run", Summary: "Request a run (honours Idempotency-Key)", handle: (*Handler).createRun},
+		{Method: "GET", Path: "/api/v1/runs", Action: "viewRun", List: true, Summary: "List runs one may view (?status=&procedure=&mine=true)", handle: (*Handler).listRuns},
+		{Method: "GET", Path: "/api/v1/runs/{id}", Action: "viewRun", Summary: "A run with approvals, nodes and steps", handle: (*Handler).getRun},
+		{Method: "GET", Path: "/api/v1/runs/{id}/output", Action: "viewRun", Summary: "Output after ?after=; SSE with Accept: text/event-stream", handle: (*Handler).runOutput},
+		{Method: "GET", Path: "/api/v1/runs/{id}/events", Action: "viewRun", Summary: "The run's audit events", handle: (*Handler).runEvents},
+		{Method: "POST", Path: "/api/v1/runs/{id}/approve", Action: "approveRun", Summary: "Approve a pending run (not one's own)", handle: decideRun("approve")},
+		{Method: "POST", Path: "/api/v1/runs/{id}/deny", Action: "approveRun", Summary: "Deny a pending run", handle: decideRun("deny")},
+		{Method: "POST", Path: "/api/v1/runs/{id}/cancel", Action: "cancelRun", Summary: "Cancel a run", handle: (*Handler).cancelRun},
+		{Method: "GET", Path: "/api/v1/nodes", Action: "manageNodes", Summary: "List nodes", handle: (*Handler).listNodes},
+		{Method: "PUT", Path: "/api/v1/nodes/{name}", Action: "manageNodes", Summary: "Create or replace a node", handle: (*Handler).putNode},
+		{Method: "DELETE", Path: "/api/v1/nodes/{name}", Action: "manageNodes", Summary: "Remove a node", handle: (*Handler).deleteNode},
+		{Method: "GET", Path: "/api/v1/secrets", Action: "manageSecrets", Summary: "List secret names (never values)", handle: (*Handler).listSecrets},
+		{Method: "PUT", Path: "/api/v1/secrets/{name...}", Action: "manageSecrets", Summary: "Set a secret (write-only)", handle: (*Handler).putSecret},
+		{Method: "DELETE", Path: "/api/v1/secrets/{name...}", Action: "manageSecrets", Summary: "Remove a secret", handle: (*Handler).deleteSecret},
 		{Method: "GET", Path: "/auth/oidc/login", Public: true, Summary: "Start single sign-on", handle: (*Handler).ssoLogin},
 		{Method: "GET", Path: "/auth/oidc/callback", Public: true, Summary: "Finish single sign-on", handle: (*Handler).ssoCallback},
 	}

@@ -36,9 +36,21 @@ func newStrictEnv(t *testing.T) *strictEnv {
 	pid := out["id"].(string)
 	_, out, _ = e.call("POST", "/api/v1/tokens", bob, api.CreateTokenRequest{Name: "bob's"})
 	tid := out["info"].(map[string]any)["id"].(string)
+	// A low-risk procedure bob approves, and a run of it.
+	flush := strings.NewReplacer("restart-api", "flush-cache", "risk: medium", "risk: low", "[systemctl, restart, api]", "[echo, flushed]").Replace(restartV1)
+	_, out, _ = e.call("POST", "/api/v1/versions", alice, api.ProposeRequest{Source: flush})
+	fv := out["version"].(map[string]any)
+	if code, out, _ := e.call("POST", "/api/v1/versions/"+fv["id"].(string)+"/reviews", bob, api.ReviewRequest{Decision: "approve", Digest: fv["digest"].(string)}); code != 201 {
+		t.Fatalf("seed approval: %d %v", code, out)
+	}
+	code, out, _ = e.call("POST", "/api/v1/runs", bob, api.RunRequest{Procedure: "flush-cache", Environment: "staging"})
+	if code != 201 {
+		t.Fatalf("seed run: %d %v", code, out)
+	}
+	rid := out["id"].(string)
 	_ = ctx
 	return &strictEnv{env: e, ids: map[string]string{"{name}": "restart-api", "{id}": vid, "{group}": "ops",
-		"{username}": "bob", "policy:{id}": pid, "token:{id}": tid}}
+		"{username}": "bob", "policy:{id}": pid, "token:{id}": tid, "run:{id}": rid, "{name...}": "payments/db"}}
 }
 
 func (e *strictEnv) path(rt api.Route) string {
@@ -48,6 +60,10 @@ func (e *strictEnv) path(rt api.Route) string {
 		p = strings.Replace(p, "{id}", e.ids["policy:{id}"], 1)
 	case strings.HasPrefix(p, "/api/v1/tokens/"):
 		p = strings.Replace(p, "{id}", e.ids["token:{id}"], 1)
+	case strings.HasPrefix(p, "/api/v1/runs/"):
+		p = strings.Replace(p, "{id}", e.ids["run:{id}"], 1)
+	case strings.HasPrefix(p, "/api/v1/nodes/"):
+		p = strings.Replace(p, "{name}", "web-1", 1)
 	}
 	for k, v := range e.ids {
 		p = strings.Replace(p, k, v, 1)
@@ -68,6 +84,12 @@ var bodies = map[string]any{
 	"POST /api/v1/policies/{id}/reject":                api.PolicyDecisionRequest{Comment: "no"},
 	"POST /api/v1/policy/explain":                      map[string]any{"username": "alice", "action": "view", "procedure": "restart-api"},
 	"DELETE /api/v1/groups/{group}/members/{username}": nil,
+	"POST /api/v1/procedures/{name}/plan":              api.RunRequest{Environment: "staging"},
+	"POST /api/v1/runs":                                api.RunRequest{Procedure: "flush-cache", Environment: "staging"},
+	"POST /api/v1/runs/{id}/approve":                   api.DecisionRequest{Binding: "sha256:x", Comment: "ok"},
+	"POST /api/v1/runs/{id}/deny":                      api.DecisionRequest{Comment: "no"},
+	"PUT /api/v1/nodes/{name}":                         map[string]any{"name": "web-1", "environment": "staging", "transport": "local"},
+	"PUT /api/v1/secrets/{name...}":                    api.SecretRequest{Value: "hunter2-hunter2"},
 }
 
 // stateCounts summarizes what a refused request must not change.
@@ -77,7 +99,17 @@ func stateCounts(t *testing.T, s store.Store) map[string]int {
 	procs, _ := s.ProcedureList(ctx)
 	vs, _ := s.ProcedureVersionList(ctx, store.ProcedureVersionListParams{})
 	pols, _ := s.PolicyVersionList(ctx, "")
-	out := map[string]int{"users": len(users), "procedures": len(procs), "versions": len(vs), "policies": len(pols)}
+	runs, _ := s.RunList(ctx, store.RunListParams{Limit: 1000})
+	nodes, _ := s.NodeList(ctx)
+	secrets, _ := s.SecretList(ctx)
+	out := map[string]int{"users": len(users), "procedures": len(procs), "versions": len(vs), "policies": len(pols),
+		"runs": len(runs), "nodes": len(nodes), "secrets": len(secrets)}
+	for _, r := range runs {
+		out["run:"+r.Status]++
+		if r.CancelRequested {
+			out["cancel requests"]++
+		}
+	}
 	for _, v := range vs {
 		out["version:"+v.Status]++
 		rs, _ := s.ReviewList(ctx, v.ID)

@@ -44,6 +44,23 @@ const (
 	ProcedureVersionWithdraw  = "procedure_version.withdraw"
 	AuthzDeny                 = "authz.deny"
 
+	RunRequest       = "run.request"
+	RunApprove       = "run.approve"
+	RunApproveDenied = "run.approve_denied"
+	RunDeny          = "run.deny"
+	RunQueue         = "run.queue"
+	RunCancel        = "run.cancel"
+	RunExpire        = "run.expire"
+	RunStart         = "run.start"
+	RunStep          = "run.step"
+	RunFinish        = "run.finish"
+	RunRequeue       = "run.requeue"
+
+	NodePut      = "node.put"
+	NodeDelete   = "node.delete"
+	SecretPut    = "secret.put"
+	SecretDelete = "secret.delete"
+
 	PolicyBootstrap = "policy.bootstrap"
 	PolicyPropose   = "policy.propose"
 	PolicyApprove   = "policy.approve"

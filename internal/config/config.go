@@ -39,7 +39,11 @@ type Config struct {
 	// changes go through proposal and a second admin's approval.
 	PolicyFile string `yaml:"policy_file"`
 	// Environments are the zones nodes live in and policies talk about.
-	Environments    []string      `yaml:"environments"`
+	Environments []string `yaml:"environments"`
+	// InventoryFile lists nodes; it is synced into the store at start.
+	InventoryFile   string        `yaml:"inventory_file"`
+	Secrets         Secrets       `yaml:"secrets"`
+	Runs            Runs          `yaml:"runs"`
 	OIDC            sso.Config    `yaml:"oidc"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -64,6 +68,23 @@ type Review struct {
 	QuorumLow    []string `yaml:"quorum_low"`
 	QuorumMedium []string `yaml:"quorum_medium"`
 	QuorumHigh   []string `yaml:"quorum_high"`
+}
+
+// Secrets configures the master key that seals secrets at rest. Without
+// either setting, a key is generated in the data directory at first start.
+type Secrets struct {
+	MasterKeyFile string `yaml:"master_key_file"`
+	MasterKey     string `yaml:"master_key"`
+}
+
+// Runs tunes execution.
+type Runs struct {
+	Workers           int           `yaml:"workers"`
+	ApprovalTTL       time.Duration `yaml:"approval_ttl"`
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	HeartbeatTimeout  time.Duration `yaml:"heartbeat_timeout"`
+	MaxOutputBytes    int           `yaml:"max_output_bytes"`
+	MaxAttempts       int           `yaml:"max_attempts"`
 }
 
 // Log configures structured logging.
@@ -103,6 +124,8 @@ func Default() Config {
 		Login:        Login{MaxAccountFailures: 5, MaxAddressFailures: 20, Window: 15 * time.Minute},
 		AdminGroup:   "admins",
 		Environments: []string{"staging", "production"},
+		Runs: Runs{Workers: 8, ApprovalTTL: 24 * time.Hour, HeartbeatInterval: 2 * time.Second, HeartbeatTimeout: 20 * time.Second,
+			MaxOutputBytes: 10 << 20, MaxAttempts: 3},
 		Review: Review{QuorumLow: []string{"ops"}, QuorumMedium: []string{"ops", "security"},
 			QuorumHigh: []string{"ops", "security", "compliance"}},
 		OIDC:            sso.Config{GroupsClaim: "groups", UsernameClaim: "preferred_username"},
@@ -316,6 +339,33 @@ func (c *Config) Validate() error {
 		if _, err := os.Stat(c.PolicyFile); err != nil {
 			return &FieldError{"policy_file", fmt.Sprintf("expected a readable Cedar policy file: %v", err)}
 		}
+	}
+	for _, f := range []struct {
+		key string
+		n   int
+	}{{"runs.workers", c.Runs.Workers}, {"runs.max_output_bytes", c.Runs.MaxOutputBytes}, {"runs.max_attempts", c.Runs.MaxAttempts}} {
+		if f.n < 1 {
+			return &FieldError{f.key, "expected a positive integer"}
+		}
+	}
+	for _, f := range []struct {
+		key string
+		d   time.Duration
+	}{{"runs.approval_ttl", c.Runs.ApprovalTTL}, {"runs.heartbeat_interval", c.Runs.HeartbeatInterval}, {"runs.heartbeat_timeout", c.Runs.HeartbeatTimeout}} {
+		if f.d <= 0 {
+			return &FieldError{f.key, "expected a positive duration"}
+		}
+	}
+	if c.Runs.HeartbeatTimeout < 2*c.Runs.HeartbeatInterval {
+		return &FieldError{"runs.heartbeat_timeout", "expected at least twice runs.heartbeat_interval"}
+	}
+	if c.InventoryFile != "" {
+		if _, err := os.Stat(c.InventoryFile); err != nil {
+			return &FieldError{"inventory_file", fmt.Sprintf("expected a readable YAML inventory: %v", err)}
+		}
+	}
+	if c.Secrets.MasterKeyFile != "" && c.Secrets.MasterKey != "" {
+		return &FieldError{"secrets", "expected secrets.master_key_file or secrets.master_key, not both"}
 	}
 	if c.OIDC.Issuer != "" {
 		if c.OIDC.ClientID == "" {

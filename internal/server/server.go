@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -24,9 +25,16 @@ import (
 	"github.com/airlockhq/airlock/internal/api"
 	"github.com/airlockhq/airlock/internal/authz"
 	"github.com/airlockhq/airlock/internal/config"
+	"github.com/airlockhq/airlock/internal/executor"
+	"github.com/airlockhq/airlock/internal/executor/local"
+	"github.com/airlockhq/airlock/internal/executor/sshexec"
 	"github.com/airlockhq/airlock/internal/identity"
+	"github.com/airlockhq/airlock/internal/inventory"
 	"github.com/airlockhq/airlock/internal/procedure"
 	"github.com/airlockhq/airlock/internal/review"
+	"github.com/airlockhq/airlock/internal/run"
+	"github.com/airlockhq/airlock/internal/secret"
+	"github.com/airlockhq/airlock/internal/secretstore"
 	"github.com/airlockhq/airlock/internal/sso"
 	"github.com/airlockhq/airlock/internal/store"
 	"github.com/airlockhq/airlock/internal/store/postgres"
@@ -41,6 +49,9 @@ type Server struct {
 	Identity *identity.Service
 	Review   *review.Service
 	Authz    *authz.Authorizer
+	Runs     *run.Service
+	Nodes    *inventory.Service
+	Secrets  *secretstore.Service
 	// AdminPassword is the one-time password of the admin user created on
 	// this start, or empty when the store already had users.
 	AdminPassword string
@@ -98,6 +109,25 @@ func (s *Server) build(ctx context.Context) error {
 	if err := s.bootstrapPolicy(ctx, quorum); err != nil {
 		return err
 	}
+	keyring, err := s.keyring()
+	if err != nil {
+		return err
+	}
+	s.Secrets = secretstore.New(s.Store, keyring, s.Authz)
+	s.Nodes = inventory.NewService(s.Store, s.Authz, cfg.Environments)
+	if cfg.InventoryFile != "" {
+		n, err := s.Nodes.SyncFile(ctx, cfg.InventoryFile)
+		if err != nil {
+			return fmt.Errorf("inventory_file: %w", err)
+		}
+		s.Log.Info("synced inventory", "file", cfg.InventoryFile, "changed", n)
+	}
+	rc := run.Config{Workers: cfg.Runs.Workers, ApprovalTTL: cfg.Runs.ApprovalTTL, HeartbeatInterval: cfg.Runs.HeartbeatInterval,
+		HeartbeatTimeout: cfg.Runs.HeartbeatTimeout, MaxOutputBytes: int64(cfg.Runs.MaxOutputBytes), MaxAttempts: cfg.Runs.MaxAttempts,
+		WorkDir: filepath.Join(cfg.Data, "runs")}
+	s.Runs = run.New(s.Store, s.Authz, keyring, map[string]executor.Executor{
+		store.TransportLocal: local.Executor{}, store.TransportSSH: sshexec.Executor{},
+	}, rc, s.Log, nil)
 
 	var provider *sso.Provider
 	if cfg.OIDC.Enabled() {
@@ -115,7 +145,7 @@ func (s *Server) build(ctx context.Context) error {
 	for name, db := range s.Store.DBs() {
 		reg.MustRegister(collectors.NewDBStatsCollector(db, name))
 	}
-	h := &api.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Store: s.Store, SSO: provider, Log: s.Log, Metrics: api.NewMetrics(reg),
+	h := &api.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Runs: s.Runs, Nodes: s.Nodes, Secrets: s.Secrets, Store: s.Store, SSO: provider, Log: s.Log, Metrics: api.NewMetrics(reg),
 		Secure: cfg.TLS.Cert != "", SessionMaxAge: int(cfg.Session.AbsoluteTimeout.Seconds())}
 	mux := http.NewServeMux()
 	h.Register(mux)
@@ -133,6 +163,41 @@ func (s *Server) build(ctx context.Context) error {
 	s.handler = securityHeaders(cfg.TLS.Cert != "", mux)
 	s.ready.Store(true)
 	return nil
+}
+
+// keyring loads the master key: from the configuration, or from
+// DATA/master.key, generated there at first start.
+func (s *Server) keyring() (*secret.Keyring, error) {
+	sc := s.Config.Secrets
+	var key []byte
+	var err error
+	switch {
+	case sc.MasterKey != "":
+		if key, err = secret.ParseKey(sc.MasterKey); err != nil {
+			return nil, fmt.Errorf("secrets.master_key: %w", err)
+		}
+	case sc.MasterKeyFile != "":
+		b, rerr := os.ReadFile(sc.MasterKeyFile)
+		if rerr != nil {
+			return nil, fmt.Errorf("secrets.master_key_file: %w", rerr)
+		}
+		if key, err = secret.ParseKey(string(b)); err != nil {
+			return nil, fmt.Errorf("secrets.master_key_file: %w", err)
+		}
+	default:
+		if err := os.MkdirAll(s.Config.Data, 0o700); err != nil {
+			return nil, err
+		}
+		path := filepath.Join(s.Config.Data, "master.key")
+		var created bool
+		if key, created, err = secret.LoadOrCreateKeyFile(path); err != nil {
+			return nil, fmt.Errorf("master key: %w", err)
+		}
+		if created {
+			s.Log.Warn("generated a master key for secrets; back it up apart from the database, or set secrets.master_key_file", "path", path)
+		}
+	}
+	return secret.NewKeyring(key)
 }
 
 // bootstrapPolicy installs the first policy on a fresh store: the
@@ -237,25 +302,30 @@ func (s *Server) URL() string {
 
 // Serve serves until ctx is done, then shuts down gracefully: new
 // connections are refused, in-flight requests get ShutdownTimeout to
-// finish, and the store is closed.
+// finish, runs in progress are stopped and recorded, and the store is
+// closed.
 func (s *Server) Serve(ctx context.Context) error {
 	s.http = &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn)}
+	runsCtx, stopRuns := context.WithCancel(context.Background())
+	runsDone := make(chan struct{})
+	go func() { defer close(runsDone); s.Runs.Start(runsCtx) }()
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
+	var err error
 	select {
-	case err := <-errc:
-		s.Store.Close()
-		return err
+	case err = <-errc:
 	case <-ctx.Done():
+		s.Log.Info("shutting down", "timeout", s.Config.ShutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), s.Config.ShutdownTimeout)
+		defer cancel()
+		err = s.http.Shutdown(sctx)
+		if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
+			err = e
+		}
 	}
-	s.Log.Info("shutting down", "timeout", s.Config.ShutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), s.Config.ShutdownTimeout)
-	defer cancel()
-	err := s.http.Shutdown(sctx)
-	if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
-		err = e
-	}
+	stopRuns()
+	<-runsDone
 	if cerr := s.Store.Close(); err == nil {
 		err = cerr
 	}

@@ -242,10 +242,11 @@ type AuditEvent struct {
 
 // AuditListParams filters AuditList. After is exclusive; Limit 0 means 100.
 type AuditListParams struct {
-	After int64 // list events with Seq > After; -1 for from the start
-	Limit int
-	Type  string
-	Actor string
+	After   int64 // list events with Seq > After; -1 for from the start
+	Limit   int
+	Type    string
+	Actor   string
+	Subject string
 }
 
 // Procedure is a named, owned operation; its definitions are versions.
@@ -422,17 +423,20 @@ type Run struct {
 	ApprovalsRequired int
 	// Binding is the SHA-256 of what an approval approves: digest,
 	// parameters and targets.
-	Binding         string
-	Idempotent      bool
-	IdempotencyKey  string
-	CreatedAt       time.Time
-	ExpiresAt       time.Time
-	QueuedAt        time.Time
-	StartedAt       time.Time
-	FinishedAt      time.Time
-	HeartbeatAt     time.Time
-	WorkerID        string
-	Attempt         int
+	Binding        string
+	Idempotent     bool
+	IdempotencyKey string
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
+	QueuedAt       time.Time
+	StartedAt      time.Time
+	FinishedAt     time.Time
+	HeartbeatAt    time.Time
+	WorkerID       string
+	Attempt        int
+	// CancelRequested tells the worker running it, on any replica, to
+	// stop it.
+	CancelRequested bool
 	Error           string
 	OutputBytes     int64
 	OutputTruncated bool

@@ -105,7 +105,7 @@ func (e Executor) Dial(ctx context.Context, job *executor.Job) (*ssh.Client, err
 }
 
 // Quote quotes s for a POSIX shell: single quotes, with each ' written
-// as '\''. Any byte but NUL (refused at validation) survives it.
+// as '\”. Any byte but NUL (refused at validation) survives it.
 func Quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 const pgidMarker = "AIRLOCK_PGID="
@@ -278,4 +278,3 @@ func (e Executor) kill(client *ssh.Client, pw *pgidWriter) {
 	defer s.Close()
 	_ = s.Run("kill -KILL -- -" + strconv.Itoa(pgid))
 }
-

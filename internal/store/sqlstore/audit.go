@@ -45,6 +45,10 @@ func (q queries) AuditList(ctx context.Context, p store.AuditListParams) ([]*sto
 		s += ` AND type = ?`
 		args = append(args, p.Type)
 	}
+	if p.Subject != "" {
+		s += ` AND subject = ?`
+		args = append(args, p.Subject)
+	}
 	if p.Actor != "" {
 		s += ` AND (actor_id = ? OR actor_name = ?)`
 		args = append(args, p.Actor, p.Actor)

@@ -54,6 +54,7 @@ CREATE TABLE runs (
 	heartbeat_at BIGINT,
 	worker_id TEXT NOT NULL DEFAULT '',
 	attempt INTEGER NOT NULL DEFAULT 0,
+	cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
 	error TEXT NOT NULL DEFAULT '',
 	output_bytes BIGINT NOT NULL DEFAULT 0,
 	output_truncated BOOLEAN NOT NULL DEFAULT FALSE,

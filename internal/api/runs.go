@@ -1,0 +1,408 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/airlockhq/airlock"
+	"github.com/airlockhq/airlock/internal/identity"
+	"github.com/airlockhq/airlock/internal/inventory"
+	"github.com/airlockhq/airlock/internal/run"
+	"github.com/airlockhq/airlock/internal/store"
+)
+
+// RunRequest asks for a run.
+type RunRequest struct {
+	Procedure   string         `json:"procedure"`
+	Environment string         `json:"environment"`
+	Params      map[string]any `json:"params,omitempty"`
+	Reason      string         `json:"reason,omitempty"`
+	Ticket      string         `json:"ticket,omitempty"`
+}
+
+// RunJSON is a run.
+type RunJSON struct {
+	ID                string               `json:"id"`
+	Procedure         string               `json:"procedure"`
+	VersionID         string               `json:"version_id"`
+	Digest            string               `json:"digest"`
+	Environment       string               `json:"environment"`
+	Params            json.RawMessage      `json:"params"`
+	Requester         string               `json:"requester"`
+	Reason            string               `json:"reason,omitempty"`
+	Ticket            string               `json:"ticket,omitempty"`
+	Status            string               `json:"status"`
+	Targets           []string             `json:"targets"`
+	ApprovalsRequired int                  `json:"approvals_required"`
+	Binding           string               `json:"binding"`
+	CreatedAt         time.Time            `json:"created_at"`
+	ExpiresAt         time.Time            `json:"expires_at,omitzero"`
+	QueuedAt          time.Time            `json:"queued_at,omitzero"`
+	StartedAt         time.Time            `json:"started_at,omitzero"`
+	FinishedAt        time.Time            `json:"finished_at,omitzero"`
+	Attempt           int                  `json:"attempt,omitempty"`
+	Error             string               `json:"error,omitempty"`
+	OutputBytes       int64                `json:"output_bytes"`
+	OutputTruncated   bool                 `json:"output_truncated,omitempty"`
+	OutputDigest      string               `json:"output_digest,omitempty"`
+	Approvals         []*store.RunApproval `json:"approvals,omitempty"`
+	Nodes             []*store.RunNode     `json:"nodes,omitempty"`
+	Steps             []*store.RunStep     `json:"steps,omitempty"`
+}
+
+func runJSON(r *store.Run, d *run.Details) *RunJSON {
+	j := &RunJSON{ID: r.ID, Procedure: r.ProcedureName, VersionID: r.VersionID, Digest: r.Digest, Environment: r.Environment,
+		Params: json.RawMessage(r.Params), Requester: r.RequesterName, Reason: r.Reason, Ticket: r.Ticket, Status: r.Status,
+		Targets: r.Targets, ApprovalsRequired: r.ApprovalsRequired, Binding: r.Binding, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
+		QueuedAt: r.QueuedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Attempt: r.Attempt, Error: r.Error,
+		OutputBytes: r.OutputBytes, OutputTruncated: r.OutputTruncated, OutputDigest: r.OutputDigest}
+	if d != nil {
+		j.Approvals, j.Nodes, j.Steps = d.Approvals, d.Nodes, d.Steps
+	}
+	return j
+}
+
+func (h *Handler) createRun(w http.ResponseWriter, r *http.Request) {
+	var req RunRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	run, err := h.Runs.Request(r.Context(), identity.PrincipalFrom(r.Context()), run.RequestParams{Procedure: req.Procedure,
+		Environment: req.Environment, Params: req.Params, Reason: req.Reason, Ticket: req.Ticket, IdempotencyKey: r.Header.Get("Idempotency-Key")})
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, runJSON(run, nil))
+}
+
+// PlanResponse is the dry resolution of a run request.
+type PlanResponse struct {
+	Procedure     string           `json:"procedure"`
+	Version       int              `json:"version"`
+	Digest        string           `json:"digest"`
+	Environment   string           `json:"environment"`
+	Params        map[string]any   `json:"params"`
+	Targets       []inventory.Node `json:"targets"`
+	Decision      string           `json:"decision"` // run | request | refused
+	NeedsApproval bool             `json:"needs_approval"`
+	Approvals     int              `json:"approvals_required"`
+	Lock          string           `json:"lock,omitempty"`
+}
+
+func (h *Handler) planRun(w http.ResponseWriter, r *http.Request) {
+	var req RunRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	plan, err := h.Runs.Plan(r.Context(), identity.PrincipalFrom(r.Context()), run.RequestParams{Procedure: r.PathValue("name"),
+		Environment: req.Environment, Params: req.Params})
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	out := PlanResponse{Procedure: plan.Procedure.Name, Version: plan.Version.Number, Digest: plan.Version.Digest, Environment: plan.Environment,
+		Params: plan.Params, Targets: []inventory.Node{}, Decision: plan.Decision, NeedsApproval: plan.NeedsApproval || plan.Decision == "request",
+		Approvals: plan.Approvals, Lock: plan.LockKey}
+	for _, n := range plan.Targets {
+		nj := inventory.FromStore(n)
+		nj.Credential, nj.HostKey = "", "" // what runs where, not how to get in
+		out.Targets = append(out.Targets, nj)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) listRuns(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	f := store.RunListParams{Status: q.Get("status"), ProcedureName: q.Get("procedure"), Limit: limit}
+	p := identity.PrincipalFrom(r.Context())
+	if q.Get("mine") == "true" {
+		f.RequesterID = p.UserID
+	}
+	runs, err := h.Runs.List(r.Context(), p, f)
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	out := ListResponse[*RunJSON]{Items: []*RunJSON{}}
+	for _, run := range runs {
+		out.Items = append(out.Items, runJSON(run, nil))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) getRun(w http.ResponseWriter, r *http.Request) {
+	run, err := h.Runs.Get(r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("id"))
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	d, err := h.Runs.Details(r.Context(), run)
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, runJSON(run, d))
+}
+
+// ChunkJSON is a piece of output. Data is text; bytes that are not UTF-8
+// are replaced (the stored bytes and their digest are unchanged).
+type ChunkJSON struct {
+	Seq    int64     `json:"seq"`
+	Node   string    `json:"node"`
+	Stream string    `json:"stream"`
+	Data   string    `json:"data"`
+	At     time.Time `json:"at"`
+}
+
+func chunkJSON(c *store.OutputChunk) ChunkJSON {
+	data := string(c.Data)
+	if !utf8.ValidString(data) {
+		data = strings.ToValidUTF8(data, "\uFFFD")
+	}
+	return ChunkJSON{Seq: c.Seq, Node: c.Node, Stream: c.Stream, Data: data, At: c.CreatedAt}
+}
+
+// OutputResponse is a page of output.
+type OutputResponse struct {
+	Status string      `json:"status"`
+	Chunks []ChunkJSON `json:"chunks"`
+	// Next is the sequence number to pass as ?after= for more.
+	Next int64 `json:"next"`
+}
+
+// runOutput serves output after ?after= as JSON, or as a live
+// Server-Sent Events stream when the client accepts text/event-stream
+// (resumable with Last-Event-ID).
+func (h *Handler) runOutput(w http.ResponseWriter, r *http.Request) {
+	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		after, _ = strconv.ParseInt(id, 10, 64)
+	}
+	node := r.URL.Query().Get("node")
+	p := identity.PrincipalFrom(r.Context())
+	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+		h.streamOutput(w, r, p, after, node)
+		return
+	}
+	run, chunks, err := h.Runs.Output(r.Context(), p, r.PathValue("id"), after, 1000)
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	out := OutputResponse{Status: run.Status, Chunks: []ChunkJSON{}, Next: after}
+	for _, c := range chunks {
+		if node == "" || c.Node == node {
+			out.Chunks = append(out.Chunks, chunkJSON(c))
+		}
+		out.Next = c.Seq
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) streamOutput(w http.ResponseWriter, r *http.Request, p *identity.Principal, after int64, node string) {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	run, _, err := h.Runs.Output(ctx, p, id, after, 1)
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	flusher, _ := w.(http.Flusher)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	notify, stop := h.Runs.Subscribe(run.ID)
+	defer stop()
+	tick := time.NewTicker(time.Second) // other replicas' runs, and keep-alives
+	defer tick.Stop()
+	status := ""
+	for {
+		// Read the status before the output: output written before a run
+		// ends is then always sent before its end.
+		cur, err := h.Store.RunGet(ctx, run.ID)
+		if err != nil {
+			return
+		}
+		chunks, err := h.Store.RunOutputList(ctx, run.ID, after, 500)
+		if err != nil {
+			return
+		}
+		for _, c := range chunks {
+			after = c.Seq
+			if node != "" && c.Node != node {
+				continue
+			}
+			b, _ := json.Marshal(chunkJSON(c))
+			fmt.Fprintf(w, "id: %d\nevent: output\ndata: %s\n\n", c.Seq, b)
+		}
+		if cur.Status != status {
+			status = cur.Status
+			b, _ := json.Marshal(map[string]string{"status": status, "error": cur.Error})
+			fmt.Fprintf(w, "event: status\ndata: %s\n\n", b)
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		if len(chunks) == 500 {
+			continue
+		}
+		if store.RunFinal(cur.Status) {
+			b, _ := json.Marshal(runJSON(cur, nil))
+			fmt.Fprintf(w, "event: end\ndata: %s\n\n", b)
+			if flusher != nil {
+				flusher.Flush()
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-notify:
+		case <-tick.C:
+			io.WriteString(w, ": keep-alive\n\n")
+		}
+	}
+}
+
+func (h *Handler) runEvents(w http.ResponseWriter, r *http.Request) {
+	evs, err := h.Runs.Events(r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("id"))
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	out := ListResponse[*store.AuditEvent]{Items: evs}
+	if out.Items == nil {
+		out.Items = []*store.AuditEvent{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// DecisionRequest approves or denies a pending run.
+type DecisionRequest struct {
+	// Binding is the run's binding as the approver saw it.
+	Binding string `json:"binding"`
+	Comment string `json:"comment,omitempty"`
+}
+
+func decideRun(decision string) func(h *Handler, w http.ResponseWriter, r *http.Request) {
+	return func(h *Handler, w http.ResponseWriter, r *http.Request) {
+		var req DecisionRequest
+		if err := readJSON(r, &req); err != nil {
+			writeError(w, r, h.Log, err)
+			return
+		}
+		if decision == "approve" && req.Binding == "" {
+			writeError(w, r, h.Log, airlock.FieldError("binding", "is required: the binding of the run you looked at"))
+			return
+		}
+		if decision == "deny" && req.Binding == "" {
+			if run, err := h.Runs.Get(r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("id")); err == nil {
+				req.Binding = run.Binding // a denial stops a run, whatever it was
+			}
+		}
+		run, err := h.Runs.Decide(r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("id"), decision, req.Binding, req.Comment)
+		if err != nil {
+			writeError(w, r, h.Log, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, runJSON(run, nil))
+	}
+}
+
+func (h *Handler) cancelRun(w http.ResponseWriter, r *http.Request) {
+	run, err := h.Runs.Cancel(r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("id"))
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, runJSON(run, nil))
+}
+
+func (h *Handler) listNodes(w http.ResponseWriter, r *http.Request) {
+	ns, err := h.Nodes.List(r.Context(), identity.PrincipalFrom(r.Context()))
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	out := ListResponse[inventory.Node]{Items: []inventory.Node{}}
+	for _, n := range ns {
+		out.Items = append(out.Items, inventory.FromStore(n))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) putNode(w http.ResponseWriter, r *http.Request) {
+	var n inventory.Node
+	if err := readJSON(r, &n); err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	if n.Name == "" {
+		n.Name = r.PathValue("name")
+	}
+	if n.Name != r.PathValue("name") {
+		writeError(w, r, h.Log, airlock.FieldError("name", "does not match the path"))
+		return
+	}
+	sn, err := h.Nodes.Put(r.Context(), identity.PrincipalFrom(r.Context()), n)
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, inventory.FromStore(sn))
+}
+
+func (h *Handler) deleteNode(w http.ResponseWriter, r *http.Request) {
+	if err := h.Nodes.Delete(r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("name")); err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// SecretRequest sets a secret's value. The value is never returned.
+type SecretRequest struct {
+	Value string `json:"value"`
+}
+
+func (h *Handler) listSecrets(w http.ResponseWriter, r *http.Request) {
+	infos, err := h.Secrets.List(r.Context(), identity.PrincipalFrom(r.Context()))
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": infos})
+}
+
+func (h *Handler) putSecret(w http.ResponseWriter, r *http.Request) {
+	var req SecretRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	info, err := h.Secrets.Put(r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("name"), []byte(req.Value))
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+func (h *Handler) deleteSecret(w http.ResponseWriter, r *http.Request) {
+	if err := h.Secrets.Delete(r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("name")); err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

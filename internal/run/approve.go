@@ -1,0 +1,176 @@
+package run
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/airlockhq/airlock"
+	"github.com/airlockhq/airlock/internal/audit"
+	"github.com/airlockhq/airlock/internal/identity"
+	"github.com/airlockhq/airlock/internal/policy"
+	"github.com/airlockhq/airlock/internal/store"
+)
+
+// countApprovals counts approvals of distinct people other than the
+// requester that bind to the run as it is.
+func countApprovals(r *store.Run, as []*store.RunApproval) int {
+	seen := map[string]bool{}
+	for _, a := range as {
+		if a.Decision == "approve" && a.Binding == r.Binding && a.ApproverID != r.RequesterID {
+			seen[a.ApproverID] = true
+		}
+	}
+	return len(seen)
+}
+
+// Decide approves or denies a pending run. binding is what the approver
+// saw (the run's binding); an approval of another run, or of the run as
+// it was before a change, does not bind. The requester can never approve
+// or deny their own run, whatever policy says.
+func (s *Service) Decide(ctx context.Context, p *identity.Principal, id, decision, seen, comment string) (*store.Run, error) {
+	if decision != "approve" && decision != "deny" {
+		return nil, airlock.FieldError("decision", "expected approve or deny")
+	}
+	if decision == "deny" && strings.TrimSpace(comment) == "" {
+		return nil, airlock.FieldError("comment", "say why the run is denied")
+	}
+	r, err := s.Get(ctx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	res, c, err := s.resource(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authz.Check(ctx, p, policy.ActionApproveRun, res, c); err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	var denied *airlock.Error
+	err = s.store.Update(ctx, func(tx store.Tx) error {
+		var err error
+		if r, err = tx.RunGet(ctx, id); err != nil {
+			return err
+		}
+		if r.Status != store.RunPending {
+			return airlock.Errorf(airlock.Conflict, "run %s is %s; only runs pending approval can be approved or denied", r.ID, r.Status)
+		}
+		switch {
+		case r.RequesterID == p.UserID:
+			denied = airlock.Errorf(airlock.Forbidden, "you cannot approve or deny your own run")
+		case seen != r.Binding:
+			denied = &airlock.Error{Kind: airlock.Conflict, Field: "binding",
+				Message: fmt.Sprintf("this approval is for %q, but the run's binding is %s: look at the run again", seen, r.Binding)}
+		case !r.ExpiresAt.IsZero() && now.After(r.ExpiresAt):
+			denied = airlock.Errorf(airlock.Conflict, "the request expired at %s", r.ExpiresAt.Format("2006-01-02 15:04 UTC"))
+		}
+		if denied != nil {
+			return denied
+		}
+		as, err := tx.RunApprovalList(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			if a.ApproverID == p.UserID {
+				denied = airlock.Errorf(airlock.Conflict, "you already decided on this run; a person counts once")
+				return denied
+			}
+		}
+		a := &store.RunApproval{ID: airlock.NewID(airlock.PrefixRunApproval, now), RunID: r.ID, ApproverID: p.UserID, ApproverName: p.Username,
+			Decision: decision, Comment: comment, Binding: r.Binding, CreatedAt: now}
+		if err := tx.RunApprovalInsert(ctx, a); err != nil {
+			return err
+		}
+		if decision == "deny" {
+			r.Status, r.FinishedAt, r.SecretParams, r.Error = store.RunDenied, now, nil, "denied by "+p.Username+": "+comment
+			if err := tx.RunUpdate(ctx, r); err != nil {
+				return err
+			}
+			return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunDeny, p.Actor(), r.ID, audit.Success,
+				map[string]any{"procedure": r.ProcedureName, "binding": r.Binding, "comment": comment, "requester": r.RequesterName}))
+		}
+		if err := tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunApprove, p.Actor(), r.ID, audit.Success,
+			map[string]any{"procedure": r.ProcedureName, "binding": r.Binding, "digest": r.Digest, "comment": comment, "requester": r.RequesterName})); err != nil {
+			return err
+		}
+		if got := countApprovals(r, append(as, a)); got >= r.ApprovalsRequired {
+			r.Status, r.QueuedAt = store.RunQueued, now
+			if err := tx.RunUpdate(ctx, r); err != nil {
+				return err
+			}
+			return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunQueue, audit.System, r.ID, audit.Success,
+				map[string]any{"approvals": got, "required": r.ApprovalsRequired}))
+		}
+		return nil
+	})
+	if denied != nil {
+		_ = s.store.Update(ctx, func(tx store.Tx) error {
+			return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunApproveDenied, p.Actor(), id, audit.Denied,
+				map[string]any{"decision": decision, "reason": denied.Message}))
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.broker.notify(r.ID)
+	if r.Status == store.RunQueued {
+		s.Wake()
+	}
+	return r, nil
+}
+
+// Cancel stops a run: a pending or queued one at once; a running one by
+// telling its worker (on whichever replica) to kill it.
+func (s *Service) Cancel(ctx context.Context, p *identity.Principal, id string) (*store.Run, error) {
+	r, err := s.Get(ctx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	res, c, err := s.resource(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authz.Check(ctx, p, policy.ActionCancelRun, res, c); err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	err = s.store.Update(ctx, func(tx store.Tx) error {
+		var err error
+		if r, err = tx.RunGet(ctx, id); err != nil {
+			return err
+		}
+		switch r.Status {
+		case store.RunPending, store.RunQueued:
+			r.Status, r.FinishedAt, r.SecretParams, r.Error = store.RunCanceled, now, nil, "canceled by "+p.Username+" before it started"
+		case store.RunRunning:
+			if r.CancelRequested {
+				return airlock.Errorf(airlock.Conflict, "run %s is already being canceled", r.ID)
+			}
+			r.CancelRequested, r.Error = true, "canceled by "+p.Username
+		default:
+			return airlock.Errorf(airlock.Conflict, "run %s is %s already", r.ID, r.Status)
+		}
+		if err := tx.RunUpdate(ctx, r); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunCancel, p.Actor(), r.ID, audit.Success,
+			map[string]any{"procedure": r.ProcedureName, "status": r.Status}))
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.cancelLocal(r.ID, errCanceled)
+	s.broker.notify(r.ID)
+	return r, nil
+}
+
+func (s *Service) cancelLocal(id string, cause error) {
+	s.mu.Lock()
+	cancel := s.cancels[id]
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel(cause)
+	}
+}

@@ -1,0 +1,392 @@
+// Package run owns runs: requests validated against the active version,
+// the decision (run, request, refuse) by policy and by the procedure's own
+// approval rules, four-eyes approvals bound to what they approve, the
+// durable queue (the run rows themselves), workers that claim and execute
+// runs on their nodes, heartbeats and the detection of runs whose worker
+// died, output capture with redaction, and live output.
+package run
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/airlockhq/airlock"
+	"github.com/airlockhq/airlock/internal/audit"
+	"github.com/airlockhq/airlock/internal/authz"
+	"github.com/airlockhq/airlock/internal/executor"
+	"github.com/airlockhq/airlock/internal/identity"
+	"github.com/airlockhq/airlock/internal/inventory"
+	"github.com/airlockhq/airlock/internal/policy"
+	"github.com/airlockhq/airlock/internal/procedure"
+	"github.com/airlockhq/airlock/internal/secret"
+	"github.com/airlockhq/airlock/internal/store"
+)
+
+// Config tunes runs.
+type Config struct {
+	Workers           int
+	ApprovalTTL       time.Duration
+	HeartbeatInterval time.Duration
+	// HeartbeatTimeout: a running run whose worker has not beaten for this
+	// long is taken to have lost its worker.
+	HeartbeatTimeout time.Duration
+	MaxOutputBytes   int64
+	// MaxAttempts bounds how often an idempotent run whose worker died is
+	// started again.
+	MaxAttempts int
+	WorkDir     string
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{Workers: 8, ApprovalTTL: 24 * time.Hour, HeartbeatInterval: 2 * time.Second, HeartbeatTimeout: 20 * time.Second,
+		MaxOutputBytes: 10 << 20, MaxAttempts: 3}
+}
+
+// Service runs runs.
+type Service struct {
+	store     store.Store
+	authz     *authz.Authorizer
+	keyring   *secret.Keyring
+	log       *slog.Logger
+	now       func() time.Time
+	cfg       Config
+	executors map[string]executor.Executor
+	workerID  string
+	wake      chan struct{}
+	broker    *broker
+
+	mu      sync.Mutex
+	cancels map[string]context.CancelCauseFunc
+	active  sync.WaitGroup
+}
+
+// New returns a Service. executors maps a node transport (local, ssh) to
+// its executor.
+func New(s store.Store, az *authz.Authorizer, kr *secret.Keyring, executors map[string]executor.Executor, cfg Config, log *slog.Logger, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: s, authz: az, keyring: kr, log: log, now: now, cfg: cfg, executors: executors,
+		workerID: airlock.NewID("wrk", time.Now()), wake: make(chan struct{}, 1), broker: newBroker(), cancels: map[string]context.CancelCauseFunc{}}
+}
+
+// RequestParams is a run request.
+type RequestParams struct {
+	Procedure   string
+	Environment string
+	// Params are raw values: from JSON (string, float64, bool, []any) or
+	// strings from a form or the CLI.
+	Params         map[string]any
+	Reason         string
+	Ticket         string
+	IdempotencyKey string
+}
+
+// Plan is what a request would do, before anything is stored: the dry
+// resolution shown to the requester.
+type Plan struct {
+	Procedure     *store.Procedure
+	Version       *store.ProcedureVersion
+	Definition    *procedure.Procedure
+	Environment   string
+	Params        map[string]any // typed, secrets excluded
+	secrets       map[string]any
+	Targets       []*store.Node
+	Decision      string // run | request | refused
+	NeedsApproval bool
+	Approvals     int
+	Policies      []string
+	LockKey       string
+}
+
+// Plan validates a request and decides it, storing nothing. Parameters
+// are validated against the active version; a failing value names the
+// parameter.
+func (s *Service) Plan(ctx context.Context, p *identity.Principal, rp RequestParams) (*Plan, error) {
+	proc, err := s.store.ProcedureGetByName(ctx, rp.Procedure)
+	if err != nil {
+		return nil, err
+	}
+	pr, err := authz.ProcedureOf(ctx, s.store, proc)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authz.CheckObject(ctx, p, policy.ActionView, policy.Resource{Procedure: &pr}, policy.Context{}, "procedure"); err != nil {
+		return nil, err
+	}
+	if !proc.RetiredAt.IsZero() {
+		return nil, airlock.Errorf(airlock.Conflict, "%s is retired: no new runs start", proc.Name)
+	}
+	if proc.ActiveVersionID == "" {
+		return nil, airlock.Errorf(airlock.Conflict, "%s has no approved version yet", proc.Name)
+	}
+	if !slices.Contains(s.authz.Environments(), rp.Environment) {
+		return nil, airlock.FieldError("environment", "expected one of %s, got %q", strings.Join(s.authz.Environments(), ", "), rp.Environment)
+	}
+	v, err := s.store.ProcedureVersionGet(ctx, proc.ActiveVersionID)
+	if err != nil {
+		return nil, err
+	}
+	def, err := procedure.FromCanonical(v.Definition)
+	if err != nil {
+		return nil, err
+	}
+	plain, secrets, err := coerce(def, rp.Params)
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := s.store.NodeList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	targets, err := inventory.Resolve(def, rp.Environment, render(plain), nodes)
+	if err != nil {
+		return nil, airlock.FieldError("environment", "%v", err)
+	}
+	names := make([]string, len(targets))
+	for i, n := range targets {
+		names[i] = n.Name
+	}
+	pc := policy.Context{Environment: rp.Environment, Params: plain, Targets: names}
+	plan := &Plan{Procedure: proc, Version: v, Definition: def, Environment: rp.Environment, Params: plain, secrets: secrets,
+		Targets: targets, NeedsApproval: authz.NeedsApproval(def, rp.Environment)}
+	runD, err := s.authz.Decide(ctx, policy.Request{Principal: authz.PrincipalOf(p), Action: policy.ActionRun, Resource: policy.Resource{Procedure: &pr}, Context: pc})
+	if err != nil {
+		return nil, err
+	}
+	reqD, err := s.authz.Decide(ctx, policy.Request{Principal: authz.PrincipalOf(p), Action: policy.ActionRequest, Resource: policy.Resource{Procedure: &pr}, Context: pc})
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case runD.Allowed && !plan.NeedsApproval:
+		plan.Decision, plan.Policies = "run", runD.Policies
+	case runD.Allowed || reqD.Allowed:
+		plan.Decision, plan.Approvals = "request", 1
+		plan.Policies = runD.Policies
+		if !runD.Allowed {
+			plan.Policies = reqD.Policies
+		}
+		if plan.NeedsApproval && def.Approval.Count > 1 {
+			plan.Approvals = def.Approval.Count
+		}
+	default:
+		plan.Decision = "refused"
+		plan.Policies = append(runD.Policies, reqD.Policies...)
+	}
+	if def.Lock != "" {
+		plan.LockKey, err = procedure.Expand(def.Lock, procedure.Vars{Params: render(plain), Environment: rp.Environment,
+			Run: map[string]string{"environment": rp.Environment, "requester": p.Username}})
+		if err != nil {
+			return nil, airlock.FieldError("lock", "%v", err)
+		}
+	}
+	return plan, nil
+}
+
+// Request stores a run: queued when policy lets the requester run it and
+// the procedure does not demand an approval here; pending_approval when
+// policy allows only a request or the procedure demands approval; refused
+// otherwise. An Idempotency-Key the requester used before returns that
+// run instead of starting another.
+func (s *Service) Request(ctx context.Context, p *identity.Principal, rp RequestParams) (*store.Run, error) {
+	if rp.IdempotencyKey != "" {
+		if len(rp.IdempotencyKey) > 200 {
+			return nil, airlock.FieldError("Idempotency-Key", "at most 200 characters")
+		}
+		if r, err := s.store.RunGetByIdempotencyKey(ctx, p.UserID, rp.IdempotencyKey); err == nil {
+			return r, nil
+		}
+	}
+	if len(rp.Reason) > 2000 || len(rp.Ticket) > 200 {
+		return nil, airlock.FieldError("reason", "reason at most 2000 characters, ticket at most 200")
+	}
+	plan, err := s.Plan(ctx, p, rp)
+	if err != nil {
+		return nil, err
+	}
+	if plan.Decision == "refused" {
+		pr, _ := authz.ProcedureOf(ctx, s.store, plan.Procedure)
+		return nil, s.authz.Check(ctx, p, policy.ActionRequest, policy.Resource{Procedure: &pr},
+			policy.Context{Environment: plan.Environment, Params: plan.Params})
+	}
+	now := s.now().UTC()
+	names := make([]string, len(plan.Targets))
+	for i, n := range plan.Targets {
+		names[i] = n.Name
+	}
+	params, _ := json.Marshal(plan.Params)
+	r := &store.Run{ID: airlock.NewID(airlock.PrefixRun, now), ProcedureID: plan.Procedure.ID, ProcedureName: plan.Procedure.Name,
+		VersionID: plan.Version.ID, Digest: plan.Version.Digest, Environment: plan.Environment, Params: params,
+		RequesterID: p.UserID, RequesterName: p.Username, Reason: rp.Reason, Ticket: rp.Ticket, Targets: names,
+		LockKey: plan.LockKey, Binding: binding(plan.Version.Digest, plan.Environment, plan.Params, names),
+		Idempotent: plan.Definition.Idempotent, IdempotencyKey: rp.IdempotencyKey, CreatedAt: now}
+	if len(plan.secrets) > 0 {
+		b, _ := json.Marshal(plan.secrets)
+		if r.SecretParams, err = s.keyring.Seal(b, []byte(r.ID)); err != nil {
+			return nil, err
+		}
+	}
+	if plan.Decision == "run" {
+		r.Status, r.QueuedAt = store.RunQueued, now
+	} else {
+		r.Status, r.ApprovalsRequired, r.ExpiresAt = store.RunPending, plan.Approvals, now.Add(s.cfg.ApprovalTTL)
+	}
+	why := "policy permits run"
+	switch {
+	case plan.Decision == "request" && plan.NeedsApproval:
+		why = fmt.Sprintf("the procedure requires %d approval(s) in %s", plan.Approvals, plan.Environment)
+	case plan.Decision == "request":
+		why = "policy permits only a request"
+	}
+	err = s.store.Update(ctx, func(tx store.Tx) error {
+		if err := tx.RunInsert(ctx, r); err != nil {
+			if airlock.ErrorKind(err) == airlock.Conflict && rp.IdempotencyKey != "" {
+				return airlock.Errorf(airlock.Conflict, "a run with this Idempotency-Key is being created; retry")
+			}
+			return err
+		}
+		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunRequest, p.Actor(), r.ID, audit.Success, map[string]any{
+			"procedure": r.ProcedureName, "version_id": r.VersionID, "digest": r.Digest, "environment": r.Environment,
+			"params": plan.Params, "secret_params": len(plan.secrets), "targets": names, "status": r.Status, "decision": why,
+			"policies": plan.Policies, "approvals_required": r.ApprovalsRequired, "reason": r.Reason, "ticket": r.Ticket,
+			"binding": r.Binding}))
+	})
+	if err != nil {
+		return nil, err
+	}
+	if r.Status == store.RunQueued {
+		s.Wake()
+	}
+	return r, nil
+}
+
+// Wake makes the dispatcher look for queued runs now.
+func (s *Service) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// resource describes a stored run for policies.
+func (s *Service) resource(ctx context.Context, r *store.Run) (policy.Resource, policy.Context, error) {
+	proc, err := s.store.ProcedureGetByID(ctx, r.ProcedureID)
+	if err != nil {
+		return policy.Resource{}, policy.Context{}, err
+	}
+	pr, err := authz.ProcedureOf(ctx, s.store, proc)
+	if err != nil {
+		return policy.Resource{}, policy.Context{}, err
+	}
+	var params map[string]any
+	if err := json.Unmarshal(r.Params, &params); err != nil {
+		return policy.Resource{}, policy.Context{}, err
+	}
+	typed := map[string]any{}
+	for k, v := range params { // JSON numbers back to int64, lists to []string
+		switch x := v.(type) {
+		case float64:
+			typed[k] = int64(x)
+		case []any:
+			list := []string{}
+			for _, e := range x {
+				list = append(list, fmt.Sprint(e))
+			}
+			typed[k] = list
+		default:
+			typed[k] = x
+		}
+	}
+	return policy.Resource{Run: &policy.RunInfo{ID: r.ID, Requester: r.RequesterName, Environment: r.Environment, Status: r.Status, Procedure: pr}},
+		policy.Context{Environment: r.Environment, Params: typed, Targets: r.Targets}, nil
+}
+
+// Get returns a run p may view; one they may not is "not found".
+func (s *Service) Get(ctx context.Context, p *identity.Principal, id string) (*store.Run, error) {
+	r, err := s.store.RunGet(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	res, c, err := s.resource(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authz.CheckObject(ctx, p, policy.ActionViewRun, res, c, "run"); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// List lists the runs p may view, newest first.
+func (s *Service) List(ctx context.Context, p *identity.Principal, f store.RunListParams) ([]*store.Run, error) {
+	if f.Limit <= 0 || f.Limit > 500 {
+		f.Limit = 100
+	}
+	all, err := s.store.RunList(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	var out []*store.Run
+	for _, r := range all {
+		res, c, err := s.resource(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if s.authz.Allowed(ctx, p, policy.ActionViewRun, res, c) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// Details are what a run page shows besides the run.
+type Details struct {
+	Approvals []*store.RunApproval
+	Nodes     []*store.RunNode
+	Steps     []*store.RunStep
+}
+
+// Details loads a visible run's approvals and per-node and per-step
+// outcomes.
+func (s *Service) Details(ctx context.Context, r *store.Run) (*Details, error) {
+	var d Details
+	var err error
+	if d.Approvals, err = s.store.RunApprovalList(ctx, r.ID); err != nil {
+		return nil, err
+	}
+	if d.Nodes, err = s.store.RunNodeList(ctx, r.ID); err != nil {
+		return nil, err
+	}
+	d.Steps, err = s.store.RunStepList(ctx, r.ID)
+	return &d, err
+}
+
+// Output returns a visible run's output chunks after seq.
+func (s *Service) Output(ctx context.Context, p *identity.Principal, id string, after int64, limit int) (*store.Run, []*store.OutputChunk, error) {
+	r, err := s.Get(ctx, p, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	chunks, err := s.store.RunOutputList(ctx, r.ID, after, limit)
+	return r, chunks, err
+}
+
+// Subscribe signals after new output or a status change of a run.
+func (s *Service) Subscribe(runID string) (<-chan struct{}, func()) { return s.broker.subscribe(runID) }
+
+// Events returns the audit events about a visible run.
+func (s *Service) Events(ctx context.Context, p *identity.Principal, id string) ([]*store.AuditEvent, error) {
+	r, err := s.Get(ctx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.AuditList(ctx, store.AuditListParams{After: -1, Subject: r.ID, Limit: 10000})
+}

@@ -1,0 +1,542 @@
+package run
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/airlockhq/airlock/internal/audit"
+	"github.com/airlockhq/airlock/internal/executor"
+	"github.com/airlockhq/airlock/internal/inventory"
+	"github.com/airlockhq/airlock/internal/procedure"
+	"github.com/airlockhq/airlock/internal/store"
+)
+
+var (
+	errCanceled = errors.New("canceled")
+	errTimeout  = errors.New("timed out")
+	errShutdown = errors.New("Airlock is shutting down")
+)
+
+// Start runs the dispatcher, the heartbeat and the reaper until ctx ends,
+// then cancels the runs in progress and waits for them to be recorded.
+func (s *Service) Start(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.dispatch(ctx) }()
+	go func() { defer wg.Done(); s.maintain(ctx) }()
+	<-ctx.Done()
+	wg.Wait()
+	s.mu.Lock()
+	for _, cancel := range s.cancels {
+		cancel(errShutdown)
+	}
+	s.mu.Unlock()
+	s.active.Wait()
+}
+
+// dispatch claims queued runs while there is a free worker slot. It is
+// woken at once by requests and approvals in this process, and looks
+// every second for runs queued by other replicas.
+func (s *Service) dispatch(ctx context.Context) {
+	slots := make(chan struct{}, max(1, s.cfg.Workers))
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		for {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			r, err := s.claim(ctx)
+			if err != nil || r == nil {
+				<-slots
+				if err != nil && ctx.Err() == nil {
+					s.log.Error("claim run", "err", err)
+				}
+				break
+			}
+			s.active.Add(1)
+			go func() {
+				defer func() { <-slots; s.active.Done(); s.Wake() }()
+				s.execute(context.WithoutCancel(ctx), r)
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Service) claim(ctx context.Context) (*store.Run, error) {
+	var r *store.Run
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		var err error
+		if r, err = tx.RunClaim(ctx, s.workerID, s.now().UTC()); err != nil || r == nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, audit.New(ctx, s.now(), audit.RunStart, audit.System, r.ID, audit.Success,
+			map[string]any{"procedure": r.ProcedureName, "digest": r.Digest, "worker": s.workerID, "attempt": r.Attempt, "targets": r.Targets}))
+	})
+	return r, err
+}
+
+// maintain beats the heart of this worker's runs, passes on cancel
+// requests made on other replicas, marks runs whose worker died, and
+// expires pending approvals.
+func (s *Service) maintain(ctx context.Context) {
+	tick := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer tick.Stop()
+	s.reap(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := s.store.RunHeartbeat(ctx, s.workerID, s.now().UTC()); err != nil && ctx.Err() == nil {
+			s.log.Error("run heartbeat", "err", err)
+		}
+		s.mu.Lock()
+		ids := make([]string, 0, len(s.cancels))
+		for id := range s.cancels {
+			ids = append(ids, id)
+		}
+		s.mu.Unlock()
+		for _, id := range ids {
+			if r, err := s.store.RunGet(ctx, id); err == nil && r.CancelRequested {
+				s.cancelLocal(id, errCanceled)
+			}
+		}
+		s.reap(ctx)
+	}
+}
+
+// reap handles runs whose worker stopped beating, and expired requests.
+func (s *Service) reap(ctx context.Context) {
+	now := s.now().UTC()
+	stale, err := s.store.RunList(ctx, store.RunListParams{HeartbeatBefore: now.Add(-s.cfg.HeartbeatTimeout), Limit: 100})
+	if err != nil {
+		return
+	}
+	for _, r := range stale {
+		err := s.store.Update(ctx, func(tx store.Tx) error {
+			cur, err := tx.RunGet(ctx, r.ID)
+			if err != nil || cur.Status != store.RunRunning || !cur.HeartbeatAt.Equal(r.HeartbeatAt) {
+				return err // finished or beaten meanwhile
+			}
+			if err := tx.RunLockRelease(ctx, cur.ID); err != nil {
+				return err
+			}
+			lost := fmt.Sprintf("worker lost: %s stopped heartbeating at %s while running attempt %d",
+				cur.WorkerID, cur.HeartbeatAt.Format(time.RFC3339), cur.Attempt)
+			if cur.Idempotent && cur.Attempt < s.cfg.MaxAttempts && !cur.CancelRequested {
+				cur.Status, cur.WorkerID, cur.QueuedAt, cur.Error = store.RunQueued, "", now, lost+"; started again (the procedure is idempotent)"
+				if err := tx.RunUpdate(ctx, cur); err != nil {
+					return err
+				}
+				return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunRequeue, audit.System, cur.ID, audit.Success,
+					map[string]any{"reason": lost, "attempt": cur.Attempt}))
+			}
+			cur.Status, cur.FinishedAt, cur.SecretParams, cur.Error = store.RunFailed, now, nil, lost+"; not started again"
+			if !cur.Idempotent {
+				cur.Error += " (the procedure is not declared idempotent)"
+			}
+			if err := tx.RunUpdate(ctx, cur); err != nil {
+				return err
+			}
+			return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunFinish, audit.System, cur.ID, audit.Failure,
+				map[string]any{"status": cur.Status, "reason": cur.Error, "output_digest": cur.OutputDigest}))
+		})
+		if err != nil {
+			s.log.Error("reap run", "run_id", r.ID, "err", err)
+		}
+		s.broker.notify(r.ID)
+		s.Wake()
+	}
+	pending, err := s.store.RunList(ctx, store.RunListParams{Status: store.RunPending, Limit: 500})
+	if err != nil {
+		return
+	}
+	for _, r := range pending {
+		if r.ExpiresAt.IsZero() || now.Before(r.ExpiresAt) {
+			continue
+		}
+		_ = s.store.Update(ctx, func(tx store.Tx) error {
+			cur, err := tx.RunGet(ctx, r.ID)
+			if err != nil || cur.Status != store.RunPending {
+				return err
+			}
+			cur.Status, cur.FinishedAt, cur.SecretParams, cur.Error = store.RunExpired, now, nil, "no approval before "+cur.ExpiresAt.Format(time.RFC3339)
+			if err := tx.RunUpdate(ctx, cur); err != nil {
+				return err
+			}
+			return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunExpire, audit.System, cur.ID, audit.Success,
+				map[string]any{"expired_at": cur.ExpiresAt}))
+		})
+		s.broker.notify(r.ID)
+	}
+}
+
+// verify re-checks at start that the run executes what was approved: its
+// version is still the approved, active one with the recorded digest, the
+// procedure is not retired, and the approvals it needs still bind.
+func (s *Service) verify(ctx context.Context, r *store.Run) (*procedure.Procedure, error) {
+	proc, err := s.store.ProcedureGetByID(ctx, r.ProcedureID)
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.store.ProcedureVersionGet(ctx, r.VersionID)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !proc.RetiredAt.IsZero():
+		return nil, fmt.Errorf("refused at start: %s was retired", proc.Name)
+	case v.Digest != r.Digest:
+		return nil, fmt.Errorf("refused at start: version %d has digest %s, not the %s this run was approved for", v.Number, v.Digest, r.Digest)
+	case v.Status != store.VersionApproved || proc.ActiveVersionID != v.ID:
+		return nil, fmt.Errorf("refused at start: version %d of %s is %s, no longer the active approved version; request the run again", v.Number, proc.Name, v.Status)
+	}
+	def, err := procedure.FromCanonical(v.Definition)
+	if err != nil {
+		return nil, err
+	}
+	if def.Digest() != r.Digest {
+		return nil, fmt.Errorf("refused at start: the stored definition does not hash to %s", r.Digest)
+	}
+	if r.ApprovalsRequired > 0 {
+		as, err := s.store.RunApprovalList(ctx, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		if got := countApprovals(r, as); got < r.ApprovalsRequired {
+			return nil, fmt.Errorf("refused at start: %d of %d required approvals bind to this run", got, r.ApprovalsRequired)
+		}
+	}
+	return def, nil
+}
+
+// execute runs a claimed run to its end and records the outcome.
+func (s *Service) execute(base context.Context, r *store.Run) {
+	ctx, cancel := context.WithCancelCause(base)
+	defer cancel(nil)
+	s.mu.Lock()
+	s.cancels[r.ID] = cancel
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.cancels, r.ID)
+		s.mu.Unlock()
+	}()
+	out := newSink(r.ID, s.store, s.broker, s.log, s.cfg.MaxOutputBytes, nil)
+	def, err := s.verify(ctx, r)
+	if err != nil {
+		out.note("airlock", "%v", err)
+		s.finish(base, r, out, store.RunFailed, err.Error(), nil)
+		return
+	}
+	jobs, secrets, err := s.jobs(ctx, r, def)
+	if err != nil {
+		out.secrets = secrets
+		out.note("airlock", "%v", err)
+		s.finish(base, r, out, store.RunFailed, err.Error(), nil)
+		return
+	}
+	out.secrets = secrets
+	timeout := time.Duration(def.Timeout)
+	tctx, tcancel := context.WithTimeoutCause(ctx, timeout, errTimeout)
+	defer tcancel()
+
+	stopFlush := make(chan struct{})
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopFlush:
+				return
+			case <-t.C:
+				out.flush(base)
+			}
+		}
+	}()
+
+	parallel := 1
+	if def.Targets != nil {
+		parallel = max(1, def.Targets.Parallel)
+	}
+	sem := make(chan struct{}, parallel)
+	results := make([]*store.RunNode, len(jobs))
+	var steps []*store.RunStep
+	var stepsMu sync.Mutex
+	var wg sync.WaitGroup
+	for i, job := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-tctx.Done():
+				results[i] = &store.RunNode{RunID: r.ID, Node: job.Node.Name, Status: executor.Canceled, ExitCode: -1, Error: "not started"}
+				return
+			}
+			defer func() { <-sem }()
+			started := s.now().UTC()
+			stdout, stderr := out.writer(job.Node.Name, store.StreamStdout), out.writer(job.Node.Name, store.StreamStderr)
+			job.Stdout, job.Stderr = stdout, stderr
+			job.StepDone = func(sr executor.StepResult) {
+				stepsMu.Lock()
+				steps = append(steps, &store.RunStep{RunID: r.ID, Node: job.Node.Name, Index: sr.Index, Step: sr.Name, Status: sr.Status,
+					ExitCode: sr.ExitCode, StartedAt: sr.StartedAt.UTC(), FinishedAt: sr.FinishedAt.UTC()})
+				stepsMu.Unlock()
+			}
+			ex := s.executors[job.Node.Transport]
+			var res executor.Result
+			if ex == nil {
+				res = executor.Result{Status: executor.Failed, ExitCode: -1, Error: "no executor for transport " + job.Node.Transport}
+			} else {
+				res = ex.Run(tctx, job)
+			}
+			_ = stdout.Flush()
+			_ = stderr.Flush()
+			if res.Error != "" {
+				out.note(job.Node.Name, "node %s: %s", job.Node.Name, res.Error)
+			}
+			results[i] = &store.RunNode{RunID: r.ID, Node: job.Node.Name, Status: res.Status, ExitCode: res.ExitCode,
+				Error: res.Error, StartedAt: started, FinishedAt: s.now().UTC()}
+			if job.WorkDir != "" {
+				_ = os.RemoveAll(job.WorkDir)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stopFlush)
+	<-flushed
+
+	status, reason := store.RunSucceeded, ""
+	var failedNodes []string
+	for _, n := range results {
+		if n.Status != executor.Succeeded {
+			failedNodes = append(failedNodes, n.Node)
+		}
+	}
+	switch cause := context.Cause(tctx); {
+	case errors.Is(cause, errTimeout):
+		status, reason = store.RunTimedOut, fmt.Sprintf("timed out after %s", timeout)
+	case errors.Is(cause, errCanceled):
+		status, reason = store.RunCanceled, r.Error
+		if cur, err := s.store.RunGet(base, r.ID); err == nil && cur.Error != "" {
+			reason = cur.Error
+		}
+	case errors.Is(cause, errShutdown):
+		status, reason = store.RunFailed, "interrupted: Airlock shut down during the run"
+	case len(failedNodes) > 0:
+		status, reason = store.RunFailed, fmt.Sprintf("failed on %d of %d nodes: %s", len(failedNodes), len(results), strings.Join(failedNodes, ", "))
+	}
+	s.finishWith(base, r, out, status, reason, results, steps)
+}
+
+// jobs builds one job per target node: expanded steps, the environment,
+// secrets resolved, credentials for SSH. It also returns every secret
+// value involved, for redaction.
+func (s *Service) jobs(ctx context.Context, r *store.Run, def *procedure.Procedure) ([]*executor.Job, [][]byte, error) {
+	var params map[string]any
+	if err := json.Unmarshal(r.Params, &params); err != nil {
+		return nil, nil, err
+	}
+	values := map[string]string{}
+	for k, v := range params {
+		values[k] = jsonStr(v)
+	}
+	var redact [][]byte
+	if len(r.SecretParams) > 0 {
+		b, err := s.keyring.Open(r.SecretParams, []byte(r.ID))
+		if err != nil {
+			return nil, nil, fmt.Errorf("secret parameters: %w", err)
+		}
+		var sp map[string]any
+		if err := json.Unmarshal(b, &sp); err != nil {
+			return nil, nil, err
+		}
+		for k, v := range sp {
+			values[k] = jsonStr(v)
+			redact = append(redact, []byte(values[k]))
+		}
+	}
+	secretCache := map[string][]byte{}
+	resolve := func(ref string) ([]byte, error) {
+		if v, ok := secretCache[ref]; ok {
+			return v, nil
+		}
+		rec, err := s.store.SecretGet(ctx, ref)
+		if err != nil {
+			return nil, fmt.Errorf("secret %q: %w", ref, err)
+		}
+		v, err := s.keyring.Open(rec.Ciphertext, []byte(ref))
+		if err != nil {
+			return nil, fmt.Errorf("secret %q: %w", ref, err)
+		}
+		secretCache[ref] = v
+		redact = append(redact, v)
+		return v, nil
+	}
+	env := map[string]string{"PATH": executor.SafePath, "AIRLOCK_RUN_ID": r.ID, "AIRLOCK_ENVIRONMENT": r.Environment,
+		"AIRLOCK_PROCEDURE": r.ProcedureName, "AIRLOCK_REQUESTER": r.RequesterName}
+	for k, v := range values {
+		env[EnvName(k)] = v
+	}
+	var jobs []*executor.Job
+	for _, name := range r.Targets {
+		var node *store.Node
+		if def.Targets == nil && name == "airlock" {
+			node = inventory.Local(r.Environment)
+		} else {
+			n, err := s.store.NodeGet(ctx, name)
+			if err != nil {
+				return nil, redact, fmt.Errorf("node %s is no longer in the inventory", name)
+			}
+			if n.Environment != r.Environment {
+				return nil, redact, fmt.Errorf("node %s moved to %s; the run was approved for %s", name, n.Environment, r.Environment)
+			}
+			node = n
+		}
+		vars := procedure.Vars{Params: values, Environment: r.Environment,
+			Run:        map[string]string{"id": r.ID, "requester": r.RequesterName, "environment": r.Environment},
+			Node:       map[string]string{"name": node.Name, "address": node.Address, "port": fmt.Sprint(node.Port), "user": node.User, "environment": node.Environment},
+			Attributes: node.Attributes}
+		job := &executor.Job{RunID: r.ID, Node: node, Env: maps(env, map[string]string{"AIRLOCK_NODE": node.Name})}
+		for i, st := range def.Steps {
+			es := executor.Step{Index: i, Name: st.Name, Script: st.Script, Shell: st.Shell, Timeout: time.Duration(st.Timeout),
+				ContinueOnError: st.ContinueOnError, Env: map[string]string{}}
+			if st.Exec != nil {
+				for _, a := range st.Exec {
+					v, err := procedure.Expand(a, vars)
+					if err != nil {
+						return nil, redact, fmt.Errorf("step %s: %w", st.Name, err)
+					}
+					es.Argv = append(es.Argv, v)
+				}
+			}
+			for envName, ref := range st.Secrets {
+				v, err := resolve(ref)
+				if err != nil {
+					return nil, redact, fmt.Errorf("step %s: %w", st.Name, err)
+				}
+				es.Env[envName] = string(v)
+			}
+			job.Steps = append(job.Steps, es)
+		}
+		switch node.Transport {
+		case store.TransportLocal:
+			job.WorkDir = filepath.Join(s.cfg.WorkDir, r.ID, node.Name)
+		case store.TransportSSH:
+			cred, err := resolve(node.Credential)
+			if err != nil {
+				return nil, redact, fmt.Errorf("node %s credential: %w", node.Name, err)
+			}
+			job.Credential = cred
+		}
+		jobs = append(jobs, job)
+	}
+	return jobs, redact, nil
+}
+
+func jsonStr(v any) string {
+	switch x := v.(type) {
+	case float64:
+		return fmt.Sprint(int64(x))
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = fmt.Sprint(e)
+		}
+		return strings.Join(parts, ",")
+	}
+	return str(v)
+}
+
+func maps(a, b map[string]string) map[string]string {
+	out := make(map[string]string, len(a)+len(b))
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *Service) finish(ctx context.Context, r *store.Run, out *sink, status, reason string, nodes []*store.RunNode) {
+	s.finishWith(ctx, r, out, status, reason, nodes, nil)
+}
+
+// finishWith records the outcome in one transaction: the run, its nodes
+// and steps, the lock released, and the events, the last of which
+// carries the digest of the output.
+func (s *Service) finishWith(ctx context.Context, r *store.Run, out *sink, status, reason string, nodes []*store.RunNode, steps []*store.RunStep) {
+	n, truncated, digest := out.close(ctx)
+	now := s.now().UTC()
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		cur, err := tx.RunGet(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Status != store.RunRunning || cur.WorkerID != s.workerID {
+			return fmt.Errorf("run %s is %s under %s: another worker took it over", cur.ID, cur.Status, cur.WorkerID)
+		}
+		cur.Status, cur.FinishedAt, cur.SecretParams, cur.Error = status, now, nil, reason
+		cur.OutputBytes, cur.OutputTruncated, cur.OutputDigest = n, truncated, digest
+		if err := tx.RunUpdate(ctx, cur); err != nil {
+			return err
+		}
+		if err := tx.RunLockRelease(ctx, cur.ID); err != nil {
+			return err
+		}
+		for _, nd := range nodes {
+			if err := tx.RunNodePut(ctx, nd); err != nil {
+				return err
+			}
+		}
+		for _, st := range steps {
+			if err := tx.RunStepPut(ctx, st); err != nil {
+				return err
+			}
+			if err := tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunStep, audit.System, cur.ID, outcome(st.Status),
+				map[string]any{"node": st.Node, "step": st.Step, "index": st.Index, "status": st.Status, "exit_code": st.ExitCode,
+					"started_at": st.StartedAt, "finished_at": st.FinishedAt})); err != nil {
+				return err
+			}
+		}
+		summary := map[string]string{}
+		for _, nd := range nodes {
+			summary[nd.Node] = nd.Status
+		}
+		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunFinish, audit.System, cur.ID, outcome(status),
+			map[string]any{"procedure": cur.ProcedureName, "digest": cur.Digest, "status": status, "reason": reason, "nodes": summary,
+				"output_bytes": n, "output_truncated": truncated, "output_digest": digest}))
+	})
+	if err != nil {
+		s.log.Error("record run outcome", "run_id", r.ID, "err", err)
+	}
+	s.broker.notify(r.ID)
+}
+
+func outcome(status string) string {
+	if status == store.RunSucceeded || status == executor.Succeeded {
+		return audit.Success
+	}
+	return audit.Failure
+}
