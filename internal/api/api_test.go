@@ -48,7 +48,10 @@ func newEnv(t testing.TB, mutate func(*config.Config)) *env {
 	}
 	hs.Config.Handler = s.Handler()
 	hs.Start()
-	t.Cleanup(func() { hs.Close(); s.Close() })
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Runs.Start(ctx) }()
+	t.Cleanup(func() { hs.Close(); stop(); <-done; s.Close() })
 	return &env{t: t, srv: s, url: url}
 }
 

@@ -20,7 +20,6 @@ type strictEnv struct {
 
 func newStrictEnv(t *testing.T) *strictEnv {
 	e := newEnv(t, func(c *config.Config) { c.PolicyFile = "testdata/strict.cedar" })
-	ctx := context.Background()
 	alice := e.token("alice", e.user("alice", "staff", "payments"))
 	bob := e.token("bob", e.user("bob", "staff", "ops"))
 	carol := e.token("carol", e.user("carol", "staff", "admins"))
@@ -48,7 +47,7 @@ func newStrictEnv(t *testing.T) *strictEnv {
 		t.Fatalf("seed run: %d %v", code, out)
 	}
 	rid := out["id"].(string)
-	_ = ctx
+	e.waitRun(t, bob, rid)
 	return &strictEnv{env: e, ids: map[string]string{"{name}": "restart-api", "{id}": vid, "{group}": "ops",
 		"{username}": "bob", "policy:{id}": pid, "token:{id}": tid, "run:{id}": rid, "{name...}": "payments/db"}}
 }

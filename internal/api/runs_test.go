@@ -1,0 +1,311 @@
+package api_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlockhq/airlock/internal/api"
+	"github.com/airlockhq/airlock/internal/config"
+	"github.com/airlockhq/airlock/internal/demo"
+	"github.com/airlockhq/airlock/internal/store"
+)
+
+// waitRun polls a run until it is final and returns it.
+func (e *env) waitRun(t testing.TB, token, id string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, out, _ := e.call("GET", "/api/v1/runs/"+id, token, nil)
+		if code != 200 {
+			t.Fatalf("get run %s: %d %v", id, code, out)
+		}
+		if store.RunFinal(out["status"].(string)) {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run %s still %s", id, out["status"])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (e *env) output(t testing.TB, token, id string) string {
+	t.Helper()
+	code, out, _ := e.call("GET", "/api/v1/runs/"+id+"/output", token, nil)
+	if code != 200 {
+		t.Fatalf("output: %d %v", code, out)
+	}
+	var b strings.Builder
+	for _, c := range out["chunks"].([]any) {
+		b.WriteString(c.(map[string]any)["data"].(string))
+	}
+	return b.String()
+}
+
+// demoEnv is a server with the demo policy, users and catalog; tokens by
+// username.
+type demoEnv struct {
+	*env
+	tok map[string]string
+}
+
+func newDemoEnv(t *testing.T, mutate func(*config.Config)) *demoEnv {
+	e := newEnv(t, func(c *config.Config) {
+		c.PolicyFile = filepath.Join(c.Data, "policy.cedar")
+		os.WriteFile(c.PolicyFile, []byte(demo.Policy), 0o600)
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+	users, err := demo.Seed(context.Background(), demo.Services{Store: e.srv.Store, Identity: e.srv.Identity, Review: e.srv.Review})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &demoEnv{env: e, tok: map[string]string{}}
+	for _, u := range users {
+		d.tok[u.Username] = e.token(u.Username, u.Password)
+	}
+	return d
+}
+
+func (d *demoEnv) request(t *testing.T, user string, req api.RunRequest) (int, map[string]any) {
+	code, out, _ := d.call("POST", "/api/v1/runs", d.tok[user], req)
+	return code, out
+}
+
+func TestRunLocallyWithAuditTrail(t *testing.T) {
+	d := newDemoEnv(t, nil)
+	code, out := d.request(t, "alice", api.RunRequest{Procedure: "flush-cache", Environment: "staging", Params: map[string]any{"cache": "sessions"}})
+	if code != 201 || out["status"] != "queued" {
+		t.Fatalf("alice runs flush-cache in staging: %d %v", code, out)
+	}
+	id := out["id"].(string)
+	final := d.waitRun(t, d.tok["alice"], id)
+	if final["status"] != "succeeded" {
+		t.Fatalf("run: %v\n%s", final, d.output(t, d.tok["alice"], id))
+	}
+	text := d.output(t, d.tok["alice"], id)
+	if !strings.Contains(text, "flushing the sessions cache") || !strings.Contains(text, "flushed") {
+		t.Fatalf("output: %q", text)
+	}
+	sum := sha256.Sum256([]byte(text))
+	if final["output_digest"] != "sha256:"+hex.EncodeToString(sum[:]) {
+		t.Fatalf("output digest %v does not hash the output", final["output_digest"])
+	}
+	_, evs, _ := d.call("GET", "/api/v1/runs/"+id+"/events", d.tok["alice"], nil)
+	var types []string
+	for _, e := range evs["items"].([]any) {
+		types = append(types, e.(map[string]any)["Type"].(string))
+	}
+	if strings.Join(types, ",") != "run.request,run.start,run.step,run.finish" {
+		t.Fatalf("events: %v", types)
+	}
+	last := evs["items"].([]any)[3].(map[string]any)
+	details, _ := json.Marshal(last["Details"])
+	if !strings.Contains(string(details), final["output_digest"].(string)) {
+		t.Fatalf("finish event lacks the output digest: %s", details)
+	}
+}
+
+func TestRequestValidationNamesTheParameter(t *testing.T) {
+	d := newDemoEnv(t, nil)
+	before, _ := d.srv.Store.RunList(context.Background(), store.RunListParams{})
+	for _, c := range []struct {
+		params map[string]any
+		field  string
+	}{
+		{map[string]any{"cache": "everything"}, "params.cache"},
+		{map[string]any{}, "params.cache"},
+		{map[string]any{"cache": "sessions", "extra": "x"}, "params.extra"},
+		{map[string]any{"cache": "sessions\x00"}, "params.cache"},
+	} {
+		code, out := d.request(t, "alice", api.RunRequest{Procedure: "flush-cache", Environment: "staging", Params: c.params})
+		if code != 400 || out["error"].(map[string]any)["field"] != c.field {
+			t.Errorf("%v: %d %v", c.params, code, out)
+		}
+	}
+	code, out := d.request(t, "alice", api.RunRequest{Procedure: "flush-cache", Environment: "moon", Params: map[string]any{"cache": "sessions"}})
+	if code != 400 || out["error"].(map[string]any)["field"] != "environment" {
+		t.Errorf("bad environment: %d %v", code, out)
+	}
+	after, _ := d.srv.Store.RunList(context.Background(), store.RunListParams{})
+	if len(after) != len(before) {
+		t.Fatal("a refused request stored a run")
+	}
+	// Not permitted at all: refused and audited.
+	code, _ = d.request(t, "carol", api.RunRequest{Procedure: "flush-cache", Environment: "staging", Params: map[string]any{"cache": "sessions"}})
+	if code != 403 {
+		t.Fatalf("carol (security) runs: %d", code)
+	}
+}
+
+func TestApprovalsAndSeparationOfDuties(t *testing.T) {
+	d := newDemoEnv(t, nil)
+	// alice may only request in production.
+	code, a := d.request(t, "alice", api.RunRequest{Procedure: "flush-cache", Environment: "production", Params: map[string]any{"cache": "sessions"}})
+	if code != 201 || a["status"] != "pending_approval" || a["approvals_required"].(float64) != 1 {
+		t.Fatalf("alice requests in production: %d %v", code, a)
+	}
+	code, b := d.request(t, "alice", api.RunRequest{Procedure: "flush-cache", Environment: "production", Params: map[string]any{"cache": "catalog"}})
+	if code != 201 {
+		t.Fatal(code)
+	}
+	// Bob may run restart-service in production, but the procedure
+	// demands an approval there, and bob may not approve his own run.
+	code, own := d.request(t, "bob", api.RunRequest{Procedure: "restart-service", Environment: "production", Params: map[string]any{"service": "api"}})
+	if code != 201 || own["status"] != "pending_approval" {
+		t.Fatalf("bob requests restart in production: %d %v", code, own)
+	}
+	code, out, _ := d.call("POST", "/api/v1/runs/"+own["id"].(string)+"/approve", d.tok["bob"], api.DecisionRequest{Binding: own["binding"].(string)})
+	if code != 403 || !strings.Contains(out["error"].(map[string]any)["message"].(string), "your own run") {
+		t.Fatalf("self approval: %d %v", code, out)
+	}
+	// The approval of run A cannot be replayed onto run B.
+	code, out, _ = d.call("POST", "/api/v1/runs/"+b["id"].(string)+"/approve", d.tok["bob"], api.DecisionRequest{Binding: a["binding"].(string)})
+	if code != 409 || out["error"].(map[string]any)["field"] != "binding" {
+		t.Fatalf("replayed approval: %d %v", code, out)
+	}
+	// Erin (noc) may not approve.
+	code, _, _ = d.call("POST", "/api/v1/runs/"+a["id"].(string)+"/approve", d.tok["erin"], api.DecisionRequest{Binding: a["binding"].(string)})
+	if code != 404 && code != 403 {
+		t.Fatalf("erin approves: %d", code)
+	}
+	// Bob approves A: it runs.
+	code, out, _ = d.call("POST", "/api/v1/runs/"+a["id"].(string)+"/approve", d.tok["bob"], api.DecisionRequest{Binding: a["binding"].(string), Comment: "ok"})
+	if code != 200 || out["status"] != "queued" {
+		t.Fatalf("bob approves A: %d %v", code, out)
+	}
+	if final := d.waitRun(t, d.tok["alice"], a["id"].(string)); final["status"] != "succeeded" || len(final["approvals"].([]any)) != 1 {
+		t.Fatalf("A: %v", final)
+	}
+	// Bob denies B with a comment.
+	code, out, _ = d.call("POST", "/api/v1/runs/"+b["id"].(string)+"/deny", d.tok["bob"], api.DecisionRequest{Comment: "not during the sale"})
+	if code != 200 || out["status"] != "denied" {
+		t.Fatalf("deny: %d %v", code, out)
+	}
+	denied, _ := d.srv.Store.AuditList(context.Background(), store.AuditListParams{After: -1, Type: "run.approve_denied"})
+	if len(denied) != 2 {
+		t.Fatalf("%d refused approvals audited, want 2", len(denied))
+	}
+}
+
+func TestApprovedRunOfSupersededVersionIsRefusedAtStart(t *testing.T) {
+	d := newDemoEnv(t, nil)
+	code, a := d.request(t, "alice", api.RunRequest{Procedure: "rotate-logs", Environment: "production"})
+	if code != 201 || a["status"] != "pending_approval" {
+		t.Fatalf("%d %v", code, a)
+	}
+	// A new version of rotate-logs is approved meanwhile.
+	src := strings.Replace(mustRead(t, "../demo/catalog/rotate-logs.yaml"), "default: 7", "default: 14", 1)
+	code, out, _ := d.call("POST", "/api/v1/versions", d.tok["alice"], api.ProposeRequest{Source: src})
+	if code != 201 {
+		t.Fatalf("propose: %d %v", code, out)
+	}
+	v := out["version"].(map[string]any)
+	if code, out, _ := d.call("POST", "/api/v1/versions/"+v["id"].(string)+"/reviews", d.tok["bob"], api.ReviewRequest{Decision: "approve", Digest: v["digest"].(string)}); code != 201 || out["activated"] != true {
+		t.Fatalf("approve v2: %d %v", code, out)
+	}
+	code, out, _ = d.call("POST", "/api/v1/runs/"+a["id"].(string)+"/approve", d.tok["bob"], api.DecisionRequest{Binding: a["binding"].(string)})
+	if code != 200 {
+		t.Fatalf("approve run: %d %v", code, out)
+	}
+	final := d.waitRun(t, d.tok["alice"], a["id"].(string))
+	if final["status"] != "failed" || !strings.Contains(final["error"].(string), "refused at start: version 1 of rotate-logs is superseded") {
+		t.Fatalf("run of a superseded version: %v", final)
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestRunVisibility: alice may view her run A but not erin's run B: B,
+// its output and its events are 404, like a run that does not exist.
+func TestRunVisibility(t *testing.T) {
+	d := newDemoEnv(t, nil)
+	_, a := d.request(t, "alice", api.RunRequest{Procedure: "flush-cache", Environment: "staging", Params: map[string]any{"cache": "sessions"}})
+	_, b := d.request(t, "erin", api.RunRequest{Procedure: "flush-cache", Environment: "staging", Params: map[string]any{"cache": "catalog"}})
+	d.waitRun(t, d.tok["alice"], a["id"].(string))
+	d.waitRun(t, d.tok["erin"], b["id"].(string))
+	for _, suffix := range []string{"", "/output", "/events"} {
+		if code, _, _ := d.call("GET", "/api/v1/runs/"+a["id"].(string)+suffix, d.tok["alice"], nil); code != 200 {
+			t.Errorf("alice's own run%s: %d", suffix, code)
+		}
+		code, out, _ := d.call("GET", "/api/v1/runs/"+b["id"].(string)+suffix, d.tok["alice"], nil)
+		code2, out2, _ := d.call("GET", "/api/v1/runs/run_doesnotexist"+suffix, d.tok["alice"], nil)
+		if code != 404 || code2 != 404 || out["error"].(map[string]any)["message"] != out2["error"].(map[string]any)["message"] {
+			t.Errorf("erin's run%s for alice: %d %v (missing run: %d %v)", suffix, code, out, code2, out2)
+		}
+	}
+	_, list, _ := d.call("GET", "/api/v1/runs", d.tok["alice"], nil)
+	for _, r := range list["items"].([]any) {
+		if r.(map[string]any)["requester"] != "alice" {
+			t.Errorf("alice's list shows %v", r)
+		}
+	}
+	// dana (compliance) sees both.
+	if code, _, _ := d.call("GET", "/api/v1/runs/"+b["id"].(string)+"/output", d.tok["dana"], nil); code != 200 {
+		t.Errorf("dana: %d", code)
+	}
+}
+
+func TestLiveOutputOverSSE(t *testing.T) {
+	d := newDemoEnv(t, nil)
+	_, r := d.request(t, "bob", api.RunRequest{Procedure: "restart-service", Environment: "staging", Params: map[string]any{"service": "worker"}})
+	id := r["id"].(string)
+	req, _ := http.NewRequest("GET", d.url+"/api/v1/runs/"+id+"/output", nil)
+	req.Header.Set("Authorization", "Bearer "+d.tok["bob"])
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	var events []string
+	var data strings.Builder
+	var sawRunning bool
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			events = append(events, strings.TrimPrefix(line, "event: "))
+		case strings.HasPrefix(line, "data: ") && len(events) > 0 && events[len(events)-1] == "output":
+			var c api.ChunkJSON
+			json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &c)
+			data.WriteString(c.Data)
+		case strings.HasPrefix(line, "data: ") && strings.Contains(line, `"status":"running"`):
+			sawRunning = true
+		}
+		if len(events) > 0 && events[len(events)-1] == "end" {
+			break
+		}
+	}
+	if events[len(events)-1] != "end" || !sawRunning {
+		t.Fatalf("events: %v (saw running: %v)", events, sawRunning)
+	}
+	// The output arrived while the run ran: "draining" before "healthy",
+	// sent as separate events (the run sleeps between them).
+	if !strings.Contains(data.String(), "draining worker") || !strings.Contains(data.String(), "worker is healthy") {
+		t.Fatalf("streamed output: %q", data.String())
+	}
+	if n := strings.Count(strings.Join(events, ","), "output"); n < 2 {
+		t.Fatalf("output came in %d events, want it live (several)", n)
+	}
+}
