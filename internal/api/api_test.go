@@ -12,6 +12,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,10 +25,23 @@ import (
 )
 
 type env struct {
-	t   testing.TB
-	srv *server.Server
-	url string
+	t    testing.TB
+	srv  *server.Server
+	url  string
+	logs *logBuffer // everything the server logged, at debug level
 }
+
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 func newEnv(t testing.TB, mutate func(*config.Config)) *env {
 	t.Helper()
@@ -42,7 +56,8 @@ func newEnv(t testing.TB, mutate func(*config.Config)) *env {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	logs := &logBuffer{}
+	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +67,7 @@ func newEnv(t testing.TB, mutate func(*config.Config)) *env {
 	done := make(chan struct{})
 	go func() { defer close(done); s.Runs.Start(ctx) }()
 	t.Cleanup(func() { hs.Close(); stop(); <-done; s.Close() })
-	return &env{t: t, srv: s, url: url}
+	return &env{t: t, srv: s, url: url, logs: logs}
 }
 
 func (e *env) user(name string, groups ...string) string {

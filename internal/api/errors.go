@@ -1,9 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/airlockhq/airlock"
 )
@@ -70,7 +73,16 @@ func readJSON(r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" && !hasPrefix(ct, "application/json;") {
 		return airlock.Errorf(airlock.Invalid, "expected Content-Type: application/json")
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 1<<20))
+	if err != nil {
+		return airlock.Errorf(airlock.Invalid, "request body: %v", err)
+	}
+	// encoding/json would quietly replace invalid UTF-8 with U+FFFD, so a
+	// value would not arrive as sent: refuse it instead.
+	if !utf8.Valid(body) {
+		return airlock.Errorf(airlock.Invalid, "request body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return &airlock.Error{Kind: airlock.Invalid, Message: "invalid JSON body: " + err.Error()}

@@ -1,0 +1,210 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/airlockhq/airlock/internal/api"
+	"github.com/airlockhq/airlock/internal/store"
+)
+
+// install proposes a definition as alice and has bob approve it (low
+// risk: ops alone is the quorum).
+func (d *demoEnv) install(t *testing.T, src string) {
+	t.Helper()
+	code, out, _ := d.call("POST", "/api/v1/versions", d.tok["alice"], api.ProposeRequest{Source: src})
+	if code != 201 {
+		t.Fatalf("propose: %d %v", code, out)
+	}
+	v := out["version"].(map[string]any)
+	if code, out, _ := d.call("POST", "/api/v1/versions/"+v["id"].(string)+"/reviews", d.tok["bob"], api.ReviewRequest{Decision: "approve", Digest: v["digest"].(string)}); code != 201 || out["activated"] != true {
+		t.Fatalf("approve: %d %v", code, out)
+	}
+}
+
+const echoProc = `apiVersion: airlock/v1
+kind: Procedure
+name: echo-params
+owner: payments
+risk: low
+parameters:
+  - {name: s, type: string, max_length: 5000}
+  - {name: n, type: int}
+  - {name: b, type: bool}
+  - {name: e, type: enum, values: ["a b", "$(id)", "x;y"]}
+  - {name: m, type: multi-enum, values: ["p|q", "r&&s", "t"]}
+steps:
+  - name: argv
+    exec: ["printf", "[%s]", "{{ .params.s }}", "{{ .params.n }}", "{{ .params.b }}", "{{ .params.e }}", "{{ .params.m }}"]
+  - name: env
+    script: |
+      printf '<%s>' "$AIRLOCK_PARAM_S" "$AIRLOCK_PARAM_N" "$AIRLOCK_PARAM_B" "$AIRLOCK_PARAM_E" "$AIRLOCK_PARAM_M"
+`
+
+// TestInjectionCorpus passes hostile values through every parameter type
+// and both step kinds: each arrives byte-exact as one argv element or one
+// environment variable, and nothing else executes.
+func TestInjectionCorpus(t *testing.T) {
+	d := newDemoEnv(t, nil)
+	d.install(t, echoProc)
+	canary := filepath.Join(t.TempDir(), "pwned")
+	corpus := []string{
+		"; touch " + canary,
+		"$(touch " + canary + ")",
+		"`touch " + canary + "`",
+		"&& touch " + canary,
+		"| touch " + canary,
+		"a\ntouch " + canary,
+		"'; touch " + canary + "; '",
+		`"; touch ` + canary + `; "`,
+		"*", "/*", "~root", "$HOME", "${PATH}", "%s%s%n", "-rf", "--help",
+		strings.Repeat("x", 4000),
+		"tab\there", "\r\n", "ünïcødé ✓",
+	}
+	for _, v := range corpus {
+		code, r := d.request(t, "bob", api.RunRequest{Procedure: "echo-params", Environment: "staging",
+			Params: map[string]any{"s": v, "n": 7, "b": true, "e": "$(id)", "m": []string{"p|q", "r&&s"}}})
+		if code != 201 {
+			t.Fatalf("%q: %d %v", v, code, r)
+		}
+		final := d.waitRun(t, d.tok["bob"], r["id"].(string))
+		out := d.output(t, d.tok["bob"], r["id"].(string))
+		want := "[" + v + "][7][true][$(id)][p|q,r&&s]" + "<" + v + "><7><true><$(id)><p|q,r&&s>"
+		if final["status"] != "succeeded" || out != want {
+			t.Errorf("%q: status %v\n got %q\nwant %q", v, final["status"], out, want)
+		}
+	}
+	if _, err := os.Stat(canary); err == nil {
+		t.Fatal("an injected command ran")
+	}
+	// Invalid UTF-8 cannot arrive as sent (JSON would replace it): the
+	// request is refused whole.
+	body := []byte(`{"procedure":"echo-params","environment":"staging","params":{"s":"` + "\xff\xfe" + `x"}}`)
+	req, _ := http.NewRequest("POST", d.url+"/api/v1/runs", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+d.tok["bob"])
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("invalid UTF-8: %d", resp.StatusCode)
+	}
+	// Values that cannot travel safely are refused with the parameter named.
+	for _, c := range []struct {
+		params map[string]any
+		field  string
+	}{
+		{map[string]any{"s": "a\x00b"}, "params.s"},
+		{map[string]any{"s": strings.Repeat("x", 5001)}, "params.s"},
+		{map[string]any{"n": "7; id"}, "params.n"},
+		{map[string]any{"e": "$(whoami)"}, "params.e"},
+		{map[string]any{"m": []string{"t", "t"}}, "params.m"},
+		{map[string]any{"b": "yes"}, "params.b"},
+	} {
+		code, out := d.request(t, "bob", api.RunRequest{Procedure: "echo-params", Environment: "staging", Params: c.params})
+		if code != 400 || out["error"].(map[string]any)["field"] != c.field {
+			t.Errorf("%v: %d %v", c.params, code, out)
+		}
+	}
+}
+
+const leakProc = `apiVersion: airlock/v1
+kind: Procedure
+name: leak-test
+owner: payments
+risk: low
+parameters:
+  - {name: password, type: secret, required: true}
+steps:
+  - name: print
+    script: |
+      echo "token=$API_TOKEN"
+      printf '%s' "$API_TOKEN" | head -c 7; sleep 0.3; printf '%s\n' "$API_TOKEN" | tail -c +8
+      printf '%s' "$API_TOKEN" | fold -w 3
+      echo
+      echo "password=$AIRLOCK_PARAM_PASSWORD"
+      echo "$AIRLOCK_PARAM_PASSWORD" >&2
+      exit 3
+    secrets: {API_TOKEN: payments/api-token}
+`
+
+// TestSecretsNeverLeak: a secret and a secret parameter printed whole and
+// split across writes appear nowhere: not in stored or streamed output,
+// API responses, audit events or logs.
+func TestSecretsNeverLeak(t *testing.T) {
+	d := newDemoEnv(t, nil)
+	const token, password = "tok-9f8e7d6c5b4a", "pa55-w0rd-xyzzy"
+	code, out, _ := d.call("PUT", "/api/v1/secrets/payments/api-token", d.tok["bob"], api.SecretRequest{Value: token})
+	if code != 200 || strings.Contains(toJSON(out), token) {
+		t.Fatalf("set secret: %d %v", code, out)
+	}
+	d.install(t, leakProc)
+	code, r := d.request(t, "bob", api.RunRequest{Procedure: "leak-test", Environment: "staging", Params: map[string]any{"password": password}})
+	if code != 201 {
+		t.Fatalf("%d %v", code, r)
+	}
+	id := r["id"].(string)
+	// Stream it live while it runs.
+	req, _ := http.NewRequest("GET", d.url+"/api/v1/runs/"+id+"/output", nil)
+	req.Header.Set("Authorization", "Bearer "+d.tok["bob"])
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamed, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	final := d.waitRun(t, d.tok["bob"], id)
+	stored := d.output(t, d.tok["bob"], id)
+	if final["status"] != "failed" || !strings.Contains(stored, "token=[REDACTED]") || !strings.Contains(stored, "password=[REDACTED]") {
+		t.Fatalf("run %v output %q", final["status"], stored)
+	}
+	var everything []string
+	everything = append(everything, string(streamed), stored, toJSON(final))
+	_, secrets, _ := d.call("GET", "/api/v1/secrets", d.tok["bob"], nil)
+	everything = append(everything, toJSON(secrets))
+	_, evs, _ := d.call("GET", "/api/v1/runs/"+id+"/events", d.tok["bob"], nil)
+	everything = append(everything, toJSON(evs))
+	all, _ := d.srv.Store.AuditList(context.Background(), store.AuditListParams{After: -1, Limit: 100000})
+	for _, e := range all {
+		everything = append(everything, string(e.Details), e.Subject)
+	}
+	chunks, _ := d.srv.Store.RunOutputList(context.Background(), id, 0, 100000)
+	for _, c := range chunks {
+		everything = append(everything, string(c.Data))
+	}
+	rec, _ := d.srv.Store.RunGet(context.Background(), id)
+	if !strings.Contains(d.logs.String(), "POST /api/v1/runs") {
+		t.Fatal("the server logged nothing: the log check below would prove nothing")
+	}
+	everything = append(everything, string(rec.Params), string(rec.SecretParams), d.logs.String())
+	for _, s := range everything {
+		for _, secret := range []string{token, password} {
+			if strings.Contains(s, secret) {
+				t.Fatalf("secret %q leaked in %q", secret, s)
+			}
+		}
+	}
+	// Whole and split, the token is masked; the 3-byte folded pieces are
+	// too short to be the secret and stay (they are not the value).
+	if strings.Count(stored, "[REDACTED]") < 4 {
+		t.Fatalf("expected the token masked in every whole or split print:\n%s", stored)
+	}
+	if rec.SecretParams != nil {
+		t.Fatal("secret parameters kept after the run")
+	}
+}
+
+func toJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
