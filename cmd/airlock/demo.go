@@ -27,7 +27,11 @@ func (a *app) demoCmd() *cobra.Command {
 		Example: "  go run ./cmd/airlock demo\n  airlock demo --listen 127.0.0.1:0 --credentials-file /tmp/airlock-demo.json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg := config.Default()
+			// AIRLOCK_* variables apply to the demo too (not a file).
+			cfg, err := config.Load("", os.Environ())
+			if err != nil {
+				return configError(err)
+			}
 			cfg.Listen = listen
 			if data == "" {
 				dir, err := os.MkdirTemp("", "airlock-demo-")

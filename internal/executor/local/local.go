@@ -89,7 +89,8 @@ func runStep(ctx context.Context, job *executor.Job, st executor.Step) executor.
 	cmd.Env = executor.EnvList(job.Env, st.Env)
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = job.Stdout, job.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group (killed whole on cancel); killed if Airlock dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error {
 		// The whole group: whatever the step started goes too.
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
