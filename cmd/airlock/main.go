@@ -43,6 +43,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	var code exitCode
+	if errors.As(err, &code) {
+		return int(code)
+	}
 	if err.Error() != "" {
 		fmt.Fprintln(stderr, "airlock:", err)
 	}
@@ -81,6 +85,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		a.loginCmd(), a.logoutCmd(), a.whoamiCmd(), a.passwdCmd(),
 		a.tokensCmd(), a.usersCmd(), a.groupsCmd(),
 		a.proceduresCmd(), a.proposeCmd(), a.reviewCmd(), a.policyCmd(),
+		a.runCmd(), a.runsCmd(), a.decideCmd("approve"), a.decideCmd("deny"), a.nodesCmd(), a.secretsCmd(),
 	)
 	// Unknown commands and wrong argument counts are usage errors too.
 	for _, c := range root.Commands() {

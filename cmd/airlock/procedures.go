@@ -421,3 +421,10 @@ func (a *app) reviewCmd() *cobra.Command {
 	c.AddCommand(list, show, decide("approve"), decide("reject"))
 	return c
 }
+
+func decodeYAML(file string, b []byte, v any) error {
+	if err := strictyaml.Decode(file, b, v); err != nil {
+		return err
+	}
+	return nil
+}

@@ -112,9 +112,10 @@ func (ps *Profiles) Save() error {
 
 // Client calls one Airlock server.
 type Client struct {
-	Server string
-	Token  string
-	HTTP   *http.Client
+	Server  string
+	Token   string
+	HTTP    *http.Client
+	Headers map[string]string // extra request headers
 }
 
 // FromProfile returns a client for the named profile ("" for the current
@@ -165,6 +166,9 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	req.Header.Set("Accept", "application/json")
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	for k, v := range c.Headers {
+		req.Header.Set(k, v)
 	}
 	hc := c.HTTP
 	if hc == nil {

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlockhq/airlock/internal/config"
+	"github.com/airlockhq/airlock/internal/demo"
+	"github.com/airlockhq/airlock/internal/server"
+)
+
+// demoInProcess starts a server on the demo data with its workers, and
+// returns a function that makes the CLI act as a demo user.
+func demoInProcess(t *testing.T) func(user string) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Data = t.TempDir()
+	cfg.PolicyFile = filepath.Join(cfg.Data, "policy.cedar")
+	os.WriteFile(cfg.PolicyFile, []byte(demo.Policy), 0o600)
+	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, err := demo.Seed(context.Background(), demo.Services{Store: s.Store, Identity: s.Identity, Review: s.Review})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s.Handler())
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Runs.Start(ctx) }()
+	t.Cleanup(func() { hs.Close(); stop(); <-done; s.Close() })
+	t.Setenv("AIRLOCK_CONFIG_DIR", t.TempDir())
+	t.Setenv("AIRLOCK_SERVER", hs.URL)
+	tokens := map[string]string{}
+	for _, u := range users {
+		su, _ := s.Store.UserGetByUsername(ctx, u.Username)
+		tok, _, err := s.Identity.IssueLoginToken(ctx, su, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[u.Username] = tok
+	}
+	return func(user string) { t.Setenv("AIRLOCK_TOKEN", tokens[user]) }
+}
+
+func TestRunFollowApproveAndExitCodes(t *testing.T) {
+	as := demoInProcess(t)
+	as("alice")
+	code, out, stderr := runCLI(t, "", "run", "flush-cache", "--env", "staging", "-p", "cache=sessions", "--follow")
+	if code != 0 || !strings.Contains(out, "flushing the sessions cache") || !strings.Contains(stderr, "succeeded") {
+		t.Fatalf("run --follow: %d\n%s\n%s", code, out, stderr)
+	}
+	code, out, _ = runCLI(t, "", "run", "flush-cache", "--env", "production", "-p", "cache=catalog", "--dry-run")
+	if code != 0 || !strings.Contains(out, "in production: request (1 approval(s) from someone else)") || !strings.Contains(out, "airlock\tlocal") {
+		t.Fatalf("dry run: %d %s", code, out)
+	}
+	code, out, _ = runCLI(t, "", "run", "flush-cache", "--env", "production", "-p", "cache=catalog", "-o", "json")
+	if code != 0 || !strings.Contains(out, `"status": "pending_approval"`) {
+		t.Fatalf("request: %d %s", code, out)
+	}
+	id := strings.Split(strings.Split(out, `"id": "`)[1], `"`)[0]
+	// alice follows her pending run while bob approves it.
+	type result struct {
+		code        int
+		out, stderr string
+	}
+	followed := make(chan result, 1)
+	go func() {
+		c, o, e := runCLI(t, "", "runs", "logs", id, "-f")
+		followed <- result{c, o, e}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	as("bob")
+	// As a different user for the follower goroutine's later requests is
+	// fine: it authenticated its stream already.
+	if code, _, stderr := runCLI(t, "", "approve", id, "-m", "fine"); code != 0 {
+		t.Fatalf("approve: %d %s", code, stderr)
+	}
+	r := <-followed
+	if r.code != 0 || !strings.Contains(r.out, "flushing the catalog cache") {
+		t.Fatalf("follow after approval: %d %q %q", r.code, r.out, r.stderr)
+	}
+	// A denied run exits 3.
+	as("alice")
+	_, out, _ = runCLI(t, "", "run", "rotate-logs", "--env", "production", "-o", "json")
+	id = strings.Split(strings.Split(out, `"id": "`)[1], `"`)[0]
+	as("bob")
+	if code, _, stderr := runCLI(t, "", "deny", id, "-m", "not now"); code != 0 {
+		t.Fatalf("deny: %d %s", code, stderr)
+	}
+	as("alice")
+	if code, _, _ := runCLI(t, "", "runs", "logs", id, "-f"); code != 3 {
+		t.Fatalf("follow a denied run: exit %d, want 3", code)
+	}
+	if code, out, _ := runCLI(t, "", "runs", "list", "--mine"); code != 0 || strings.Count(out, "run_") != 3 {
+		t.Fatalf("runs list: %d %s", code, out)
+	}
+	// A failing run exits 1; carol may not run at all (exit 1, refused).
+	as("carol")
+	if code, _, stderr := runCLI(t, "", "run", "flush-cache", "--env", "staging", "-p", "cache=sessions"); code != 1 || !strings.Contains(stderr, "not permitted") {
+		t.Fatalf("carol: %d %s", code, stderr)
+	}
+}
