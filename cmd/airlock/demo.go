@@ -53,11 +53,28 @@ func (a *app) demoCmd() *cobra.Command {
 					return err
 				}
 			}
+			cfg.InventoryFile = filepath.Join(data, "inventory.yaml")
+			if _, err := os.Stat(cfg.InventoryFile); errors.Is(err, os.ErrNotExist) {
+				if err := os.WriteFile(cfg.InventoryFile, []byte(demo.Inventory), 0o600); err != nil {
+					return err
+				}
+			}
 			if err := cfg.Validate(); err != nil {
 				return configError(err)
 			}
+			// Where sshd is installed, real SSH nodes on loopback too.
+			var fleet *demo.Fleet
+			if _, err := os.Stat(demo.SSHDPath); err == nil {
+				if fleet, err = demo.StartSSHD(filepath.Join(data, "sshd"), 2); err != nil {
+					fmt.Fprintf(a.stderr, "demo: no SSH nodes: %v\n", err)
+					fleet = nil
+				} else {
+					defer fleet.Stop()
+				}
+			}
 			return a.serve(cmd.Context(), cfg, func(s *server.Server) error {
-				users, err := demo.Seed(cmd.Context(), demo.Services{Store: s.Store, Identity: s.Identity, Review: s.Review})
+				users, err := demo.Seed(cmd.Context(), demo.Services{Store: s.Store, Identity: s.Identity, Review: s.Review,
+					Nodes: s.Nodes, Secrets: s.Secrets, SSH: fleet})
 				if err != nil {
 					return err
 				}

@@ -24,6 +24,8 @@ func demoInProcess(t *testing.T) func(user string) {
 	cfg.Data = t.TempDir()
 	cfg.PolicyFile = filepath.Join(cfg.Data, "policy.cedar")
 	os.WriteFile(cfg.PolicyFile, []byte(demo.Policy), 0o600)
+	cfg.InventoryFile = filepath.Join(cfg.Data, "inventory.yaml")
+	os.WriteFile(cfg.InventoryFile, []byte(demo.Inventory), 0o600)
 	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

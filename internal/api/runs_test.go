@@ -62,6 +62,8 @@ func newDemoEnv(t *testing.T, mutate func(*config.Config)) *demoEnv {
 	e := newEnv(t, func(c *config.Config) {
 		c.PolicyFile = filepath.Join(c.Data, "policy.cedar")
 		os.WriteFile(c.PolicyFile, []byte(demo.Policy), 0o600)
+		c.InventoryFile = filepath.Join(c.Data, "inventory.yaml")
+		os.WriteFile(c.InventoryFile, []byte(demo.Inventory), 0o600)
 		if mutate != nil {
 			mutate(c)
 		}

@@ -17,13 +17,20 @@ import (
 
 	"github.com/airlockhq/airlock/internal/audit"
 	"github.com/airlockhq/airlock/internal/identity"
+	"github.com/airlockhq/airlock/internal/inventory"
 	"github.com/airlockhq/airlock/internal/procedure"
 	"github.com/airlockhq/airlock/internal/review"
+	"github.com/airlockhq/airlock/internal/secretstore"
 	"github.com/airlockhq/airlock/internal/store"
 )
 
 //go:embed catalog/*.yaml pending/*.yaml
 var files embed.FS
+
+// Inventory is the demo's inventory file of local nodes.
+//
+//go:embed inventory.yaml
+var Inventory string
 
 // Policy is the demo's Cedar policy: dev runs low-risk procedures in
 // staging and requests them in production; ops runs everything and
@@ -55,6 +62,10 @@ type Services struct {
 	Store    store.Store
 	Identity *identity.Service
 	Review   *review.Service
+	// Nodes and Secrets, with SSH, add the SSH nodes; both optional.
+	Nodes   *inventory.Service
+	Secrets *secretstore.Service
+	SSH     *Fleet
 }
 
 // Seed creates the demo users and catalog on a store that has neither.
@@ -68,6 +79,9 @@ func Seed(ctx context.Context, s Services) ([]User, error) {
 		return nil, err
 	}
 	if err := seedCatalog(ctx, s); err != nil {
+		return nil, err
+	}
+	if err := seedSSH(ctx, s); err != nil {
 		return nil, err
 	}
 	return users, nil
@@ -196,6 +210,32 @@ func seedCatalog(ctx context.Context, s Services) error {
 		if _, err := s.Review.Review(ctx, people["bob"], res.Version.ID, res.Version.Digest, store.ReviewApprove,
 			"Looks fine from ops; the default keeps today's behaviour."); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// seedSSH adds the demo's sshd processes as SSH nodes, with the client
+// key as a secret, as bob (an admin in the demo policy) would.
+func seedSSH(ctx context.Context, s Services) error {
+	if s.SSH == nil || s.Nodes == nil || s.Secrets == nil {
+		return nil
+	}
+	bob, err := principal(ctx, s.Store, "bob")
+	if err != nil {
+		return err
+	}
+	if _, err := s.Secrets.Put(ctx, bob, "demo/ssh-key", s.SSH.ClientKey); err != nil {
+		return fmt.Errorf("demo ssh key: %w", err)
+	}
+	envs := []string{"staging", "production"}
+	for i, d := range s.SSH.Nodes {
+		env := envs[i%len(envs)]
+		name := fmt.Sprintf("%s-ssh-%d", map[string]string{"staging": "staging", "production": "prod"}[env], i/len(envs)+1)
+		_, err := s.Nodes.Put(ctx, bob, inventory.Node{Name: name, Address: "127.0.0.1", Port: d.Port, User: s.SSH.User,
+			Environment: env, Tags: []string{"app", "ssh"}, HostKey: d.HostKey, Credential: "demo/ssh-key"})
+		if err != nil {
+			return fmt.Errorf("demo node %s: %w", name, err)
 		}
 	}
 	return nil

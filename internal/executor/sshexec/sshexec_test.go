@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/airlockhq/airlock/internal/executor"
+	"github.com/airlockhq/airlock/internal/demo"
 	"github.com/airlockhq/airlock/internal/executor/sshexec"
 	"github.com/airlockhq/airlock/internal/store"
 	"github.com/airlockhq/airlock/internal/testenv"
@@ -25,7 +26,7 @@ type buf struct {
 func (b *buf) Write(p []byte) (int, error) { b.mu.Lock(); defer b.mu.Unlock(); return b.b.Write(p) }
 func (b *buf) String() string              { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
 
-func jobFor(f *testenv.Fleet, d *testenv.SSHD, steps ...executor.Step) (*executor.Job, *buf, *buf) {
+func jobFor(f *demo.Fleet, d *demo.SSHD, steps ...executor.Step) (*executor.Job, *buf, *buf) {
 	var out, errb buf
 	for i := range steps {
 		steps[i].Index = i
@@ -84,7 +85,7 @@ func TestChangedOrUnknownHostKeyFails(t *testing.T) {
 
 // remoteAlive checks on the node whether a process with marker in its
 // command line still runs.
-func remoteAlive(t *testing.T, f *testenv.Fleet, d *testenv.SSHD, marker string) bool {
+func remoteAlive(t *testing.T, f *demo.Fleet, d *demo.SSHD, marker string) bool {
 	j, _, _ := jobFor(f, d)
 	c, err := sshexec.Executor{}.Dial(context.Background(), j)
 	if err != nil {
