@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/airlockhq/airlock/internal/executor"
 	"github.com/airlockhq/airlock/internal/demo"
+	"github.com/airlockhq/airlock/internal/executor"
 	"github.com/airlockhq/airlock/internal/executor/sshexec"
 	"github.com/airlockhq/airlock/internal/store"
 	"github.com/airlockhq/airlock/internal/testenv"
