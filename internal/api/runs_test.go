@@ -58,7 +58,7 @@ type demoEnv struct {
 	tok map[string]string
 }
 
-func newDemoEnv(t *testing.T, mutate func(*config.Config)) *demoEnv {
+func newDemoEnv(t testing.TB, mutate func(*config.Config)) *demoEnv {
 	e := newEnv(t, func(c *config.Config) {
 		c.PolicyFile = filepath.Join(c.Data, "policy.cedar")
 		os.WriteFile(c.PolicyFile, []byte(demo.Policy), 0o600)

@@ -17,7 +17,7 @@ import (
 
 // install proposes a definition as alice and has bob approve it (low
 // risk: ops alone is the quorum).
-func (d *demoEnv) install(t *testing.T, src string) {
+func (d *demoEnv) install(t testing.TB, src string) {
 	t.Helper()
 	code, out, _ := d.call("POST", "/api/v1/versions", d.tok["alice"], api.ProposeRequest{Source: src})
 	if code != 201 {

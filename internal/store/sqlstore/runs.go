@@ -255,7 +255,7 @@ func (tx *Tx) RunLockRelease(ctx context.Context, runID string) error {
 }
 
 func (db *DB) RunHeartbeat(ctx context.Context, workerID string, at time.Time) error {
-	w := queries{q: db.writer, d: &db.dialect}
+	w := queries{q: db.writer, d: &db.dialect, cache: db.writes}
 	_, err := w.exec(ctx, `UPDATE runs SET heartbeat_at = ? WHERE worker_id = ? AND status = 'running'`, micros(at), workerID)
 	return err
 }
@@ -353,7 +353,7 @@ func (db *DB) RunOutputAppend(ctx context.Context, chunks []*store.OutputChunk) 
 	if err != nil {
 		return err
 	}
-	w := queries{q: tx, d: &db.dialect}
+	w := queries{q: tx, d: &db.dialect, cache: db.writes}
 	for _, c := range chunks {
 		if _, err := w.exec(ctx, `INSERT INTO run_output (run_id, seq, node, stream, data, created_at) VALUES (?,?,?,?,?,?)`,
 			c.RunID, c.Seq, c.Node, c.Stream, c.Data, micros(c.CreatedAt)); err != nil {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/airlockhq/airlock"
@@ -32,6 +33,7 @@ type DB struct {
 	reader  *sql.DB
 	dialect Dialect
 	pools   map[string]*sql.DB
+	writes  *stmtCache
 	queries // reads go to the reader pool
 }
 
@@ -39,7 +41,11 @@ type DB struct {
 // same pool. pools names them for metrics.
 func New(writer, reader *sql.DB, d Dialect, pools map[string]*sql.DB) *DB {
 	db := &DB{writer: writer, reader: reader, dialect: d, pools: pools}
-	db.queries = queries{q: reader, d: &db.dialect}
+	db.writes = newStmtCache(writer)
+	db.queries = queries{q: reader, d: &db.dialect, cache: newStmtCache(reader)}
+	if reader == writer {
+		db.queries.cache = db.writes
+	}
 	return db
 }
 
@@ -49,10 +55,74 @@ type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// queries runs statements against a pool or a transaction.
+// queries runs statements against a pool or a transaction, through
+// prepared statements cached per pool: SQLite would otherwise parse every
+// statement on every call.
 type queries struct {
-	q queryer
-	d *Dialect
+	q     queryer
+	d     *Dialect
+	cache *stmtCache // of the pool q is, or (in a transaction) runs on
+	// missed collects, in a transaction, statements to prepare once the
+	// transaction is over.
+	missed *[]string
+}
+
+// stmtCache holds one prepared statement per SQL text for one pool.
+type stmtCache struct {
+	db    *sql.DB
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+func newStmtCache(db *sql.DB) *stmtCache { return &stmtCache{db: db, stmts: map[string]*sql.Stmt{}} }
+
+func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st := c.lookup(query); st != nil {
+		return st, nil
+	}
+	// Prepare without holding the lock: preparing may wait for a
+	// connection that a transaction holds, and that transaction may be
+	// looking up statements.
+	st, err := c.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if have, ok := c.stmts[query]; ok {
+		st.Close()
+		return have, nil
+	}
+	c.stmts[query] = st
+	return st, nil
+}
+
+// lookup returns the cached statement for query, or nil.
+func (c *stmtCache) lookup(query string) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stmts[query]
+}
+
+// stmt returns the prepared statement for query, or nil to run it
+// unprepared. Inside a transaction it never prepares: SQLite's single
+// writer connection is held by the transaction, and preparing on the pool
+// would wait for it forever. Reads, the most frequent statements, go
+// through the reader pool and are prepared once.
+func (q queries) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if q.cache == nil {
+		return nil, nil
+	}
+	if tx, ok := q.q.(*sql.Tx); ok {
+		if st := q.cache.lookup(query); st != nil {
+			return tx.StmtContext(ctx, st), nil
+		}
+		if q.missed != nil {
+			*q.missed = append(*q.missed, query)
+		}
+		return nil, nil
+	}
+	return q.cache.get(ctx, query)
 }
 
 func (q queries) rebind(s string) string {
@@ -74,7 +144,15 @@ func (q queries) rebind(s string) string {
 }
 
 func (q queries) exec(ctx context.Context, s string, args ...any) (sql.Result, error) {
-	res, err := q.q.ExecContext(ctx, q.rebind(s), args...)
+	var res sql.Result
+	st, err := q.stmt(ctx, q.rebind(s))
+	switch {
+	case err != nil:
+	case st != nil:
+		res, err = st.ExecContext(ctx, args...)
+	default:
+		res, err = q.q.ExecContext(ctx, q.rebind(s), args...)
+	}
 	if err != nil && q.d.IsUnique != nil && q.d.IsUnique(err) {
 		return nil, &airlock.Error{Kind: airlock.Conflict, Message: "already exists", Err: err}
 	}
@@ -82,11 +160,23 @@ func (q queries) exec(ctx context.Context, s string, args ...any) (sql.Result, e
 }
 
 func (q queries) query(ctx context.Context, s string, args ...any) (*sql.Rows, error) {
+	st, err := q.stmt(ctx, q.rebind(s))
+	if err != nil {
+		return nil, err
+	}
+	if st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return q.q.QueryContext(ctx, q.rebind(s), args...)
 }
 
 func (q queries) row(ctx context.Context, s string, args ...any) *sql.Row {
-	return q.q.QueryRowContext(ctx, q.rebind(s), args...)
+	st, err := q.stmt(ctx, q.rebind(s))
+	if err != nil || st == nil {
+		// A failed prepare reports itself through the plain call.
+		return q.q.QueryRowContext(ctx, q.rebind(s), args...)
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 // Update implements store.Store.
@@ -95,10 +185,16 @@ func (db *DB) Update(ctx context.Context, fn func(tx store.Tx) error) (err error
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	tx := &Tx{queries: queries{q: sqlTx, d: &db.dialect}}
+	var missed []string
+	tx := &Tx{queries: queries{q: sqlTx, d: &db.dialect, cache: db.writes, missed: &missed}}
 	defer func() {
 		if err != nil {
 			_ = sqlTx.Rollback()
+		}
+		// Now that the writer connection is free, prepare what the
+		// transaction ran unprepared, for next time.
+		for _, q := range missed {
+			_, _ = db.writes.get(ctx, q)
 		}
 	}()
 	if err = fn(tx); err != nil {
@@ -136,6 +232,14 @@ func (db *DB) DBs() map[string]*sql.DB { return db.pools }
 // Close implements store.Store.
 func (db *DB) Close() error {
 	var errs []error
+	for _, c := range []*stmtCache{db.writes, db.queries.cache} {
+		c.mu.Lock()
+		for _, st := range c.stmts {
+			errs = append(errs, st.Close())
+		}
+		c.stmts = map[string]*sql.Stmt{}
+		c.mu.Unlock()
+	}
 	for _, p := range db.pools {
 		errs = append(errs, p.Close())
 	}
@@ -144,14 +248,14 @@ func (db *DB) Close() error {
 
 // SessionTouch implements store.Store.
 func (db *DB) SessionTouch(ctx context.Context, id string, at time.Time) error {
-	w := queries{q: db.writer, d: &db.dialect}
+	w := queries{q: db.writer, d: &db.dialect, cache: db.writes}
 	_, err := w.exec(ctx, `UPDATE sessions SET last_seen_at = ? WHERE id = ?`, micros(at), id)
 	return err
 }
 
 // TokenTouch implements store.Store.
 func (db *DB) TokenTouch(ctx context.Context, id string, at time.Time) error {
-	w := queries{q: db.writer, d: &db.dialect}
+	w := queries{q: db.writer, d: &db.dialect, cache: db.writes}
 	_, err := w.exec(ctx, `UPDATE api_tokens SET last_used_at = ? WHERE id = ?`, micros(at), id)
 	return err
 }
