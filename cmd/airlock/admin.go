@@ -28,12 +28,8 @@ func (a *app) tokensCmd() *cobra.Command {
 		Example: "  airlock tokens create ci-deploy --ttl 720h",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var resp api.NewTokenResponse
-			if err := cl.Do(cmd.Context(), "POST", "/api/v1/tokens", api.CreateTokenRequest{Name: args[0], TTL: ttl}, &resp); err != nil {
+			if err := a.call(cmd.Context(), "POST", "/api/v1/tokens", api.CreateTokenRequest{Name: args[0], TTL: ttl}, &resp); err != nil {
 				return err
 			}
 			return a.print(resp, func(w io.Writer) {
@@ -48,12 +44,8 @@ func (a *app) tokensCmd() *cobra.Command {
 		Example: "  airlock tokens list -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var resp api.ListResponse[api.TokenJSON]
-			if err := cl.Do(cmd.Context(), "GET", "/api/v1/tokens", nil, &resp); err != nil {
+			if err := a.call(cmd.Context(), "GET", "/api/v1/tokens", nil, &resp); err != nil {
 				return err
 			}
 			return a.print(resp, func(w io.Writer) {
@@ -72,11 +64,7 @@ func (a *app) tokensCmd() *cobra.Command {
 		Example: "  airlock tokens revoke tok_01jd5...",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			if err := cl.Do(cmd.Context(), "DELETE", "/api/v1/tokens/"+args[0], nil, nil); err != nil {
+			if err := a.call(cmd.Context(), "DELETE", "/api/v1/tokens/"+args[0], nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "Revoked %s.\n", args[0])
@@ -95,12 +83,8 @@ func (a *app) usersCmd() *cobra.Command {
 		Example: "  airlock users list",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var resp api.ListResponse[api.UserJSON]
-			if err := cl.Do(cmd.Context(), "GET", "/api/v1/users", nil, &resp); err != nil {
+			if err := a.call(cmd.Context(), "GET", "/api/v1/users", nil, &resp); err != nil {
 				return err
 			}
 			return a.print(resp, func(w io.Writer) {
@@ -121,12 +105,8 @@ func (a *app) usersCmd() *cobra.Command {
 		Example: "  airlock users create frank --group dev --group qa",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var resp api.CreateUserResponse
-			if err := cl.Do(cmd.Context(), "POST", "/api/v1/users", api.CreateUserRequest{Username: args[0], DisplayName: display, Email: email, Groups: groups}, &resp); err != nil {
+			if err := a.call(cmd.Context(), "POST", "/api/v1/users", api.CreateUserRequest{Username: args[0], DisplayName: display, Email: email, Groups: groups}, &resp); err != nil {
 				return err
 			}
 			return a.print(resp, func(w io.Writer) {
@@ -149,11 +129,7 @@ func (a *app) groupsCmd() *cobra.Command {
 		Example: "  airlock groups add-member ops bob",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			if err := cl.Do(cmd.Context(), "POST", "/api/v1/groups/"+args[0]+"/members", api.MemberRequest{Username: args[1]}, nil); err != nil {
+			if err := a.call(cmd.Context(), "POST", "/api/v1/groups/"+args[0]+"/members", api.MemberRequest{Username: args[1]}, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "Added %s to %s.\n", args[1], args[0])
@@ -166,11 +142,7 @@ func (a *app) groupsCmd() *cobra.Command {
 		Example: "  airlock groups remove-member ops bob",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			if err := cl.Do(cmd.Context(), "DELETE", "/api/v1/groups/"+args[0]+"/members/"+args[1], nil, nil); err != nil {
+			if err := a.call(cmd.Context(), "DELETE", "/api/v1/groups/"+args[0]+"/members/"+args[1], nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "Removed %s from %s.\n", args[1], args[0])

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,15 @@ import (
 )
 
 func (a *app) client() (*client.Client, error) { return client.FromProfile(a.profile) }
+
+// call does one API call with the current profile's client.
+func (a *app) call(ctx context.Context, method, path string, in, out any) error {
+	cl, err := a.client()
+	if err != nil {
+		return err
+	}
+	return cl.Do(ctx, method, path, in, out)
+}
 
 // readSecret reads one line from stdin when it is not a terminal (or when
 // fromStdin), else prompts without echo.

@@ -22,12 +22,8 @@ func (a *app) policyCmd() *cobra.Command {
 		Example: "  airlock policy list",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var resp api.ListResponse[*api.PolicyJSON]
-			if err := cl.Do(cmd.Context(), "GET", "/api/v1/policies", nil, &resp); err != nil {
+			if err := a.call(cmd.Context(), "GET", "/api/v1/policies", nil, &resp); err != nil {
 				return err
 			}
 			return a.print(resp, func(w io.Writer) {
@@ -50,12 +46,8 @@ func (a *app) policyCmd() *cobra.Command {
 			if len(args) == 1 {
 				id = args[0]
 			}
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var v api.PolicyJSON
-			if err := cl.Do(cmd.Context(), "GET", "/api/v1/policies/"+url.PathEscape(id), nil, &v); err != nil {
+			if err := a.call(cmd.Context(), "GET", "/api/v1/policies/"+url.PathEscape(id), nil, &v); err != nil {
 				return err
 			}
 			return a.print(v, func(w io.Writer) {
@@ -70,12 +62,8 @@ func (a *app) policyCmd() *cobra.Command {
 		Example: "  airlock policy diff pol_06h…",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var d api.PolicyDiffResponse
-			if err := cl.Do(cmd.Context(), "GET", "/api/v1/policies/"+url.PathEscape(args[0])+"/diff?against="+url.QueryEscape(against), nil, &d); err != nil {
+			if err := a.call(cmd.Context(), "GET", "/api/v1/policies/"+url.PathEscape(args[0])+"/diff?against="+url.QueryEscape(against), nil, &d); err != nil {
 				return err
 			}
 			return a.print(d, func(w io.Writer) { fmt.Fprint(w, d.Diff) })
@@ -96,12 +84,8 @@ func (a *app) policyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var v api.PolicyJSON
-			if err := cl.Do(cmd.Context(), "POST", "/api/v1/policies", api.ProposePolicyRequest{Text: string(text), Description: description}, &v); err != nil {
+			if err := a.call(cmd.Context(), "POST", "/api/v1/policies", api.ProposePolicyRequest{Text: string(text), Description: description}, &v); err != nil {
 				return err
 			}
 			return a.print(v, func(w io.Writer) {
@@ -118,12 +102,8 @@ func (a *app) policyCmd() *cobra.Command {
 			Example: fmt.Sprintf("  airlock policy %s pol_06h… -m 'checked with what-if'", decision),
 			Args:    cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				cl, err := a.client()
-				if err != nil {
-					return err
-				}
 				var v api.PolicyJSON
-				if err := cl.Do(cmd.Context(), "POST", "/api/v1/policies/"+url.PathEscape(args[0])+"/"+decision,
+				if err := a.call(cmd.Context(), "POST", "/api/v1/policies/"+url.PathEscape(args[0])+"/"+decision,
 					api.PolicyDecisionRequest{Digest: digest, Comment: comment}, &v); err != nil {
 					return err
 				}
@@ -140,12 +120,8 @@ func (a *app) policyCmd() *cobra.Command {
 		Example: "  airlock policy withdraw pol_06h…",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var v api.PolicyJSON
-			if err := cl.Do(cmd.Context(), "POST", "/api/v1/policies/"+url.PathEscape(args[0])+"/withdraw", nil, &v); err != nil {
+			if err := a.call(cmd.Context(), "POST", "/api/v1/policies/"+url.PathEscape(args[0])+"/withdraw", nil, &v); err != nil {
 				return err
 			}
 			return a.print(v, func(w io.Writer) { fmt.Fprintf(w, "Withdrew policy v%d.\n", v.Number) })
@@ -185,12 +161,8 @@ func (a *app) explainCmd(name string) *cobra.Command {
 			if name == "what-if" && q.PolicyText == "" && q.PolicyVersion == "" {
 				return usageError{fmt.Errorf("what-if needs --policy ID or --file FILE: the policy to ask instead of the one in force")}
 			}
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var ans authz.Answer
-			if err := cl.Do(cmd.Context(), "POST", "/api/v1/policy/explain", q, &ans); err != nil {
+			if err := a.call(cmd.Context(), "POST", "/api/v1/policy/explain", q, &ans); err != nil {
 				return err
 			}
 			return a.print(ans, func(w io.Writer) {
@@ -250,12 +222,8 @@ func (a *app) accessReviewCmd() *cobra.Command {
 		Example: "  airlock policy access-review\n  airlock policy access-review --format csv > access-review-2026Q4.csv",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var rep authz.AccessReport
-			if err := cl.Do(cmd.Context(), "GET", "/api/v1/policy/access-review?policy_version="+url.QueryEscape(policyVersion), nil, &rep); err != nil {
+			if err := a.call(cmd.Context(), "GET", "/api/v1/policy/access-review?policy_version="+url.QueryEscape(policyVersion), nil, &rep); err != nil {
 				return err
 			}
 			if format == "csv" {
@@ -291,12 +259,8 @@ func (a *app) schemaCmd() *cobra.Command {
 		Example: "  airlock policy schema > airlock.cedarschema",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var s api.SchemaResponse
-			if err := cl.Do(cmd.Context(), "GET", "/api/v1/policy/schema", nil, &s); err != nil {
+			if err := a.call(cmd.Context(), "GET", "/api/v1/policy/schema", nil, &s); err != nil {
 				return err
 			}
 			return a.print(s, func(w io.Writer) { fmt.Fprint(w, s.Schema) })

@@ -105,12 +105,8 @@ func (a *app) proceduresCmd() *cobra.Command {
 		Example: "  airlock procedures list -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var resp api.ListResponse[*api.ProcedureJSON]
-			if err := cl.Do(cmd.Context(), "GET", "/api/v1/procedures", nil, &resp); err != nil {
+			if err := a.call(cmd.Context(), "GET", "/api/v1/procedures", nil, &resp); err != nil {
 				return err
 			}
 			return a.print(resp, func(w io.Writer) {
@@ -133,12 +129,8 @@ func (a *app) proceduresCmd() *cobra.Command {
 		Example: "  airlock procedures show restart-api",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var p api.ProcedureJSON
-			if err := cl.Do(cmd.Context(), "GET", "/api/v1/procedures/"+url.PathEscape(args[0]), nil, &p); err != nil {
+			if err := a.call(cmd.Context(), "GET", "/api/v1/procedures/"+url.PathEscape(args[0]), nil, &p); err != nil {
 				return err
 			}
 			return a.print(p, func(w io.Writer) {
@@ -158,12 +150,8 @@ func (a *app) proceduresCmd() *cobra.Command {
 		Example: "  airlock procedures history restart-api",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var resp api.ListResponse[*api.VersionJSON]
-			if err := cl.Do(cmd.Context(), "GET", "/api/v1/procedures/"+url.PathEscape(args[0])+"/versions", nil, &resp); err != nil {
+			if err := a.call(cmd.Context(), "GET", "/api/v1/procedures/"+url.PathEscape(args[0])+"/versions", nil, &resp); err != nil {
 				return err
 			}
 			return a.print(resp, func(w io.Writer) {
@@ -187,10 +175,6 @@ func (a *app) proceduresCmd() *cobra.Command {
 		Example: "  airlock procedures diff restart-api\n  airlock procedures diff restart-api --from 1 --to 3",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			q := url.Values{}
 			if from != "" {
 				q.Set("from", from)
@@ -199,7 +183,7 @@ func (a *app) proceduresCmd() *cobra.Command {
 				q.Set("to", to)
 			}
 			var resp api.DiffResponse
-			if err := cl.Do(cmd.Context(), "GET", "/api/v1/procedures/"+url.PathEscape(args[0])+"/diff?"+q.Encode(), nil, &resp); err != nil {
+			if err := a.call(cmd.Context(), "GET", "/api/v1/procedures/"+url.PathEscape(args[0])+"/diff?"+q.Encode(), nil, &resp); err != nil {
 				return err
 			}
 			return a.print(resp, func(w io.Writer) {
@@ -220,12 +204,8 @@ func (a *app) proceduresCmd() *cobra.Command {
 		Example: "  airlock procedures retire restart-api --reason 'replaced by restart-service'",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var p api.ProcedureJSON
-			if err := cl.Do(cmd.Context(), "POST", "/api/v1/procedures/"+url.PathEscape(args[0])+"/retire", api.RetireRequest{Reason: reason}, &p); err != nil {
+			if err := a.call(cmd.Context(), "POST", "/api/v1/procedures/"+url.PathEscape(args[0])+"/retire", api.RetireRequest{Reason: reason}, &p); err != nil {
 				return err
 			}
 			return a.print(p, func(w io.Writer) { fmt.Fprintf(w, "Retired %s.\n", p.Name) })
@@ -238,12 +218,8 @@ func (a *app) proceduresCmd() *cobra.Command {
 		Example: "  airlock procedures withdraw restart-api@3",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var v api.VersionJSON
-			if err := cl.Do(cmd.Context(), "POST", "/api/v1/versions/"+url.PathEscape(args[0])+"/withdraw", nil, &v); err != nil {
+			if err := a.call(cmd.Context(), "POST", "/api/v1/versions/"+url.PathEscape(args[0])+"/withdraw", nil, &v); err != nil {
 				return err
 			}
 			return a.print(v, func(w io.Writer) { fmt.Fprintf(w, "Withdrew %s v%d.\n", v.Procedure, v.Number) })
@@ -273,15 +249,11 @@ func (a *app) proposeCmd() *cobra.Command {
 				printErrors(a.stderr, rep.Errors)
 				return fmt.Errorf("%d errors; nothing was proposed", len(rep.Errors))
 			}
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var out ProposeReport
 			for _, s := range srcs {
 				var res api.ProposeResponse
 				req := api.ProposeRequest{Source: s.Procedure.YAML(), File: s.File}
-				if err := cl.Do(cmd.Context(), "POST", "/api/v1/versions", req, &res); err != nil {
+				if err := a.call(cmd.Context(), "POST", "/api/v1/versions", req, &res); err != nil {
 					if a.output == "table" || a.output == "" {
 						a.printProposals(out)
 					}
@@ -322,16 +294,12 @@ func (a *app) reviewCmd() *cobra.Command {
 		Example: "  airlock review list\n  airlock review list --all -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			path := "/api/v1/versions?reviewable=true"
 			if all {
 				path = "/api/v1/versions?status=proposed"
 			}
 			var resp api.ListResponse[*api.VersionJSON]
-			if err := cl.Do(cmd.Context(), "GET", path, nil, &resp); err != nil {
+			if err := a.call(cmd.Context(), "GET", path, nil, &resp); err != nil {
 				return err
 			}
 			return a.print(resp, func(w io.Writer) {

@@ -254,10 +254,6 @@ func (a *app) runsCmd() *cobra.Command {
 		Example: "  airlock runs list --mine\n  airlock runs list --status pending_approval",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			q := url.Values{}
 			if status != "" {
 				q.Set("status", status)
@@ -269,7 +265,7 @@ func (a *app) runsCmd() *cobra.Command {
 				q.Set("mine", "true")
 			}
 			var resp api.ListResponse[*api.RunJSON]
-			if err := cl.Do(cmd.Context(), "GET", "/api/v1/runs?"+q.Encode(), nil, &resp); err != nil {
+			if err := a.call(cmd.Context(), "GET", "/api/v1/runs?"+q.Encode(), nil, &resp); err != nil {
 				return err
 			}
 			return a.print(resp, func(w io.Writer) {
@@ -291,12 +287,8 @@ func (a *app) runsCmd() *cobra.Command {
 		Example: "  airlock runs show run_06h…",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var r api.RunJSON
-			if err := cl.Do(cmd.Context(), "GET", "/api/v1/runs/"+url.PathEscape(args[0]), nil, &r); err != nil {
+			if err := a.call(cmd.Context(), "GET", "/api/v1/runs/"+url.PathEscape(args[0]), nil, &r); err != nil {
 				return err
 			}
 			return a.print(r, func(w io.Writer) { printRun(w, &r) })
@@ -360,12 +352,8 @@ func (a *app) runsCmd() *cobra.Command {
 		Example: "  airlock runs cancel run_06h…",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var r api.RunJSON
-			if err := cl.Do(cmd.Context(), "POST", "/api/v1/runs/"+url.PathEscape(args[0])+"/cancel", nil, &r); err != nil {
+			if err := a.call(cmd.Context(), "POST", "/api/v1/runs/"+url.PathEscape(args[0])+"/cancel", nil, &r); err != nil {
 				return err
 			}
 			return a.print(r, func(w io.Writer) { fmt.Fprintf(w, "%s: %s\n", r.ID, r.Status) })
@@ -446,12 +434,8 @@ func (a *app) nodesCmd() *cobra.Command {
 		Example: "  airlock nodes list",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var resp api.ListResponse[inventory.Node]
-			if err := cl.Do(cmd.Context(), "GET", "/api/v1/nodes", nil, &resp); err != nil {
+			if err := a.call(cmd.Context(), "GET", "/api/v1/nodes", nil, &resp); err != nil {
 				return err
 			}
 			return a.print(resp, func(w io.Writer) {
@@ -470,10 +454,6 @@ func (a *app) nodesCmd() *cobra.Command {
 		Example: "  airlock nodes put nodes.yaml",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			b, err := os.ReadFile(args[0])
 			if err != nil {
 				return err
@@ -483,7 +463,7 @@ func (a *app) nodesCmd() *cobra.Command {
 				return err
 			}
 			for _, n := range f.Nodes {
-				if err := cl.Do(cmd.Context(), "PUT", "/api/v1/nodes/"+url.PathEscape(n.Name), n, nil); err != nil {
+				if err := a.call(cmd.Context(), "PUT", "/api/v1/nodes/"+url.PathEscape(n.Name), n, nil); err != nil {
 					return fmt.Errorf("node %s: %w", n.Name, err)
 				}
 				fmt.Fprintf(a.stdout, "put %s\n", n.Name)
@@ -497,11 +477,7 @@ func (a *app) nodesCmd() *cobra.Command {
 		Example: "  airlock nodes rm web-3",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			return cl.Do(cmd.Context(), "DELETE", "/api/v1/nodes/"+url.PathEscape(args[0]), nil, nil)
+			return a.call(cmd.Context(), "DELETE", "/api/v1/nodes/"+url.PathEscape(args[0]), nil, nil)
 		},
 	}
 	c.AddCommand(list, put, rm)
@@ -516,14 +492,10 @@ func (a *app) secretsCmd() *cobra.Command {
 		Example: "  airlock secrets list",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
 			var resp struct {
 				Items []map[string]any `json:"items"`
 			}
-			if err := cl.Do(cmd.Context(), "GET", "/api/v1/secrets", nil, &resp); err != nil {
+			if err := a.call(cmd.Context(), "GET", "/api/v1/secrets", nil, &resp); err != nil {
 				return err
 			}
 			return a.print(resp, func(w io.Writer) {
@@ -555,11 +527,7 @@ func (a *app) secretsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			if err := cl.Do(cmd.Context(), "PUT", "/api/v1/secrets/"+args[0], api.SecretRequest{Value: string(value)}, nil); err != nil {
+			if err := a.call(cmd.Context(), "PUT", "/api/v1/secrets/"+args[0], api.SecretRequest{Value: string(value)}, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "Set %s.\n", args[0])
@@ -573,11 +541,7 @@ func (a *app) secretsCmd() *cobra.Command {
 		Example: "  airlock secrets rm payments/old-token",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
-			if err != nil {
-				return err
-			}
-			return cl.Do(cmd.Context(), "DELETE", "/api/v1/secrets/"+args[0], nil, nil)
+			return a.call(cmd.Context(), "DELETE", "/api/v1/secrets/"+args[0], nil, nil)
 		},
 	}
 	c.AddCommand(list, set, rm)
