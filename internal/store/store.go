@@ -28,6 +28,11 @@ type Store interface {
 	// state, appended at least one audit event.
 	Update(ctx context.Context, fn func(tx Tx) error) error
 
+	// AuditCheckpointAdd stores a signed checkpoint. It is not an audit
+	// event itself (that would grow the tree it signs); the note is the
+	// record, and is published outside the database.
+	AuditCheckpointAdd(ctx context.Context, c *Checkpoint) error
+
 	// RunHeartbeat records that a worker still holds its running runs.
 	// RunOutputAppend stores output chunks. Both are bookkeeping outside
 	// Update: output is made tamper-evident by the digest in the run's
@@ -102,6 +107,12 @@ type Reader interface {
 	AuditSize(ctx context.Context) (int64, error)
 	AuditGet(ctx context.Context, seq int64) (*AuditEvent, error)
 	AuditList(ctx context.Context, p AuditListParams) ([]*AuditEvent, error)
+	// AuditHashes reads stored tree hashes by tlog index.
+	AuditHashes(ctx context.Context, indexes []int64) ([][]byte, error)
+	// AuditHashRange reads the stored hashes with lo <= index < hi.
+	AuditHashRange(ctx context.Context, lo, hi int64) (map[int64][]byte, error)
+	// AuditCheckpoints lists signed checkpoints, smallest size first.
+	AuditCheckpoints(ctx context.Context) ([]*Checkpoint, error)
 }
 
 // Tx is a write transaction.
@@ -502,5 +513,13 @@ type OutputChunk struct {
 	Node      string
 	Stream    string
 	Data      []byte
+	CreatedAt time.Time
+}
+
+// Checkpoint is a signed tree head.
+type Checkpoint struct {
+	Size      int64
+	RootHash  string // base64, as in the note
+	Note      string // the signed note
 	CreatedAt time.Time
 }

@@ -49,5 +49,12 @@ func TestConformance(t *testing.T) {
 			_, err := s.DBs()["postgres"].ExecContext(context.Background(), q)
 			return err
 		},
+		DisableAppendOnly: func(t *testing.T, s store.Store) {
+			for _, q := range []string{`ALTER TABLE audit_events DISABLE TRIGGER USER`, `ALTER TABLE audit_hashes DISABLE TRIGGER USER`} {
+				if _, err := s.DBs()["postgres"].Exec(q); err != nil {
+					t.Fatal(err)
+				}
+			}
+		},
 	})
 }

@@ -32,5 +32,12 @@ func TestConformance(t *testing.T) {
 			_, err := s.DBs()["sqlite_writer"].ExecContext(context.Background(), q)
 			return err
 		},
+		DisableAppendOnly: func(t *testing.T, s store.Store) {
+			for _, tr := range []string{"audit_events_no_update", "audit_events_no_delete", "audit_hashes_no_update", "audit_hashes_no_delete"} {
+				if _, err := s.DBs()["sqlite_writer"].Exec(`DROP TRIGGER ` + tr); err != nil {
+					t.Fatal(err)
+				}
+			}
+		},
 	})
 }

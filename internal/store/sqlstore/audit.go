@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/airlockhq/airlock/internal/store"
 )
@@ -79,11 +82,84 @@ func (tx *Tx) AuditAppend(ctx context.Context, e *store.AuditEvent) error {
 		return fmt.Errorf("audit append: advance head: %w", err)
 	}
 	e.Seq = size - 1
+	e.Time = e.Time.Truncate(time.Microsecond) // as stored, so Leaf matches
+	e.Details = []byte(details)
 	if _, err := tx.exec(ctx, `INSERT INTO audit_events (`+auditCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
 		e.Seq, e.ID, micros(e.Time), e.Type, e.ActorID, e.ActorName, e.Subject, e.Outcome,
 		e.RequestID, e.SourceAddr, details); err != nil {
 		return fmt.Errorf("audit append: %w", err)
 	}
+	// The tree: the leaf hash and the interior hashes it completes, under
+	// the same lock and in the same transaction as the event.
+	hashes, err := tlog.StoredHashes(e.Seq, e.Leaf(), tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		raw, err := tx.AuditHashes(ctx, idx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]tlog.Hash, len(raw))
+		for i, b := range raw {
+			copy(out[i][:], b)
+		}
+		return out, nil
+	}))
+	if err != nil {
+		return fmt.Errorf("audit append: tree: %w", err)
+	}
+	start := tlog.StoredHashIndex(0, e.Seq)
+	for i, h := range hashes {
+		if _, err := tx.exec(ctx, `INSERT INTO audit_hashes (idx, hash) VALUES (?, ?)`, start+int64(i), h[:]); err != nil {
+			return fmt.Errorf("audit append: store hash: %w", err)
+		}
+	}
 	tx.events++
 	return nil
+}
+
+func (q queries) AuditHashes(ctx context.Context, indexes []int64) ([][]byte, error) {
+	out := make([][]byte, len(indexes))
+	for i, idx := range indexes {
+		if err := q.row(ctx, `SELECT hash FROM audit_hashes WHERE idx = ?`, idx).Scan(&out[i]); err != nil {
+			return nil, fmt.Errorf("audit hash %d: %w", idx, notFound("audit hash", err))
+		}
+	}
+	return out, nil
+}
+
+func (q queries) AuditHashRange(ctx context.Context, lo, hi int64) (map[int64][]byte, error) {
+	rows, err := q.query(ctx, `SELECT idx, hash FROM audit_hashes WHERE idx >= ? AND idx < ? ORDER BY idx`, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[int64][]byte{}
+	for rows.Next() {
+		var idx int64
+		var h []byte
+		if err := rows.Scan(&idx, &h); err != nil {
+			return nil, err
+		}
+		out[idx] = h
+	}
+	return out, rows.Err()
+}
+
+func (q queries) AuditCheckpoints(ctx context.Context) ([]*store.Checkpoint, error) {
+	rows, err := q.query(ctx, `SELECT size, root_hash, note, created_at FROM audit_checkpoints ORDER BY size`)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, func(sc interface{ Scan(...any) error }) (*store.Checkpoint, error) {
+		var c store.Checkpoint
+		var created sql.NullInt64
+		err := sc.Scan(&c.Size, &c.RootHash, &c.Note, &created)
+		c.CreatedAt = fromMicros(created)
+		return &c, err
+	})
+}
+
+func (db *DB) AuditCheckpointAdd(ctx context.Context, c *store.Checkpoint) error {
+	w := queries{q: db.writer, d: &db.dialect, cache: db.writes}
+	_, err := w.exec(ctx, `INSERT INTO audit_checkpoints (size, root_hash, note, created_at) VALUES (?,?,?,?)
+		ON CONFLICT (size) DO NOTHING`, c.Size, c.RootHash, c.Note, micros(c.CreatedAt))
+	return err
 }

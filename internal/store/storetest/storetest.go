@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/airlockhq/airlock"
+	"github.com/airlockhq/airlock/internal/audit"
 	"github.com/airlockhq/airlock/internal/store"
 )
 
@@ -29,6 +32,9 @@ type Harness struct {
 	// Exec runs raw SQL against the database, as someone with database
 	// access would, bypassing the store.
 	Exec func(t *testing.T, s store.Store, sql string) error
+	// DisableAppendOnly removes the triggers that keep the audit tables
+	// append-only, as an attacker with database access could.
+	DisableAppendOnly func(t *testing.T, s store.Store)
 }
 
 // Run runs the whole suite.
@@ -48,6 +54,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Runs", func(t *testing.T) { testRuns(t, h) })
 	t.Run("RunClaimIsExclusive", func(t *testing.T) { testRunClaimExclusive(t, h) })
 	t.Run("NodesAndSecrets", func(t *testing.T) { testNodesAndSecrets(t, h) })
+	t.Run("AuditTamperDetected", func(t *testing.T) { testAuditTamper(t, h) })
 	t.Run("CrashLosesNoCommittedRow", func(t *testing.T) { testCrash(t, h) })
 }
 
@@ -455,6 +462,13 @@ func testConcurrentWriters(t *testing.T, h Harness) {
 		if e.Seq != int64(i) {
 			t.Fatalf("position %d holds seq %d: the log has a gap", i, e.Seq)
 		}
+	}
+	// Concurrent appenders never fork the tree: the stored hashes are
+	// exactly the recomputed ones.
+	_, vkey, _ := audit.GenerateKey("x")
+	v, _ := note.NewVerifier(vkey)
+	if rep, err := audit.Verify(ctx, s, v, nil); err != nil || !rep.OK() {
+		t.Fatalf("tree after concurrent appends: %+v %v", rep, err)
 	}
 }
 

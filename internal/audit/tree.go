@@ -1,0 +1,243 @@
+package audit
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/airlockhq/airlock/internal/store"
+)
+
+// GenerateKey returns a new Ed25519 signing key for checkpoints, and its
+// public verifier key, in the signed-note formats.
+func GenerateKey(name string) (signer, verifier string, err error) {
+	return note.GenerateKey(rand.Reader, name)
+}
+
+// HashReader reads stored tree hashes from a store reader.
+func HashReader(ctx context.Context, r store.Reader) tlog.HashReader {
+	return tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		raw, err := r.AuditHashes(ctx, idx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]tlog.Hash, len(raw))
+		for i, b := range raw {
+			copy(out[i][:], b)
+		}
+		return out, nil
+	})
+}
+
+// CheckpointText is the body of a checkpoint note: origin, tree size and
+// root hash, one per line (the C2SP checkpoint layout).
+func CheckpointText(origin string, size int64, root tlog.Hash) string {
+	return fmt.Sprintf("%s\n%d\n%s\n", origin, size, base64.StdEncoding.EncodeToString(root[:]))
+}
+
+// Sign makes a checkpoint of the tree at its current size.
+func Sign(ctx context.Context, s store.Store, signer note.Signer, origin string, now time.Time) (*store.Checkpoint, error) {
+	size, err := s.AuditSize(ctx)
+	if err != nil {
+		return nil, err
+	}
+	root, err := tlog.TreeHash(size, HashReader(ctx, s))
+	if err != nil {
+		return nil, fmt.Errorf("tree hash at %d: %w", size, err)
+	}
+	msg, err := note.Sign(&note.Note{Text: CheckpointText(origin, size, root)}, signer)
+	if err != nil {
+		return nil, err
+	}
+	c := &store.Checkpoint{Size: size, RootHash: base64.StdEncoding.EncodeToString(root[:]), Note: string(msg), CreatedAt: now.UTC()}
+	return c, s.AuditCheckpointAdd(ctx, c)
+}
+
+// OpenCheckpoint checks a checkpoint note's signature and returns its
+// origin, size and root.
+func OpenCheckpoint(msg string, v note.Verifier) (string, int64, tlog.Hash, error) {
+	n, err := note.Open([]byte(msg), note.VerifierList(v))
+	if err != nil {
+		return "", 0, tlog.Hash{}, fmt.Errorf("checkpoint signature: %w", err)
+	}
+	lines := strings.Split(strings.TrimSuffix(n.Text, "\n"), "\n")
+	if len(lines) < 3 {
+		return "", 0, tlog.Hash{}, fmt.Errorf("checkpoint: expected origin, size and hash lines")
+	}
+	size, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil || size < 0 {
+		return "", 0, tlog.Hash{}, fmt.Errorf("checkpoint: bad size %q", lines[1])
+	}
+	b, err := base64.StdEncoding.DecodeString(lines[2])
+	if err != nil || len(b) != tlog.HashSize {
+		return "", 0, tlog.Hash{}, fmt.Errorf("checkpoint: bad root hash")
+	}
+	var root tlog.Hash
+	copy(root[:], b)
+	return lines[0], size, root, nil
+}
+
+// Problem is one finding of Verify, at a log position where it applies.
+type Problem struct {
+	Position int64  `json:"position"`
+	Kind     string `json:"kind"` // edited | missing | unexpected | unhashed | truncated | checkpoint
+	Detail   string `json:"detail"`
+}
+
+func (p Problem) String() string {
+	return fmt.Sprintf("position %d: %s: %s", p.Position, p.Kind, p.Detail)
+}
+
+// Report is the outcome of Verify.
+type Report struct {
+	Events      int64     `json:"events"`
+	Head        int64     `json:"head"`
+	Checkpoints int       `json:"checkpoints_checked"`
+	RootHash    string    `json:"root_hash"`
+	Problems    []Problem `json:"problems"`
+}
+
+// OK reports whether everything holds.
+func (r *Report) OK() bool { return len(r.Problems) == 0 }
+
+const maxProblems = 100
+
+func (r *Report) add(p Problem) {
+	if len(r.Problems) < maxProblems {
+		r.Problems = append(r.Problems, p)
+	}
+}
+
+// Verify recomputes the tree from the stored events and checks it
+// against the hashes recorded when each event was appended, the head
+// size, and every checkpoint (stored ones and those given, e.g. kept
+// outside by an auditor), whose signatures must verify with v. Edited,
+// deleted, inserted and reordered events are reported by position.
+func Verify(ctx context.Context, s store.Reader, v note.Verifier, external []string) (*Report, error) {
+	head, err := s.AuditSize(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Head: head, Problems: []Problem{}}
+	// recomputed stored hashes, in tlog index order
+	var hashes []tlog.Hash
+	mem := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			if x >= int64(len(hashes)) {
+				return nil, fmt.Errorf("index %d not computed", x)
+			}
+			out[i] = hashes[x]
+		}
+		return out, nil
+	})
+	var n int64 // positions verified so far
+	after := int64(-1)
+	const batch = 5000
+	for {
+		evs, err := s.AuditList(ctx, store.AuditListParams{After: after, Limit: batch})
+		if err != nil {
+			return nil, err
+		}
+		if len(evs) == 0 {
+			break
+		}
+		leafIdx := make([]int64, 0, len(evs))
+		for _, e := range evs {
+			after = e.Seq
+			for n < e.Seq { // a gap: events deleted
+				rep.add(Problem{Position: n, Kind: "missing", Detail: "no event at this position: deleted"})
+				h := tlog.RecordHash(nil) // placeholder keeps positions aligned
+				add, _ := tlog.StoredHashesForRecordHash(n, h, mem)
+				hashes = append(hashes, add...)
+				n++
+			}
+			lh := tlog.RecordHash(e.Leaf())
+			add, err := tlog.StoredHashesForRecordHash(n, lh, mem)
+			if err != nil {
+				return nil, err
+			}
+			hashes = append(hashes, add...)
+			leafIdx = append(leafIdx, tlog.StoredHashIndex(0, n))
+			n++
+		}
+		// Compare with the leaf hashes recorded at append time, read in
+		// one range per batch.
+		stored, err := s.AuditHashRange(ctx, leafIdx[0], leafIdx[len(leafIdx)-1]+1)
+		if err != nil {
+			return nil, err
+		}
+		for i, idx := range leafIdx {
+			pos := evs[i].Seq
+			h, ok := stored[idx]
+			if !ok {
+				rep.add(Problem{Position: pos, Kind: "unhashed", Detail: "no hash was recorded for this event: it was not appended by Airlock"})
+				continue
+			}
+			if string(h) != string(hashes[idx][:]) {
+				rep.add(Problem{Position: pos, Kind: "edited", Detail: "the event differs from the one hashed when it was appended (edited, replaced or moved here)"})
+			}
+		}
+	}
+	rep.Events = n
+	if n != head {
+		rep.add(Problem{Position: min(n, head), Kind: "truncated",
+			Detail: fmt.Sprintf("the log head records %d events but storage holds %d", head, n)})
+	}
+	if n > 0 {
+		root, err := tlog.TreeHash(n, mem)
+		if err != nil {
+			return nil, err
+		}
+		rep.RootHash = base64.StdEncoding.EncodeToString(root[:])
+	}
+	cps, err := s.AuditCheckpoints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	notes := external
+	for _, c := range cps {
+		notes = append(notes, c.Note)
+	}
+	for _, msg := range notes {
+		_, size, root, err := OpenCheckpoint(msg, v)
+		if err != nil {
+			rep.add(Problem{Position: -1, Kind: "checkpoint", Detail: err.Error()})
+			continue
+		}
+		rep.Checkpoints++
+		if size > n {
+			rep.add(Problem{Position: n, Kind: "truncated",
+				Detail: fmt.Sprintf("a signed checkpoint covers %d events; the log holds %d: events from position %d on are gone", size, n, n)})
+			continue
+		}
+		got, err := tlog.TreeHash(size, mem)
+		if err != nil {
+			return nil, err
+		}
+		if got != root {
+			rep.add(Problem{Position: firstBad(rep, size), Kind: "checkpoint",
+				Detail: fmt.Sprintf("the first %d events no longer hash to the root signed in the checkpoint at size %d", size, size)})
+		}
+	}
+	return rep, nil
+}
+
+// firstBad names the earliest position already found wrong below size,
+// or size-1 when only the checkpoint tells (stored hashes rewritten too).
+func firstBad(rep *Report, size int64) int64 {
+	best := size - 1
+	for _, p := range rep.Problems {
+		if p.Position >= 0 && p.Position < best {
+			best = p.Position
+		}
+	}
+	return best
+}

@@ -1,0 +1,119 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/airlockhq/airlock/internal/audit"
+	"github.com/airlockhq/airlock/internal/store"
+)
+
+// testAuditTamper appends 20 events and signs a checkpoint, then has
+// someone with database access change one byte of an event, delete one,
+// insert one, swap two, and truncate the tail; audit.Verify must report
+// each, naming the position.
+func testAuditTamper(t *testing.T, h Harness) {
+	skey, vkey, err := audit.GenerateKey("airlock-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := note.NewSigner(skey)
+	verifier, _ := note.NewVerifier(vkey)
+	ctx := context.Background()
+	setup := func(t *testing.T) store.Store {
+		s, _ := h.New(t)
+		for i := range 20 {
+			e := event("test.append", fmt.Sprintf("subject-%d", i))
+			if err := s.Update(ctx, func(tx store.Tx) error { return tx.AuditAppend(ctx, e) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := audit.Sign(ctx, s, signer, "airlock-test", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := audit.Verify(ctx, s, verifier, nil)
+		if err != nil || !rep.OK() || rep.Events != 20 || rep.Checkpoints != 1 {
+			t.Fatalf("untouched log: %+v %v", rep, err)
+		}
+		h.DisableAppendOnly(t, s)
+		return s
+	}
+	cases := []struct {
+		name string
+		sql  []string
+		want []string // "position N: kind"
+	}{
+		{"edit one byte", []string{`UPDATE audit_events SET subject = 'subject-X' WHERE seq = 7`},
+			[]string{"position 7: edited", "position 7: checkpoint"}},
+		{"delete one", []string{`DELETE FROM audit_events WHERE seq = 11`},
+			[]string{"position 11: missing", "position 11: checkpoint"}},
+		{"insert one in the middle", []string{
+			`UPDATE audit_events SET seq = seq + 1000 WHERE seq >= 5`,
+			`UPDATE audit_events SET seq = seq - 999 WHERE seq >= 1005`,
+			`INSERT INTO audit_events (seq, id, time, type, subject) VALUES (5, 'evt_forged', 0, 'user.create', 'usr_mallory')`,
+			`UPDATE audit_head SET size = size + 1`},
+			[]string{"position 5: edited", "position 20: unhashed"}},
+		{"swap two", []string{
+			`UPDATE audit_events SET seq = 1003 WHERE seq = 3`,
+			`UPDATE audit_events SET seq = 3 WHERE seq = 4`,
+			`UPDATE audit_events SET seq = 4 WHERE seq = 1003`},
+			[]string{"position 3: edited", "position 4: edited"}},
+		{"truncate the tail, re-sign nothing", []string{
+			`DELETE FROM audit_events WHERE seq >= 15`,
+			`UPDATE audit_head SET size = 15`},
+			[]string{"position 15: truncated"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := setup(t)
+			for _, q := range c.sql {
+				if err := h.Exec(t, s, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			rep, err := audit.Verify(ctx, s, verifier, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range rep.Problems {
+				got = append(got, fmt.Sprintf("position %d: %s", p.Position, p.Kind))
+			}
+			for _, w := range c.want {
+				found := false
+				for _, g := range got {
+					found = found || g == w
+				}
+				if !found {
+					t.Errorf("want %q among the findings:\n%s", w, strings.Join(got, "\n"))
+				}
+			}
+			if rep.OK() {
+				t.Fatal("tampering went undetected")
+			}
+		})
+	}
+	// A rewrite that also rewrites the stored hashes is still caught by
+	// the signed checkpoint.
+	t.Run("rewrite events and hashes", func(t *testing.T) {
+		s := setup(t)
+		if err := h.Exec(t, s, `UPDATE audit_events SET subject = 'rewritten' WHERE seq = 2`); err != nil {
+			t.Fatal(err)
+		}
+		// Recompute the whole hash table for the rewritten log.
+		evs, _ := s.AuditList(ctx, store.AuditListParams{After: -1, Limit: 100})
+		if err := h.Exec(t, s, `DELETE FROM audit_hashes`); err != nil {
+			t.Fatal(err)
+		}
+		rehash(t, h, s, evs)
+		rep, _ := audit.Verify(ctx, s, verifier, nil)
+		if rep.OK() || rep.Problems[0].Kind != "checkpoint" || rep.Problems[0].Position != 19 {
+			t.Fatalf("consistent rewrite: %+v", rep.Problems)
+		}
+	})
+}
