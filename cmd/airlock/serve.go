@@ -105,6 +105,9 @@ func (a *app) serve(ctx context.Context, cfg config.Config, started func(s *serv
 		return err
 	}
 	log.Info("airlock listening", "url", s.URL(), "driver", cfg.Database.Driver, "version", version)
+	if s.AuditKeyCreated != "" {
+		fmt.Fprintf(a.stdout, "\nCreated the audit checkpoint signing key. Its public key, for verifying checkpoints and evidence:\n\n    %s\n\n", s.AuditKeyCreated)
+	}
 	if s.AdminPassword != "" {
 		fmt.Fprintf(a.stdout, "\nCreated user 'admin' with one-time password:\n\n    %s\n\nIt is shown only now and must be changed at first login.\n\n", s.AdminPassword)
 	}

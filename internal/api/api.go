@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/airlockhq/airlock/internal/audit"
 	"github.com/airlockhq/airlock/internal/authz"
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/inventory"
@@ -25,6 +26,7 @@ type Handler struct {
 	Identity *identity.Service
 	Review   *review.Service
 	Authz    *authz.Authorizer
+	Audit    *audit.Log
 	Runs     *run.Service
 	Nodes    *inventory.Service
 	Secrets  *secretstore.Service
@@ -109,6 +111,12 @@ func Routes() []Route {
 		{Method: "GET", Path: "/api/v1/secrets", Action: "manageSecrets", Summary: "List secret names (never values)", handle: (*Handler).listSecrets},
 		{Method: "PUT", Path: "/api/v1/secrets/{name...}", Action: "manageSecrets", Summary: "Set a secret (write-only)", handle: (*Handler).putSecret},
 		{Method: "DELETE", Path: "/api/v1/secrets/{name...}", Action: "manageSecrets", Summary: "Remove a secret", handle: (*Handler).deleteSecret},
+		{Method: "GET", Path: "/api/v1/audit/checkpoint", Action: "readAudit", Summary: "The latest signed checkpoint", handle: (*Handler).checkpoint},
+		{Method: "POST", Path: "/api/v1/audit/checkpoint", Action: "readAudit", Summary: "Sign a checkpoint now", handle: (*Handler).checkpoint},
+		{Method: "GET", Path: "/api/v1/audit/key", Action: "readAudit", Summary: "The checkpoint verifier key", handle: (*Handler).auditKey},
+		{Method: "GET", Path: "/api/v1/audit/events", Action: "readAudit", Summary: "Audit events by range and filter (?after=&limit=&type=&actor=&subject=)", handle: (*Handler).auditEvents},
+		{Method: "GET", Path: "/api/v1/audit/proof/inclusion", Action: "readAudit", Summary: "Inclusion proof of the event at ?index= in the tree of ?size=", handle: (*Handler).inclusionProof},
+		{Method: "GET", Path: "/api/v1/audit/proof/consistency", Action: "readAudit", Summary: "Consistency proof between tree sizes ?old= and ?new=", handle: (*Handler).consistencyProof},
 		{Method: "GET", Path: "/auth/oidc/login", Public: true, Summary: "Start single sign-on", handle: (*Handler).ssoLogin},
 		{Method: "GET", Path: "/auth/oidc/callback", Public: true, Summary: "Finish single sign-on", handle: (*Handler).ssoCallback},
 	}

@@ -44,6 +44,7 @@ type Config struct {
 	InventoryFile   string        `yaml:"inventory_file"`
 	Secrets         Secrets       `yaml:"secrets"`
 	Runs            Runs          `yaml:"runs"`
+	Audit           Audit         `yaml:"audit"`
 	OIDC            sso.Config    `yaml:"oidc"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -75,6 +76,22 @@ type Review struct {
 type Secrets struct {
 	MasterKeyFile string `yaml:"master_key_file"`
 	MasterKey     string `yaml:"master_key"`
+}
+
+// Audit configures the tamper-evident log.
+type Audit struct {
+	// KeyFile holds the checkpoint signing key (created at first start).
+	KeyFile string `yaml:"key_file"`
+	// Origin names the log in its checkpoints.
+	Origin string `yaml:"origin"`
+	// CheckpointEvents and CheckpointInterval: a checkpoint is signed when
+	// this many events have been appended since the last, or this much
+	// time has passed with new events.
+	CheckpointEvents   int           `yaml:"checkpoint_events"`
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// CheckpointFile, when set, receives every signed checkpoint
+	// (appended), so that a copy lives outside the database.
+	CheckpointFile string `yaml:"checkpoint_file"`
 }
 
 // Runs tunes execution.
@@ -124,6 +141,7 @@ func Default() Config {
 		Login:        Login{MaxAccountFailures: 5, MaxAddressFailures: 20, Window: 15 * time.Minute},
 		AdminGroup:   "admins",
 		Environments: []string{"staging", "production"},
+		Audit:        Audit{Origin: "airlock", CheckpointEvents: 1000, CheckpointInterval: time.Minute},
 		Runs: Runs{Workers: 8, ApprovalTTL: 24 * time.Hour, HeartbeatInterval: 2 * time.Second, HeartbeatTimeout: 20 * time.Second,
 			MaxOutputBytes: 10 << 20, MaxAttempts: 3},
 		Review: Review{QuorumLow: []string{"ops"}, QuorumMedium: []string{"ops", "security"},
@@ -358,6 +376,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Runs.HeartbeatTimeout < 2*c.Runs.HeartbeatInterval {
 		return &FieldError{"runs.heartbeat_timeout", "expected at least twice runs.heartbeat_interval"}
+	}
+	if c.Audit.CheckpointEvents < 1 {
+		return &FieldError{"audit.checkpoint_events", "expected a positive integer"}
+	}
+	if c.Audit.CheckpointInterval <= 0 {
+		return &FieldError{"audit.checkpoint_interval", "expected a positive duration"}
+	}
+	if c.Audit.Origin == "" || strings.ContainsAny(c.Audit.Origin, "\n+ ") {
+		return &FieldError{"audit.origin", "expected a name without spaces, '+' or newlines"}
 	}
 	if c.InventoryFile != "" {
 		if _, err := os.Stat(c.InventoryFile); err != nil {

@@ -22,7 +22,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/airlockhq/airlock/internal/api"
+	"github.com/airlockhq/airlock/internal/audit"
 	"github.com/airlockhq/airlock/internal/authz"
 	"github.com/airlockhq/airlock/internal/config"
 	"github.com/airlockhq/airlock/internal/executor"
@@ -52,6 +55,10 @@ type Server struct {
 	Runs     *run.Service
 	Nodes    *inventory.Service
 	Secrets  *secretstore.Service
+	AuditLog *audit.Log
+	// AuditKeyCreated is the new checkpoint verifier key, when this start
+	// created it (printed once, like the admin password).
+	AuditKeyCreated string
 	// AdminPassword is the one-time password of the admin user created on
 	// this start, or empty when the store already had users.
 	AdminPassword string
@@ -113,6 +120,9 @@ func (s *Server) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.auditLog(); err != nil {
+		return err
+	}
 	s.Secrets = secretstore.New(s.Store, keyring, s.Authz)
 	s.Nodes = inventory.NewService(s.Store, s.Authz, cfg.Environments)
 	if cfg.InventoryFile != "" {
@@ -145,7 +155,7 @@ func (s *Server) build(ctx context.Context) error {
 	for name, db := range s.Store.DBs() {
 		reg.MustRegister(collectors.NewDBStatsCollector(db, name))
 	}
-	h := &api.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Runs: s.Runs, Nodes: s.Nodes, Secrets: s.Secrets, Store: s.Store, SSO: provider, Log: s.Log, Metrics: api.NewMetrics(reg),
+	h := &api.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Runs: s.Runs, Audit: s.AuditLog, Nodes: s.Nodes, Secrets: s.Secrets, Store: s.Store, SSO: provider, Log: s.Log, Metrics: api.NewMetrics(reg),
 		Secure: cfg.TLS.Cert != "", SessionMaxAge: int(cfg.Session.AbsoluteTimeout.Seconds())}
 	mux := http.NewServeMux()
 	h.Register(mux)
@@ -162,6 +172,47 @@ func (s *Server) build(ctx context.Context) error {
 	})))
 	s.handler = securityHeaders(cfg.TLS.Cert != "", mux)
 	s.ready.Store(true)
+	return nil
+}
+
+// auditLog loads (or creates) the checkpoint key and sets up the log.
+func (s *Server) auditLog() error {
+	path := s.Config.Audit.KeyFile
+	if path == "" {
+		if err := os.MkdirAll(s.Config.Data, 0o700); err != nil {
+			return err
+		}
+		path = filepath.Join(s.Config.Data, "audit.key")
+	}
+	skey, vkey, created, err := audit.LoadOrCreateKey(path, s.Config.Audit.Origin)
+	if err != nil {
+		return fmt.Errorf("audit.key_file: %w", err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return fmt.Errorf("audit.key_file: %w", err)
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		return fmt.Errorf("audit.key_file: %w", err)
+	}
+	if created {
+		s.AuditKeyCreated = vkey
+	}
+	l := &audit.Log{Store: s.Store, Signer: signer, Verifier: verifier, VerifierKey: vkey, Origin: s.Config.Audit.Origin,
+		Every: int64(s.Config.Audit.CheckpointEvents), Interval: s.Config.Audit.CheckpointInterval, Logger: s.Log}
+	if f := s.Config.Audit.CheckpointFile; f != "" {
+		l.Publish = func(n string) error {
+			fh, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+			if err != nil {
+				return err
+			}
+			defer fh.Close()
+			_, err = fh.WriteString(n + "\n")
+			return err
+		}
+	}
+	s.AuditLog = l
 	return nil
 }
 
@@ -310,6 +361,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	runsCtx, stopRuns := context.WithCancel(context.Background())
 	runsDone := make(chan struct{})
 	go func() { defer close(runsDone); s.Runs.Start(runsCtx) }()
+	cpDone := make(chan struct{})
+	go func() { defer close(cpDone); s.AuditLog.Run(runsCtx) }()
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
 	var err error
@@ -326,6 +379,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	stopRuns()
 	<-runsDone
+	<-cpDone
 	if cerr := s.Store.Close(); err == nil {
 		err = cerr
 	}
