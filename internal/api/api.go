@@ -117,6 +117,7 @@ func Routes() []Route {
 		{Method: "GET", Path: "/api/v1/audit/events", Action: "readAudit", Summary: "Audit events by range and filter (?after=&limit=&type=&actor=&subject=)", handle: (*Handler).auditEvents},
 		{Method: "GET", Path: "/api/v1/audit/proof/inclusion", Action: "readAudit", Summary: "Inclusion proof of the event at ?index= in the tree of ?size=", handle: (*Handler).inclusionProof},
 		{Method: "GET", Path: "/api/v1/audit/proof/consistency", Action: "readAudit", Summary: "Consistency proof between tree sizes ?old= and ?new=", handle: (*Handler).consistencyProof},
+		{Method: "POST", Path: "/api/v1/evidence", Action: "exportEvidence", Summary: "Export an evidence bundle (zip) for a period", handle: (*Handler).exportEvidence},
 		{Method: "GET", Path: "/auth/oidc/login", Public: true, Summary: "Start single sign-on", handle: (*Handler).ssoLogin},
 		{Method: "GET", Path: "/auth/oidc/callback", Public: true, Summary: "Finish single sign-on", handle: (*Handler).ssoCallback},
 	}

@@ -89,6 +89,7 @@ var bodies = map[string]any{
 	"POST /api/v1/runs/{id}/deny":                      api.DecisionRequest{Comment: "no"},
 	"PUT /api/v1/nodes/{name}":                         map[string]any{"name": "web-1", "environment": "staging", "transport": "local"},
 	"PUT /api/v1/secrets/{name...}":                    api.SecretRequest{Value: "hunter2-hunter2"},
+	"POST /api/v1/evidence":                            api.EvidenceRequest{From: "2026-01-01", To: "2030-01-01"},
 }
 
 // stateCounts summarizes what a refused request must not change.

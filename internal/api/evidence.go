@@ -1,0 +1,75 @@
+package api
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/airlockhq/airlock"
+	"github.com/airlockhq/airlock/internal/evidence"
+	"github.com/airlockhq/airlock/internal/identity"
+	"github.com/airlockhq/airlock/internal/policy"
+)
+
+// EvidenceRequest selects a bundle's period and scope. Times are RFC 3339
+// or dates (YYYY-MM-DD, midnight UTC; "to" a date includes that day).
+type EvidenceRequest struct {
+	From        string `json:"from"`
+	To          string `json:"to"`
+	Procedure   string `json:"procedure,omitempty"`
+	Environment string `json:"environment,omitempty"`
+}
+
+// ParseTime reads RFC 3339 or a date; endOfDay moves a date to the next
+// midnight.
+func ParseTime(field, s string, endOfDay bool) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse("2006-01-02", s)
+	if err != nil {
+		return time.Time{}, airlock.FieldError(field, "expected RFC 3339 (2026-11-27T09:00:00Z) or a date (2026-11-27), got %q", s)
+	}
+	if endOfDay {
+		t = t.Add(24 * time.Hour)
+	}
+	return t, nil
+}
+
+func (h *Handler) exportEvidence(w http.ResponseWriter, r *http.Request) {
+	var req EvidenceRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	if err := h.Authz.CheckSystem(r.Context(), identity.PrincipalFrom(r.Context()), policy.ActionExportEvidence); err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	from, err := ParseTime("from", req.From, false)
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	to, err := ParseTime("to", req.To, true)
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	if !to.After(from) {
+		writeError(w, r, h.Log, airlock.FieldError("to", "must be after from"))
+		return
+	}
+	var buf bytes.Buffer
+	if err := evidence.Export(r.Context(), h.Store, h.Audit, evidence.Params{From: from, To: to, Procedure: req.Procedure, Environment: req.Environment}, &buf); err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	name := fmt.Sprintf("airlock-evidence-%s-%s.zip", from.UTC().Format("20060102"), to.UTC().Format("20060102"))
+	w.Header().Set("Content-Type", "application/zip")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+strings.ReplaceAll(name, `"`, "")+`"`)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.Bytes())
+}

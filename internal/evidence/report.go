@@ -1,0 +1,175 @@
+package evidence
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"sort"
+	"time"
+
+	"github.com/airlockhq/airlock/internal/store"
+)
+
+// Finding is one line under a control: an exception (the control did not
+// hold) or a refused attempt (the control held against it).
+type Finding struct {
+	Ref    string `json:"ref"`
+	Detail string `json:"detail"`
+}
+
+// Control is one control the bundle evidences.
+type Control struct {
+	ID         string    `json:"id"`
+	Title      string    `json:"title"`
+	Frameworks []string  `json:"frameworks"`
+	Statement  string    `json:"statement"`
+	Checked    int       `json:"checked"`
+	Exceptions []Finding `json:"exceptions"`
+	Attempts   []Finding `json:"refused_attempts"`
+}
+
+// Summary is summary.json: what the report says, machine-readable.
+type Summary struct {
+	Events   int       `json:"events"`
+	Runs     int       `json:"runs"`
+	Controls []Control `json:"controls"`
+}
+
+func details(e *store.AuditEvent) map[string]any {
+	var d map[string]any
+	_ = json.Unmarshal(e.Details, &d)
+	return d
+}
+
+// Summarize evaluates the controls over the bundle's contents.
+func Summarize(events []*store.AuditEvent, runs []RunRecord, versions []VersionRecord, policies []*store.PolicyVersion) Summary {
+	approved := map[string]bool{}
+	for _, v := range versions {
+		switch v.Status {
+		case store.VersionApproved, store.VersionSuperseded, store.VersionRetired:
+			approved[v.ID] = true
+		}
+	}
+	change := Control{ID: "approved-versions-only", Title: "Every run executed an approved version of its procedure",
+		Frameworks: []string{"SOC 2 CC8.1", "ISO 27001 A.8.32"},
+		Statement:  "Runs record the digest of the version they execute; the executor re-checks at start that it is the approved, active version and refuses otherwise."}
+	fourEyes := Control{ID: "four-eyes-runs", Title: "Runs that needed an approval had it from other people",
+		Frameworks: []string{"SOC 2 CC6.3", "ISO 27001 A.5.3"},
+		Statement:  "Approvals bind to the run's digest, parameters and targets, count distinct people, and are never the requester's."}
+	access := Control{ID: "permitted-requesters", Title: "Every run was requested by someone policy permitted",
+		Frameworks: []string{"SOC 2 CC6.1", "ISO 27001 A.5.15"},
+		Statement:  "Each request passes the Cedar authorizer; refused requests are audited with the deciding policies."}
+	for _, r := range runs {
+		if r.StartedAt.IsZero() {
+			continue
+		}
+		change.Checked++
+		if !approved[r.VersionID] {
+			change.Exceptions = append(change.Exceptions, Finding{r.ID, fmt.Sprintf("ran version %s, which was never approved", r.VersionID)})
+		}
+		if r.Status == store.RunFailed && len(r.Error) > 17 && r.Error[:17] == "refused at start:" {
+			change.Attempts = append(change.Attempts, Finding{r.ID, r.Error})
+		}
+		if r.ApprovalsRequired > 0 {
+			fourEyes.Checked++
+			got := map[string]bool{}
+			for _, a := range r.Approvals {
+				if a.Decision == "approve" && a.Binding == r.Binding && a.ApproverID != r.RequesterID {
+					got[a.ApproverID] = true
+				}
+			}
+			if len(got) < r.ApprovalsRequired {
+				fourEyes.Exceptions = append(fourEyes.Exceptions, Finding{r.ID, fmt.Sprintf("started with %d of %d approvals from other people", len(got), r.ApprovalsRequired)})
+			}
+		}
+	}
+	review := Control{ID: "procedure-review-quorum", Title: "Every procedure version in service had its review quorum",
+		Frameworks: []string{"SOC 2 CC8.1", "ISO 27001 A.8.32"},
+		Statement:  "Versions activate only when reviewers from each required group approve the digest; authors never review their own."}
+	dual := Control{ID: "policy-dual-control", Title: "Every policy change was approved by a second admin",
+		Frameworks: []string{"SOC 2 CC6.1", "ISO 27001 A.5.15", "ISO 27001 A.8.32"},
+		Statement:  "A policy change takes effect only after another admin approves it; self-approval is refused and audited."}
+	logging := Control{ID: "audit-log-integrity", Title: "The audit trail is complete and unaltered",
+		Frameworks: []string{"SOC 2 CC7.2", "ISO 27001 A.8.15"},
+		Statement:  "Every event in this bundle carries an inclusion proof against a checkpoint signed by the log's key."}
+	logging.Checked = len(events)
+	for _, e := range events {
+		d := details(e)
+		switch e.Type {
+		case "procedure_version.activate":
+			review.Checked++
+			approvers, _ := d["approvers"].([]any)
+			quorum, _ := d["quorum"].([]any)
+			for _, a := range approvers {
+				if a == d["author"] {
+					review.Exceptions = append(review.Exceptions, Finding{e.Subject, fmt.Sprintf("approved by its author %v", a)})
+				}
+			}
+			if len(approvers) < len(quorum) {
+				review.Exceptions = append(review.Exceptions, Finding{e.Subject, fmt.Sprintf("%d approvals for a quorum of %d", len(approvers), len(quorum))})
+			}
+		case "procedure_version.review_denied":
+			review.Attempts = append(review.Attempts, Finding{e.Subject, fmt.Sprintf("%s: %v", e.ActorName, d["reason"])})
+		case "policy.approve":
+			dual.Checked++
+			if d["author"] == e.ActorName {
+				dual.Exceptions = append(dual.Exceptions, Finding{e.Subject, fmt.Sprintf("approved by its author %s", e.ActorName)})
+			}
+		case "policy.approve_denied":
+			dual.Attempts = append(dual.Attempts, Finding{e.Subject, fmt.Sprintf("%s: %v", e.ActorName, d["reason"])})
+		case "run.approve_denied":
+			fourEyes.Attempts = append(fourEyes.Attempts, Finding{e.Subject, fmt.Sprintf("%s: %v", e.ActorName, d["reason"])})
+		case "run.deny":
+			fourEyes.Attempts = append(fourEyes.Attempts, Finding{e.Subject, fmt.Sprintf("denied by %s: %v", e.ActorName, d["comment"])})
+		case "authz.deny":
+			if a := d["action"]; a == "run" || a == "request" {
+				access.Attempts = append(access.Attempts, Finding{fmt.Sprint(d["resource"]), fmt.Sprintf("%s may not %v in %v (%v)", e.ActorName, a, d["environment"], d["reason"])})
+			}
+		case "run.request":
+			access.Checked++
+		}
+	}
+	controls := []Control{change, fourEyes, access, review, dual, logging}
+	for i := range controls {
+		c := &controls[i]
+		for _, l := range []*[]Finding{&c.Exceptions, &c.Attempts} {
+			if *l == nil {
+				*l = []Finding{}
+			}
+			sort.SliceStable(*l, func(a, b int) bool { return (*l)[a].Ref < (*l)[b].Ref })
+		}
+	}
+	return Summary{Events: len(events), Runs: len(runs), Controls: controls}
+}
+
+var reportTmpl = template.Must(template.New("report").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Airlock evidence {{.From}} – {{.To}}</title>
+<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a}
+h2{margin-top:2rem;border-bottom:1px solid #ccc}.ok{color:#1a7f37}.bad{color:#b3261e}table{border-collapse:collapse;width:100%}
+td,th{text-align:left;padding:.25rem .5rem;border-bottom:1px solid #eee;vertical-align:top}code{font-size:13px}</style></head>
+<body>
+<h1>Airlock evidence report</h1>
+<p>Period <strong>{{.From}}</strong> to <strong>{{.To}}</strong>{{if .Procedure}}, procedure <code>{{.Procedure}}</code>{{end}}{{if .Environment}}, environment <code>{{.Environment}}</code>{{end}}.
+{{.Summary.Events}} audit events and {{.Summary.Runs}} runs. Every event carries an inclusion proof against the checkpoint below,
+signed with the log's key <code>{{.Key}}</code>; verify the bundle offline with
+<code>airlock evidence verify BUNDLE.zip --key KEY</code>.</p>
+<pre>{{.Checkpoint}}</pre>
+{{range .Summary.Controls}}
+<h2>{{.Title}}</h2>
+<p>{{range .Frameworks}}<code>{{.}}</code> {{end}}</p>
+<p>{{.Statement}} Checked: {{.Checked}}.
+{{if .Exceptions}}<strong class="bad">{{len .Exceptions}} exception(s).</strong>{{else}}<strong class="ok">No exceptions.</strong>{{end}}</p>
+{{if .Exceptions}}<h3>Exceptions</h3><table>{{range .Exceptions}}<tr><td><code>{{.Ref}}</code></td><td>{{.Detail}}</td></tr>{{end}}</table>{{end}}
+{{if .Attempts}}<h3>Refused attempts (the control held)</h3><table>{{range .Attempts}}<tr><td><code>{{.Ref}}</code></td><td>{{.Detail}}</td></tr>{{end}}</table>{{end}}
+{{end}}
+</body></html>
+`))
+
+// Report renders the human-readable report.
+func Report(s Summary, p Params, cp *store.Checkpoint, key string) []byte {
+	var b bytes.Buffer
+	_ = reportTmpl.Execute(&b, map[string]any{"Summary": s, "From": p.From.UTC().Format(time.RFC3339), "To": p.To.UTC().Format(time.RFC3339),
+		"Procedure": p.Procedure, "Environment": p.Environment, "Checkpoint": cp.Note, "Key": key})
+	return b.Bytes()
+}
