@@ -85,7 +85,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		a.loginCmd(), a.logoutCmd(), a.whoamiCmd(), a.passwdCmd(),
 		a.tokensCmd(), a.usersCmd(), a.groupsCmd(),
 		a.proceduresCmd(), a.proposeCmd(), a.reviewCmd(), a.policyCmd(),
-		a.runCmd(), a.runsCmd(), a.decideCmd("approve"), a.decideCmd("deny"), a.nodesCmd(), a.secretsCmd(), a.auditCmd(),
+		a.runCmd(), a.runsCmd(), a.decideCmd("approve"), a.decideCmd("deny"), a.nodesCmd(), a.secretsCmd(), a.auditCmd(), a.evidenceCmd(),
 	)
 	// Unknown commands and wrong argument counts are usage errors too.
 	for _, c := range root.Commands() {

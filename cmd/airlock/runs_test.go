@@ -111,3 +111,30 @@ func TestRunFollowApproveAndExitCodes(t *testing.T) {
 		t.Fatalf("carol: %d %s", code, stderr)
 	}
 }
+
+func TestEvidenceExportAndVerifyFromTheCLI(t *testing.T) {
+	as := demoInProcess(t)
+	as("alice")
+	runCLI(t, "", "run", "flush-cache", "--env", "staging", "-p", "cache=sessions", "--follow")
+	as("dana")
+	out := filepath.Join(t.TempDir(), "day.zip")
+	day := time.Now().UTC().Format("2006-01-02")
+	if code, o, e := runCLI(t, "", "evidence", "export", "--from", day, "--to", day, "--out", out); code != 0 {
+		t.Fatalf("export: %d %s %s", code, o, e)
+	}
+	code, keyJSON, _ := runCLI(t, "", "audit", "checkpoint", "-o", "json")
+	if code != 0 {
+		t.Fatal("checkpoint")
+	}
+	key := strings.Split(strings.Split(keyJSON, `"key": "`)[1], `"`)[0]
+	t.Setenv("AIRLOCK_SERVER", "http://127.0.0.1:1") // offline
+	if code, o, e := runCLI(t, "", "evidence", "verify", out, "--key", key); code != 0 || !strings.HasPrefix(o, "OK: ") {
+		t.Fatalf("verify: %d %s %s", code, o, e)
+	}
+	b, _ := os.ReadFile(out)
+	b[len(b)/3] ^= 0xff
+	os.WriteFile(out, b, 0o600)
+	if code, _, _ := runCLI(t, "", "evidence", "verify", out, "--key", key); code == 0 {
+		t.Fatal("a corrupted bundle verified")
+	}
+}

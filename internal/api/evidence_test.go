@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/internal/api"
+	"github.com/airlockhq/airlock/internal/config"
 	"github.com/airlockhq/airlock/internal/demo"
 	"github.com/airlockhq/airlock/internal/evidence"
 )
@@ -145,5 +146,38 @@ func TestEvidenceBundle(t *testing.T) {
 	// Another key does not verify it.
 	if res, _ := evidence.Verify(bundle, strings.Replace(key, key[len(key)-8:], "AAAAAAAA", 1)); res != nil && res.OK() {
 		t.Fatal("verified with the wrong key")
+	}
+}
+
+// TestOutputRetention prunes output after its retention; the run keeps
+// its digest, the pruning is audited, and a bundle still verifies.
+func TestOutputRetention(t *testing.T) {
+	d := newDemoEnv(t, func(c *config.Config) {
+		c.Runs.OutputRetention = 200 * time.Millisecond
+		c.Runs.HeartbeatInterval = 100 * time.Millisecond
+		c.Runs.HeartbeatTimeout = 2 * time.Second
+	})
+	from := time.Now().UTC().Add(-time.Minute)
+	_, r := d.request(t, "alice", api.RunRequest{Procedure: "flush-cache", Environment: "staging", Params: map[string]any{"cache": "sessions"}})
+	final := d.waitRun(t, d.tok["alice"], r["id"].(string))
+	deadline := time.Now().Add(10 * time.Second)
+	for d.output(t, d.tok["alice"], r["id"].(string)) != "" {
+		if time.Now().After(deadline) {
+			t.Fatal("output never pruned")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, again, _ := d.call("GET", "/api/v1/runs/"+r["id"].(string), d.tok["alice"], nil)
+	if again["output_digest"] != final["output_digest"] || again["output_bytes"] != final["output_bytes"] {
+		t.Fatalf("pruning lost the digest: %v", again)
+	}
+	_, evs, _ := d.call("GET", "/api/v1/audit/events?type=run.output_prune", d.tok["dana"], nil)
+	if len(evs["items"].([]any)) == 0 {
+		t.Fatal("pruning not audited")
+	}
+	bundle := d.exportBundle(t, "dana", api.EvidenceRequest{From: from.Format(time.RFC3339), To: time.Now().UTC().Add(time.Minute).Format(time.RFC3339)})
+	_, keyResp, _ := d.call("GET", "/api/v1/audit/key", d.tok["dana"], nil)
+	if res, err := evidence.Verify(bundle, keyResp["key"].(string)); err != nil || !res.OK() {
+		t.Fatalf("bundle with pruned output: %+v %v", res, err)
 	}
 }

@@ -55,6 +55,7 @@ const (
 	RunStep          = "run.step"
 	RunFinish        = "run.finish"
 	RunRequeue       = "run.requeue"
+	RunOutputPrune   = "run.output_prune"
 
 	NodePut      = "node.put"
 	NodeDelete   = "node.delete"

@@ -102,6 +102,9 @@ type Runs struct {
 	HeartbeatTimeout  time.Duration `yaml:"heartbeat_timeout"`
 	MaxOutputBytes    int           `yaml:"max_output_bytes"`
 	MaxAttempts       int           `yaml:"max_attempts"`
+	// OutputRetention prunes run output this long after the run ended;
+	// zero keeps it. The output digest (and the audit trail) stay.
+	OutputRetention time.Duration `yaml:"output_retention"`
 }
 
 // Log configures structured logging.

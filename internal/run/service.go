@@ -41,6 +41,9 @@ type Config struct {
 	// started again.
 	MaxAttempts int
 	WorkDir     string
+	// OutputRetention: output of runs that ended longer ago is pruned
+	// (zero keeps it).
+	OutputRetention time.Duration
 }
 
 // DefaultConfig returns the documented defaults.

@@ -122,9 +122,30 @@ func (s *Service) maintain(ctx context.Context) {
 	}
 }
 
+// prune deletes output past its retention, keeping the digests; the
+// pruning itself is audited.
+func (s *Service) prune(ctx context.Context, now time.Time) {
+	if s.cfg.OutputRetention <= 0 {
+		return
+	}
+	cutoff := now.Add(-s.cfg.OutputRetention)
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		n, err := tx.RunOutputPrune(ctx, cutoff)
+		if err != nil || n == 0 {
+			return err
+		}
+		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunOutputPrune, audit.System, "", audit.Success,
+			map[string]any{"chunks": n, "finished_before": cutoff, "retention": s.cfg.OutputRetention.String()}))
+	})
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("prune run output", "err", err)
+	}
+}
+
 // reap handles runs whose worker stopped beating, and expired requests.
 func (s *Service) reap(ctx context.Context) {
 	now := s.now().UTC()
+	s.prune(ctx, now)
 	stale, err := s.store.RunList(ctx, store.RunListParams{HeartbeatBefore: now.Add(-s.cfg.HeartbeatTimeout), Limit: 100})
 	if err != nil {
 		return

@@ -164,6 +164,9 @@ type Tx interface {
 	RunApprovalInsert(ctx context.Context, a *RunApproval) error
 	RunNodePut(ctx context.Context, n *RunNode) error
 	RunStepPut(ctx context.Context, s *RunStep) error
+	// RunOutputPrune deletes the output of runs that finished before t and
+	// returns how many chunks went. Runs keep their output digest.
+	RunOutputPrune(ctx context.Context, finishedBefore time.Time) (int64, error)
 
 	// AuditAppend assigns e.Seq (the next position, gap-free) and stores
 	// the event. There is no update or delete: the log is append-only.

@@ -362,3 +362,12 @@ func (db *DB) RunOutputAppend(ctx context.Context, chunks []*store.OutputChunk) 
 	}
 	return tx.Commit()
 }
+
+func (tx *Tx) RunOutputPrune(ctx context.Context, finishedBefore time.Time) (int64, error) {
+	res, err := tx.change(ctx, `DELETE FROM run_output WHERE run_id IN
+		(SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?)`, micros(finishedBefore))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
