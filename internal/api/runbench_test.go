@@ -238,3 +238,21 @@ steps:
 		})
 	}
 }
+
+// BenchmarkInclusionProof: GET /api/v1/audit/proof/inclusion over the API.
+func BenchmarkInclusionProof(b *testing.B) {
+	d := benchEnv(b)
+	size, _ := d.srv.Store.AuditSize(context.Background())
+	var lat []time.Duration
+	i := int64(0)
+	for b.Loop() {
+		t0 := time.Now()
+		code, out, _ := d.call("GET", fmt.Sprintf("/api/v1/audit/proof/inclusion?index=%d&size=%d", i%size, size), d.tok["dana"], nil)
+		if code != 200 {
+			b.Fatal(out)
+		}
+		lat = append(lat, time.Since(t0))
+		i++
+	}
+	b.ReportMetric(pct(lat, 50), "p50-ms")
+}
