@@ -139,23 +139,18 @@ func Verify(ctx context.Context, s store.Reader, v note.Verifier, external []str
 		return out, nil
 	})
 	var n int64 // positions verified so far
-	after := int64(-1)
-	const batch = 5000
-	for {
-		evs, err := s.AuditList(ctx, store.AuditListParams{After: after, Limit: batch})
-		if err != nil {
-			return nil, err
+	for b := range fetch(ctx, s, head) {
+		if b.err != nil {
+			return nil, b.err
 		}
-		if len(evs) == 0 {
-			break
+		hashAt := map[int64][]byte{}
+		for _, h := range b.hashes {
+			hashAt[h.Index] = h.Hash
 		}
-		leafIdx := make([]int64, 0, len(evs))
-		for _, e := range evs {
-			after = e.Seq
+		for _, e := range b.evs {
 			for n < e.Seq { // a gap: events deleted
 				rep.add(Problem{Position: n, Kind: "missing", Detail: "no event at this position: deleted"})
-				h := tlog.RecordHash(nil) // placeholder keeps positions aligned
-				add, _ := tlog.StoredHashesForRecordHash(n, h, mem)
+				add, _ := tlog.StoredHashesForRecordHash(n, tlog.RecordHash(nil), mem) // keeps positions aligned
 				hashes = append(hashes, add...)
 				n++
 			}
@@ -165,25 +160,15 @@ func Verify(ctx context.Context, s store.Reader, v note.Verifier, external []str
 				return nil, err
 			}
 			hashes = append(hashes, add...)
-			leafIdx = append(leafIdx, tlog.StoredHashIndex(0, n))
+			// Compare with the leaf hash recorded at append time.
+			stored, ok := hashAt[tlog.StoredHashIndex(0, n)]
+			switch {
+			case !ok:
+				rep.add(Problem{Position: e.Seq, Kind: "unhashed", Detail: "no hash was recorded for this event: it was not appended by Airlock"})
+			case string(stored) != string(lh[:]):
+				rep.add(Problem{Position: e.Seq, Kind: "edited", Detail: "the event differs from the one hashed when it was appended (edited, replaced or moved here)"})
+			}
 			n++
-		}
-		// Compare with the leaf hashes recorded at append time, read in
-		// one range per batch.
-		stored, err := s.AuditHashRange(ctx, leafIdx[0], leafIdx[len(leafIdx)-1]+1)
-		if err != nil {
-			return nil, err
-		}
-		for i, idx := range leafIdx {
-			pos := evs[i].Seq
-			h, ok := stored[idx]
-			if !ok {
-				rep.add(Problem{Position: pos, Kind: "unhashed", Detail: "no hash was recorded for this event: it was not appended by Airlock"})
-				continue
-			}
-			if string(h) != string(hashes[idx][:]) {
-				rep.add(Problem{Position: pos, Kind: "edited", Detail: "the event differs from the one hashed when it was appended (edited, replaced or moved here)"})
-			}
 		}
 	}
 	rep.Events = n
@@ -228,6 +213,80 @@ func Verify(ctx context.Context, s store.Reader, v note.Verifier, external []str
 		}
 	}
 	return rep, nil
+}
+
+type batch struct {
+	evs    []*store.AuditEvent
+	hashes []store.IndexedHash
+	err    error
+}
+
+// fetch reads the log in position ranges, two at a time ahead of the
+// hashing, in order: reading rows costs more than hashing them. The last
+// range is open-ended, to catch rows beyond the recorded head.
+func fetch(ctx context.Context, s store.Reader, head int64) <-chan batch {
+	const size = 5000
+	type job struct {
+		lo, hi int64 // hi 0: open-ended
+		out    chan batch
+	}
+	var jobs []job
+	for lo := int64(0); lo < head; lo += size {
+		jobs = append(jobs, job{lo: lo, hi: min(lo+size, head), out: make(chan batch, 1)})
+	}
+	jobs = append(jobs, job{lo: head, out: make(chan batch, 1)})
+	ordered := make(chan batch, 2)
+	work := make(chan job)
+	for range 2 {
+		go func() {
+			for j := range work {
+				var b batch
+				after := j.lo - 1
+				for {
+					evs, err := s.AuditList(ctx, store.AuditListParams{After: after, Before: j.hi, Limit: size})
+					if err != nil {
+						b.err = err
+						break
+					}
+					b.evs = append(b.evs, evs...)
+					if len(evs) < size {
+						break
+					}
+					after = evs[len(evs)-1].Seq
+				}
+				if b.err == nil && len(b.evs) > 0 {
+					first, last := b.evs[0].Seq, b.evs[len(b.evs)-1].Seq
+					b.hashes, b.err = s.AuditHashRange(ctx, tlog.StoredHashIndex(0, first), tlog.StoredHashIndex(0, last)+1)
+				}
+				j.out <- b
+			}
+		}()
+	}
+	go func() {
+		defer close(work)
+		for _, j := range jobs {
+			select {
+			case work <- j:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() {
+		defer close(ordered)
+		for _, j := range jobs {
+			select {
+			case b := <-j.out:
+				ordered <- b
+				if b.err != nil {
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ordered
 }
 
 // firstBad names the earliest position already found wrong below size,

@@ -92,6 +92,9 @@ type Audit struct {
 	// CheckpointFile, when set, receives every signed checkpoint
 	// (appended), so that a copy lives outside the database.
 	CheckpointFile string `yaml:"checkpoint_file"`
+	// CheckpointWebhook, when set, receives every signed checkpoint as a
+	// text/plain POST.
+	CheckpointWebhook string `yaml:"checkpoint_webhook"`
 }
 
 // Runs tunes execution.
@@ -388,6 +391,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Audit.Origin == "" || strings.ContainsAny(c.Audit.Origin, "\n+ ") {
 		return &FieldError{"audit.origin", "expected a name without spaces, '+' or newlines"}
+	}
+	if w := c.Audit.CheckpointWebhook; w != "" && !strings.HasPrefix(w, "https://") && !strings.HasPrefix(w, "http://") {
+		return &FieldError{"audit.checkpoint_webhook", fmt.Sprintf("expected an http(s) URL, got %q", w)}
 	}
 	if c.InventoryFile != "" {
 		if _, err := os.Stat(c.InventoryFile); err != nil {

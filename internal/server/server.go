@@ -201,15 +201,30 @@ func (s *Server) auditLog() error {
 	}
 	l := &audit.Log{Store: s.Store, Signer: signer, Verifier: verifier, VerifierKey: vkey, Origin: s.Config.Audit.Origin,
 		Every: int64(s.Config.Audit.CheckpointEvents), Interval: s.Config.Audit.CheckpointInterval, Logger: s.Log}
-	if f := s.Config.Audit.CheckpointFile; f != "" {
+	file, hook := s.Config.Audit.CheckpointFile, s.Config.Audit.CheckpointWebhook
+	if file != "" || hook != "" {
+		client := &http.Client{Timeout: 10 * time.Second}
 		l.Publish = func(n string) error {
-			fh, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-			if err != nil {
-				return err
+			var errs []error
+			if file != "" {
+				fh, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+				if err == nil {
+					_, err = fh.WriteString(n + "\n")
+					err = errors.Join(err, fh.Close())
+				}
+				errs = append(errs, err)
 			}
-			defer fh.Close()
-			_, err = fh.WriteString(n + "\n")
-			return err
+			if hook != "" {
+				resp, err := client.Post(hook, "text/plain; charset=utf-8", strings.NewReader(n))
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode >= 300 {
+						err = fmt.Errorf("checkpoint webhook: HTTP %d", resp.StatusCode)
+					}
+				}
+				errs = append(errs, err)
+			}
+			return errors.Join(errs...)
 		}
 	}
 	s.AuditLog = l

@@ -5,6 +5,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -68,5 +72,36 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after shutdown")
+	}
+}
+
+// TestCheckpointPublishedToFileAndWebhook: signed checkpoints reach a
+// file and a webhook outside the database.
+func TestCheckpointPublishedToFileAndWebhook(t *testing.T) {
+	got := make(chan string, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- string(b)
+	}))
+	defer hook.Close()
+	cfg := config.Default()
+	cfg.Data = t.TempDir()
+	cfg.Audit.CheckpointFile = filepath.Join(t.TempDir(), "checkpoints.txt")
+	cfg.Audit.CheckpointWebhook = hook.URL
+	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, err := s.AuditLog.Checkpoint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if posted := <-got; posted != c.Note {
+		t.Fatalf("webhook got %q", posted)
+	}
+	b, _ := os.ReadFile(cfg.Audit.CheckpointFile)
+	if !strings.Contains(string(b), c.Note) {
+		t.Fatalf("file: %q", b)
 	}
 }

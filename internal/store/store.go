@@ -109,8 +109,9 @@ type Reader interface {
 	AuditList(ctx context.Context, p AuditListParams) ([]*AuditEvent, error)
 	// AuditHashes reads stored tree hashes by tlog index.
 	AuditHashes(ctx context.Context, indexes []int64) ([][]byte, error)
-	// AuditHashRange reads the stored hashes with lo <= index < hi.
-	AuditHashRange(ctx context.Context, lo, hi int64) (map[int64][]byte, error)
+	// AuditHashRange reads the stored hashes with lo <= index < hi, in
+	// index order.
+	AuditHashRange(ctx context.Context, lo, hi int64) ([]IndexedHash, error)
 	// AuditCheckpoints lists signed checkpoints, smallest size first.
 	AuditCheckpoints(ctx context.Context) ([]*Checkpoint, error)
 }
@@ -256,7 +257,9 @@ type AuditEvent struct {
 
 // AuditListParams filters AuditList. After is exclusive; Limit 0 means 100.
 type AuditListParams struct {
-	After   int64 // list events with Seq > After; -1 for from the start
+	After int64 // list events with Seq > After; -1 for from the start
+	// Before, when positive, lists only events with Seq < Before.
+	Before  int64
 	Limit   int
 	Type    string
 	Actor   string
@@ -525,4 +528,10 @@ type Checkpoint struct {
 	RootHash  string // base64, as in the note
 	Note      string // the signed note
 	CreatedAt time.Time
+}
+
+// IndexedHash is a stored tree hash with its tlog index.
+type IndexedHash struct {
+	Index int64
+	Hash  []byte
 }

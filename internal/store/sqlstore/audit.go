@@ -44,6 +44,10 @@ func (q queries) AuditList(ctx context.Context, p store.AuditListParams) ([]*sto
 	}
 	s := `SELECT ` + auditCols + ` FROM audit_events WHERE seq > ?`
 	args := []any{p.After}
+	if p.Before > 0 {
+		s += ` AND seq < ?`
+		args = append(args, p.Before)
+	}
 	if p.Type != "" {
 		s += ` AND type = ?`
 		args = append(args, p.Type)
@@ -125,20 +129,19 @@ func (q queries) AuditHashes(ctx context.Context, indexes []int64) ([][]byte, er
 	return out, nil
 }
 
-func (q queries) AuditHashRange(ctx context.Context, lo, hi int64) (map[int64][]byte, error) {
+func (q queries) AuditHashRange(ctx context.Context, lo, hi int64) ([]store.IndexedHash, error) {
 	rows, err := q.query(ctx, `SELECT idx, hash FROM audit_hashes WHERE idx >= ? AND idx < ? ORDER BY idx`, lo, hi)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[int64][]byte{}
+	out := make([]store.IndexedHash, 0, hi-lo)
 	for rows.Next() {
-		var idx int64
-		var h []byte
-		if err := rows.Scan(&idx, &h); err != nil {
+		var h store.IndexedHash
+		if err := rows.Scan(&h.Index, &h.Hash); err != nil {
 			return nil, err
 		}
-		out[idx] = h
+		out = append(out, h)
 	}
 	return out, rows.Err()
 }
