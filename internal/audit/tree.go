@@ -143,9 +143,16 @@ func Verify(ctx context.Context, s store.Reader, v note.Verifier, external []str
 		if b.err != nil {
 			return nil, b.err
 		}
-		hashAt := map[int64][]byte{}
-		for _, h := range b.hashes {
-			hashAt[h.Index] = h.Hash
+		// Stored hashes arrive in index order, as do the leaves: walk them.
+		hi := 0
+		storedAt := func(idx int64) ([]byte, bool) {
+			for hi < len(b.hashes) && b.hashes[hi].Index < idx {
+				hi++
+			}
+			if hi < len(b.hashes) && b.hashes[hi].Index == idx {
+				return b.hashes[hi].Hash, true
+			}
+			return nil, false
 		}
 		for _, e := range b.evs {
 			for n < e.Seq { // a gap: events deleted
@@ -161,7 +168,7 @@ func Verify(ctx context.Context, s store.Reader, v note.Verifier, external []str
 			}
 			hashes = append(hashes, add...)
 			// Compare with the leaf hash recorded at append time.
-			stored, ok := hashAt[tlog.StoredHashIndex(0, n)]
+			stored, ok := storedAt(tlog.StoredHashIndex(0, n))
 			switch {
 			case !ok:
 				rep.add(Problem{Position: e.Seq, Kind: "unhashed", Detail: "no hash was recorded for this event: it was not appended by Airlock"})

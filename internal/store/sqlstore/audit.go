@@ -5,10 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/store"
 )
 
@@ -17,13 +19,13 @@ const auditCols = `seq, id, time, type, actor_id, actor_name, subject, outcome, 
 func scanAudit(sc interface{ Scan(...any) error }) (*store.AuditEvent, error) {
 	var e store.AuditEvent
 	var at sql.NullInt64
-	var details string
+	var details []byte
 	if err := sc.Scan(&e.Seq, &e.ID, &at, &e.Type, &e.ActorID, &e.ActorName, &e.Subject,
 		&e.Outcome, &e.RequestID, &e.SourceAddr, &details); err != nil {
 		return nil, err
 	}
+	e.Details = details
 	e.Time = fromMicros(at)
-	e.Details = []byte(details)
 	return &e, nil
 }
 
@@ -121,9 +123,40 @@ func (tx *Tx) AuditAppend(ctx context.Context, e *store.AuditEvent) error {
 
 func (q queries) AuditHashes(ctx context.Context, indexes []int64) ([][]byte, error) {
 	out := make([][]byte, len(indexes))
+	pos := make(map[int64][]int, len(indexes))
 	for i, idx := range indexes {
-		if err := q.row(ctx, `SELECT hash FROM audit_hashes WHERE idx = ?`, idx).Scan(&out[i]); err != nil {
-			return nil, fmt.Errorf("audit hash %d: %w", idx, notFound("audit hash", err))
+		pos[idx] = append(pos[idx], i)
+	}
+	const chunk = 500
+	for start := 0; start < len(indexes); start += chunk {
+		part := indexes[start:min(start+chunk, len(indexes))]
+		args := make([]any, len(part))
+		for i, idx := range part {
+			args[i] = idx
+		}
+		rows, err := q.query(ctx, `SELECT idx, hash FROM audit_hashes WHERE idx IN (?`+strings.Repeat(",?", len(part)-1)+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var idx int64
+			var h []byte
+			if err := rows.Scan(&idx, &h); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			for _, i := range pos[idx] {
+				out[i] = h
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	for i, h := range out {
+		if h == nil {
+			return nil, fmt.Errorf("audit hash %d: %w", indexes[i], &airlock.Error{Kind: airlock.NotFound, Message: "audit hash not found"})
 		}
 	}
 	return out, nil
