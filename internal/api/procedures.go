@@ -362,7 +362,7 @@ func (h *Handler) listVersions(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, h.Log, err)
 			return
 		}
-		if reviewable && !h.canReview(p, st) {
+		if reviewable && !h.Review.CanReview(p, st) {
 			continue
 		}
 		j := statusJSON(st)
@@ -370,18 +370,6 @@ func (h *Handler) listVersions(w http.ResponseWriter, r *http.Request) {
 		out.Items = append(out.Items, j)
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-func (h *Handler) canReview(p *identity.Principal, st *review.Status) bool {
-	if st.Version.AuthorID == p.UserID || !h.Review.Quorum().Eligible(st.Version.Risk, p.Groups) {
-		return false
-	}
-	for _, r := range st.Reviews {
-		if r.ReviewerID == p.UserID {
-			return false
-		}
-	}
-	return true
 }
 
 func (h *Handler) getVersion(w http.ResponseWriter, r *http.Request) {

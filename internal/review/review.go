@@ -548,3 +548,17 @@ func Diff(from, to *store.ProcedureVersion) (string, error) {
 	}
 	return udiff.Unified(label(from), label(to), a.YAML(), b.YAML()), nil
 }
+
+// CanReview reports whether p could review the version now: proposed, not
+// theirs, not yet reviewed by them, and in one of its quorum's groups.
+func (s *Service) CanReview(p *identity.Principal, st *Status) bool {
+	if st.Version.Status != store.VersionProposed || st.Version.AuthorID == p.UserID || !s.quorum.Eligible(st.Version.Risk, p.Groups) {
+		return false
+	}
+	for _, r := range st.Reviews {
+		if r.ReviewerID == p.UserID {
+			return false
+		}
+	}
+	return true
+}

@@ -393,3 +393,13 @@ func (s *Service) Events(ctx context.Context, p *identity.Principal, id string) 
 	}
 	return s.store.AuditList(ctx, store.AuditListParams{After: -1, Subject: r.ID, Limit: 10000})
 }
+
+// Allowed reports, without auditing, whether p may do action on r (for
+// showing or hiding buttons; the action itself is checked again).
+func (s *Service) Allowed(ctx context.Context, p *identity.Principal, r *store.Run, action string) bool {
+	res, c, err := s.resource(ctx, r)
+	if err != nil {
+		return false
+	}
+	return s.authz.Allowed(ctx, p, action, res, c)
+}

@@ -42,6 +42,7 @@ import (
 	"github.com/airlockhq/airlock/internal/store"
 	"github.com/airlockhq/airlock/internal/store/postgres"
 	"github.com/airlockhq/airlock/internal/store/sqlite"
+	"github.com/airlockhq/airlock/internal/web"
 )
 
 // Server is a running (or ready to run) Airlock.
@@ -164,7 +165,9 @@ func (s *Server) build(ctx context.Context) error {
 	})))
 	mux.Handle("GET /readyz", h.Wrap("GET /readyz", http.HandlerFunc(s.readyz)))
 	mux.Handle("GET /metrics", h.Wrap("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
-	mux.Handle("GET /{$}", h.Wrap("GET /", http.HandlerFunc(landing)))
+	ui := &web.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Runs: s.Runs, Store: s.Store, Log: s.Log,
+		Secure: cfg.TLS.Cert != "", SSO: provider != nil, SessionMaxAge: int(cfg.Session.AbsoluteTimeout.Seconds())}
+	ui.Register(mux, h.Wrap)
 	mux.Handle("/", h.Wrap("not found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusNotFound)
@@ -321,21 +324,15 @@ func securityHeaders(tlsOn bool, next http.Handler) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+		// No inline script or style anywhere; pages load their script and
+		// stylesheet from /static and talk only to this origin.
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 		h.Set("Cache-Control", "no-store")
 		if tlsOn {
 			h.Set("Strict-Transport-Security", "max-age=31536000")
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-func landing(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Write([]byte(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Airlock</title></head>
-<body><h1>Airlock</h1><p>Airlock is running. The web interface is not part of this release yet:
-use the CLI (<code>airlock login --server URL</code>) or the REST API under <code>/api/v1</code>.</p></body></html>
-`))
 }
 
 // Listen binds the configured address. Call before Serve; URL is valid

@@ -1,0 +1,242 @@
+package web_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/airlockhq/airlock/internal/config"
+	"github.com/airlockhq/airlock/internal/demo"
+	"github.com/airlockhq/airlock/internal/server"
+	"github.com/airlockhq/airlock/internal/store"
+	"github.com/airlockhq/airlock/internal/testenv"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+type site struct {
+	url   string
+	srv   *server.Server
+	pw    map[string]string
+	alloc context.Context
+}
+
+// newSite starts a server on the demo data and a headless Chromium
+// (Debian's, as installed by .ci/run).
+func newSite(t *testing.T) *site {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		testenv.Missing(t, "Chromium is not installed ("+chromiumPath+"; apt-get install chromium); skipping browser tests")
+	}
+	st := startServer(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromiumPath), chromedp.NoSandbox,
+		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
+		chromedp.WindowSize(1200, 900))
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	st.alloc = alloc
+	return st
+}
+
+// startServer starts a server on the demo data with its run workers.
+func startServer(t *testing.T) *site {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Data = t.TempDir()
+	cfg.PolicyFile = filepath.Join(cfg.Data, "policy.cedar")
+	os.WriteFile(cfg.PolicyFile, []byte(demo.Policy), 0o600)
+	cfg.InventoryFile = filepath.Join(cfg.Data, "inventory.yaml")
+	os.WriteFile(cfg.InventoryFile, []byte(demo.Inventory), 0o600)
+	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, err := demo.Seed(context.Background(), demo.Services{Store: s.Store, Identity: s.Identity, Review: s.Review})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s.Handler())
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Runs.Start(ctx) }()
+	t.Cleanup(func() { hs.Close(); stop(); <-done; s.Close() })
+	st := &site{url: hs.URL, srv: s, pw: map[string]string{}}
+	for _, u := range users {
+		st.pw[u.Username] = u.Password
+	}
+	return st
+}
+
+// browser opens a fresh browser window (its own cookies) signed in as user.
+func (s *site) browser(t *testing.T, user string) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(s.alloc)
+	t.Cleanup(cancel)
+	ctx, cancel2 := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(cancel2)
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate(s.url+"/login"),
+		chromedp.WaitVisible("#username", chromedp.ByID),
+		chromedp.SendKeys("#username", user, chromedp.ByID),
+		chromedp.SendKeys("#password", s.pw[user], chromedp.ByID),
+		chromedp.Click("button[type=submit]", chromedp.ByQuery),
+		chromedp.WaitVisible("header", chromedp.ByQuery),
+	); err != nil {
+		t.Fatalf("sign in as %s: %v", user, err)
+	}
+	return ctx
+}
+
+// screenshot saves the final page of a test as an artifact.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	var png []byte
+	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 80)); err == nil {
+		path := filepath.Join(t.TempDir(), name+".png")
+		os.WriteFile(path, png, 0o644)
+		t.Logf("screenshot: %s", path)
+	}
+}
+
+func waitText(ctx context.Context, sel, want string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		for {
+			var got string
+			if err := chromedp.Text(sel, &got, chromedp.ByQuery).Do(ctx); err == nil && strings.Contains(got, want) {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	})
+}
+
+func TestAliceRunsInStagingAndWatchesOutputLive(t *testing.T) {
+	s := newSite(t)
+	ctx := s.browser(t, "alice")
+	var statusWhileFlushing string
+	err := chromedp.Run(ctx,
+		chromedp.Navigate(s.url+"/procedures/flush-cache"),
+		chromedp.SetValue("#environment", "staging", chromedp.ByID),
+		chromedp.SetValue("#p-cache", "sessions", chromedp.ByID),
+		chromedp.Click("#run-form button.primary", chromedp.ByQuery),
+		chromedp.WaitVisible("#run", chromedp.ByID),
+		waitText(ctx, "#output", "flushing the sessions cache"),
+		chromedp.Text("#status", &statusWhileFlushing, chromedp.ByID),
+		waitText(ctx, "#status", "succeeded"),
+		waitText(ctx, "#output", "flushed"),
+	)
+	screenshot(t, ctx, "alice-staging-run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if statusWhileFlushing != "running" {
+		t.Fatalf("output arrived only after the run (status was %q): not live", statusWhileFlushing)
+	}
+}
+
+func TestProductionRequestApprovedFromBobsInbox(t *testing.T) {
+	s := newSite(t)
+	alice := s.browser(t, "alice")
+	var runURL string
+	err := chromedp.Run(alice,
+		chromedp.Navigate(s.url+"/procedures/flush-cache"),
+		chromedp.SetValue("#environment", "production", chromedp.ByID),
+		chromedp.SetValue("#p-cache", "catalog", chromedp.ByID),
+		chromedp.Click("#run-form button.primary", chromedp.ByQuery),
+		chromedp.WaitVisible("#run", chromedp.ByID),
+		waitText(alice, "#status", "pending_approval"),
+		chromedp.Location(&runURL),
+		chromedp.Evaluate(`window.__stillTheSamePage = true`, nil),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// alice cannot approve her own run: there is no approve button.
+	var own int
+	chromedp.Run(alice, chromedp.Evaluate(`document.querySelectorAll("#approve").length`, &own))
+	if own != 0 {
+		t.Fatal("alice's page offers to approve her own run")
+	}
+	bob := s.browser(t, "bob")
+	err = chromedp.Run(bob,
+		chromedp.Navigate(s.url+"/inbox"),
+		chromedp.Click(`a[href^="/runs/"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#approve", chromedp.ByID),
+		chromedp.SendKeys("#comment", "fine, after the sale", chromedp.ByID),
+		chromedp.Click("#approve", chromedp.ByID),
+		waitText(bob, "#status", "succeeded"),
+	)
+	screenshot(t, bob, "bob-approved")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// alice's open page followed without a reload.
+	var same bool
+	err = chromedp.Run(alice, waitText(alice, "#status", "succeeded"), chromedp.Evaluate(`window.__stillTheSamePage === true`, &same))
+	screenshot(t, alice, "alice-after-approval")
+	if err != nil || !same {
+		t.Fatalf("alice's page: %v (same page: %v)", err, same)
+	}
+}
+
+func TestBadParameterShowsErrorNextToField(t *testing.T) {
+	s := newSite(t)
+	ctx := s.browser(t, "alice")
+	before, _ := s.srv.Store.RunList(context.Background(), store.RunListParams{})
+	var fieldErr string
+	err := chromedp.Run(ctx,
+		chromedp.Navigate(s.url+"/procedures/rotate-logs"),
+		chromedp.SetValue("#environment", "staging", chromedp.ByID),
+		chromedp.SetValue("#p-keep_days", "99", chromedp.ByID),
+		chromedp.Click("#run-form button.primary", chromedp.ByQuery),
+		waitText(ctx, "#e-keep_days", "must be at most 30"),
+		chromedp.Text("#e-keep_days", &fieldErr, chromedp.ByID),
+	)
+	screenshot(t, ctx, "bad-parameter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := s.srv.Store.RunList(context.Background(), store.RunListParams{})
+	if len(after) != len(before) {
+		t.Fatal("a refused form stored a run")
+	}
+}
+
+func TestCarolReviewsFromTheDiff(t *testing.T) {
+	s := newSite(t)
+	ctx := s.browser(t, "carol")
+	var diff string
+	err := chromedp.Run(ctx,
+		chromedp.Navigate(s.url+"/inbox"),
+		chromedp.Click(`a[href^="/versions/"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#diff", chromedp.ByID),
+		chromedp.Text("#diff", &diff, chromedp.ByID),
+		chromedp.SendKeys("#comment", "the default keeps today's behaviour", chromedp.ByID),
+		chromedp.Click("#approve", chromedp.ByID),
+		chromedp.WaitNotPresent("#approve", chromedp.ByID),
+	)
+	screenshot(t, ctx, "carol-review")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(diff, "+  - name: percentage") {
+		t.Fatalf("diff does not show the change:\n%s", diff)
+	}
+	p, _ := s.srv.Store.ProcedureGetByName(context.Background(), "toggle-feature-flag")
+	v, _ := s.srv.Store.ProcedureVersionGet(context.Background(), p.ActiveVersionID)
+	if v.Number != 2 {
+		t.Fatalf("active version is v%d after carol's approval, want v2", v.Number)
+	}
+}

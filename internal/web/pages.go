@@ -1,0 +1,379 @@
+package web
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/airlockhq/airlock"
+	"github.com/airlockhq/airlock/internal/authz"
+	"github.com/airlockhq/airlock/internal/identity"
+	"github.com/airlockhq/airlock/internal/policy"
+	"github.com/airlockhq/airlock/internal/procedure"
+	"github.com/airlockhq/airlock/internal/review"
+	"github.com/airlockhq/airlock/internal/run"
+	"github.com/airlockhq/airlock/internal/store"
+)
+
+type envAccess struct {
+	Env, Access string
+	Approval    bool
+}
+
+type catalogItem struct {
+	Name, Title, Risk string
+	Access            []envAccess
+}
+
+type team struct {
+	Team  string
+	Items []catalogItem
+}
+
+// catalog lists the procedures the user may run or request, by team,
+// with what they may do in each environment.
+func (h *Handler) catalog(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	p := identity.PrincipalFrom(ctx)
+	q := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("q")))
+	procs, err := h.Review.Procedures(ctx, p)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	teams := map[string][]catalogItem{}
+	for _, sp := range procs {
+		if sp.ActiveVersionID == "" || !sp.RetiredAt.IsZero() {
+			continue
+		}
+		v, err := h.Store.ProcedureVersionGet(ctx, sp.ActiveVersionID)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		def, err := procedure.FromCanonical(v.Definition)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		if q != "" && !strings.Contains(strings.ToLower(def.Name+" "+def.Title+" "+def.Description), q) {
+			continue
+		}
+		pr, _ := authz.ProcedureOf(ctx, h.Store, sp)
+		item := catalogItem{Name: def.Name, Title: def.Title, Risk: def.Risk}
+		any := false
+		for _, env := range h.Authz.Environments() {
+			c := policy.Context{Environment: env}
+			access := "none"
+			switch {
+			case h.Authz.Allowed(ctx, p, policy.ActionRun, policy.Resource{Procedure: &pr}, c):
+				access = "run"
+			case h.Authz.Allowed(ctx, p, policy.ActionRequest, policy.Resource{Procedure: &pr}, c):
+				access = "request"
+			}
+			if access != "none" {
+				any = true
+				item.Access = append(item.Access, envAccess{Env: env, Access: access, Approval: access == "request" || authz.NeedsApproval(def, env)})
+			}
+		}
+		if any {
+			teams[def.Owner] = append(teams[def.Owner], item)
+		}
+	}
+	var out []team
+	for _, t := range sortedKeys(teams) {
+		out = append(out, team{Team: t, Items: teams[t]})
+	}
+	h.render(w, r, http.StatusOK, "catalog", page{Title: "Catalog", Data: map[string]any{"Teams": out, "Query": r.URL.Query().Get("q")}})
+}
+
+type paramField struct {
+	procedure.Parameter
+	Value    string
+	Selected map[string]bool
+	Error    string
+}
+
+type procedureData struct {
+	Def          *procedure.Procedure
+	Version      *store.ProcedureVersion
+	Environments []string
+	Params       []paramField
+	Values       map[string]string
+	Plan         *run.Plan
+	Runs         []*store.Run
+	Versions     []*store.ProcedureVersion
+}
+
+func (h *Handler) procedureData(r *http.Request, name string) (*procedureData, error) {
+	ctx := r.Context()
+	p := identity.PrincipalFrom(ctx)
+	proc, vs, err := h.Review.Versions(ctx, p, name)
+	if err != nil {
+		return nil, err
+	}
+	if proc.ActiveVersionID == "" {
+		return nil, airlock.Errorf(airlock.NotFound, "%s has no approved version yet", name)
+	}
+	var active *store.ProcedureVersion
+	for _, v := range vs {
+		if v.ID == proc.ActiveVersionID {
+			active = v
+		}
+	}
+	if active == nil {
+		return nil, errNoActive
+	}
+	def, err := procedure.FromCanonical(active.Definition)
+	if err != nil {
+		return nil, err
+	}
+	runs, err := h.Runs.List(ctx, p, store.RunListParams{ProcedureName: name, Limit: 10})
+	if err != nil {
+		return nil, err
+	}
+	d := &procedureData{Def: def, Version: active, Environments: h.Authz.Environments(), Runs: runs, Versions: vs,
+		Values: map[string]string{"environment": h.Authz.Environments()[0]}}
+	for _, prm := range def.Parameters {
+		f := paramField{Parameter: prm, Selected: map[string]bool{}}
+		if prm.Default != nil {
+			f.Value = fmt.Sprint(prm.Default.V)
+			if list, ok := prm.Default.V.([]string); ok {
+				for _, v := range list {
+					f.Selected[v] = true
+				}
+			}
+		}
+		d.Params = append(d.Params, f)
+	}
+	return d, nil
+}
+
+func (h *Handler) procedurePage(w http.ResponseWriter, r *http.Request) {
+	d, err := h.procedureData(r, r.PathValue("name"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.render(w, r, http.StatusOK, "procedure", page{Title: d.Def.Name, Data: d})
+}
+
+// requestRun takes the form: it shows the targets first when asked, and
+// otherwise requests the run; a refused value is shown next to its field
+// with the server's message, and nothing is stored.
+func (h *Handler) requestRun(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	name := r.PathValue("name")
+	d, err := h.procedureData(r, name)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	_ = r.ParseForm()
+	d.Values["environment"] = r.PostFormValue("environment")
+	d.Values["reason"] = r.PostFormValue("reason")
+	params := map[string]any{}
+	for i := range d.Params {
+		f := &d.Params[i]
+		vals := r.PostForm["p."+f.Name]
+		f.Selected = map[string]bool{}
+		switch f.Type {
+		case procedure.TypeMultiEnum:
+			list := []any{}
+			for _, v := range vals {
+				list = append(list, v)
+				f.Selected[v] = true
+			}
+			params[f.Name] = list
+		case procedure.TypeBool:
+			params[f.Name] = len(vals) > 0 && vals[0] == "true"
+			f.Value = fmt.Sprint(params[f.Name])
+		default:
+			if len(vals) > 0 && vals[0] != "" {
+				params[f.Name] = vals[0]
+				if f.Type != procedure.TypeSecret {
+					f.Value = vals[0]
+				}
+			} else {
+				f.Value = ""
+			}
+		}
+	}
+	p := identity.PrincipalFrom(ctx)
+	rp := run.RequestParams{Procedure: name, Environment: d.Values["environment"], Params: params, Reason: d.Values["reason"]}
+	var runID string
+	if r.PostFormValue("plan") != "" {
+		d.Plan, err = h.Runs.Plan(ctx, p, rp)
+	} else {
+		var rr *store.Run
+		if rr, err = h.Runs.Request(ctx, p, rp); err == nil {
+			runID = rr.ID
+		}
+	}
+	if err != nil {
+		msg := airlock.ErrorMessage(err)
+		field := airlock.ErrorField(err)
+		placed := false
+		for i := range d.Params {
+			if field == "params."+d.Params[i].Name {
+				d.Params[i].Error, placed = msg, true
+			}
+		}
+		pg := page{Title: name, Data: d}
+		if !placed {
+			pg.Error = msg
+		} else {
+			pg.Error = "Check the highlighted parameter."
+		}
+		status := http.StatusBadRequest
+		if airlock.ErrorKind(err) == airlock.Forbidden {
+			status = http.StatusForbidden
+		}
+		h.render(w, r, status, "procedure", pg)
+		return
+	}
+	if runID == "" {
+		h.render(w, r, http.StatusOK, "procedure", page{Title: name, Data: d})
+		return
+	}
+	http.Redirect(w, r, "/runs/"+runID, http.StatusSeeOther)
+}
+
+func (h *Handler) runsPage(w http.ResponseWriter, r *http.Request) {
+	runs, err := h.Runs.List(r.Context(), identity.PrincipalFrom(r.Context()), store.RunListParams{Limit: 100})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.render(w, r, http.StatusOK, "runs", page{Title: "Runs", Data: runs})
+}
+
+func (h *Handler) runPage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	p := identity.PrincipalFrom(ctx)
+	rr, chunks, err := h.Runs.Output(ctx, p, r.PathValue("id"), 0, 2000)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	d, err := h.Runs.Details(ctx, rr)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var out bytes.Buffer
+	for _, c := range chunks {
+		out.Write(c.Data)
+	}
+	data := map[string]any{"Run": rr, "Approvals": d.Approvals, "Nodes": d.Nodes, "Output": out.String(),
+		"CanApprove": rr.Status == store.RunPending && rr.RequesterID != p.UserID && h.Runs.Allowed(ctx, p, rr, policy.ActionApproveRun),
+		"CanCancel":  !store.RunFinal(rr.Status) && h.Runs.Allowed(ctx, p, rr, policy.ActionCancelRun)}
+	h.render(w, r, http.StatusOK, "run", page{Title: rr.ProcedureName, Data: data, Script: "run.js"})
+}
+
+func (h *Handler) decideRun(decision string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		binding := r.PostFormValue("binding")
+		id := r.PathValue("id")
+		if _, err := h.Runs.Decide(r.Context(), identity.PrincipalFrom(r.Context()), id, decision, binding, r.PostFormValue("comment")); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		http.Redirect(w, r, "/runs/"+id, http.StatusSeeOther)
+	}
+}
+
+func (h *Handler) cancelRun(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := h.Runs.Cancel(r.Context(), identity.PrincipalFrom(r.Context()), id); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/runs/"+id, http.StatusSeeOther)
+}
+
+func (h *Handler) inboxItems(r *http.Request) ([]*store.Run, []*store.ProcedureVersion, error) {
+	ctx := r.Context()
+	p := identity.PrincipalFrom(ctx)
+	pending, err := h.Runs.List(ctx, p, store.RunListParams{Status: store.RunPending, Limit: 200})
+	if err != nil {
+		return nil, nil, err
+	}
+	var runs []*store.Run
+	for _, rr := range pending {
+		if rr.RequesterID != p.UserID && h.Runs.Allowed(ctx, p, rr, policy.ActionApproveRun) {
+			runs = append(runs, rr)
+		}
+	}
+	vs, err := h.Review.VersionsByStatus(ctx, p, store.VersionProposed)
+	if err != nil {
+		return nil, nil, err
+	}
+	var versions []*store.ProcedureVersion
+	for _, v := range vs {
+		st, err := h.Review.StatusOf(ctx, v)
+		if err == nil && h.Review.CanReview(p, st) {
+			versions = append(versions, v)
+		}
+	}
+	return runs, versions, nil
+}
+
+func (h *Handler) inbox(w http.ResponseWriter, r *http.Request) {
+	runs, versions, err := h.inboxItems(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.render(w, r, http.StatusOK, "inbox", page{Title: "Inbox", Data: map[string]any{"Runs": runs, "Versions": versions}})
+}
+
+func (h *Handler) versionData(r *http.Request) (map[string]any, error) {
+	ctx := r.Context()
+	p := identity.PrincipalFrom(ctx)
+	st, err := h.Review.VersionStatus(ctx, p, r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	v := st.Version
+	diff := ""
+	proc, _ := h.Store.ProcedureGetByID(ctx, v.ProcedureID)
+	if proc != nil && proc.ActiveVersionID != "" && proc.ActiveVersionID != v.ID {
+		if active, err := h.Store.ProcedureVersionGet(ctx, proc.ActiveVersionID); err == nil {
+			diff, _ = review.Diff(active, v)
+		}
+	}
+	if diff == "" {
+		if def, err := procedure.FromCanonical(v.Definition); err == nil {
+			diff = def.YAML()
+		}
+	}
+	return map[string]any{"Version": v, "Reviews": st.Reviews, "Quorum": st.Quorum, "Missing": st.Missing, "Diff": diff,
+		"CanReview": h.Review.CanReview(p, st)}, nil
+}
+
+func (h *Handler) versionPage(w http.ResponseWriter, r *http.Request) {
+	d, err := h.versionData(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.render(w, r, http.StatusOK, "version", page{Title: "Review", Data: d})
+}
+
+func (h *Handler) reviewVersion(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	_, err := h.Review.Review(r.Context(), identity.PrincipalFrom(r.Context()), id, r.PostFormValue("digest"),
+		r.PostFormValue("decision"), r.PostFormValue("comment"))
+	if err != nil {
+		d, derr := h.versionData(r)
+		if derr != nil {
+			h.fail(w, r, err)
+			return
+		}
+		h.render(w, r, http.StatusBadRequest, "version", page{Title: "Review", Error: airlock.ErrorMessage(err), Data: d})
+		return
+	}
+	http.Redirect(w, r, "/versions/"+id, http.StatusSeeOther)
+}

@@ -1,0 +1,245 @@
+// Package web is Airlock's browser interface: server-rendered pages
+// (html/template) from embedded assets, no build step, with small
+// hand-written JavaScript only for live output. It calls the same
+// services as the API, so every page passes the same authorizer. Pages
+// work without JavaScript except the live output. Every form carries the
+// session's CSRF token; the Content-Security-Policy allows no inline
+// script.
+package web
+
+import (
+	"embed"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/airlockhq/airlock"
+	"github.com/airlockhq/airlock/internal/audit"
+	"github.com/airlockhq/airlock/internal/authz"
+	"github.com/airlockhq/airlock/internal/identity"
+	"github.com/airlockhq/airlock/internal/review"
+	"github.com/airlockhq/airlock/internal/run"
+	"github.com/airlockhq/airlock/internal/store"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Handler serves the pages.
+type Handler struct {
+	Identity *identity.Service
+	Review   *review.Service
+	Authz    *authz.Authorizer
+	Runs     *run.Service
+	Store    store.Store
+	Log      *slog.Logger
+	Secure   bool
+	SSO      bool
+	// SessionMaxAge is the cookie lifetime in seconds.
+	SessionMaxAge int
+
+	pages map[string]*template.Template
+}
+
+// SessionCookie is the browser session cookie (shared with the API).
+const SessionCookie = "airlock_session"
+
+// page is what every template gets.
+type page struct {
+	Title      string
+	User       *identity.Principal
+	CSRF       string
+	Flash      string
+	Error      string
+	InboxCount int
+	Script     string
+	Data       any
+}
+
+func (h *Handler) load() {
+	layout := template.Must(template.ParseFS(templateFS, "templates/layout.html"))
+	h.pages = map[string]*template.Template{}
+	names, _ := fs.Glob(templateFS, "templates/*.html")
+	for _, n := range names {
+		name := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
+		if name == "layout" {
+			continue
+		}
+		h.pages[name] = template.Must(template.Must(layout.Clone()).ParseFS(templateFS, n))
+	}
+}
+
+// Register adds the pages to mux.
+func (h *Handler) Register(mux *http.ServeMux, wrap func(route string, next http.Handler) http.Handler) {
+	h.load()
+	static, _ := fs.Sub(staticFS, "static")
+	mux.Handle("GET /static/", wrap("GET /static/", http.StripPrefix("/static/", http.FileServer(http.FS(static)))))
+	routes := []struct {
+		pattern string
+		auth    bool
+		fn      http.HandlerFunc
+	}{
+		{"GET /login", false, h.loginPage},
+		{"POST /login", false, h.login},
+		{"POST /logout", true, h.logout},
+		{"GET /{$}", true, h.catalog},
+		{"GET /procedures/{name}", true, h.procedurePage},
+		{"POST /procedures/{name}/run", true, h.requestRun},
+		{"GET /runs", true, h.runsPage},
+		{"GET /runs/{id}", true, h.runPage},
+		{"POST /runs/{id}/approve", true, h.decideRun("approve")},
+		{"POST /runs/{id}/deny", true, h.decideRun("deny")},
+		{"POST /runs/{id}/cancel", true, h.cancelRun},
+		{"GET /inbox", true, h.inbox},
+		{"GET /versions/{id}", true, h.versionPage},
+		{"POST /versions/{id}/review", true, h.reviewVersion},
+	}
+	// Cross-origin form posts are refused before anything else (this
+	// covers the login form, which has no session to hold a CSRF token).
+	cop := http.NewCrossOriginProtection()
+	for _, rt := range routes {
+		var next http.Handler = rt.fn
+		if rt.auth {
+			next = h.session(next)
+		}
+		mux.Handle(rt.pattern, wrap(rt.pattern, cop.Handler(next)))
+	}
+}
+
+// session requires a browser session (else: to the login page, with the
+// way back), checks the CSRF token on every state-changing request, and
+// sends a user who must change their password to do that first.
+func (h *Handler) session(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie(SessionCookie)
+		var p *identity.Principal
+		if err == nil {
+			p, err = h.Identity.Authenticate(r.Context(), c.Value)
+		}
+		if err != nil || p == nil || p.Via != "session" {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI())+"&expired=1", http.StatusSeeOther)
+				return
+			}
+			http.Error(w, "your session has ended; sign in again", http.StatusUnauthorized)
+			return
+		}
+		csrf := identity.CSRFToken(c.Value)
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if r.PostFormValue("csrf_token") != csrf {
+				http.Error(w, "missing or invalid CSRF token", http.StatusForbidden)
+				return
+			}
+		}
+		ctx := identity.WithPrincipal(r.Context(), p)
+		ctx = withCSRF(ctx, csrf)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, pg page) {
+	if p := identity.PrincipalFrom(r.Context()); p != nil {
+		pg.User = p
+		pg.CSRF = csrfFrom(r.Context())
+		if runs, vs, err := h.inboxItems(r); err == nil {
+			pg.InboxCount = len(runs) + len(vs)
+		}
+	}
+	t := h.pages[name]
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := t.ExecuteTemplate(w, "layout", pg); err != nil {
+		h.Log.Error("render page", "page", name, "err", err)
+	}
+}
+
+// fail renders an error: "not found" for what the caller may not see,
+// the caller-safe message otherwise.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code := http.StatusInternalServerError
+	switch airlock.ErrorKind(err) {
+	case airlock.NotFound:
+		code = http.StatusNotFound
+	case airlock.Forbidden:
+		code = http.StatusForbidden
+	case airlock.Invalid:
+		code = http.StatusBadRequest
+	case airlock.Conflict:
+		code = http.StatusConflict
+	}
+	if code == http.StatusInternalServerError {
+		h.Log.Error("page", "path", r.URL.Path, "err", err)
+	}
+	h.render(w, r, code, "runs", page{Title: "Error", Error: airlock.ErrorMessage(err), Flash: airlock.ErrorMessage(err), Data: []*store.Run{}})
+}
+
+func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
+	data := map[string]any{"Next": r.URL.Query().Get("next"), "SSO": h.SSO, "Username": ""}
+	pg := page{Title: "Sign in", Data: data}
+	if r.URL.Query().Get("expired") != "" {
+		pg.Flash = "Please sign in (your session has ended or you are not signed in)."
+	}
+	h.render(w, r, http.StatusOK, "login", pg)
+}
+
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	username, password := r.PostFormValue("username"), r.PostFormValue("password")
+	next := r.PostFormValue("next")
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, `\`) {
+		next = "/"
+	}
+	ctx := audit.WithMeta(r.Context(), audit.Meta{SourceAddr: clientAddr(r), UserAgent: r.UserAgent()})
+	u, err := h.Identity.PasswordLogin(ctx, username, password)
+	if err != nil {
+		h.render(w, r, http.StatusUnauthorized, "login", page{Title: "Sign in", Error: airlock.ErrorMessage(err),
+			Data: map[string]any{"Next": next, "SSO": h.SSO, "Username": username}})
+		return
+	}
+	previous := ""
+	if c, err := r.Cookie(SessionCookie); err == nil {
+		previous = c.Value
+	}
+	secret, _, err := h.Identity.NewSession(ctx, u, "password", previous)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: secret, Path: "/", MaxAge: h.SessionMaxAge, HttpOnly: true,
+		Secure: h.Secure, SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func clientAddr(r *http.Request) string {
+	addr := r.RemoteAddr
+	if i := strings.LastIndexByte(addr, ':'); i > 0 {
+		addr = addr[:i]
+	}
+	return strings.Trim(addr, "[]")
+}
+
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	if err := h.Identity.Logout(r.Context(), identity.PrincipalFrom(r.Context())); err != nil {
+		h.Log.Warn("logout", "err", err)
+	}
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: h.Secure, SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+func sortedKeys[M ~map[string]V, V any](m M) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+var errNoActive = errors.New("no active version")
