@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/evidence"
@@ -22,22 +21,6 @@ type EvidenceRequest struct {
 	Environment string `json:"environment,omitempty"`
 }
 
-// ParseTime reads RFC 3339 or a date; endOfDay moves a date to the next
-// midnight.
-func ParseTime(field, s string, endOfDay bool) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	t, err := time.Parse("2006-01-02", s)
-	if err != nil {
-		return time.Time{}, airlock.FieldError(field, "expected RFC 3339 (2026-11-27T09:00:00Z) or a date (2026-11-27), got %q", s)
-	}
-	if endOfDay {
-		t = t.Add(24 * time.Hour)
-	}
-	return t, nil
-}
-
 func (h *Handler) exportEvidence(w http.ResponseWriter, r *http.Request) {
 	var req EvidenceRequest
 	if err := readJSON(r, &req); err != nil {
@@ -48,12 +31,12 @@ func (h *Handler) exportEvidence(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	from, err := ParseTime("from", req.From, false)
+	from, err := evidence.ParseTime("from", req.From, false)
 	if err != nil {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	to, err := ParseTime("to", req.To, true)
+	to, err := evidence.ParseTime("to", req.To, true)
 	if err != nil {
 		writeError(w, r, h.Log, err)
 		return

@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
 	"github.com/airlockhq/airlock/internal/config"
 	"github.com/airlockhq/airlock/internal/demo"
+	"github.com/airlockhq/airlock/internal/evidence"
 	"github.com/airlockhq/airlock/internal/server"
 	"github.com/airlockhq/airlock/internal/store"
 	"github.com/airlockhq/airlock/internal/testenv"
@@ -238,5 +240,66 @@ func TestCarolReviewsFromTheDiff(t *testing.T) {
 	v, _ := s.srv.Store.ProcedureVersionGet(context.Background(), p.ActiveVersionID)
 	if v.Number != 2 {
 		t.Fatalf("active version is v%d after carol's approval, want v2", v.Number)
+	}
+}
+
+func TestDanaVerifiesTheLogAndDownloadsEvidence(t *testing.T) {
+	s := newSite(t)
+	// Something worth exporting: a run in staging.
+	alice := s.browser(t, "alice")
+	if err := chromedp.Run(alice,
+		chromedp.Navigate(s.url+"/procedures/flush-cache"),
+		chromedp.SetValue("#environment", "staging", chromedp.ByID),
+		chromedp.SetValue("#p-cache", "sessions", chromedp.ByID),
+		chromedp.Click("#run-form button.primary", chromedp.ByQuery),
+		waitText(alice, "#status", "succeeded"),
+	); err != nil {
+		t.Fatal(err)
+	}
+
+	dana := s.browser(t, "dana")
+	dir := t.TempDir()
+	done := make(chan string, 1)
+	chromedp.ListenTarget(dana, func(ev any) {
+		if p, ok := ev.(*browser.EventDownloadProgress); ok && p.State == browser.DownloadProgressStateCompleted {
+			select {
+			case done <- p.GUID:
+			default:
+			}
+		}
+	})
+	today := time.Now().UTC().Format("2006-01-02")
+	var key, verified string
+	err := chromedp.Run(dana,
+		browser.SetDownloadBehavior(browser.SetDownloadBehaviorBehaviorAllowAndName).WithDownloadPath(dir).WithEventsEnabled(true),
+		chromedp.Navigate(s.url+"/audit"),
+		chromedp.Click("#verify", chromedp.ByID),
+		chromedp.WaitVisible("#verify-result", chromedp.ByID),
+		chromedp.Text("#verify-result", &verified, chromedp.ByID),
+		chromedp.Text("#verifier-key", &key, chromedp.ByID),
+		chromedp.SetValue("#from", today, chromedp.ByID),
+		chromedp.SetValue("#to", today, chromedp.ByID),
+		chromedp.Click("#export", chromedp.ByID),
+	)
+	screenshot(t, dana, "dana-audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(verified, "Verified") {
+		t.Fatalf("verify now: %q", verified)
+	}
+	var guid string
+	select {
+	case guid = <-done:
+	case <-dana.Done():
+		t.Fatal("no download")
+	}
+	zip, err := os.ReadFile(filepath.Join(dir, guid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := evidence.Verify(zip, strings.TrimSpace(key))
+	if err != nil || !res.OK() || res.Runs < 1 {
+		t.Fatalf("downloaded bundle: %v %+v", err, res)
 	}
 }

@@ -181,3 +181,100 @@ func TestOthersRunsAreInvisible(t *testing.T) {
 		t.Fatalf("run is %s", got)
 	}
 }
+
+// A secret with a recognisable value; no page or API response may show it.
+const canary = "s3cr3t-CANARY-7f1e"
+
+var (
+	inlineScript  = regexp.MustCompile(`(?i)<script(\s[^>]*)?>`)
+	eventHandler  = regexp.MustCompile(`(?i)\son[a-z]+\s*=`)
+	inlineStyle   = regexp.MustCompile(`(?i)\sstyle\s*=`)
+	hrefs         = regexp.MustCompile(`href="(/(?:runs|versions|procedures)/[^"?#]+)"`)
+	versionsInBox = regexp.MustCompile(`href="(/versions/[^"]+)"`)
+)
+
+func TestEveryPageIsStrictAndLeaksNoSecret(t *testing.T) {
+	s := startServer(t)
+	bob := s.visitor(t, "bob")
+	// bob stores the database password the db-readonly-query steps use,
+	// through the API, then runs the report in staging with it.
+	req, _ := http.NewRequest("PUT", s.url+"/api/v1/secrets/payments/db-readonly", strings.NewReader(`{"value":"`+canary+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-CSRF-Token", bob.csrf())
+	if code, body := bob.do(req); code != http.StatusOK && code != http.StatusCreated {
+		t.Fatalf("put secret: %d %s", code, body)
+	}
+	code, body := bob.post("/procedures/db-readonly-query/run", url.Values{"csrf_token": {bob.csrf()},
+		"environment": {"staging"}, "p.report": {"stuck-settlements"}, "p.limit": {"10"}, "p.ticket": {"OPS-1"}})
+	if code != http.StatusOK || !strings.Contains(body, `id="run"`) {
+		t.Fatalf("bob runs the report: %d %.300s", code, body)
+	}
+	requestProductionFlush(t, s.visitor(t, "alice"))
+
+	anon := s.visitor(t, "")
+	seen := 0
+	check := func(who, path string, resp *http.Response, body string) {
+		t.Helper()
+		seen++
+		if strings.Contains(body, canary) {
+			t.Errorf("%s GET %s shows the secret value", who, path)
+		}
+		if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+			return
+		}
+		csp := resp.Header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "frame-ancestors 'none'") {
+			t.Errorf("%s GET %s: CSP %q", who, path, csp)
+		}
+		for _, m := range inlineScript.FindAllStringSubmatch(body, -1) {
+			if !strings.Contains(m[1], "src=") {
+				t.Errorf("%s GET %s has an inline script: %s", who, path, m[0])
+			}
+		}
+		if m := eventHandler.FindString(body); m != "" {
+			t.Errorf("%s GET %s has an inline event handler: %s", who, path, m)
+		}
+		if m := inlineStyle.FindString(body); m != "" {
+			t.Errorf("%s GET %s has an inline style: %s", who, path, m)
+		}
+	}
+	fetch := func(who string, v *visitor, path string) string {
+		req, _ := http.NewRequest("GET", s.url+path, nil)
+		resp, err := v.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		check(who, path, resp, string(b))
+		return string(b)
+	}
+	fetch("anonymous", anon, "/login")
+	for _, who := range []string{"alice", "bob", "carol", "dana", "erin"} {
+		v := s.visitor(t, who)
+		visited := map[string]bool{}
+		queue := []string{"/", "/runs", "/inbox", "/audit"}
+		for len(queue) > 0 {
+			path := queue[0]
+			queue = queue[1:]
+			if visited[path] {
+				continue
+			}
+			visited[path] = true
+			body := fetch(who, v, path)
+			for _, m := range append(hrefs.FindAllStringSubmatch(body, -1), versionsInBox.FindAllStringSubmatch(body, -1)...) {
+				queue = append(queue, m[1])
+				if strings.HasPrefix(m[1], "/runs/") {
+					queue = append(queue, "/api/v1"+m[1], "/api/v1"+m[1]+"/output")
+				}
+			}
+		}
+		for _, path := range []string{"/api/v1/runs", "/api/v1/secrets", "/api/v1/audit/events?limit=1000", "/api/v1/procedures"} {
+			fetch(who, v, path)
+		}
+	}
+	if seen < 40 {
+		t.Fatalf("only %d responses checked; the walk did not reach the pages", seen)
+	}
+	t.Logf("%d responses checked", seen)
+}

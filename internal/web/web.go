@@ -40,9 +40,12 @@ type Handler struct {
 	Authz    *authz.Authorizer
 	Runs     *run.Service
 	Store    store.Store
+	Audit    *audit.Log
 	Log      *slog.Logger
-	Secure   bool
-	SSO      bool
+	// Environments offered in forms.
+	Environments []string
+	Secure       bool
+	SSO          bool
 	// SessionMaxAge is the cookie lifetime in seconds.
 	SessionMaxAge int
 
@@ -101,6 +104,9 @@ func (h *Handler) Register(mux *http.ServeMux, wrap func(route string, next http
 		{"GET /inbox", true, h.inbox},
 		{"GET /versions/{id}", true, h.versionPage},
 		{"POST /versions/{id}/review", true, h.reviewVersion},
+		{"GET /audit", true, h.auditPage},
+		{"POST /audit/verify", true, h.verifyAudit},
+		{"POST /audit/evidence", true, h.exportEvidence},
 	}
 	// Cross-origin form posts are refused before anything else (this
 	// covers the login form, which has no session to hold a CSRF token).
