@@ -81,10 +81,32 @@ func Seed(ctx context.Context, s Services) ([]User, error) {
 	if err := seedCatalog(ctx, s); err != nil {
 		return nil, err
 	}
+	if err := seedSecrets(ctx, s); err != nil {
+		return nil, err
+	}
 	if err := seedSSH(ctx, s); err != nil {
 		return nil, err
 	}
 	return users, nil
+}
+
+// seedSecrets stores the secrets the catalog's steps use (random values:
+// the demo's scripts never print them), as bob would.
+func seedSecrets(ctx context.Context, s Services) error {
+	if s.Secrets == nil {
+		return nil
+	}
+	if _, err := s.Store.SecretGet(ctx, "payments/db-readonly"); err == nil {
+		return nil
+	}
+	bob, err := principal(ctx, s.Store, "bob")
+	if err != nil {
+		return err
+	}
+	if _, err := s.Secrets.Put(ctx, bob, "payments/db-readonly", []byte(identity.RandomPassword())); err != nil {
+		return fmt.Errorf("demo secret: %w", err)
+	}
+	return nil
 }
 
 func seedUsers(ctx context.Context, s Services) ([]User, error) {

@@ -25,7 +25,7 @@ func TestSeedCatalogThroughReviews(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	svcs := demo.Services{Store: s.Store, Identity: s.Identity, Review: s.Review}
+	svcs := demo.Services{Store: s.Store, Identity: s.Identity, Review: s.Review, Secrets: s.Secrets}
 	users, err := demo.Seed(ctx, svcs)
 	if err != nil || len(users) != 5 {
 		t.Fatalf("seed: %d users, %v", len(users), err)
@@ -53,6 +53,10 @@ func TestSeedCatalogThroughReviews(t *testing.T) {
 	st, _ := s.Review.StatusOf(ctx, pending[0])
 	if len(st.Missing) != 1 || st.Missing[0] != "security" {
 		t.Fatalf("pending proposal needs %v, want security", st.Missing)
+	}
+	// The secret db-readonly-query's step uses is there, so it can run.
+	if _, err := s.Store.SecretGet(ctx, "payments/db-readonly"); err != nil {
+		t.Fatalf("payments/db-readonly: %v", err)
 	}
 	// Seeding again changes nothing.
 	before, _ := s.Store.AuditSize(ctx)
