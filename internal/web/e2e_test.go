@@ -98,12 +98,24 @@ func (s *site) browser(t *testing.T, user string) context.Context {
 	return ctx
 }
 
-// screenshot saves the final page of a test as an artifact.
+// screenshot saves the final page of a test as an artifact (PNG, the window) under
+// the test's temp dir, and also in $AIRLOCK_UI_SCREENSHOTS when set (how
+// the pictures in docs/ui/ are made).
 func screenshot(t *testing.T, ctx context.Context, name string) {
-	var png []byte
-	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 80)); err == nil {
-		path := filepath.Join(t.TempDir(), name+".png")
-		os.WriteFile(path, png, 0o644)
+	var img []byte
+	if err := chromedp.Run(ctx, chromedp.Evaluate(`window.scrollTo(0, 0)`, nil), chromedp.CaptureScreenshot(&img)); err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	dirs := []string{t.TempDir()}
+	if d := os.Getenv("AIRLOCK_UI_SCREENSHOTS"); d != "" {
+		dirs = append(dirs, d)
+	}
+	for _, d := range dirs {
+		path := filepath.Join(d, name+".png")
+		if err := os.WriteFile(path, img, 0o644); err != nil {
+			t.Errorf("screenshot: %v", err)
+		}
 		t.Logf("screenshot: %s", path)
 	}
 }
@@ -128,6 +140,10 @@ func TestAliceRunsInStagingAndWatchesOutputLive(t *testing.T) {
 	s := newSite(t)
 	ctx := s.browser(t, "alice")
 	var statusWhileFlushing string
+	if err := chromedp.Run(ctx, chromedp.Navigate(s.url+"/"), chromedp.WaitVisible("table", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, ctx, "catalog")
 	err := chromedp.Run(ctx,
 		chromedp.Navigate(s.url+"/procedures/flush-cache"),
 		chromedp.SetValue("#environment", "staging", chromedp.ByID),
@@ -172,8 +188,11 @@ func TestProductionRequestApprovedFromBobsInbox(t *testing.T) {
 		t.Fatal("alice's page offers to approve her own run")
 	}
 	bob := s.browser(t, "bob")
+	if err := chromedp.Run(bob, chromedp.Navigate(s.url+"/inbox"), chromedp.WaitVisible(`a[href^="/runs/"]`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, bob, "inbox")
 	err = chromedp.Run(bob,
-		chromedp.Navigate(s.url+"/inbox"),
 		chromedp.Click(`a[href^="/runs/"]`, chromedp.ByQuery),
 		chromedp.WaitVisible("#approve", chromedp.ByID),
 		chromedp.SendKeys("#comment", "fine, after the sale", chromedp.ByID),
@@ -219,22 +238,31 @@ func TestBadParameterShowsErrorNextToField(t *testing.T) {
 func TestCarolReviewsFromTheDiff(t *testing.T) {
 	s := newSite(t)
 	ctx := s.browser(t, "carol")
-	var diff string
+	var diff, after string
 	err := chromedp.Run(ctx,
 		chromedp.Navigate(s.url+"/inbox"),
 		chromedp.Click(`a[href^="/versions/"]`, chromedp.ByQuery),
 		chromedp.WaitVisible("#diff", chromedp.ByID),
 		chromedp.Text("#diff", &diff, chromedp.ByID),
 		chromedp.SendKeys("#comment", "the default keeps today's behaviour", chromedp.ByID),
-		chromedp.Click("#approve", chromedp.ByID),
-		chromedp.WaitNotPresent("#approve", chromedp.ByID),
 	)
-	screenshot(t, ctx, "carol-review")
+	if err == nil {
+		screenshot(t, ctx, "carol-review")
+		err = chromedp.Run(ctx,
+			chromedp.Click("#approve", chromedp.ByID),
+			chromedp.WaitNotPresent("#approve", chromedp.ByID),
+			chromedp.Text("#diff", &after, chromedp.ByID),
+		)
+	}
+	screenshot(t, ctx, "carol-approved")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(diff, "+  - name: percentage") {
-		t.Fatalf("diff does not show the change:\n%s", diff)
+	// Before and after the decision the page shows what changed from v1.
+	for _, d := range []string{diff, after} {
+		if !strings.Contains(d, "+  - name: percentage") {
+			t.Fatalf("diff does not show the change:\n%s", d)
+		}
 	}
 	p, _ := s.srv.Store.ProcedureGetByName(context.Background(), "toggle-feature-flag")
 	v, _ := s.srv.Store.ProcedureVersionGet(context.Background(), p.ActiveVersionID)

@@ -337,20 +337,46 @@ func (h *Handler) versionData(r *http.Request) (map[string]any, error) {
 		return nil, err
 	}
 	v := st.Version
-	diff := ""
-	proc, _ := h.Store.ProcedureGetByID(ctx, v.ProcedureID)
-	if proc != nil && proc.ActiveVersionID != "" && proc.ActiveVersionID != v.ID {
-		if active, err := h.Store.ProcedureVersionGet(ctx, proc.ActiveVersionID); err == nil {
-			diff, _ = review.Diff(active, v)
-		}
+	base, err := h.diffBase(r, v)
+	if err != nil {
+		return nil, err
 	}
-	if diff == "" {
-		if def, err := procedure.FromCanonical(v.Definition); err == nil {
-			diff = def.YAML()
+	diff, against := "", ""
+	if base != nil {
+		if diff, err = review.Diff(base, v); err != nil {
+			return nil, err
 		}
+		against = fmt.Sprintf("v%d", base.Number)
+	} else if def, err := procedure.FromCanonical(v.Definition); err == nil {
+		diff = def.YAML()
 	}
-	return map[string]any{"Version": v, "Reviews": st.Reviews, "Quorum": st.Quorum, "Missing": st.Missing, "Diff": diff,
+	return map[string]any{"Version": v, "Reviews": st.Reviews, "Quorum": st.Quorum, "Missing": st.Missing, "Diff": diff, "Against": against,
 		"CanReview": h.Review.CanReview(p, st)}, nil
+}
+
+// diffBase is what a version is compared with: the version in service
+// while it is proposed; once decided, the approved version before it.
+// Nil for a procedure's first version.
+func (h *Handler) diffBase(r *http.Request, v *store.ProcedureVersion) (*store.ProcedureVersion, error) {
+	ctx := r.Context()
+	proc, err := h.Store.ProcedureGetByID(ctx, v.ProcedureID)
+	if err != nil {
+		return nil, err
+	}
+	if v.Status == store.VersionProposed && proc.ActiveVersionID != "" {
+		return h.Store.ProcedureVersionGet(ctx, proc.ActiveVersionID)
+	}
+	all, err := h.Store.ProcedureVersionList(ctx, store.ProcedureVersionListParams{ProcedureID: v.ProcedureID})
+	if err != nil {
+		return nil, err
+	}
+	var base *store.ProcedureVersion
+	for _, o := range all {
+		if o.Number < v.Number && o.Status != store.VersionProposed && o.Status != store.VersionRejected && (base == nil || o.Number > base.Number) {
+			base = o
+		}
+	}
+	return base, nil
 }
 
 func (h *Handler) versionPage(w http.ResponseWriter, r *http.Request) {
