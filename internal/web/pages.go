@@ -326,7 +326,22 @@ func (h *Handler) inbox(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	h.render(w, r, http.StatusOK, "inbox", page{Title: "Inbox", Data: map[string]any{"Runs": runs, "Versions": versions}})
+	// Policy proposals a second admin must decide (none for those who
+	// may not read policies).
+	var policies []pendingPolicy
+	if h.mayManagePolicy(r) {
+		all, _, err := h.pendingPolicies(r)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		for _, pp := range all {
+			if pp.CanDecide {
+				policies = append(policies, pp)
+			}
+		}
+	}
+	h.render(w, r, http.StatusOK, "inbox", page{Title: "Inbox", Data: map[string]any{"Runs": runs, "Versions": versions, "Policies": policies}})
 }
 
 func (h *Handler) versionData(r *http.Request) (map[string]any, error) {

@@ -107,6 +107,13 @@ func (h *Handler) Register(mux *http.ServeMux, wrap func(route string, next http
 		{"GET /audit", true, h.auditPage},
 		{"POST /audit/verify", true, h.verifyAudit},
 		{"POST /audit/evidence", true, h.exportEvidence},
+		{"GET /policies", true, h.policiesPage},
+		{"POST /policies", true, h.proposePolicy},
+		{"POST /policies/{id}/decide", true, h.decidePolicy},
+		{"GET /account", true, h.accountPage},
+		{"POST /account/password", true, h.changePassword},
+		{"POST /account/tokens", true, h.createToken},
+		{"POST /account/tokens/{id}/revoke", true, h.revokeToken},
 	}
 	// Cross-origin form posts are refused before anything else (this
 	// covers the login form, which has no session to hold a CSRF token).
@@ -119,6 +126,10 @@ func (h *Handler) Register(mux *http.ServeMux, wrap func(route string, next http
 		mux.Handle(rt.pattern, wrap(rt.pattern, cop.Handler(next)))
 	}
 }
+
+// duringPasswordChange are the pages a user who must change their
+// password may use before they have.
+var duringPasswordChange = map[string]bool{"GET /account": true, "POST /account/password": true, "POST /logout": true}
 
 // session requires a browser session (else: to the login page, with the
 // way back), checks the CSRF token on every state-changing request, and
@@ -147,6 +158,10 @@ func (h *Handler) session(next http.Handler) http.Handler {
 		}
 		ctx := identity.WithPrincipal(r.Context(), p)
 		ctx = withCSRF(ctx, csrf)
+		if p.MustChangePassword && !duringPasswordChange[r.Method+" "+r.URL.Path] {
+			http.Redirect(w, r, "/account?change=1", http.StatusSeeOther)
+			return
+		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
@@ -170,21 +185,26 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 // fail renders an error: "not found" for what the caller may not see,
 // the caller-safe message otherwise.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	code := http.StatusInternalServerError
-	switch airlock.ErrorKind(err) {
-	case airlock.NotFound:
-		code = http.StatusNotFound
-	case airlock.Forbidden:
-		code = http.StatusForbidden
-	case airlock.Invalid:
-		code = http.StatusBadRequest
-	case airlock.Conflict:
-		code = http.StatusConflict
-	}
+	code := airlockStatus(err)
 	if code == http.StatusInternalServerError {
 		h.Log.Error("page", "path", r.URL.Path, "err", err)
 	}
 	h.render(w, r, code, "runs", page{Title: "Error", Error: airlock.ErrorMessage(err), Flash: airlock.ErrorMessage(err), Data: []*store.Run{}})
+}
+
+// airlockStatus is the HTTP status for an error's kind.
+func airlockStatus(err error) int {
+	switch airlock.ErrorKind(err) {
+	case airlock.NotFound:
+		return http.StatusNotFound
+	case airlock.Forbidden:
+		return http.StatusForbidden
+	case airlock.Invalid:
+		return http.StatusBadRequest
+	case airlock.Conflict:
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
 }
 
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {

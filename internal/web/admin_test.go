@@ -1,0 +1,170 @@
+package web_test
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/airlockhq/airlock/internal/audit"
+	"github.com/airlockhq/airlock/internal/identity"
+	"github.com/airlockhq/airlock/internal/store"
+)
+
+var (
+	policyForm   = regexp.MustCompile(`action="/policies/([^"]+)/decide"><input type="hidden" name="csrf_token" value="[^"]+"><input type="hidden" name="digest" value="([^"]+)"`)
+	draftText    = regexp.MustCompile(`(?s)<textarea id="text" name="text"[^>]*>(.*?)</textarea>`)
+	newTokenCode = regexp.MustCompile(`<code id="new-token" class="wrap">([^<]+)</code>`)
+)
+
+func (s *site) pendingPolicies(t *testing.T) []*store.PolicyVersion {
+	t.Helper()
+	vs, err := s.srv.Store.PolicyVersionList(t.Context(), store.PolicyProposed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vs
+}
+
+func TestPolicyChangeNeedsASecondAdminInTheUI(t *testing.T) {
+	s := startServer(t)
+	bob, carol := s.visitor(t, "bob"), s.visitor(t, "carol")
+	_, body := bob.get("/policies")
+	m := draftText.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no policy editor for bob: %.300s", body)
+	}
+	current := unescape(m[1])
+
+	// A broken policy is refused with its position and nothing is stored.
+	code, body := bob.post("/policies", url.Values{"csrf_token": {bob.csrf()}, "description": {"typo"}, "text": {current + "\npermit (principal, action == Action::\"nope\", resource);\n"}})
+	if code != http.StatusBadRequest || !regexp.MustCompile(`:\d+:\d+`).MatchString(body) {
+		t.Fatalf("bad policy: %d %.400s", code, body)
+	}
+	if n := len(s.pendingPolicies(t)); n != 0 {
+		t.Fatalf("%d proposals stored after a refused one", n)
+	}
+
+	change := current + "\n// erin may also rotate logs (ticket OPS-7)\n"
+	if code, body := bob.post("/policies", url.Values{"csrf_token": {bob.csrf()}, "description": {"OPS-7"}, "text": {change}}); code != http.StatusOK {
+		t.Fatalf("propose: %d %.300s", code, body)
+	}
+	pending := s.pendingPolicies(t)
+	if len(pending) != 1 {
+		t.Fatalf("%d proposals", len(pending))
+	}
+	id := pending[0].ID
+
+	// bob cannot approve his own change: no form, and the post is refused.
+	_, body = bob.get("/policies")
+	if policyForm.MatchString(body) {
+		t.Fatal("bob is offered to decide his own proposal")
+	}
+	bob.post("/policies/"+id+"/decide", url.Values{"csrf_token": {bob.csrf()}, "decision": {"approve"}, "digest": {pending[0].Digest}})
+	if s.pendingPolicies(t)[0].Status != store.PolicyProposed {
+		t.Fatal("bob approved his own policy change")
+	}
+
+	// carol sees it in her inbox, and a stale digest is refused.
+	if _, body := carol.get("/inbox"); !strings.Contains(body, "/policies#policy-"+id) {
+		t.Fatal("the proposal is not in carol's inbox")
+	}
+	carol.post("/policies/"+id+"/decide", url.Values{"csrf_token": {carol.csrf()}, "decision": {"approve"}, "digest": {"sha256:0000"}})
+	if len(s.pendingPolicies(t)) != 1 {
+		t.Fatal("approved with a digest that does not match")
+	}
+	_, body = carol.get("/policies")
+	fm := policyForm.FindStringSubmatch(body)
+	if fm == nil || fm[1] != id || !strings.Contains(unescape(body), "+// erin may also rotate logs") {
+		i := strings.Index(body, "<main")
+		t.Fatalf("carol's policy page: %.1500s", body[max(i, 0):])
+	}
+	if code, body := carol.post("/policies/"+id+"/decide", url.Values{"csrf_token": {carol.csrf()}, "decision": {"approve"}, "digest": {fm[2]}, "comment": {"ok"}}); code != http.StatusOK {
+		t.Fatalf("approve: %d %.300s", code, body)
+	}
+	if v, err := s.srv.Store.PolicyVersionGet(t.Context(), id); err != nil || v.Status != store.PolicyActive {
+		t.Fatalf("policy after carol's approval: %+v %v", v, err)
+	}
+	// Pages for people who may not manage policy show no editor.
+	if _, body := s.visitor(t, "alice").get("/policies"); strings.Contains(body, `id="text"`) {
+		t.Fatal("alice is offered the policy editor")
+	}
+}
+
+func unescape(s string) string {
+	return strings.NewReplacer("&lt;", "<", "&gt;", ">", "&#34;", `"`, "&#39;", "'", "&#43;", "+", "&amp;", "&").Replace(s)
+}
+
+func TestTokensFromTheAccountPage(t *testing.T) {
+	s := startServer(t)
+	alice := s.visitor(t, "alice")
+	code, body := alice.post("/account/tokens", url.Values{"csrf_token": {alice.csrf()}, "name": {"laptop"}, "ttl": {"720h"}})
+	m := newTokenCode.FindStringSubmatch(body)
+	if code != http.StatusOK || m == nil {
+		t.Fatalf("create token: %d %.300s", code, body)
+	}
+	token := m[1]
+	api := func() int {
+		req, _ := http.NewRequest("GET", s.url+"/api/v1/me", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := api(); c != http.StatusOK {
+		t.Fatalf("new token: %d", c)
+	}
+	// Shown once: the account page lists it without the secret.
+	_, body = alice.get("/account")
+	if strings.Contains(body, token) || !strings.Contains(body, "laptop") {
+		t.Fatal("the account page shows the token again, or not its name")
+	}
+	// Another user cannot revoke it.
+	u, _ := s.srv.Store.UserGetByUsername(t.Context(), "alice")
+	toks, _ := s.srv.Store.TokenListForUser(t.Context(), u.ID)
+	var id string
+	for _, tk := range toks {
+		if tk.Name == "laptop" {
+			id = tk.ID
+		}
+	}
+	erin := s.visitor(t, "erin")
+	erin.post("/account/tokens/"+id+"/revoke", url.Values{"csrf_token": {erin.csrf()}})
+	if c := api(); c != http.StatusOK {
+		t.Fatalf("erin revoked alice's token: %d", c)
+	}
+	alice.post("/account/tokens/"+id+"/revoke", url.Values{"csrf_token": {alice.csrf()}})
+	if c := api(); c != http.StatusUnauthorized {
+		t.Fatalf("revoked token: %d", c)
+	}
+}
+
+func TestFirstLoginMustChangePassword(t *testing.T) {
+	s := startServer(t)
+	if _, err := s.srv.Identity.CreateUser(t.Context(), audit.Actor{Name: "test"}, identity.CreateUserParams{
+		Username: "frank", Password: "issued-once-Pa55word", MustChangePassword: true}); err != nil {
+		t.Fatal(err)
+	}
+	s.pw["frank"] = "issued-once-Pa55word"
+	jar := s.visitor(t, "")
+	if code, body := jar.post("/login", url.Values{"username": {"frank"}, "password": {s.pw["frank"]}}); code != http.StatusOK || !strings.Contains(body, "Choose a new password") {
+		t.Fatalf("first login: %d %.300s", code, body)
+	}
+	if _, body := jar.get("/runs"); !strings.Contains(body, "Choose a new password") {
+		t.Fatal("frank reached the runs page before changing his password")
+	}
+	csrf := csrfField.FindStringSubmatch(func() string { _, b := jar.get("/account"); return b }())[1]
+	if code, body := jar.post("/account/password", url.Values{"csrf_token": {csrf}, "current": {s.pw["frank"]}, "new": {"a"}, "confirm": {"b"}}); code != http.StatusBadRequest || !strings.Contains(body, "differ") {
+		t.Fatalf("mismatched: %d", code)
+	}
+	if code, body := jar.post("/account/password", url.Values{"csrf_token": {csrf}, "current": {s.pw["frank"]}, "new": {"correct horse battery staple"}, "confirm": {"correct horse battery staple"}}); code != http.StatusOK || !strings.Contains(body, "Password changed") {
+		t.Fatalf("change: %d %.300s", code, body)
+	}
+	if code, body := jar.get("/runs"); code != http.StatusOK || strings.Contains(body, "Choose a new password") {
+		t.Fatalf("after the change: %d", code)
+	}
+}
