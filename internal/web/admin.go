@@ -46,10 +46,8 @@ func (h *Handler) pendingPolicies(r *http.Request) ([]pendingPolicy, *store.Poli
 	return out, active, nil
 }
 
-// mayManagePolicy asks quietly (no denial is audited: it only decides
-// what a page offers).
 func (h *Handler) mayManagePolicy(r *http.Request) bool {
-	return h.Authz.Allowed(r.Context(), identity.PrincipalFrom(r.Context()), policy.ActionManagePolicy, policy.Resource{}, policy.Context{})
+	return h.allowedQuietly(r, policy.ActionManagePolicy)
 }
 
 // policiesPage shows the policy in force, the proposals waiting for a
@@ -154,4 +152,75 @@ func (h *Handler) revokeToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/account", http.StatusSeeOther)
+}
+
+// allowedQuietly reports whether p may do a system action, without
+// auditing a denial (it only decides what a page offers).
+func (h *Handler) allowedQuietly(r *http.Request, action string) bool {
+	return h.Authz.Allowed(r.Context(), identity.PrincipalFrom(r.Context()), action, policy.Resource{}, policy.Context{})
+}
+
+// adminPage gathers what the viewer may administer or inspect: the access
+// review, nodes, secrets (names only) and users. A section the viewer may
+// not see is left out; with none, the page is a 404 like any other.
+func (h *Handler) adminPage(w http.ResponseWriter, r *http.Request) {
+	h.renderAdmin(w, r, http.StatusOK, "", "")
+}
+
+func (h *Handler) renderAdmin(w http.ResponseWriter, r *http.Request, status int, errMsg, flash string) {
+	ctx := r.Context()
+	p := identity.PrincipalFrom(ctx)
+	data := map[string]any{}
+	if h.allowedQuietly(r, policy.ActionManagePolicy) || h.allowedQuietly(r, policy.ActionReadAudit) {
+		rep, err := h.Authz.AccessReview(ctx, p, "")
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		data["Access"] = rep
+	}
+	if h.allowedQuietly(r, policy.ActionManageNodes) {
+		nodes, err := h.Nodes.List(ctx, p)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		data["Nodes"] = nodes
+	}
+	if h.allowedQuietly(r, policy.ActionManageSecrets) {
+		secrets, err := h.Secrets.List(ctx, p)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		data["Secrets"], data["SecretsAllowed"] = secrets, true
+	}
+	if h.allowedQuietly(r, policy.ActionManageUsers) {
+		users, groups, err := h.Identity.ListUsers(ctx, p)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		data["Users"], data["Groups"] = users, groups
+	}
+	if len(data) == 0 {
+		h.fail(w, r, airlock.Errorf(airlock.NotFound, "no such page"))
+		return
+	}
+	h.render(w, r, status, "admin", page{Title: "Administration", Error: errMsg, Flash: flash, Data: data})
+}
+
+// putSecret creates or replaces a secret. The value is never sent back.
+func (h *Handler) putSecret(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	name, value := strings.TrimSpace(r.PostFormValue("name")), strings.ReplaceAll(r.PostFormValue("value"), "\r\n", "\n")
+	if _, err := h.Secrets.Put(ctx, identity.PrincipalFrom(ctx), name, []byte(value)); err != nil {
+		if airlock.ErrorKind(err) != airlock.Invalid {
+			h.fail(w, r, err)
+			return
+		}
+		h.renderAdmin(w, r, http.StatusBadRequest, airlock.ErrorMessage(err), "")
+		return
+	}
+	h.renderAdmin(w, r, http.StatusOK, "", "Secret "+name+" stored.")
 }

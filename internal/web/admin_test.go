@@ -168,3 +168,39 @@ func TestFirstLoginMustChangePassword(t *testing.T) {
 		t.Fatalf("after the change: %d", code)
 	}
 }
+
+func TestAdminPageSecretsAreWriteOnly(t *testing.T) {
+	s := startServer(t)
+	bob := s.visitor(t, "bob")
+	code, body := bob.get("/admin")
+	if code != http.StatusOK || !strings.Contains(body, `id="access"`) || !strings.Contains(body, `id="users"`) || !strings.Contains(body, `id="secrets"`) {
+		t.Fatalf("bob's admin page: %d", code)
+	}
+	code, body = bob.post("/admin/secrets", url.Values{"csrf_token": {bob.csrf()}, "name": {"payments/db-readonly"}, "value": {canary}})
+	if code != http.StatusOK || !strings.Contains(body, "payments/db-readonly") || strings.Contains(body, canary) {
+		t.Fatalf("store secret: %d (value echoed: %v)", code, strings.Contains(body, canary))
+	}
+	if _, body := bob.get("/admin"); strings.Contains(body, canary) {
+		t.Fatal("the admin page shows a secret's value")
+	}
+	// A bad name is refused and nothing is stored.
+	if code, _ := bob.post("/admin/secrets", url.Values{"csrf_token": {bob.csrf()}, "name": {"../x"}, "value": {"v"}}); code != http.StatusBadRequest {
+		t.Fatalf("bad secret name: %d", code)
+	}
+	if _, err := s.srv.Store.SecretGet(t.Context(), "../x"); err == nil {
+		t.Fatal("a refused secret was stored")
+	}
+	// alice may administer nothing: the page does not exist for her, and
+	// she cannot store a secret by posting the form.
+	alice := s.visitor(t, "alice")
+	if code, _ := alice.get("/admin"); code != http.StatusNotFound {
+		t.Fatalf("alice GET /admin: %d", code)
+	}
+	if code, _ := alice.post("/admin/secrets", url.Values{"csrf_token": {alice.csrf()}, "name": {"payments/db-readonly"}, "value": {"mine"}}); code != http.StatusForbidden && code != http.StatusNotFound {
+		t.Fatalf("alice stores a secret: %d", code)
+	}
+	// dana (auditor) sees the access review but no secrets or users.
+	if _, body := s.visitor(t, "dana").get("/admin"); !strings.Contains(body, `id="access"`) || strings.Contains(body, `id="secrets"`) || strings.Contains(body, `id="users"`) {
+		t.Fatal("dana's admin page shows the wrong sections")
+	}
+}

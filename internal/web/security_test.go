@@ -253,7 +253,7 @@ func TestEveryPageIsStrictAndLeaksNoSecret(t *testing.T) {
 	for _, who := range []string{"alice", "bob", "carol", "dana", "erin"} {
 		v := s.visitor(t, who)
 		visited := map[string]bool{}
-		queue := []string{"/", "/runs", "/inbox", "/audit", "/policies", "/account"}
+		queue := []string{"/", "/runs", "/inbox", "/audit", "/policies", "/account", "/admin"}
 		for len(queue) > 0 {
 			path := queue[0]
 			queue = queue[1:]

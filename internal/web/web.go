@@ -22,8 +22,11 @@ import (
 	"github.com/airlockhq/airlock/internal/audit"
 	"github.com/airlockhq/airlock/internal/authz"
 	"github.com/airlockhq/airlock/internal/identity"
+	"github.com/airlockhq/airlock/internal/inventory"
+	"github.com/airlockhq/airlock/internal/policy"
 	"github.com/airlockhq/airlock/internal/review"
 	"github.com/airlockhq/airlock/internal/run"
+	"github.com/airlockhq/airlock/internal/secretstore"
 	"github.com/airlockhq/airlock/internal/store"
 )
 
@@ -41,6 +44,8 @@ type Handler struct {
 	Runs     *run.Service
 	Store    store.Store
 	Audit    *audit.Log
+	Nodes    *inventory.Service
+	Secrets  *secretstore.Service
 	Log      *slog.Logger
 	// Environments offered in forms.
 	Environments []string
@@ -63,6 +68,8 @@ type page struct {
 	Flash      string
 	Error      string
 	InboxCount int
+	// Nav shows the links to the pages the user may use.
+	Nav struct{ Audit, Policy, Admin bool }
 	Script     string
 	Data       any
 }
@@ -110,6 +117,8 @@ func (h *Handler) Register(mux *http.ServeMux, wrap func(route string, next http
 		{"GET /policies", true, h.policiesPage},
 		{"POST /policies", true, h.proposePolicy},
 		{"POST /policies/{id}/decide", true, h.decidePolicy},
+		{"GET /admin", true, h.adminPage},
+		{"POST /admin/secrets", true, h.putSecret},
 		{"GET /account", true, h.accountPage},
 		{"POST /account/password", true, h.changePassword},
 		{"POST /account/tokens", true, h.createToken},
@@ -170,6 +179,9 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	if p := identity.PrincipalFrom(r.Context()); p != nil {
 		pg.User = p
 		pg.CSRF = csrfFrom(r.Context())
+		pg.Nav.Audit = h.allowedQuietly(r, policy.ActionReadAudit)
+		pg.Nav.Policy = pg.Nav.Audit || h.allowedQuietly(r, policy.ActionManagePolicy)
+		pg.Nav.Admin = pg.Nav.Policy || h.allowedQuietly(r, policy.ActionManageNodes) || h.allowedQuietly(r, policy.ActionManageSecrets) || h.allowedQuietly(r, policy.ActionManageUsers)
 		if runs, vs, err := h.inboxItems(r); err == nil {
 			pg.InboxCount = len(runs) + len(vs)
 		}
