@@ -69,9 +69,9 @@ type page struct {
 	Error      string
 	InboxCount int
 	// Nav shows the links to the pages the user may use.
-	Nav struct{ Audit, Policy, Admin bool }
-	Script     string
-	Data       any
+	Nav    struct{ Audit, Policy, Admin bool }
+	Script string
+	Data   any
 }
 
 func (h *Handler) load() {
