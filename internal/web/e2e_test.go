@@ -331,3 +331,27 @@ func TestDanaVerifiesTheLogAndDownloadsEvidence(t *testing.T) {
 		t.Fatalf("downloaded bundle: %v %+v", err, res)
 	}
 }
+
+func TestRequesterPagesFitAPhone(t *testing.T) {
+	s := newSite(t)
+	ctx := s.browser(t, "alice")
+	if err := chromedp.Run(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(3), chromedp.EmulateMobile)); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/", "/procedures/flush-cache", "/runs", "/inbox", "/account"} {
+		var overflow int
+		err := chromedp.Run(ctx,
+			chromedp.Navigate(s.url+path),
+			chromedp.WaitVisible("main", chromedp.ByQuery),
+			chromedp.Evaluate(`document.documentElement.scrollWidth - window.innerWidth`, &overflow),
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if overflow > 0 {
+			screenshot(t, ctx, "phone-overflow")
+			t.Errorf("%s is %dpx wider than a 390px phone screen", path, overflow)
+		}
+	}
+	screenshot(t, ctx, "phone")
+}
