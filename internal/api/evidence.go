@@ -45,8 +45,13 @@ func (h *Handler) exportEvidence(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, airlock.FieldError("to", "must be after from"))
 		return
 	}
+	params := evidence.Params{From: from, To: to, Procedure: req.Procedure, Environment: req.Environment}
 	var buf bytes.Buffer
-	if err := evidence.Export(r.Context(), h.Store, h.Audit, evidence.Params{From: from, To: to, Procedure: req.Procedure, Environment: req.Environment}, &buf); err != nil {
+	if err := evidence.Export(r.Context(), h.Store, h.Audit, params, &buf); err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	if err := evidence.RecordExport(r.Context(), h.Store, identity.PrincipalFrom(r.Context()).Actor(), params, buf.Bytes()); err != nil {
 		writeError(w, r, h.Log, err)
 		return
 	}

@@ -69,6 +69,9 @@ const (
 	PolicyWithdraw  = "policy.withdraw"
 	PolicyDenied    = "policy.approve_denied"
 
+	// EvidenceExport records who took which evidence bundle out.
+	EvidenceExport = "evidence.export"
+
 	// ProcedureVersionReviewDenied records a refused review attempt:
 	// self-review, a stale digest, an ineligible reviewer.
 	ProcedureVersionReviewDenied = "procedure_version.review_denied"

@@ -110,6 +110,10 @@ func (h *Handler) exportEvidence(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusBadRequest, "audit", page{Title: "Audit", Error: airlock.ErrorMessage(err), Data: data})
 		return
 	}
+	if err := evidence.RecordExport(ctx, h.Store, identity.PrincipalFrom(ctx).Actor(), params, buf.Bytes()); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	name := fmt.Sprintf("airlock-evidence-%s-%s.zip", params.From.UTC().Format("20060102"), params.To.UTC().Format("20060102"))
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)

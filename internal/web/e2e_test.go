@@ -2,6 +2,8 @@ package web_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -329,6 +331,12 @@ func TestDanaVerifiesTheLogAndDownloadsEvidence(t *testing.T) {
 	res, err := evidence.Verify(zip, strings.TrimSpace(key))
 	if err != nil || !res.OK() || res.Runs < 1 {
 		t.Fatalf("downloaded bundle: %v %+v", err, res)
+	}
+	// The export itself is on the record, naming the bundle by its hash.
+	evs, _ := s.srv.Store.AuditList(context.Background(), store.AuditListParams{After: -1, Type: "evidence.export"})
+	sum := sha256.Sum256(zip)
+	if len(evs) != 1 || evs[0].ActorName != "dana" || !strings.Contains(string(evs[0].Details), hex.EncodeToString(sum[:])) {
+		t.Fatalf("evidence.export events: %+v", evs)
 	}
 }
 
