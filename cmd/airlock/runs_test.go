@@ -2,53 +2,31 @@ package main
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net/http/httptest"
+	"github.com/airlockhq/airlock/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/airlockhq/airlock/internal/config"
-	"github.com/airlockhq/airlock/internal/demo"
-	"github.com/airlockhq/airlock/internal/server"
 )
 
 // demoInProcess starts a server on the demo data with its workers, and
 // returns a function that makes the CLI act as a demo user.
 func demoInProcess(t *testing.T) func(user string) {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Data = t.TempDir()
-	cfg.PolicyFile = filepath.Join(cfg.Data, "policy.cedar")
-	os.WriteFile(cfg.PolicyFile, []byte(demo.Policy), 0o600)
-	cfg.InventoryFile = filepath.Join(cfg.Data, "inventory.yaml")
-	os.WriteFile(cfg.InventoryFile, []byte(demo.Inventory), 0o600)
-	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	users, err := demo.Seed(context.Background(), demo.Services{Store: s.Store, Identity: s.Identity, Review: s.Review})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(s.Handler())
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); s.Runs.Start(ctx) }()
-	t.Cleanup(func() { hs.Close(); stop(); <-done; s.Close() })
+	d := testenv.DemoServer(t)
+	url := d.Serve(t)
+	s, ctx := d.Server, context.Background()
 	t.Setenv("AIRLOCK_CONFIG_DIR", t.TempDir())
-	t.Setenv("AIRLOCK_SERVER", hs.URL)
+	t.Setenv("AIRLOCK_SERVER", url)
 	tokens := map[string]string{}
-	for _, u := range users {
-		su, _ := s.Store.UserGetByUsername(ctx, u.Username)
+	for name := range d.Passwords {
+		su, _ := s.Store.UserGetByUsername(ctx, name)
 		tok, _, err := s.Identity.IssueLoginToken(ctx, su, "test")
 		if err != nil {
 			t.Fatal(err)
 		}
-		tokens[u.Username] = tok
+		tokens[name] = tok
 	}
 	return func(user string) { t.Setenv("AIRLOCK_TOKEN", tokens[user]) }
 }

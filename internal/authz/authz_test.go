@@ -3,10 +3,8 @@ package authz_test
 import (
 	"bytes"
 	"context"
-	"io"
-	"log/slog"
+	"github.com/airlockhq/airlock/internal/testenv"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,7 +12,6 @@ import (
 	"github.com/airlockhq/airlock/internal/api"
 	"github.com/airlockhq/airlock/internal/audit"
 	"github.com/airlockhq/airlock/internal/authz"
-	"github.com/airlockhq/airlock/internal/config"
 	"github.com/airlockhq/airlock/internal/demo"
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/policy"
@@ -25,19 +22,7 @@ import (
 // demoServer is a server on the demo's policy, users and catalog.
 func demoServer(t *testing.T) *server.Server {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Data = t.TempDir()
-	cfg.PolicyFile = filepath.Join(cfg.Data, "policy.cedar")
-	os.WriteFile(cfg.PolicyFile, []byte(demo.Policy), 0o600)
-	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if _, err := demo.Seed(context.Background(), demo.Services{Store: s.Store, Identity: s.Identity, Review: s.Review}); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testenv.DemoServer(t).Server
 }
 
 func who(t *testing.T, s *server.Server, name string) *identity.Principal {

@@ -4,9 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,8 +13,6 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
-	"github.com/airlockhq/airlock/internal/config"
-	"github.com/airlockhq/airlock/internal/demo"
 	"github.com/airlockhq/airlock/internal/evidence"
 	"github.com/airlockhq/airlock/internal/server"
 	"github.com/airlockhq/airlock/internal/store"
@@ -54,30 +49,8 @@ func newSite(t *testing.T) *site {
 // startServer starts a server on the demo data with its run workers.
 func startServer(t *testing.T) *site {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Data = t.TempDir()
-	cfg.PolicyFile = filepath.Join(cfg.Data, "policy.cedar")
-	os.WriteFile(cfg.PolicyFile, []byte(demo.Policy), 0o600)
-	cfg.InventoryFile = filepath.Join(cfg.Data, "inventory.yaml")
-	os.WriteFile(cfg.InventoryFile, []byte(demo.Inventory), 0o600)
-	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	users, err := demo.Seed(context.Background(), demo.Services{Store: s.Store, Identity: s.Identity, Review: s.Review})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(s.Handler())
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); s.Runs.Start(ctx) }()
-	t.Cleanup(func() { hs.Close(); stop(); <-done; s.Close() })
-	st := &site{url: hs.URL, srv: s, pw: map[string]string{}}
-	for _, u := range users {
-		st.pw[u.Username] = u.Password
-	}
-	return st
+	d := testenv.DemoServer(t)
+	return &site{url: d.Serve(t), srv: d.Server, pw: d.Passwords}
 }
 
 // browser opens a fresh browser window (its own cookies) signed in as user.

@@ -1,0 +1,65 @@
+package testenv
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/airlockhq/airlock/internal/config"
+	"github.com/airlockhq/airlock/internal/demo"
+	"github.com/airlockhq/airlock/internal/server"
+)
+
+// Demo is a server on the demo's policy, inventory (local nodes), users
+// and catalog, in a temporary data directory; it closes at cleanup.
+type Demo struct {
+	*server.Server
+	// Passwords of the demo users by username.
+	Passwords map[string]string
+}
+
+// DemoServer starts a Demo. Its run workers and HTTP listener are
+// started on demand (Serve).
+func DemoServer(t testing.TB) *Demo {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Data = t.TempDir()
+	cfg.PolicyFile = filepath.Join(cfg.Data, "policy.cedar")
+	cfg.InventoryFile = filepath.Join(cfg.Data, "inventory.yaml")
+	if err := os.WriteFile(cfg.PolicyFile, []byte(demo.Policy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.InventoryFile, []byte(demo.Inventory), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	users, err := demo.Seed(context.Background(), demo.Services{Store: s.Store, Identity: s.Identity, Review: s.Review})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Demo{Server: s, Passwords: map[string]string{}}
+	for _, u := range users {
+		d.Passwords[u.Username] = u.Password
+	}
+	return d
+}
+
+// Serve starts the run workers and an HTTP listener, both stopped at
+// cleanup before the server closes, and returns the base URL.
+func (d *Demo) Serve(t testing.TB) string {
+	t.Helper()
+	hs := httptest.NewServer(d.Handler())
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.Runs.Start(ctx) }()
+	t.Cleanup(func() { hs.Close(); stop(); <-done })
+	return hs.URL
+}
