@@ -167,7 +167,7 @@ func TestOthersRunsAreInvisible(t *testing.T) {
 	alice, erin := s.visitor(t, "alice"), s.visitor(t, "erin")
 	id := requestProductionFlush(t, alice)
 	for _, path := range []string{"/runs/" + id, "/runs/run_doesnotexist"} {
-		if code, body := erin.get(path); code != http.StatusNotFound || strings.Contains(body, "catalog") {
+		if code, body := erin.get(path); code != http.StatusNotFound || strings.Contains(body, "flush-cache") {
 			t.Errorf("erin GET %s: %d", path, code)
 		}
 	}

@@ -201,7 +201,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if code == http.StatusInternalServerError {
 		h.Log.Error("page", "path", r.URL.Path, "err", err)
 	}
-	h.render(w, r, code, "runs", page{Title: "Error", Error: airlock.ErrorMessage(err), Flash: airlock.ErrorMessage(err), Data: []*store.Run{}})
+	h.render(w, r, code, "error", page{Title: http.StatusText(code), Error: airlock.ErrorMessage(err)})
 }
 
 // airlockStatus is the HTTP status for an error's kind.
