@@ -294,14 +294,6 @@ func TestFirstLoginMustChangePassword(t *testing.T) {
 	}
 }
 
-func mustUser(t *testing.T, e *env, name string) string {
-	u, err := e.srv.Store.UserGetByUsername(context.Background(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.ID
-}
-
 // TestEveryRouteNeedsAuthentication walks the route table, so a route
 // added later cannot skip authentication.
 func TestEveryRouteNeedsAuthentication(t *testing.T) {

@@ -2,7 +2,6 @@ package audit_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -88,5 +87,5 @@ func BenchmarkVerify(b *testing.B) {
 	b.ReportMetric(verifyT.Seconds()/float64(b.N), "verify-s")
 	b.ReportMetric(bareT.Seconds()/float64(b.N), "bare-tlog-s")
 	b.ReportMetric(float64(verifyT)/float64(bareT), "ratio")
-	b.Log(fmt.Sprintf("%d events, %d bytes per leaf", n, len(leaves[0])))
+	b.Logf("%d events, %d bytes per leaf", n, len(leaves[0]))
 }

@@ -49,8 +49,6 @@ func aliceRuns(t *testing.T, s *server.Server, env string) bool {
 	return d.Allowed
 }
 
-const widened = `dev-runs-low-risk-in-staging")`
-
 func TestPolicyChangeNeedsASecondAdmin(t *testing.T) {
 	s := demoServer(t)
 	ctx := context.Background()

@@ -183,7 +183,7 @@ func (r Request) cedar() (cedar.Request, types.EntityMap) {
 // Decide answers a request under the set.
 func (s *Set) Decide(r Request) Decision {
 	req, ents := r.cedar()
-	d, diag := s.ps.IsAuthorized(ents, req)
+	d, diag := cedar.Authorize(s.ps, ents, req)
 	out := Decision{Allowed: d == cedar.Allow, Policies: []string{}}
 	for _, reason := range diag.Reasons {
 		out.Policies = append(out.Policies, string(reason.PolicyID))

@@ -21,7 +21,7 @@ import (
 var (
 	errCanceled = errors.New("canceled")
 	errTimeout  = errors.New("timed out")
-	errShutdown = errors.New("Airlock is shutting down")
+	errShutdown = errors.New("the server is shutting down")
 )
 
 // Start runs the dispatcher, the heartbeat and the reaper until ctx ends,
