@@ -107,9 +107,12 @@ func (a *app) auditCmd() *cobra.Command {
 				for _, p := range rep.Problems {
 					fmt.Fprintln(w, p.String())
 				}
+				if rep.Omitted > 0 {
+					fmt.Fprintf(w, "… and %d more\n", rep.Omitted)
+				}
 				verdict := "OK"
 				if !rep.OK() {
-					verdict = fmt.Sprintf("FAILED: %d problem(s)", len(rep.Problems))
+					verdict = fmt.Sprintf("FAILED: %d problem(s)", int64(len(rep.Problems))+rep.Omitted)
 				}
 				fmt.Fprintf(w, "%s: %d events, %d checkpoints checked, root %s (%s)\n", verdict, rep.Events, rep.Checkpoints, rep.RootHash,
 					time.Since(start).Round(time.Millisecond))

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/store"
 )
 
@@ -102,6 +104,9 @@ type Report struct {
 	Checkpoints int       `json:"checkpoints_checked"`
 	RootHash    string    `json:"root_hash"`
 	Problems    []Problem `json:"problems"`
+	// Omitted counts problems found beyond the first 100 (an insertion
+	// early in a large log makes every later position differ).
+	Omitted int64 `json:"omitted,omitempty"`
 }
 
 // OK reports whether everything holds.
@@ -112,7 +117,9 @@ const maxProblems = 100
 func (r *Report) add(p Problem) {
 	if len(r.Problems) < maxProblems {
 		r.Problems = append(r.Problems, p)
+		return
 	}
+	r.Omitted++
 }
 
 // Verify recomputes the tree from the stored events and checks it
@@ -139,44 +146,30 @@ func Verify(ctx context.Context, s store.Reader, v note.Verifier, external []str
 		return out, nil
 	})
 	var n int64 // positions verified so far
+	gaps := map[int64]bool{}
 	for b := range fetch(ctx, s, head) {
 		if b.err != nil {
 			return nil, b.err
 		}
-		// Stored hashes arrive in index order, as do the leaves: walk them.
-		hi := 0
-		storedAt := func(idx int64) ([]byte, bool) {
-			for hi < len(b.hashes) && b.hashes[hi].Index < idx {
-				hi++
-			}
-			if hi < len(b.hashes) && b.hashes[hi].Index == idx {
-				return b.hashes[hi].Hash, true
-			}
-			return nil, false
-		}
 		for _, e := range b.evs {
 			for n < e.Seq { // a gap: events deleted
 				rep.add(Problem{Position: n, Kind: "missing", Detail: "no event at this position: deleted"})
+				gaps[n] = true
 				add, _ := tlog.StoredHashesForRecordHash(n, tlog.RecordHash(nil), mem) // keeps positions aligned
 				hashes = append(hashes, add...)
 				n++
 			}
-			lh := tlog.RecordHash(e.Leaf())
-			add, err := tlog.StoredHashesForRecordHash(n, lh, mem)
+			add, err := tlog.StoredHashesForRecordHash(n, tlog.RecordHash(e.Leaf()), mem)
 			if err != nil {
 				return nil, err
 			}
 			hashes = append(hashes, add...)
-			// Compare with the leaf hash recorded at append time.
-			stored, ok := storedAt(tlog.StoredHashIndex(0, n))
-			switch {
-			case !ok:
-				rep.add(Problem{Position: e.Seq, Kind: "unhashed", Detail: "no hash was recorded for this event: it was not appended by Airlock"})
-			case string(stored) != string(lh[:]):
-				rep.add(Problem{Position: e.Seq, Kind: "edited", Detail: "the event differs from the one hashed when it was appended (edited, replaced or moved here)"})
-			}
 			n++
 		}
+	}
+	// Compare with the hashes recorded at append time.
+	if err := compareStored(ctx, s, rep, hashes, n, gaps); err != nil {
+		return nil, err
 	}
 	rep.Events = n
 	if n != head {
@@ -222,10 +215,84 @@ func Verify(ctx context.Context, s store.Reader, v note.Verifier, external []str
 	return rep, nil
 }
 
+// blockLevel is the tree level whose stored hashes compareStored reads
+// first: one per 2^blockLevel events. Only a block whose hash differs is
+// read leaf by leaf, so a sound log costs 1/256 of its hash rows.
+const blockLevel = 8
+
+// compareStored checks the recomputed hashes (of n positions) against
+// those recorded when each event was appended, and reports each position
+// whose event differs (edited, replaced or moved) or was never hashed
+// (not appended by Airlock). Gaps are already reported as missing.
+func compareStored(ctx context.Context, s store.Reader, rep *Report, hashes []tlog.Hash, n int64, gaps map[int64]bool) error {
+	blocks := n >> blockLevel
+	var suspect []int64
+	const chunk = 500
+	for lo := int64(0); lo < blocks; lo += chunk {
+		var idx []int64
+		for b := lo; b < min(lo+chunk, blocks); b++ {
+			idx = append(idx, tlog.StoredHashIndex(blockLevel, b))
+		}
+		stored, err := s.AuditHashes(ctx, idx)
+		if airlock.ErrorKind(err) == airlock.NotFound {
+			for b := lo; b < min(lo+chunk, blocks); b++ { // some are missing: look at each
+				suspect = append(suspect, b)
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for i, h := range stored {
+			if string(h) != string(hashes[idx[i]][:]) {
+				suspect = append(suspect, lo+int64(i))
+			}
+		}
+	}
+	leaves := func(from, to int64) error { // positions [from, to)
+		if from >= to {
+			return nil
+		}
+		got, err := s.AuditHashRange(ctx, tlog.StoredHashIndex(0, from), tlog.StoredHashIndex(0, to-1)+1)
+		if err != nil {
+			return err
+		}
+		hi := 0
+		for p := from; p < to; p++ {
+			if gaps[p] {
+				continue
+			}
+			want := tlog.StoredHashIndex(0, p)
+			for hi < len(got) && got[hi].Index < want {
+				hi++
+			}
+			switch {
+			case hi >= len(got) || got[hi].Index != want:
+				rep.add(Problem{Position: p, Kind: "unhashed", Detail: "no hash was recorded for this event: it was not appended by Airlock"})
+			case string(got[hi].Hash) != string(hashes[want][:]):
+				rep.add(Problem{Position: p, Kind: "edited", Detail: "the event differs from the one hashed when it was appended (edited, replaced or moved here)"})
+			}
+		}
+		return nil
+	}
+	for _, b := range suspect {
+		if err := leaves(b<<blockLevel, (b+1)<<blockLevel); err != nil {
+			return err
+		}
+	}
+	// The tail that fills no block is read leaf by leaf.
+	if err := leaves(blocks<<blockLevel, n); err != nil {
+		return err
+	}
+	// Deleted positions were reported while reading; keep the report in
+	// position order.
+	sort.SliceStable(rep.Problems, func(i, j int) bool { return rep.Problems[i].Position < rep.Problems[j].Position })
+	return nil
+}
+
 type batch struct {
-	evs    []*store.AuditEvent
-	hashes []store.IndexedHash
-	err    error
+	evs []*store.AuditEvent
+	err error
 }
 
 // fetch reads the log in position ranges, two at a time ahead of the
@@ -260,10 +327,6 @@ func fetch(ctx context.Context, s store.Reader, head int64) <-chan batch {
 						break
 					}
 					after = evs[len(evs)-1].Seq
-				}
-				if b.err == nil && len(b.evs) > 0 {
-					first, last := b.evs[0].Seq, b.evs[len(b.evs)-1].Seq
-					b.hashes, b.err = s.AuditHashRange(ctx, tlog.StoredHashIndex(0, first), tlog.StoredHashIndex(0, last)+1)
 				}
 				j.out <- b
 			}
