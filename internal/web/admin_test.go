@@ -204,3 +204,21 @@ func TestAdminPageSecretsAreWriteOnly(t *testing.T) {
 		t.Fatal("dana's admin page shows the wrong sections")
 	}
 }
+
+func TestProcedurePageShowsVersionsWithReviews(t *testing.T) {
+	s := startServer(t)
+	code, body := s.visitor(t, "alice").get("/procedures/toggle-feature-flag")
+	if code != http.StatusOK {
+		t.Fatalf("procedure page: %d", code)
+	}
+	i := strings.Index(body, `id="versions"`)
+	if i < 0 {
+		t.Fatal("no version history")
+	}
+	hist := body[i:]
+	for _, want := range []string{">v1</a>", ">v2</a>", "needs security", "bob (", " approve"} {
+		if !strings.Contains(hist, want) {
+			t.Errorf("version history lacks %q:\n%.1500s", want, hist)
+		}
+	}
+}

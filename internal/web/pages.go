@@ -103,7 +103,7 @@ type procedureData struct {
 	Values       map[string]string
 	Plan         *run.Plan
 	Runs         []*store.Run
-	Versions     []*store.ProcedureVersion
+	Versions     []*review.Status
 }
 
 func (h *Handler) procedureData(r *http.Request, name string) (*procedureData, error) {
@@ -133,8 +133,15 @@ func (h *Handler) procedureData(r *http.Request, name string) (*procedureData, e
 	if err != nil {
 		return nil, err
 	}
-	d := &procedureData{Def: def, Version: active, Environments: h.Authz.Environments(), Runs: runs, Versions: vs,
+	d := &procedureData{Def: def, Version: active, Environments: h.Authz.Environments(), Runs: runs,
 		Values: map[string]string{"environment": h.Authz.Environments()[0]}}
+	for _, v := range vs {
+		st, err := h.Review.StatusOf(ctx, v)
+		if err != nil {
+			return nil, err
+		}
+		d.Versions = append(d.Versions, st)
+	}
 	for _, prm := range def.Parameters {
 		f := paramField{Parameter: prm, Selected: map[string]bool{}}
 		if prm.Default != nil {
