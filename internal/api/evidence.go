@@ -1,12 +1,8 @@
 package api
 
 import (
-	"bytes"
-	"fmt"
 	"net/http"
-	"strings"
 
-	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/evidence"
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/policy"
@@ -31,33 +27,18 @@ func (h *Handler) exportEvidence(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	from, err := evidence.ParseTime("from", req.From, false)
+	params, err := evidence.NewParams(req.From, req.To, req.Procedure, req.Environment)
 	if err != nil {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	to, err := evidence.ParseTime("to", req.To, true)
+	bundle, err := evidence.ExportAudited(r.Context(), h.Store, h.Audit, identity.PrincipalFrom(r.Context()).Actor(), params)
 	if err != nil {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	if !to.After(from) {
-		writeError(w, r, h.Log, airlock.FieldError("to", "must be after from"))
-		return
-	}
-	params := evidence.Params{From: from, To: to, Procedure: req.Procedure, Environment: req.Environment}
-	var buf bytes.Buffer
-	if err := evidence.Export(r.Context(), h.Store, h.Audit, params, &buf); err != nil {
-		writeError(w, r, h.Log, err)
-		return
-	}
-	if err := evidence.RecordExport(r.Context(), h.Store, identity.PrincipalFrom(r.Context()).Actor(), params, buf.Bytes()); err != nil {
-		writeError(w, r, h.Log, err)
-		return
-	}
-	name := fmt.Sprintf("airlock-evidence-%s-%s.zip", from.UTC().Format("20060102"), to.UTC().Format("20060102"))
 	w.Header().Set("Content-Type", "application/zip")
-	w.Header().Set("Content-Disposition", `attachment; filename="`+strings.ReplaceAll(name, `"`, "")+`"`)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+params.FileName()+`"`)
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(bundle)
 }

@@ -78,7 +78,7 @@ func (h *Handler) proposePolicy(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, err)
 			return
 		}
-		h.renderPolicies(w, r, http.StatusBadRequest, airlock.ErrorMessage(err), text)
+		h.renderPolicies(w, r, http.StatusBadRequest, userMessage(err), text)
 		return
 	}
 	http.Redirect(w, r, "/policies", http.StatusSeeOther)
@@ -92,7 +92,7 @@ func (h *Handler) decidePolicy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := h.Authz.DecidePolicy(ctx, identity.PrincipalFrom(ctx), r.PathValue("id"), decision, r.PostFormValue("digest"), r.PostFormValue("comment")); err != nil {
-		h.renderPolicies(w, r, airlockStatus(err), airlock.ErrorMessage(err), "")
+		h.renderPolicies(w, r, airlockStatus(err), userMessage(err), "")
 		return
 	}
 	http.Redirect(w, r, "/policies", http.StatusSeeOther)
@@ -122,7 +122,7 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {
 	}
 	p := identity.PrincipalFrom(ctx)
 	if err := h.Identity.ChangePassword(ctx, p, r.PostFormValue("current"), r.PostFormValue("new")); err != nil {
-		h.renderAccount(w, r, airlockStatus(err), airlock.ErrorMessage(err), "", "")
+		h.renderAccount(w, r, airlockStatus(err), userMessage(err), "", "")
 		return
 	}
 	p.MustChangePassword = false
@@ -138,7 +138,7 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
 	}
 	secret, _, err := h.Identity.CreateToken(ctx, identity.PrincipalFrom(ctx), r.PostFormValue("name"), ttl)
 	if err != nil {
-		h.renderAccount(w, r, airlockStatus(err), airlock.ErrorMessage(err), "", "")
+		h.renderAccount(w, r, airlockStatus(err), userMessage(err), "", "")
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -219,7 +219,7 @@ func (h *Handler) putSecret(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, err)
 			return
 		}
-		h.renderAdmin(w, r, http.StatusBadRequest, airlock.ErrorMessage(err), "")
+		h.renderAdmin(w, r, http.StatusBadRequest, userMessage(err), "")
 		return
 	}
 	h.renderAdmin(w, r, http.StatusOK, "", "Secret "+name+" stored.")

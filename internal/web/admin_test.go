@@ -222,3 +222,27 @@ func TestProcedurePageShowsVersionsWithReviews(t *testing.T) {
 		}
 	}
 }
+
+func TestEvidenceFormRefusesABadPeriod(t *testing.T) {
+	s := startServer(t)
+	dana := s.visitor(t, "dana")
+	for _, c := range []struct{ from, to, field string }{
+		{"2026-11-28", "2026-11-27", "to: must be after from"},
+		{"yesterday", "2026-11-27", "from: expected RFC 3339"},
+	} {
+		code, body := dana.post("/audit/evidence", url.Values{"csrf_token": {dana.csrf()}, "from": {c.from}, "to": {c.to}})
+		if code != http.StatusBadRequest || !strings.Contains(unescape(body), c.field) || !strings.Contains(body, `value="`+c.from+`"`) {
+			i := strings.Index(body, "Export evidence")
+			t.Errorf("from=%s to=%s: %d, want 400 naming %q with the values kept: %.600s", c.from, c.to, code, c.field, body[max(i, 0):])
+		}
+	}
+	evs, _ := s.srv.Store.AuditList(t.Context(), store.AuditListParams{After: -1, Type: "evidence.export"})
+	if len(evs) != 0 {
+		t.Fatalf("refused exports were recorded: %d", len(evs))
+	}
+	// Someone who may not export cannot, whatever the form says.
+	alice := s.visitor(t, "alice")
+	if code, _ := alice.post("/audit/evidence", url.Values{"csrf_token": {alice.csrf()}, "from": {"2026-11-27"}, "to": {"2026-11-27"}}); code != http.StatusForbidden && code != http.StatusNotFound {
+		t.Fatalf("alice exports evidence: %d", code)
+	}
+}

@@ -1,8 +1,6 @@
 package web
 
 import (
-	"bytes"
-	"fmt"
 	"net/http"
 	"strconv"
 
@@ -95,11 +93,7 @@ func (h *Handler) exportEvidence(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	params, err := evidenceParams(r)
-	var buf bytes.Buffer
-	if err == nil {
-		err = evidence.Export(ctx, h.Store, h.Audit, params, &buf)
-	}
+	name, bundle, err := h.exportBundle(r)
 	if err != nil {
 		data, derr := h.auditData(r)
 		if derr != nil || airlock.ErrorKind(err) != airlock.Invalid {
@@ -107,31 +101,22 @@ func (h *Handler) exportEvidence(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		data["Form"] = r.PostForm
-		h.render(w, r, http.StatusBadRequest, "audit", page{Title: "Audit", Error: airlock.ErrorMessage(err), Data: data})
+		h.render(w, r, http.StatusBadRequest, "audit", page{Title: "Audit", Error: userMessage(err), Data: data})
 		return
 	}
-	if err := evidence.RecordExport(ctx, h.Store, identity.PrincipalFrom(ctx).Actor(), params, buf.Bytes()); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	name := fmt.Sprintf("airlock-evidence-%s-%s.zip", params.From.UTC().Format("20060102"), params.To.UTC().Format("20060102"))
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
-	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
-	_, _ = w.Write(buf.Bytes())
+	w.Header().Set("Content-Length", strconv.Itoa(len(bundle)))
+	_, _ = w.Write(bundle)
 }
 
-func evidenceParams(r *http.Request) (evidence.Params, error) {
-	from, err := evidence.ParseTime("from", r.PostFormValue("from"), false)
+// exportBundle builds the bundle the form asks for; it returns the
+// download name and the bytes.
+func (h *Handler) exportBundle(r *http.Request) (string, []byte, error) {
+	p, err := evidence.NewParams(r.PostFormValue("from"), r.PostFormValue("to"), r.PostFormValue("procedure"), r.PostFormValue("environment"))
 	if err != nil {
-		return evidence.Params{}, err
+		return "", nil, err
 	}
-	to, err := evidence.ParseTime("to", r.PostFormValue("to"), true)
-	if err != nil {
-		return evidence.Params{}, err
-	}
-	if !to.After(from) {
-		return evidence.Params{}, airlock.FieldError("to", "must be after from")
-	}
-	return evidence.Params{From: from, To: to, Procedure: r.PostFormValue("procedure"), Environment: r.PostFormValue("environment")}, nil
+	b, err := evidence.ExportAudited(r.Context(), h.Store, h.Audit, identity.PrincipalFrom(r.Context()).Actor(), p)
+	return p.FileName(), b, err
 }

@@ -348,7 +348,8 @@ func (h *Handler) inbox(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	h.render(w, r, http.StatusOK, "inbox", page{Title: "Inbox", Data: map[string]any{"Runs": runs, "Versions": versions, "Policies": policies}})
+	h.render(w, r, http.StatusOK, "inbox", page{Title: "Inbox", InboxCount: len(runs) + len(versions),
+		Data: map[string]any{"Runs": runs, "Versions": versions, "Policies": policies}})
 }
 
 func (h *Handler) versionData(r *http.Request) (map[string]any, error) {

@@ -182,8 +182,11 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 		pg.Nav.Audit = h.allowedQuietly(r, policy.ActionReadAudit)
 		pg.Nav.Policy = pg.Nav.Audit || h.allowedQuietly(r, policy.ActionManagePolicy)
 		pg.Nav.Admin = pg.Nav.Policy || h.allowedQuietly(r, policy.ActionManageNodes) || h.allowedQuietly(r, policy.ActionManageSecrets) || h.allowedQuietly(r, policy.ActionManageUsers)
-		if runs, vs, err := h.inboxItems(r); err == nil {
-			pg.InboxCount = len(runs) + len(vs)
+		// The inbox page counts its own items; don't list them twice.
+		if name != "inbox" {
+			if runs, vs, err := h.inboxItems(r); err == nil {
+				pg.InboxCount = len(runs) + len(vs)
+			}
 		}
 	}
 	t := h.pages[name]
@@ -201,7 +204,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if code == http.StatusInternalServerError {
 		h.Log.Error("page", "path", r.URL.Path, "err", err)
 	}
-	h.render(w, r, code, "error", page{Title: http.StatusText(code), Error: airlock.ErrorMessage(err)})
+	h.render(w, r, code, "error", page{Title: http.StatusText(code), Error: userMessage(err)})
 }
 
 // airlockStatus is the HTTP status for an error's kind.
@@ -281,3 +284,12 @@ func sortedKeys[M ~map[string]V, V any](m M) []string {
 }
 
 var errNoActive = errors.New("no active version")
+
+// userMessage is an error as a page shows it: the caller-safe message,
+// led by the field it is about when there is one.
+func userMessage(err error) string {
+	if f := airlock.ErrorField(err); f != "" {
+		return f + ": " + airlock.ErrorMessage(err)
+	}
+	return airlock.ErrorMessage(err)
+}
