@@ -1,8 +1,8 @@
 package store
 
 import (
-	"encoding/json"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Leaf is the event's canonical encoding: the bytes its Merkle leaf
@@ -11,40 +11,122 @@ import (
 // from a database dump or an evidence bundle. Field order is fixed;
 // strings are encoded as encoding/json encodes them.
 func (e *AuditEvent) Leaf() []byte {
-	details := string(e.Details)
-	if details == "" {
-		details = "{}"
-	}
-	b := make([]byte, 0, 192+len(e.ID)+len(e.Type)+len(e.ActorID)+len(e.ActorName)+len(e.Subject)+len(e.RequestID)+len(details)*11/10)
+	return appendLeaf(nil, e.Seq, e.Time.UnixMicro(), e.ID, e.Type, e.ActorID, e.ActorName, e.Subject,
+		e.Outcome, e.RequestID, e.SourceAddr, string(e.Details))
+}
+
+// LeafRow is an audit event's stored columns as raw bytes, for reading
+// the log without building an AuditEvent per row (audit verify).
+type LeafRow struct {
+	Seq, TimeUS                                                           int64
+	ID, Type, ActorID, ActorName, Subject, Outcome, RequestID, SourceAddr []byte
+	Details                                                               []byte
+}
+
+// AppendLeaf appends the row's Leaf encoding to b.
+func (r *LeafRow) AppendLeaf(b []byte) []byte {
+	return appendLeaf(b, r.Seq, r.TimeUS, r.ID, r.Type, r.ActorID, r.ActorName, r.Subject,
+		r.Outcome, r.RequestID, r.SourceAddr, r.Details)
+}
+
+func appendLeaf[T string | []byte](b []byte, seq, timeUS int64, id, typ, actorID, actorName, subject, outcome, requestID, sourceAddr, details T) []byte {
 	b = append(b, `{"seq":`...)
-	b = strconv.AppendInt(b, e.Seq, 10)
-	b = appendField(b, `,"id":`, e.ID)
+	b = strconv.AppendInt(b, seq, 10)
+	b = append(b, `,"id":`...)
+	b = appendJSONString(b, id)
 	b = append(b, `,"time_us":`...)
-	b = strconv.AppendInt(b, e.Time.UnixMicro(), 10)
-	b = appendField(b, `,"type":`, e.Type)
-	b = appendField(b, `,"actor_id":`, e.ActorID)
-	b = appendField(b, `,"actor_name":`, e.ActorName)
-	b = appendField(b, `,"subject":`, e.Subject)
-	b = appendField(b, `,"outcome":`, e.Outcome)
-	b = appendField(b, `,"request_id":`, e.RequestID)
-	b = appendField(b, `,"source_addr":`, e.SourceAddr)
-	b = appendField(b, `,"details":`, details)
+	b = strconv.AppendInt(b, timeUS, 10)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, typ)
+	b = append(b, `,"actor_id":`...)
+	b = appendJSONString(b, actorID)
+	b = append(b, `,"actor_name":`...)
+	b = appendJSONString(b, actorName)
+	b = append(b, `,"subject":`...)
+	b = appendJSONString(b, subject)
+	b = append(b, `,"outcome":`...)
+	b = appendJSONString(b, outcome)
+	b = append(b, `,"request_id":`...)
+	b = appendJSONString(b, requestID)
+	b = append(b, `,"source_addr":`...)
+	b = appendJSONString(b, sourceAddr)
+	b = append(b, `,"details":`...)
+	if len(details) == 0 {
+		b = append(b, `"{}"`...)
+	} else {
+		b = appendJSONString(b, details)
+	}
 	return append(b, "}\n"...)
 }
 
-// appendField appends name and s as a JSON string, exactly as
-// json.Marshal would write it: a fast path for plain printable ASCII
-// (no quote, backslash or HTML-escaped character), json.Marshal otherwise.
-func appendField(b []byte, name, s string) []byte {
-	b = append(b, name...)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
+const hexDigits = "0123456789abcdef"
+
+// plain marks the ASCII bytes encoding/json writes as they are.
+var plain = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
 	}
+	return t
+}()
+
+// appendJSONString appends s as encoding/json's Marshal writes a string
+// (HTML-safe escaping, U+2028/U+2029 escaped, invalid UTF-8 replaced by
+// U+FFFD), without allocating. FuzzLeaf holds it to json.Marshal.
+func appendJSONString[T string | []byte](b []byte, s T) []byte {
 	b = append(b, '"')
-	b = append(b, s...)
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if plain[c] {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		var r rune
+		var size int
+		switch v := any(s).(type) {
+		case string:
+			r, size = utf8.DecodeRuneInString(v[i:])
+		case []byte:
+			r, size = utf8.DecodeRune(v[i:])
+		}
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
 	return append(b, '"')
 }

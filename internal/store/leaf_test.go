@@ -29,3 +29,15 @@ func FuzzLeaf(f *testing.F) {
 		}
 	})
 }
+
+func FuzzLeafRow(f *testing.F) {
+	f.Add(int64(3), "evt_x", "run.finish", "bob", `{"a":"<b>&\"c\"\n\u2028\x01\x7f"}`, "ünï\xe2\x80")
+	f.Add(int64(0), "", "", "", "", "\xff\xfe\u2029")
+	f.Fuzz(func(t *testing.T, seq int64, id, typ, actor, details, subject string) {
+		e := &AuditEvent{Seq: seq, ID: id, Time: time.UnixMicro(seq), Type: typ, ActorName: actor, Subject: subject, Details: []byte(details)}
+		r := &LeafRow{Seq: seq, TimeUS: seq, ID: []byte(id), Type: []byte(typ), ActorName: []byte(actor), Subject: []byte(subject), Details: []byte(details)}
+		if got, want := r.AppendLeaf([]byte("x")), append([]byte("x"), reference(e)...); string(got) != string(want) {
+			t.Fatalf("leaf %q, want %q", got, want)
+		}
+	})
+}
