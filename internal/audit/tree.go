@@ -133,8 +133,8 @@ func Verify(ctx context.Context, s store.Reader, v note.Verifier, external []str
 		return nil, err
 	}
 	rep := &Report{Head: head, Problems: []Problem{}}
-	// recomputed stored hashes, in tlog index order
-	var hashes []tlog.Hash
+	// recomputed stored hashes, in tlog index order (about two per event)
+	hashes := make([]tlog.Hash, 0, 2*head+64)
 	mem := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
 		out := make([]tlog.Hash, len(idx))
 		for i, x := range idx {
@@ -151,15 +151,15 @@ func Verify(ctx context.Context, s store.Reader, v note.Verifier, external []str
 		if b.err != nil {
 			return nil, b.err
 		}
-		for _, e := range b.evs {
-			for n < e.Seq { // a gap: events deleted
+		for _, l := range b.leaves {
+			for n < l.seq { // a gap: events deleted
 				rep.add(Problem{Position: n, Kind: "missing", Detail: "no event at this position: deleted"})
 				gaps[n] = true
 				add, _ := tlog.StoredHashesForRecordHash(n, tlog.RecordHash(nil), mem) // keeps positions aligned
 				hashes = append(hashes, add...)
 				n++
 			}
-			add, err := tlog.StoredHashesForRecordHash(n, tlog.RecordHash(e.Leaf()), mem)
+			add, err := tlog.StoredHashesForRecordHash(n, l.hash, mem)
 			if err != nil {
 				return nil, err
 			}
@@ -290,16 +290,23 @@ func compareStored(ctx context.Context, s store.Reader, rep *Report, hashes []tl
 	return nil
 }
 
-type batch struct {
-	evs []*store.AuditEvent
-	err error
+type leafHash struct {
+	seq  int64
+	hash tlog.Hash
 }
 
-// fetch reads the log in position ranges, two at a time ahead of the
-// hashing, in order: reading rows costs more than hashing them. The last
-// range is open-ended, to catch rows beyond the recorded head.
+type batch struct {
+	leaves []leafHash
+	err    error
+}
+
+// fetch reads the log in position ranges and hashes each event's leaf,
+// two ranges at a time ahead of the tree building, delivered in order:
+// reading and hashing rows costs more than building the tree from their
+// hashes. The last range is open-ended, to catch rows beyond the
+// recorded head.
 func fetch(ctx context.Context, s store.Reader, head int64) <-chan batch {
-	const size = 5000
+	const size = 8192
 	type job struct {
 		lo, hi int64 // hi 0: open-ended
 		out    chan batch
@@ -313,21 +320,14 @@ func fetch(ctx context.Context, s store.Reader, head int64) <-chan batch {
 	work := make(chan job)
 	for range 2 {
 		go func() {
+			var buf []byte
 			for j := range work {
-				var b batch
-				after := j.lo - 1
-				for {
-					evs, err := s.AuditList(ctx, store.AuditListParams{After: after, Before: j.hi, Limit: size})
-					if err != nil {
-						b.err = err
-						break
-					}
-					b.evs = append(b.evs, evs...)
-					if len(evs) < size {
-						break
-					}
-					after = evs[len(evs)-1].Seq
-				}
+				b := batch{leaves: make([]leafHash, 0, max(j.hi-j.lo, 0))}
+				b.err = s.AuditLeaves(ctx, j.lo, j.hi, func(r *store.LeafRow) error {
+					buf = r.AppendLeaf(buf[:0])
+					b.leaves = append(b.leaves, leafHash{seq: r.Seq, hash: tlog.RecordHash(buf)})
+					return nil
+				})
 				j.out <- b
 			}
 		}()

@@ -107,6 +107,11 @@ type Reader interface {
 	AuditSize(ctx context.Context) (int64, error)
 	AuditGet(ctx context.Context, seq int64) (*AuditEvent, error)
 	AuditList(ctx context.Context, p AuditListParams) ([]*AuditEvent, error)
+	// AuditLeaves calls fn for each event with lo <= Seq < hi (hi <= 0:
+	// no upper bound), in position order, with the stored columns as raw
+	// bytes valid only during the call. It is the cheap way to read the
+	// whole log (audit verify).
+	AuditLeaves(ctx context.Context, lo, hi int64, fn func(*LeafRow) error) error
 	// AuditHashes reads stored tree hashes by tlog index.
 	AuditHashes(ctx context.Context, indexes []int64) ([][]byte, error)
 	// AuditHashRange reads the stored hashes with lo <= index < hi, in

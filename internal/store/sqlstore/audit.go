@@ -71,6 +71,37 @@ func (q queries) AuditList(ctx context.Context, p store.AuditListParams) ([]*sto
 	return collect(rows, scanAudit)
 }
 
+func (q queries) AuditLeaves(ctx context.Context, lo, hi int64, fn func(*store.LeafRow) error) error {
+	s, args := `SELECT `+auditCols+` FROM audit_events WHERE seq >= ?`, []any{lo}
+	if hi > 0 {
+		s += ` AND seq < ?`
+		args = append(args, hi)
+	}
+	rows, err := q.query(ctx, s+` ORDER BY seq`, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var r store.LeafRow
+	var at sql.NullInt64
+	zero := time.Time{}.UnixMicro()
+	for rows.Next() {
+		if err := rows.Scan(&r.Seq, (*sql.RawBytes)(&r.ID), &at, (*sql.RawBytes)(&r.Type), (*sql.RawBytes)(&r.ActorID),
+			(*sql.RawBytes)(&r.ActorName), (*sql.RawBytes)(&r.Subject), (*sql.RawBytes)(&r.Outcome),
+			(*sql.RawBytes)(&r.RequestID), (*sql.RawBytes)(&r.SourceAddr), (*sql.RawBytes)(&r.Details)); err != nil {
+			return err
+		}
+		r.TimeUS = zero
+		if at.Valid {
+			r.TimeUS = at.Int64
+		}
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 // AuditAppend takes the next position from the single audit_head row. The
 // UPDATE takes that row's write lock, so concurrent appenders (on any
 // replica) queue behind each other and positions are gap-free: a
