@@ -2,6 +2,8 @@
 -- rowid: reading the log in order (audit verify, evidence export) then
 -- walks the table's own b-tree instead of an index plus a lookup per row.
 -- The tables are rebuilt with the same rows; their triggers come back.
+-- The index on time (never queried) gives way to one on subject: a run's
+-- events are read by subject.
 CREATE TABLE audit_events_new (
 	seq INTEGER PRIMARY KEY,
 	id TEXT NOT NULL UNIQUE,
@@ -20,7 +22,7 @@ INSERT INTO audit_events_new (seq, id, time, type, actor_id, actor_name, subject
 DROP TABLE audit_events;
 ALTER TABLE audit_events_new RENAME TO audit_events;
 CREATE INDEX audit_events_type ON audit_events (type, seq);
-CREATE INDEX audit_events_time ON audit_events (time);
+CREATE INDEX audit_events_subject ON audit_events (subject, seq);
 CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
 BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
 CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
