@@ -1,6 +1,7 @@
 package procedure
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -17,6 +18,74 @@ func compilePattern(p string) (*regexp.Regexp, error) {
 		return nil, err
 	}
 	return regexp.Compile(`^(?:` + p + `)$`)
+}
+
+// Rules are a parameter's checks as a web form's script applies them
+// before submitting, with the very messages Coerce reports: Coerce
+// formats its errors from Messages. In a message, the last "%q" stands
+// for the value, quoted as strconv.Quote quotes it.
+type Rules struct {
+	Type      string            `json:"type"`
+	Required  bool              `json:"required,omitempty"`
+	Min       *int64            `json:"min,omitempty"`
+	Max       *int64            `json:"max,omitempty"`
+	MinLength *int              `json:"min_length,omitempty"`
+	MaxLength *int              `json:"max_length,omitempty"`
+	Pattern   string            `json:"pattern,omitempty"`
+	Values    []string          `json:"values,omitempty"`
+	Messages  map[string]string `json:"messages"`
+}
+
+// MsgRequired is the message for a required parameter left out.
+const MsgRequired = "is required"
+
+// Rules returns the parameter's checks and their messages.
+func (p *Parameter) Rules() Rules {
+	m := map[string]string{"required": MsgRequired}
+	switch p.Type {
+	case TypeInt:
+		m["integer"] = "expected an integer, got %q"
+		if p.Min != nil {
+			m["min"] = fmt.Sprintf("must be at least %d", *p.Min)
+		}
+		if p.Max != nil {
+			m["max"] = fmt.Sprintf("must be at most %d", *p.Max)
+		}
+	case TypeEnum:
+		m["enum"] = "expected one of " + strings.Join(p.Values, ", ") + ", got %q"
+	case TypeMultiEnum:
+		if p.MinLength != nil {
+			m["min_length"] = fmt.Sprintf("choose at least %d", *p.MinLength)
+		}
+		if p.MaxLength != nil {
+			m["max_length"] = fmt.Sprintf("choose at most %d", *p.MaxLength)
+		}
+	case TypeString, TypeSecret:
+		if p.MinLength != nil {
+			m["min_length"] = fmt.Sprintf("must be at least %d characters", *p.MinLength)
+		}
+		if p.MaxLength != nil {
+			m["max_length"] = fmt.Sprintf("must be at most %d characters", *p.MaxLength)
+		}
+		if p.Pattern != "" {
+			m["pattern"] = "must match " + p.Pattern + ", got %q"
+			if p.Type == TypeSecret { // the value is never echoed
+				m["pattern"] = "does not match the required pattern"
+			}
+		}
+	}
+	return Rules{Type: p.Type, Required: p.Required, Min: p.Min, Max: p.Max, MinLength: p.MinLength,
+		MaxLength: p.MaxLength, Pattern: p.Pattern, Values: p.Values, Messages: m}
+}
+
+// message is the named message of p's rules with v in place of the
+// last %q.
+func (p *Parameter) message(name string, v string) error {
+	m := p.Rules().Messages[name]
+	if i := strings.LastIndex(m, "%q"); i >= 0 {
+		m = m[:i] + strconv.Quote(v) + m[i+2:]
+	}
+	return errors.New(m)
 }
 
 // Coerce turns a raw value (from JSON: string, float64, bool, []any; or a
@@ -46,17 +115,17 @@ func (p *Parameter) Coerce(raw any) (any, error) {
 		case string:
 			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 			if err != nil {
-				return nil, fmt.Errorf("expected an integer, got %q", v)
+				return nil, p.message("integer", v)
 			}
 			i = n
 		default:
 			return nil, fmt.Errorf("expected an integer")
 		}
 		if p.Min != nil && i < *p.Min {
-			return nil, fmt.Errorf("must be at least %d", *p.Min)
+			return nil, p.message("min", "")
 		}
 		if p.Max != nil && i > *p.Max {
-			return nil, fmt.Errorf("must be at most %d", *p.Max)
+			return nil, p.message("max", "")
 		}
 		return i, nil
 	case TypeBool:
@@ -105,10 +174,10 @@ func (p *Parameter) Coerce(raw any) (any, error) {
 			seen[s] = true
 		}
 		if p.MinLength != nil && len(list) < *p.MinLength {
-			return nil, fmt.Errorf("choose at least %d", *p.MinLength)
+			return nil, p.message("min_length", "")
 		}
 		if p.MaxLength != nil && len(list) > *p.MaxLength {
-			return nil, fmt.Errorf("choose at most %d", *p.MaxLength)
+			return nil, p.message("max_length", "")
 		}
 		if list == nil {
 			list = []string{}
@@ -124,16 +193,16 @@ func (p *Parameter) checkString(s string) error {
 	}
 	if p.Type == TypeEnum {
 		if !slices.Contains(p.Values, s) {
-			return fmt.Errorf("expected one of %s, got %q", strings.Join(p.Values, ", "), s)
+			return p.message("enum", s)
 		}
 		return nil
 	}
 	n := utf8.RuneCountInString(s)
 	if p.MinLength != nil && n < *p.MinLength {
-		return fmt.Errorf("must be at least %d characters", *p.MinLength)
+		return p.message("min_length", "")
 	}
 	if p.MaxLength != nil && n > *p.MaxLength {
-		return fmt.Errorf("must be at most %d characters", *p.MaxLength)
+		return p.message("max_length", "")
 	}
 	if p.Pattern != "" {
 		re, err := compilePattern(p.Pattern)
@@ -141,10 +210,7 @@ func (p *Parameter) checkString(s string) error {
 			return fmt.Errorf("pattern does not compile: %v", err)
 		}
 		if !re.MatchString(s) {
-			if p.Type == TypeSecret {
-				return fmt.Errorf("does not match the required pattern")
-			}
-			return fmt.Errorf("must match %s, got %q", p.Pattern, s)
+			return p.message("pattern", s)
 		}
 	}
 	return nil

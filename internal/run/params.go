@@ -33,7 +33,7 @@ func coerce(def *procedure.Procedure, raw map[string]any) (plain, secrets map[st
 			case prm.Default != nil:
 				v = prm.Default.V
 			case prm.Required:
-				return nil, nil, airlock.FieldError(field, "is required")
+				return nil, nil, airlock.FieldError(field, procedure.MsgRequired)
 			default:
 				continue
 			}
