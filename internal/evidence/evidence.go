@@ -37,6 +37,7 @@ type Manifest struct {
 	To          time.Time         `json:"to"`
 	Procedure   string            `json:"procedure,omitempty"`
 	Environment string            `json:"environment,omitempty"`
+	Run         string            `json:"run,omitempty"`
 	Checkpoint  string            `json:"checkpoint"` // the signed note
 	Files       map[string]string `json:"files"`      // name -> sha256 hex
 }

@@ -21,6 +21,10 @@ type Params struct {
 	From, To    time.Time
 	Procedure   string
 	Environment string
+	// Run, when set, narrows the bundle to one run: its events, its
+	// output, the version it ran with that version's reviews, and the
+	// policies in force.
+	Run string
 }
 
 // RunRecord is a run as a bundle holds it.
@@ -59,7 +63,8 @@ func Export(ctx context.Context, s store.Store, log *audit.Log, p Params, w io.W
 	versionIDs := map[string]bool{}
 	var output = map[string][]byte{}
 	for _, r := range allRuns {
-		if r.CreatedAt.Before(p.From) || !r.CreatedAt.Before(p.To) || (p.Environment != "" && r.Environment != p.Environment) {
+		if r.CreatedAt.Before(p.From) || !r.CreatedAt.Before(p.To) || (p.Environment != "" && r.Environment != p.Environment) ||
+			(p.Run != "" && r.ID != p.Run) {
 			continue
 		}
 		rec := RunRecord{Run: r}
@@ -114,7 +119,12 @@ func Export(ctx context.Context, s store.Store, log *audit.Log, p Params, w io.W
 			if e.Seq >= cp.Size || e.Time.Before(p.From) || !e.Time.Before(p.To) {
 				continue
 			}
-			if p.Procedure != "" || p.Environment != "" {
+			switch {
+			case p.Run != "":
+				if !runIDs[e.Subject] {
+					continue
+				}
+			case p.Procedure != "" || p.Environment != "":
 				if !runIDs[e.Subject] && !mentions(e, p.Procedure) {
 					continue
 				}
@@ -153,7 +163,7 @@ func Export(ctx context.Context, s store.Store, log *audit.Log, p Params, w io.W
 			return err
 		}
 		for _, v := range vs {
-			if !versionIDs[v.ID] && (v.CreatedAt.Before(p.From) || !v.CreatedAt.Before(p.To)) {
+			if !versionIDs[v.ID] && (p.Run != "" || v.CreatedAt.Before(p.From) || !v.CreatedAt.Before(p.To)) {
 				continue
 			}
 			rs, err := s.ReviewList(ctx, v.ID)
@@ -190,7 +200,7 @@ func Export(ctx context.Context, s store.Store, log *audit.Log, p Params, w io.W
 		files[n] = b
 	}
 	m := &Manifest{Format: Format, CreatedAt: time.Now().UTC(), From: p.From.UTC(), To: p.To.UTC(), Procedure: p.Procedure,
-		Environment: p.Environment, Checkpoint: cp.Note}
+		Environment: p.Environment, Run: p.Run, Checkpoint: cp.Note}
 	return writeBundle(w, files, m, log.Signer)
 }
 

@@ -150,7 +150,7 @@ h2{margin-top:2rem;border-bottom:1px solid #ccc}.ok{color:#1a7f37}.bad{color:#b3
 td,th{text-align:left;padding:.25rem .5rem;border-bottom:1px solid #eee;vertical-align:top}code{font-size:13px}</style></head>
 <body>
 <h1>Airlock evidence report</h1>
-<p>Period <strong>{{.From}}</strong> to <strong>{{.To}}</strong>{{if .Procedure}}, procedure <code>{{.Procedure}}</code>{{end}}{{if .Environment}}, environment <code>{{.Environment}}</code>{{end}}.
+<p>Period <strong>{{.From}}</strong> to <strong>{{.To}}</strong>{{if .Procedure}}, procedure <code>{{.Procedure}}</code>{{end}}{{if .Environment}}, environment <code>{{.Environment}}</code>{{end}}{{if .Run}}, run <code>{{.Run}}</code>{{end}}.
 {{.Summary.Events}} audit events and {{.Summary.Runs}} runs. Every event carries an inclusion proof against the checkpoint below,
 signed with the log's key <code>{{.Key}}</code>; verify the bundle offline with
 <code>airlock evidence verify BUNDLE.zip --key KEY</code>.</p>
@@ -170,6 +170,6 @@ signed with the log's key <code>{{.Key}}</code>; verify the bundle offline with
 func Report(s Summary, p Params, cp *store.Checkpoint, key string) []byte {
 	var b bytes.Buffer
 	_ = reportTmpl.Execute(&b, map[string]any{"Summary": s, "From": p.From.UTC().Format(time.RFC3339), "To": p.To.UTC().Format(time.RFC3339),
-		"Procedure": p.Procedure, "Environment": p.Environment, "Checkpoint": cp.Note, "Key": key})
+		"Procedure": p.Procedure, "Environment": p.Environment, "Run": p.Run, "Checkpoint": cp.Note, "Key": key})
 	return b.Bytes()
 }

@@ -31,8 +31,16 @@ func NewParams(from, to, procedure, environment string) (Params, error) {
 	return Params{From: f, To: t, Procedure: procedure, Environment: environment}, nil
 }
 
+// RunParams scopes a bundle to one run, from its request until now.
+func RunParams(r *store.Run, now time.Time) Params {
+	return Params{From: r.CreatedAt.Add(-time.Second), To: now.Add(time.Second), Procedure: r.ProcedureName, Run: r.ID}
+}
+
 // FileName is the bundle's download name.
 func (p Params) FileName() string {
+	if p.Run != "" {
+		return "airlock-evidence-" + p.Run + ".zip"
+	}
 	return fmt.Sprintf("airlock-evidence-%s-%s.zip", p.From.UTC().Format("20060102"), p.To.UTC().Format("20060102"))
 }
 
@@ -53,6 +61,9 @@ func ExportAudited(ctx context.Context, s store.Store, log *audit.Log, actor aud
 	}
 	if p.Environment != "" {
 		details["environment"] = p.Environment
+	}
+	if p.Run != "" {
+		details["run"] = p.Run
 	}
 	err := s.Update(ctx, func(tx store.Tx) error {
 		return tx.AuditAppend(ctx, audit.New(ctx, time.Now(), audit.EvidenceExport, actor, "evidence", audit.Success, details))
