@@ -227,6 +227,7 @@ func (h *Handler) streamOutput(w http.ResponseWriter, r *http.Request, p *identi
 	tick := time.NewTicker(time.Second) // other replicas' runs, and keep-alives
 	defer tick.Stop()
 	status := ""
+	sent := map[string]string{} // node -> its last progress sent
 	for {
 		// Read the status before the output: output written before a run
 		// ends is then always sent before its end.
@@ -245,6 +246,20 @@ func (h *Handler) streamOutput(w http.ResponseWriter, r *http.Request, p *identi
 			}
 			b, _ := json.Marshal(chunkJSON(c))
 			fmt.Fprintf(w, "id: %d\nevent: output\ndata: %s\n\n", c.Seq, b)
+		}
+		nodes, err := h.Store.RunNodeList(ctx, run.ID)
+		if err != nil {
+			return
+		}
+		if len(nodes) == 0 { // not finished: its progress, if it runs here
+			nodes = h.Runs.LiveNodes(run.ID)
+		}
+		for _, n := range nodes {
+			b, _ := json.Marshal(nodeJSON(n))
+			if sent[n.Node] != string(b) {
+				sent[n.Node] = string(b)
+				fmt.Fprintf(w, "event: node\ndata: %s\n\n", b)
+			}
 		}
 		if cur.Status != status {
 			status = cur.Status
@@ -273,6 +288,23 @@ func (h *Handler) streamOutput(w http.ResponseWriter, r *http.Request, p *identi
 			io.WriteString(w, ": keep-alive\n\n")
 		}
 	}
+}
+
+// NodeJSON is a node's progress in a run, as the output stream sends it
+// (event "node") whenever it changes.
+type NodeJSON struct {
+	Node     string `json:"node"`
+	Status   string `json:"status"`
+	ExitCode *int   `json:"exit_code,omitempty"` // once the node has finished
+	Error    string `json:"error,omitempty"`
+}
+
+func nodeJSON(n *store.RunNode) NodeJSON {
+	j := NodeJSON{Node: n.Node, Status: n.Status, Error: n.Error}
+	if !n.FinishedAt.IsZero() {
+		j.ExitCode = &n.ExitCode
+	}
+	return j
 }
 
 func (h *Handler) runEvents(w http.ResponseWriter, r *http.Request) {

@@ -67,7 +67,9 @@ type Service struct {
 
 	mu      sync.Mutex
 	cancels map[string]context.CancelCauseFunc
-	active  sync.WaitGroup
+	// live is each running fan-out run's node progress on this replica.
+	live   map[string]map[string]store.RunNode
+	active sync.WaitGroup
 }
 
 // New returns a Service. executors maps a node transport (local, ssh) to
@@ -77,7 +79,8 @@ func New(s store.Store, az *authz.Authorizer, kr *secret.Keyring, executors map[
 		now = time.Now
 	}
 	return &Service{store: s, authz: az, keyring: kr, log: log, now: now, cfg: cfg, executors: executors,
-		workerID: airlock.NewID("wrk", time.Now()), wake: make(chan struct{}, 1), broker: newBroker(), cancels: map[string]context.CancelCauseFunc{}}
+		workerID: airlock.NewID("wrk", time.Now()), wake: make(chan struct{}, 1), broker: newBroker(), cancels: map[string]context.CancelCauseFunc{},
+		live: map[string]map[string]store.RunNode{}}
 }
 
 // RequestParams is a run request.
@@ -383,6 +386,20 @@ func (s *Service) Output(ctx context.Context, p *identity.Principal, id string, 
 }
 
 // Subscribe signals after new output or a status change of a run.
+// LiveNodes returns the progress of the nodes of a run executing on this
+// replica (started, finished and with what exit code), ahead of the
+// run's final record, which stores them all. Empty otherwise.
+func (s *Service) LiveNodes(runID string) []*store.RunNode {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*store.RunNode
+	for _, n := range s.live[runID] {
+		n := n
+		out = append(out, &n)
+	}
+	return out
+}
+
 func (s *Service) Subscribe(runID string) (<-chan struct{}, func()) { return s.broker.subscribe(runID) }
 
 // Events returns the audit events about a visible run.

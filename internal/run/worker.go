@@ -316,6 +316,9 @@ func (s *Service) execute(base context.Context, r *store.Run) {
 			}
 			defer func() { <-sem }()
 			started := s.now().UTC()
+			if len(jobs) > 1 {
+				s.nodeProgress(&store.RunNode{RunID: r.ID, Node: job.Node.Name, Status: store.RunRunning, StartedAt: started})
+			}
 			stdout, stderr := out.writer(job.Node.Name, store.StreamStdout), out.writer(job.Node.Name, store.StreamStderr)
 			job.Stdout, job.Stderr = stdout, stderr
 			job.StepDone = func(sr executor.StepResult) {
@@ -338,6 +341,9 @@ func (s *Service) execute(base context.Context, r *store.Run) {
 			}
 			results[i] = &store.RunNode{RunID: r.ID, Node: job.Node.Name, Status: res.Status, ExitCode: res.ExitCode,
 				Error: res.Error, StartedAt: started, FinishedAt: s.now().UTC()}
+			if len(jobs) > 1 {
+				s.nodeProgress(results[i])
+			}
 			if job.WorkDir != "" {
 				_ = os.RemoveAll(job.WorkDir)
 			}
@@ -507,6 +513,20 @@ func (s *Service) finish(ctx context.Context, r *store.Run, out *sink, status, r
 // finishWith records the outcome in one transaction: the run, its nodes
 // and steps, the lock released, and the events, the last of which
 // carries the digest of the output.
+// nodeProgress notes a node's start or end during a fan-out run, so
+// that viewers follow each node as it happens (a run on one node shows it
+// in the run's own status). It is kept in memory: the run's final record
+// stores every node, with its audit events.
+func (s *Service) nodeProgress(n *store.RunNode) {
+	s.mu.Lock()
+	if s.live[n.RunID] == nil {
+		s.live[n.RunID] = map[string]store.RunNode{}
+	}
+	s.live[n.RunID][n.Node] = *n
+	s.mu.Unlock()
+	s.broker.notify(n.RunID)
+}
+
 func (s *Service) finishWith(ctx context.Context, r *store.Run, out *sink, status, reason string, nodes []*store.RunNode, steps []*store.RunStep) {
 	n, truncated, digest := out.close(ctx)
 	now := s.now().UTC()
@@ -552,6 +572,9 @@ func (s *Service) finishWith(ctx context.Context, r *store.Run, out *sink, statu
 	if err != nil {
 		s.log.Error("record run outcome", "run_id", r.ID, "err", err)
 	}
+	s.mu.Lock()
+	delete(s.live, r.ID)
+	s.mu.Unlock()
 	s.broker.notify(r.ID)
 }
 
