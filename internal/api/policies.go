@@ -155,7 +155,7 @@ func (h *Handler) explain(w http.ResponseWriter, r *http.Request) {
 // accessReview serves the access review as JSON, or as CSV with
 // ?format=csv.
 func (h *Handler) accessReview(w http.ResponseWriter, r *http.Request) {
-	rep, err := h.Authz.AccessReview(r.Context(), identity.PrincipalFrom(r.Context()), r.URL.Query().Get("policy_version"))
+	rep, err := h.Authz.AccessReview(r.Context(), identity.PrincipalFrom(r.Context()), authz.Question{PolicyVersion: r.URL.Query().Get("policy_version")})
 	if err != nil {
 		writeError(w, r, h.Log, err)
 		return

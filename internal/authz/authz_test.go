@@ -173,7 +173,7 @@ func TestExplainAndWhatIf(t *testing.T) {
 // testdata/access-review-demo.csv, written and checked by hand.
 func TestAccessReviewOnDemoData(t *testing.T) {
 	s := demoServer(t)
-	rep, err := s.Authz.AccessReview(context.Background(), who(t, s, "dana"), "")
+	rep, err := s.Authz.AccessReview(context.Background(), who(t, s, "dana"), authz.Question{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestAccessReviewOnDemoData(t *testing.T) {
 		t.Fatalf("access review differs from testdata/access-review-demo.csv:\n%s", got.String())
 	}
 	// Not for everyone.
-	if _, err := s.Authz.AccessReview(context.Background(), who(t, s, "alice"), ""); airlock.ErrorKind(err) != airlock.Forbidden {
+	if _, err := s.Authz.AccessReview(context.Background(), who(t, s, "alice"), authz.Question{}); airlock.ErrorKind(err) != airlock.Forbidden {
 		t.Fatalf("alice's access review: %v", err)
 	}
 }

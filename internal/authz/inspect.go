@@ -167,6 +167,35 @@ func (a *Authorizer) outcome(ctx context.Context, set *policy.Set, req policy.Re
 	return outcome, approvers, nil
 }
 
+// AccessChange is a row of the access review that a policy change
+// alters.
+type AccessChange struct {
+	Before AccessRow `json:"before"`
+	After  AccessRow `json:"after"`
+}
+
+// AccessChanges compares two access reviews (before and after a change)
+// row by row and returns the rows whose access or need for approval
+// differs, in the reports' order.
+func AccessChanges(before, after *AccessReport) []AccessChange {
+	key := func(r AccessRow) string { return r.User + "\x00" + r.Procedure + "\x00" + r.Environment }
+	old := map[string]AccessRow{}
+	for _, r := range before.Rows {
+		old[key(r)] = r
+	}
+	out := []AccessChange{}
+	for _, r := range after.Rows {
+		b, ok := old[key(r)]
+		if !ok {
+			b = AccessRow{User: r.User, Procedure: r.Procedure, Environment: r.Environment, Access: string(policy.AccessNone)}
+		}
+		if b.Access != r.Access || b.NeedsApproval != r.NeedsApproval {
+			out = append(out, AccessChange{Before: b, After: r})
+		}
+	}
+	return out
+}
+
 // NeedsApproval reports whether the definition demands an approval for
 // runs in env.
 func NeedsApproval(def *procedure.Procedure, env string) bool {
@@ -281,12 +310,14 @@ type AccessReport struct {
 
 // AccessReview lists every user × active procedure × environment with
 // the access policy gives (run, request or none) and the deciding
-// policies, evaluated with no parameters. Admins and auditors only.
-func (a *Authorizer) AccessReview(ctx context.Context, caller *identity.Principal, versionID string) (*AccessReport, error) {
+// policies, evaluated with no parameters: under the policy in force, or
+// the version or text q names (the what-if of a whole policy set).
+// Admins and auditors only.
+func (a *Authorizer) AccessReview(ctx context.Context, caller *identity.Principal, q Question) (*AccessReport, error) {
 	if err := a.CanReadPolicy(ctx, caller); err != nil {
 		return nil, err
 	}
-	set, label, err := a.setFor(ctx, caller, Question{PolicyVersion: versionID})
+	set, label, err := a.setFor(ctx, caller, Question{PolicyVersion: q.PolicyVersion, PolicyText: q.PolicyText})
 	if err != nil {
 		return nil, err
 	}
