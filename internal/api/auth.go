@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/base64"
 	"net/http"
 	"strings"
 	"time"
@@ -322,7 +323,10 @@ func (h *Handler) ssoLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	url, f := h.SSO.Start()
-	http.SetCookie(w, &http.Cookie{Name: ssoCookie, Value: f.State + "." + f.Nonce + "." + f.Verifier,
+	// Where to return afterwards (a path on this site) rides along with
+	// the flow's secrets.
+	next := base64.RawURLEncoding.EncodeToString([]byte(sso.LocalPath(r.URL.Query().Get("next"))))
+	http.SetCookie(w, &http.Cookie{Name: ssoCookie, Value: f.State + "." + f.Nonce + "." + f.Verifier + "." + next,
 		Path: "/auth/oidc", MaxAge: 600, HttpOnly: true, Secure: h.Secure, SameSite: http.SameSiteLaxMode})
 	http.Redirect(w, r, url, http.StatusFound)
 }
@@ -334,10 +338,16 @@ func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	clearCookie(w, ssoCookie, "/auth/oidc", h.Secure)
 	var f sso.Flow
+	next := "/"
 	if c, err := r.Cookie(ssoCookie); err == nil {
-		parts := strings.SplitN(c.Value, ".", 3)
-		if len(parts) == 3 {
+		parts := strings.SplitN(c.Value, ".", 4)
+		if len(parts) >= 3 {
 			f = sso.Flow{State: parts[0], Nonce: parts[1], Verifier: parts[2]}
+		}
+		if len(parts) == 4 {
+			if b, err := base64.RawURLEncoding.DecodeString(parts[3]); err == nil {
+				next = sso.LocalPath(string(b))
+			}
 		}
 	}
 	q := r.URL.Query()
@@ -363,5 +373,5 @@ func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	http.Redirect(w, r, "/", http.StatusFound)
+	http.Redirect(w, r, next, http.StatusFound)
 }

@@ -155,3 +155,13 @@ func (p *Provider) MapGroups(groups []string) []string {
 	}
 	return out
 }
+
+// LocalPath returns next when it is a path on this site, and "/"
+// otherwise: where to go after signing in must never be another site
+// ("//evil.example", "/\\evil.example", "https://…").
+func LocalPath(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, `\`) {
+		return "/"
+	}
+	return next
+}
