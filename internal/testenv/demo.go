@@ -20,13 +20,21 @@ type Demo struct {
 	*server.Server
 	// Passwords of the demo users by username.
 	Passwords map[string]string
+	// URL is where Serve answers (public_url in the configuration).
+	URL string
+	hs  *httptest.Server
 }
 
-// DemoServer starts a Demo. Its run workers and HTTP listener are
-// started on demand (Serve).
-func DemoServer(t testing.TB) *Demo {
+// DemoServer starts a Demo, its configuration changed by mutate (e.g.
+// SSO). Its run workers and HTTP server are started on demand (Serve);
+// the listener is open from the start, so the configuration can name its
+// URL.
+func DemoServer(t testing.TB, mutate ...func(*config.Config)) *Demo {
 	t.Helper()
+	hs := httptest.NewUnstartedServer(nil)
+	t.Cleanup(hs.Close)
 	cfg := config.Default()
+	cfg.PublicURL = "http://" + hs.Listener.Addr().String()
 	cfg.Data = t.TempDir()
 	cfg.PolicyFile = filepath.Join(cfg.Data, "policy.cedar")
 	cfg.InventoryFile = filepath.Join(cfg.Data, "inventory.yaml")
@@ -34,6 +42,12 @@ func DemoServer(t testing.TB) *Demo {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(cfg.InventoryFile, []byte(demo.Inventory), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -45,7 +59,7 @@ func DemoServer(t testing.TB) *Demo {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &Demo{Server: s, Passwords: map[string]string{}}
+	d := &Demo{Server: s, Passwords: map[string]string{}, URL: cfg.PublicURL, hs: hs}
 	for _, u := range users {
 		d.Passwords[u.Username] = u.Password
 	}
@@ -56,10 +70,11 @@ func DemoServer(t testing.TB) *Demo {
 // cleanup before the server closes, and returns the base URL.
 func (d *Demo) Serve(t testing.TB) string {
 	t.Helper()
-	hs := httptest.NewServer(d.Handler())
+	d.hs.Config.Handler = d.Handler()
+	d.hs.Start()
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); d.Runs.Start(ctx) }()
-	t.Cleanup(func() { hs.Close(); stop(); <-done })
-	return hs.URL
+	t.Cleanup(func() { d.hs.Close(); stop(); <-done })
+	return d.URL
 }
