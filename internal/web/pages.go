@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -90,6 +91,9 @@ func (h *Handler) catalog(w http.ResponseWriter, r *http.Request) {
 
 type paramField struct {
 	procedure.Parameter
+	// Rules is the JSON of the parameter's checks and messages, for
+	// form.js.
+	Rules    string
 	Value    string
 	Selected map[string]bool
 	Error    string
@@ -143,7 +147,11 @@ func (h *Handler) procedureData(r *http.Request, name string) (*procedureData, e
 		d.Versions = append(d.Versions, st)
 	}
 	for _, prm := range def.Parameters {
-		f := paramField{Parameter: prm, Selected: map[string]bool{}}
+		rules, err := json.Marshal(prm.Rules())
+		if err != nil {
+			return nil, err
+		}
+		f := paramField{Parameter: prm, Rules: string(rules), Selected: map[string]bool{}}
 		if prm.Default != nil {
 			f.Value = fmt.Sprint(prm.Default.V)
 			if list, ok := prm.Default.V.([]string); ok {
@@ -157,13 +165,20 @@ func (h *Handler) procedureData(r *http.Request, name string) (*procedureData, e
 	return d, nil
 }
 
+// checkParams leads a form refused for a parameter's value; form.js
+// shows the same.
+const checkParams = "Check the highlighted parameter."
+
+// CheckParams is checkParams, for the template.
+func (*procedureData) CheckParams() string { return checkParams }
+
 func (h *Handler) procedurePage(w http.ResponseWriter, r *http.Request) {
 	d, err := h.procedureData(r, r.PathValue("name"))
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	h.render(w, r, http.StatusOK, "procedure", page{Title: d.Def.Name, Data: d})
+	h.render(w, r, http.StatusOK, "procedure", page{Title: d.Def.Name, Data: d, Script: "form.js"})
 }
 
 // requestRun takes the form: it shows the targets first when asked, and
@@ -227,11 +242,11 @@ func (h *Handler) requestRun(w http.ResponseWriter, r *http.Request) {
 				d.Params[i].Error, placed = msg, true
 			}
 		}
-		pg := page{Title: name, Data: d}
+		pg := page{Title: name, Data: d, Script: "form.js"}
 		if !placed {
 			pg.Error = msg
 		} else {
-			pg.Error = "Check the highlighted parameter."
+			pg.Error = checkParams
 		}
 		status := http.StatusBadRequest
 		if airlock.ErrorKind(err) == airlock.Forbidden {
@@ -241,7 +256,7 @@ func (h *Handler) requestRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if runID == "" {
-		h.render(w, r, http.StatusOK, "procedure", page{Title: name, Data: d})
+		h.render(w, r, http.StatusOK, "procedure", page{Title: name, Data: d, Script: "form.js"})
 		return
 	}
 	http.Redirect(w, r, "/runs/"+runID, http.StatusSeeOther)
@@ -273,10 +288,35 @@ func (h *Handler) runPage(w http.ResponseWriter, r *http.Request) {
 	for _, c := range chunks {
 		out.Write(c.Data)
 	}
-	data := map[string]any{"Run": rr, "Approvals": d.Approvals, "Nodes": d.Nodes, "Output": out.String(),
+	data := map[string]any{"Run": rr, "Approvals": d.Approvals, "Nodes": nodeRows(rr, d.Nodes), "Output": out.String(),
+		"CanExport": h.allowedQuietly(r, policy.ActionExportEvidence), "CanReadAudit": h.allowedQuietly(r, policy.ActionReadAudit),
 		"CanApprove": rr.Status == store.RunPending && rr.RequesterID != p.UserID && h.Runs.Allowed(ctx, p, rr, policy.ActionApproveRun),
 		"CanCancel":  !store.RunFinal(rr.Status) && h.Runs.Allowed(ctx, p, rr, policy.ActionCancelRun)}
 	h.render(w, r, http.StatusOK, "run", page{Title: rr.ProcedureName, Data: data, Script: "run.js"})
+}
+
+// nodeRows is a row per target node, in target order, with its progress
+// so far ("waiting" before the node starts); run.js keeps them current.
+func nodeRows(rr *store.Run, nodes []*store.RunNode) []*store.RunNode {
+	byName := map[string]*store.RunNode{}
+	for _, n := range nodes {
+		byName[n.Node] = n
+	}
+	var rows []*store.RunNode
+	for _, t := range rr.Targets {
+		if n := byName[t]; n != nil {
+			rows = append(rows, n)
+			delete(byName, t)
+		} else {
+			rows = append(rows, &store.RunNode{RunID: rr.ID, Node: t, Status: "waiting"})
+		}
+	}
+	for _, n := range nodes { // nodes not among the targets (the local executor)
+		if byName[n.Node] != nil {
+			rows = append(rows, n)
+		}
+	}
+	return rows
 }
 
 func (h *Handler) decideRun(decision string) http.HandlerFunc {
