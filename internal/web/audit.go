@@ -1,8 +1,11 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/audit"
@@ -55,8 +58,10 @@ func (h *Handler) auditData(r *http.Request) (map[string]any, error) {
 		return nil, err
 	}
 	canExport := h.allowedQuietly(r, policy.ActionExportEvidence)
+	last, running := h.verifyState()
 	return map[string]any{"Events": evs, "Head": head, "Next": next, "Filter": filter, "Checkpoint": cp,
-		"Key": h.Audit.VerifierKey, "CanExport": canExport, "Environments": h.Environments}, nil
+		"Key": h.Audit.VerifierKey, "CanExport": canExport, "Environments": h.Environments,
+		"Verified": last, "Verifying": running}, nil
 }
 
 func (h *Handler) auditPage(w http.ResponseWriter, r *http.Request) {
@@ -68,21 +73,85 @@ func (h *Handler) auditPage(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, http.StatusOK, "audit", page{Title: "Audit", Data: data})
 }
 
-// verifyAudit recomputes the whole tree from storage, as
-// `airlock audit verify` does, and shows the report.
+// verifyJob runs "Verify now" in the background, one at a time: a
+// request while one runs waits for that one instead of starting another,
+// and a result younger than verifyFresh is shown again rather than
+// recomputed, so the button cannot be used to load the server.
+type verifyJob struct {
+	mu      sync.Mutex
+	running chan struct{} // closed when the current run ends; nil when idle
+	last    *verifyResult
+}
+
+type verifyResult struct {
+	Report *audit.Report
+	Err    string
+	By     string
+	At     time.Time
+}
+
+const (
+	verifyFresh = 10 * time.Second
+	// verifyWait is how long the request waits for the result before
+	// answering that it is still running (a large log takes longer).
+	verifyWait = 5 * time.Second
+)
+
+// start begins a verification unless one runs or a fresh result exists,
+// and returns the channel closed when the current one ends.
+func (h *Handler) startVerify(by string) <-chan struct{} {
+	j := &h.verify
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.running != nil {
+		return j.running
+	}
+	done := make(chan struct{})
+	if j.last != nil && time.Since(j.last.At) < verifyFresh {
+		close(done)
+		return done
+	}
+	j.running = done
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		rep, err := audit.Verify(ctx, h.Store, h.Audit.Verifier, nil)
+		res := &verifyResult{Report: rep, By: by, At: time.Now()}
+		if err != nil {
+			res.Err = err.Error()
+			h.Log.Error("audit verify", "err", err)
+		}
+		j.mu.Lock()
+		j.last, j.running = res, nil
+		j.mu.Unlock()
+		close(done)
+	}()
+	return done
+}
+
+// verifyState is what the audit page shows of it.
+func (h *Handler) verifyState() (last *verifyResult, running bool) {
+	h.verify.mu.Lock()
+	defer h.verify.mu.Unlock()
+	return h.verify.last, h.verify.running != nil
+}
+
+// verifyAudit recomputes the whole tree from storage, as `airlock audit
+// verify` does, in the background; the page shows the result when it
+// comes within a few seconds, and otherwise that it is running.
 func (h *Handler) verifyAudit(w http.ResponseWriter, r *http.Request) {
-	data, err := h.auditData(r)
-	if err != nil {
+	if _, err := h.auditData(r); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	rep, err := audit.Verify(r.Context(), h.Store, h.Audit.Verifier, nil)
-	if err != nil {
-		h.fail(w, r, err)
+	done := h.startVerify(identity.PrincipalFrom(r.Context()).Username)
+	select {
+	case <-done:
+	case <-time.After(verifyWait):
+	case <-r.Context().Done():
 		return
 	}
-	data["Report"] = rep
-	h.render(w, r, http.StatusOK, "audit", page{Title: "Audit", Data: data})
+	h.auditPage(w, r)
 }
 
 // exportEvidence answers the evidence form with the bundle as a download,
@@ -104,6 +173,35 @@ func (h *Handler) exportEvidence(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusBadRequest, "audit", page{Title: "Audit", Error: userMessage(err), Data: data})
 		return
 	}
+	download(w, name, bundle)
+}
+
+// runEvidence downloads the evidence bundle of one run: its events with
+// their proofs, its output, the version it ran and that version's
+// reviews, the policies in force. It takes the evidence export
+// permission and the right to see the run; the export is audited.
+func (h *Handler) runEvidence(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	p := identity.PrincipalFrom(ctx)
+	if err := h.Authz.CheckSystem(ctx, p, policy.ActionExportEvidence); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	rr, err := h.Runs.Get(ctx, p, r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	params := evidence.RunParams(rr, time.Now())
+	bundle, err := evidence.ExportAudited(ctx, h.Store, h.Audit, p.Actor(), params)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	download(w, params.FileName(), bundle)
+}
+
+func download(w http.ResponseWriter, name string, bundle []byte) {
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
 	w.Header().Set("Content-Length", strconv.Itoa(len(bundle)))

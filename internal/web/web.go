@@ -27,6 +27,7 @@ import (
 	"github.com/airlockhq/airlock/internal/review"
 	"github.com/airlockhq/airlock/internal/run"
 	"github.com/airlockhq/airlock/internal/secretstore"
+	"github.com/airlockhq/airlock/internal/sso"
 	"github.com/airlockhq/airlock/internal/store"
 )
 
@@ -54,7 +55,8 @@ type Handler struct {
 	// SessionMaxAge is the cookie lifetime in seconds.
 	SessionMaxAge int
 
-	pages map[string]*template.Template
+	pages  map[string]*template.Template
+	verify verifyJob
 }
 
 // SessionCookie is the browser session cookie (shared with the API).
@@ -108,6 +110,7 @@ func (h *Handler) Register(mux *http.ServeMux, wrap func(route string, next http
 		{"POST /runs/{id}/approve", true, h.decideRun("approve")},
 		{"POST /runs/{id}/deny", true, h.decideRun("deny")},
 		{"POST /runs/{id}/cancel", true, h.cancelRun},
+		{"POST /runs/{id}/evidence", true, h.runEvidence},
 		{"GET /inbox", true, h.inbox},
 		{"GET /versions/{id}", true, h.versionPage},
 		{"POST /versions/{id}/review", true, h.reviewVersion},
@@ -119,6 +122,11 @@ func (h *Handler) Register(mux *http.ServeMux, wrap func(route string, next http
 		{"POST /policies/{id}/decide", true, h.decidePolicy},
 		{"GET /admin", true, h.adminPage},
 		{"POST /admin/secrets", true, h.putSecret},
+		{"POST /admin/nodes", true, h.putNode},
+		{"POST /admin/nodes/{name}/delete", true, h.deleteNode},
+		{"POST /admin/users", true, h.createUser},
+		{"POST /admin/users/{username}/groups", true, h.addMember},
+		{"POST /admin/users/{username}/groups/{group}/remove", true, h.removeMember},
 		{"GET /account", true, h.accountPage},
 		{"POST /account/password", true, h.changePassword},
 		{"POST /account/tokens", true, h.createToken},
@@ -233,10 +241,7 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	username, password := r.PostFormValue("username"), r.PostFormValue("password")
-	next := r.PostFormValue("next")
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, `\`) {
-		next = "/"
-	}
+	next := sso.LocalPath(r.PostFormValue("next"))
 	ctx := audit.WithMeta(r.Context(), audit.Meta{SourceAddr: clientAddr(r), UserAgent: r.UserAgent()})
 	u, err := h.Identity.PasswordLogin(ctx, username, password)
 	if err != nil {

@@ -1,5 +1,6 @@
-// Live output and status of a run page, over Server-Sent Events. The page
-// works without this script: it then shows the output as of loading.
+// Live output, status and per-node progress of a run page, over
+// Server-Sent Events. The page works without this script: it then shows
+// everything as of loading.
 (function () {
   "use strict";
   var root = document.getElementById("run");
@@ -8,7 +9,6 @@
   var out = document.getElementById("output");
   var status = document.getElementById("status");
   var filter = document.getElementById("node-filter");
-  var last = root.getAttribute("data-last-seq") || "0";
   var chunks = [];
   function render() {
     var node = filter ? filter.value : "";
@@ -29,6 +29,34 @@
     status.className = "status status-" + s;
     root.setAttribute("data-status", s);
   });
+  es.addEventListener("node", function (e) {
+    var n = JSON.parse(e.data);
+    var body = document.querySelector("#nodes tbody");
+    if (!body) { return; }
+    var row = null;
+    var rows = body.querySelectorAll("tr[data-node]");
+    for (var i = 0; i < rows.length; i++) {
+      if (rows[i].getAttribute("data-node") === n.node) { row = rows[i]; }
+    }
+    if (!row) { // a node the page did not list (the Airlock host itself)
+      var empty = body.querySelector("tr:not([data-node])");
+      if (empty) { body.removeChild(empty); }
+      row = document.createElement("tr");
+      row.setAttribute("data-node", n.node);
+      ["", "status", "exit", "node-error"].forEach(function (c) {
+        var td = document.createElement("td");
+        if (c === "status") { td.appendChild(document.createElement("span")); } else if (c) { td.className = c; }
+        row.appendChild(td);
+      });
+      row.firstChild.textContent = n.node;
+      body.appendChild(row);
+    }
+    var badge = row.querySelector("span");
+    badge.textContent = n.status;
+    badge.className = "status status-" + n.status;
+    row.querySelector(".exit").textContent = n.exit_code === undefined ? "" : String(n.exit_code);
+    row.querySelector(".node-error").textContent = n.error || "";
+  });
   es.addEventListener("end", function (e) {
     var r = JSON.parse(e.data);
     status.textContent = r.status;
@@ -40,5 +68,4 @@
     var actions = document.getElementById("actions");
     if (actions) { actions.hidden = true; }
   });
-  void last;
 })();
