@@ -2,12 +2,15 @@ package web
 
 import (
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/authz"
 	"github.com/airlockhq/airlock/internal/identity"
+	"github.com/airlockhq/airlock/internal/inventory"
 	"github.com/airlockhq/airlock/internal/policy"
 	"github.com/airlockhq/airlock/internal/store"
 )
@@ -57,6 +60,10 @@ func (h *Handler) policiesPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) renderPolicies(w http.ResponseWriter, r *http.Request, status int, errMsg, draft string) {
+	h.renderPoliciesWith(w, r, status, errMsg, draft, nil)
+}
+
+func (h *Handler) renderPoliciesWith(w http.ResponseWriter, r *http.Request, status int, errMsg, draft string, changes []authz.AccessChange) {
 	pending, active, err := h.pendingPolicies(r)
 	if err != nil {
 		h.fail(w, r, err)
@@ -67,12 +74,45 @@ func (h *Handler) renderPolicies(w http.ResponseWriter, r *http.Request, status 
 	}
 	canManage := h.mayManagePolicy(r)
 	h.render(w, r, status, "policies", page{Title: "Policy", Error: errMsg,
-		Data: map[string]any{"Active": active, "Pending": pending, "CanManage": canManage, "Draft": draft, "Description": r.PostFormValue("description")}})
+		Data: map[string]any{"Active": active, "Pending": pending, "CanManage": canManage, "Draft": draft, "Description": r.PostFormValue("description"),
+			"Checked": changes != nil, "Changes": changes}})
+}
+
+// checkPolicy is the what-if of a draft before it is proposed: the
+// access review under the draft against the one in force, showing every
+// user × procedure × environment whose access would change. Nothing is
+// stored; a draft that does not compile shows where.
+func (h *Handler) checkPolicy(w http.ResponseWriter, r *http.Request, text string) {
+	ctx := r.Context()
+	p := identity.PrincipalFrom(ctx)
+	if err := h.Authz.CheckSystem(ctx, p, policy.ActionManagePolicy); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	before, err := h.Authz.AccessReview(ctx, p, authz.Question{})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	after, err := h.Authz.AccessReview(ctx, p, authz.Question{PolicyText: text})
+	if err != nil {
+		if airlock.ErrorKind(err) != airlock.Invalid {
+			h.fail(w, r, err)
+			return
+		}
+		h.renderPoliciesWith(w, r, http.StatusBadRequest, userMessage(err), text, nil)
+		return
+	}
+	h.renderPoliciesWith(w, r, http.StatusOK, "", text, authz.AccessChanges(before, after))
 }
 
 func (h *Handler) proposePolicy(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	text := strings.ReplaceAll(r.PostFormValue("text"), "\r\n", "\n")
+	if r.PostFormValue("check") != "" {
+		h.checkPolicy(w, r, text)
+		return
+	}
 	if _, err := h.Authz.ProposePolicy(ctx, identity.PrincipalFrom(ctx), text, r.PostFormValue("description")); err != nil {
 		if airlock.ErrorKind(err) != airlock.Invalid {
 			h.fail(w, r, err)
@@ -164,15 +204,17 @@ func (h *Handler) allowedQuietly(r *http.Request, action string) bool {
 // review, nodes, secrets (names only) and users. A section the viewer may
 // not see is left out; with none, the page is a 404 like any other.
 func (h *Handler) adminPage(w http.ResponseWriter, r *http.Request) {
-	h.renderAdmin(w, r, http.StatusOK, "", "")
+	h.renderAdmin(w, r, http.StatusOK, "", "", nil)
 }
 
-func (h *Handler) renderAdmin(w http.ResponseWriter, r *http.Request, status int, errMsg, flash string) {
+// renderAdmin shows the admin page; extra adds to its data (a one-time
+// password just issued, a form's values to show again).
+func (h *Handler) renderAdmin(w http.ResponseWriter, r *http.Request, status int, errMsg, flash string, extra map[string]any) {
 	ctx := r.Context()
 	p := identity.PrincipalFrom(ctx)
-	data := map[string]any{}
+	data := map[string]any{"Form": r.PostForm}
 	if h.allowedQuietly(r, policy.ActionManagePolicy) || h.allowedQuietly(r, policy.ActionReadAudit) {
-		rep, err := h.Authz.AccessReview(ctx, p, "")
+		rep, err := h.Authz.AccessReview(ctx, p, authz.Question{})
 		if err != nil {
 			h.fail(w, r, err)
 			return
@@ -203,9 +245,13 @@ func (h *Handler) renderAdmin(w http.ResponseWriter, r *http.Request, status int
 		}
 		data["Users"], data["Groups"] = users, groups
 	}
-	if len(data) == 0 {
+	if len(data) == 1 {
 		h.fail(w, r, airlock.Errorf(airlock.NotFound, "no such page"))
 		return
+	}
+	data["Environments"] = h.Environments
+	for k, v := range extra {
+		data[k] = v
 	}
 	h.render(w, r, status, "admin", page{Title: "Administration", Error: errMsg, Flash: flash, Data: data})
 }
@@ -219,8 +265,107 @@ func (h *Handler) putSecret(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, err)
 			return
 		}
-		h.renderAdmin(w, r, http.StatusBadRequest, userMessage(err), "")
+		h.renderAdmin(w, r, http.StatusBadRequest, userMessage(err), "", nil)
 		return
 	}
-	h.renderAdmin(w, r, http.StatusOK, "", "Secret "+name+" stored.")
+	h.renderAdmin(w, r, http.StatusOK, "", "Secret "+name+" stored.", nil)
+}
+
+// adminResult answers an admin form: a refused value shows the page
+// again with the message (leading with its field) and the form's values;
+// anything else that failed is an error page.
+func (h *Handler) adminResult(w http.ResponseWriter, r *http.Request, err error, flash string, extra map[string]any) {
+	if err != nil {
+		switch airlock.ErrorKind(err) {
+		case airlock.Invalid, airlock.Conflict, airlock.NotFound:
+			h.renderAdmin(w, r, airlockStatus(err), userMessage(err), "", extra)
+		default:
+			h.fail(w, r, err)
+		}
+		return
+	}
+	if extra == nil {
+		extra = map[string]any{}
+	}
+	extra["Form"] = url.Values{} // done: the forms start empty again
+	h.renderAdmin(w, r, http.StatusOK, "", flash, extra)
+}
+
+// putNode creates or replaces a node managed here (not one from the
+// inventory file, which stays its source of truth).
+func (h *Handler) putNode(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	port := 0
+	if v := strings.TrimSpace(r.PostFormValue("port")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			h.adminResult(w, r, airlock.FieldError("port", "expected a number, got %q", v), "", nil)
+			return
+		}
+		port = n
+	}
+	attrs := map[string]string{}
+	for _, kv := range splitList(r.PostFormValue("attributes")) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			h.adminResult(w, r, airlock.FieldError("attributes", "expected key=value pairs separated by commas, got %q", kv), "", nil)
+			return
+		}
+		attrs[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	n := inventory.Node{Name: strings.TrimSpace(r.PostFormValue("name")), Environment: r.PostFormValue("environment"),
+		Transport: r.PostFormValue("transport"), Address: strings.TrimSpace(r.PostFormValue("address")), Port: port,
+		User: strings.TrimSpace(r.PostFormValue("user")), Tags: splitList(r.PostFormValue("tags")), Attributes: attrs,
+		HostKey: strings.TrimSpace(r.PostFormValue("host_key")), Credential: strings.TrimSpace(r.PostFormValue("credential"))}
+	_, err := h.Nodes.Put(ctx, identity.PrincipalFrom(ctx), n)
+	h.adminResult(w, r, err, "Node "+n.Name+" saved.", nil)
+}
+
+func (h *Handler) deleteNode(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	name := r.PathValue("name")
+	err := h.Nodes.Delete(ctx, identity.PrincipalFrom(ctx), name)
+	h.adminResult(w, r, err, "Node "+name+" removed.", nil)
+}
+
+// createUser creates a local user with a one-time password, shown once.
+func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	pw := identity.RandomPassword()
+	u, err := h.Identity.CreateUserAs(ctx, identity.PrincipalFrom(ctx), identity.CreateUserParams{
+		Username: strings.TrimSpace(r.PostFormValue("username")), DisplayName: strings.TrimSpace(r.PostFormValue("display_name")),
+		Email: strings.TrimSpace(r.PostFormValue("email")), Password: pw, MustChangePassword: true, Groups: splitList(r.PostFormValue("groups"))})
+	if err != nil {
+		h.adminResult(w, r, err, "", nil)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	h.adminResult(w, r, nil, "User "+u.Username+" created. Give them this one-time password; it is not shown again and must be changed at first sign-in.",
+		map[string]any{"NewPassword": pw})
+}
+
+// addMember and removeMember change a user's groups.
+func (h *Handler) addMember(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	user, group := r.PathValue("username"), strings.TrimSpace(r.PostFormValue("group"))
+	err := h.Identity.AddMember(ctx, identity.PrincipalFrom(ctx), group, user)
+	h.adminResult(w, r, err, user+" added to "+group+".", nil)
+}
+
+func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	user, group := r.PathValue("username"), r.PathValue("group")
+	err := h.Identity.RemoveMember(ctx, identity.PrincipalFrom(ctx), group, user)
+	h.adminResult(w, r, err, user+" removed from "+group+".", nil)
+}
+
+// splitList reads a comma-separated form value.
+func splitList(s string) []string {
+	var out []string
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }

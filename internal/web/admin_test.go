@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
@@ -244,5 +245,193 @@ func TestEvidenceFormRefusesABadPeriod(t *testing.T) {
 	alice := s.visitor(t, "alice")
 	if code, _ := alice.post("/audit/evidence", url.Values{"csrf_token": {alice.csrf()}, "from": {"2026-11-27"}, "to": {"2026-11-27"}}); code != http.StatusForbidden && code != http.StatusNotFound {
 		t.Fatalf("alice exports evidence: %d", code)
+	}
+}
+
+// TestPolicyDraftWhatIf checks a draft's effect from the policy page
+// before proposing it: the rows whose access changes are listed, a draft
+// that does not compile shows its position, and nothing is stored.
+func TestPolicyDraftWhatIf(t *testing.T) {
+	s := startServer(t)
+	bob := s.visitor(t, "bob")
+	_, body := bob.get("/policies")
+	m := draftText.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no policy editor for bob")
+	}
+	current := unescape(m[1])
+	// The draft takes the NOC's right to run restarts and flushes alone.
+	draft := strings.Replace(current, `@id("noc-runs-restarts-and-cache-flushes")
+permit`, `@id("noc-runs-restarts-and-cache-flushes")
+forbid`, 1)
+	if draft == current {
+		t.Fatal("the demo policy changed: adjust the test's draft")
+	}
+	code, body := bob.post("/policies", url.Values{"csrf_token": {bob.csrf()}, "description": {"OPS-9"}, "text": {draft}, "check": {"1"}})
+	if code != http.StatusOK || !strings.Contains(body, `id="changes"`) {
+		t.Fatalf("check: %d %.400s", code, body)
+	}
+	changes := regexp.MustCompile(`(?s)<tr><td>([a-z]+)</td><td>(flush-cache|restart-service)</td><td>(staging|production)</td><td>run</td><td><strong>(\w+)`).FindAllStringSubmatch(body, -1)
+	if len(changes) == 0 {
+		t.Fatalf("no change listed: %.2000s", body)
+	}
+	for _, c := range changes {
+		if c[4] == "run" {
+			t.Errorf("%s keeps run on %s in %s", c[1], c[2], c[3])
+		}
+	}
+	if !strings.Contains(unescape(draftText.FindStringSubmatch(body)[1]), "forbid") {
+		t.Error("the editor lost the draft")
+	}
+	// Unchanged text: nobody's access changes.
+	if _, body := bob.post("/policies", url.Values{"csrf_token": {bob.csrf()}, "text": {current}, "check": {"1"}}); !strings.Contains(body, "No one's access changes.") {
+		t.Errorf("unchanged draft: %.300s", body)
+	}
+	// A draft that does not compile.
+	code, body = bob.post("/policies", url.Values{"csrf_token": {bob.csrf()}, "text": {current + "\npermit (principal, action == Action::\"nope\", resource);\n"}, "check": {"1"}})
+	if code != http.StatusBadRequest || !regexp.MustCompile(`:\d+:\d+`).MatchString(body) {
+		t.Fatalf("broken draft: %d %.400s", code, body)
+	}
+	if n := len(s.pendingPolicies(t)); n != 0 {
+		t.Fatalf("checking stored %d proposals", n)
+	}
+	// Someone who may not manage policy cannot use it to map access.
+	alice := s.visitor(t, "alice")
+	if code, _ := alice.post("/policies", url.Values{"csrf_token": {alice.csrf()}, "text": {draft}, "check": {"1"}}); code != http.StatusForbidden {
+		t.Errorf("alice checks a draft: %d, want 403", code)
+	}
+}
+
+var newPassword = regexp.MustCompile(`<code id="new-password" class="wrap">([^<]+)</code>`)
+
+// TestAdminManagesNodesAndUsers adds, refuses and removes a node, creates
+// a user whose one-time password works once and must be changed, and
+// changes the user's groups, all from the admin page; each change is
+// audited and a refused form stores nothing.
+func TestAdminManagesNodesAndUsers(t *testing.T) {
+	s := startServer(t)
+	bob := s.visitor(t, "bob")
+	ctx := t.Context()
+
+	// Nodes.
+	code, body := bob.post("/admin/nodes", url.Values{"csrf_token": {bob.csrf()}, "name": {"staging-db-9"}, "environment": {"staging"},
+		"transport": {"local"}, "tags": {"db, reports"}, "attributes": {"region=eu-west-1"}})
+	if code != http.StatusOK || !strings.Contains(body, "Node staging-db-9 saved.") {
+		t.Fatalf("add node: %d %.300s", code, body)
+	}
+	n, err := s.srv.Store.NodeGet(ctx, "staging-db-9")
+	if err != nil || n.Source != "api" || strings.Join(n.Tags, ",") != "db,reports" || n.Attributes["region"] != "eu-west-1" {
+		t.Fatalf("stored node: %+v %v", n, err)
+	}
+	code, body = bob.post("/admin/nodes", url.Values{"csrf_token": {bob.csrf()}, "name": {"Bad Name"}, "environment": {"staging"}, "transport": {"local"}})
+	if code != http.StatusBadRequest || !strings.Contains(body, "name:") || !strings.Contains(body, `value="Bad Name"`) {
+		t.Fatalf("bad node: %d %.300s", code, body)
+	}
+	if code, _ := bob.post("/admin/nodes/staging-app-1/delete", url.Values{"csrf_token": {bob.csrf()}}); code != http.StatusConflict {
+		t.Errorf("removing a node of the inventory file: %d, want 409", code)
+	}
+	if code, _ := bob.post("/admin/nodes/staging-db-9/delete", url.Values{"csrf_token": {bob.csrf()}}); code != http.StatusOK {
+		t.Fatalf("remove node: %d", code)
+	}
+	if _, err := s.srv.Store.NodeGet(ctx, "staging-db-9"); err == nil {
+		t.Fatal("the node is still there")
+	}
+
+	// Users.
+	code, body = bob.post("/admin/users", url.Values{"csrf_token": {bob.csrf()}, "username": {"frank"}, "display_name": {"Frank"}, "groups": {"dev, qa"}})
+	m := newPassword.FindStringSubmatch(body)
+	if code != http.StatusOK || m == nil {
+		t.Fatalf("create user: %d %.300s", code, body)
+	}
+	if _, again := bob.get("/admin"); strings.Contains(again, m[1]) {
+		t.Fatal("the one-time password is shown again")
+	}
+	frank := s.visitor(t, "")
+	req, _ := http.NewRequest("POST", s.url+"/login", strings.NewReader(url.Values{"username": {"frank"}, "password": {m[1]}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := frank.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Request.URL.Path != "/account" {
+		t.Fatalf("frank's first sign-in ends on %s, want the password change on /account", resp.Request.URL)
+	}
+	if code, _ := bob.post("/admin/users", url.Values{"csrf_token": {bob.csrf()}, "username": {"frank"}}); code != http.StatusConflict {
+		t.Errorf("duplicate user: %d, want 409", code)
+	}
+	if code, _ := bob.post("/admin/users/frank/groups", url.Values{"csrf_token": {bob.csrf()}, "group": {"noc"}}); code != http.StatusOK {
+		t.Fatalf("add to noc: %d", code)
+	}
+	if code, _ := bob.post("/admin/users/frank/groups/qa/remove", url.Values{"csrf_token": {bob.csrf()}}); code != http.StatusOK {
+		t.Fatalf("remove from qa: %d", code)
+	}
+	u, _ := s.srv.Store.UserGetByUsername(ctx, "frank")
+	gs, _ := s.srv.Store.GroupListForUser(ctx, u.ID)
+	var names []string
+	for _, g := range gs {
+		names = append(names, g.Name)
+	}
+	sort.Strings(names)
+	if got := strings.Join(names, ","); got != "dev,noc" {
+		t.Errorf("frank's groups: %q, want dev,noc", got)
+	}
+	for _, typ := range []string{audit.NodePut, audit.NodeDelete, audit.UserCreate, audit.GroupMemberAdd, audit.GroupMemberRemove} {
+		evs, _ := s.srv.Store.AuditList(ctx, store.AuditListParams{After: -1, Type: typ, Actor: "bob"})
+		if len(evs) == 0 {
+			t.Errorf("no %s event by bob", typ)
+		}
+	}
+
+	// alice may do none of it.
+	alice := s.visitor(t, "alice")
+	for path, form := range map[string]url.Values{
+		"/admin/nodes":                          {"name": {"x1"}, "environment": {"staging"}, "transport": {"local"}},
+		"/admin/users":                          {"username": {"mallory"}},
+		"/admin/users/alice/groups":             {"group": {"admins"}},
+		"/admin/users/bob/groups/admins/remove": {},
+	} {
+		form.Set("csrf_token", alice.csrf())
+		if code, _ := alice.post(path, form); code != http.StatusForbidden {
+			t.Errorf("alice POST %s: %d, want 403", path, code)
+		}
+	}
+	if _, err := s.srv.Store.UserGetByUsername(ctx, "mallory"); err == nil {
+		t.Error("alice created a user")
+	}
+}
+
+var checkedAt = regexp.MustCompile(`Checked ([0-9:\- Z]+) at (\w+)'s request`)
+
+// TestVerifyNowRunsOnceAtATime: "Verify now" answers with the result, and
+// asking again at once (or from several tabs) shows that result instead
+// of recomputing the tree; only readers of the audit log may ask.
+func TestVerifyNowRunsOnceAtATime(t *testing.T) {
+	s := startServer(t)
+	dana := s.visitor(t, "dana")
+	results := make(chan string, 3)
+	for range 3 {
+		go func() {
+			_, body := dana.post("/audit/verify", url.Values{"csrf_token": {dana.csrf()}})
+			m := checkedAt.FindStringSubmatch(body)
+			if m == nil || !strings.Contains(body, "Verified:") {
+				results <- "no result: " + body[:min(len(body), 300)]
+				return
+			}
+			results <- m[1] + " " + m[2]
+		}()
+	}
+	first := <-results
+	for range 2 {
+		if got := <-results; got != first {
+			t.Fatalf("verifications %q and %q: want one shared result", first, got)
+		}
+	}
+	if _, body := dana.get("/audit"); !strings.Contains(body, first[:len(first)-len(" dana")]) {
+		t.Error("the audit page does not show the last result")
+	}
+	alice := s.visitor(t, "alice")
+	if code, _ := alice.post("/audit/verify", url.Values{"csrf_token": {alice.csrf()}}); code != http.StatusForbidden {
+		t.Errorf("alice verifies: %d, want 403", code)
 	}
 }
