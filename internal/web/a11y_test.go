@@ -1,0 +1,124 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/airlockhq/airlock/internal/store"
+	"github.com/airlockhq/airlock/internal/testenv"
+)
+
+// axeScript is axe-core (Deque's accessibility engine, from the npm
+// registry; .ci/run installs it), read from AIRLOCK_TEST_AXE.
+func axeScript(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("AIRLOCK_TEST_AXE")
+	if path == "" {
+		path = "/opt/airlock-test/node_modules/axe-core/axe.min.js"
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		testenv.Missing(t, "axe-core is not installed ("+path+"; npm install --prefix /opt/airlock-test axe-core, or set AIRLOCK_TEST_AXE); skipping the accessibility audit")
+	}
+	return string(b)
+}
+
+type axeResult struct {
+	Violations []struct {
+		ID     string `json:"id"`
+		Impact string `json:"impact"`
+		Help   string `json:"help"`
+		Nodes  []struct {
+			Target []any `json:"target"`
+		} `json:"nodes"`
+	} `json:"violations"`
+	Passes []struct{} `json:"passes"`
+}
+
+// TestPagesPassAnAccessibilityAudit runs axe-core's WCAG 2.1 A and AA
+// rules (labels and names, contrast, landmarks, headings, ARIA, lang) on
+// every main page as the users who see them, including a form showing
+// errors. Any violation fails, naming the rule and the elements.
+func TestPagesPassAnAccessibilityAudit(t *testing.T) {
+	script := axeScript(t)
+	s := newSite(t)
+	alice := s.visitor(t, "alice")
+	runID := requestProductionFlush(t, alice)
+	pending := s.pendingVersionID(t)
+	pages := map[string][]string{
+		"":      {"/login"},
+		"alice": {"/", "/procedures/db-readonly-query", "/procedures/restart-service", "/runs", "/runs/" + runID, "/inbox", "/account"},
+		"bob":   {"/inbox", "/runs/" + runID, "/policies", "/admin", "/versions/" + pending},
+		"dana":  {"/audit", "/admin"},
+	}
+	for user, paths := range pages {
+		var ctx context.Context
+		if user == "" {
+			ctx = s.anonymous(t)
+		} else {
+			ctx = s.browser(t, user)
+		}
+		if err := chromedp.Run(ctx, page.SetBypassCSP(true)); err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range paths {
+			axeAudit(t, ctx, script, s.url+path, user+" "+path)
+		}
+		if user == "alice" { // a form with errors next to its fields
+			if err := chromedp.Run(ctx, chromedp.Navigate(s.url+"/procedures/db-readonly-query"),
+				chromedp.SetValue("#p-ticket", "nope", chromedp.ByID),
+				chromedp.Click("#run-form button.primary", chromedp.ByQuery),
+				waitText(ctx, "#e-ticket", "must match")); err != nil {
+				t.Fatal(err)
+			}
+			check(t, ctx, script, "alice's form with an error")
+		}
+	}
+}
+
+func axeAudit(t *testing.T, ctx context.Context, script, url, label string) {
+	t.Helper()
+	if err := chromedp.Run(ctx, chromedp.Navigate(url), chromedp.WaitReady("main", chromedp.ByQuery)); err != nil {
+		t.Fatalf("%s: %v", label, err)
+	}
+	check(t, ctx, script, label)
+}
+
+func check(t *testing.T, ctx context.Context, script, label string) {
+	t.Helper()
+	var res axeResult
+	err := chromedp.Run(ctx,
+		chromedp.Evaluate(script, nil),
+		chromedp.Evaluate(`axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}})`, &res,
+			func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+	if err != nil {
+		t.Fatalf("%s: axe: %v", label, err)
+	}
+	if len(res.Passes) == 0 {
+		t.Fatalf("%s: axe checked nothing", label)
+	}
+	for _, v := range res.Violations {
+		var where []string
+		for _, n := range v.Nodes {
+			where = append(where, fmt.Sprint(n.Target...))
+		}
+		t.Errorf("%s: %s (%s): %s — %s", label, v.ID, v.Impact, v.Help, strings.Join(where, "; "))
+	}
+}
+
+// pendingVersionID is the demo's proposed procedure version.
+func (s *site) pendingVersionID(t *testing.T) string {
+	t.Helper()
+	vs, err := s.srv.Store.ProcedureVersionList(t.Context(), store.ProcedureVersionListParams{Status: store.VersionProposed})
+	if err != nil || len(vs) == 0 {
+		t.Fatalf("no proposed version in the demo: %v", err)
+	}
+	return vs[0].ID
+}
