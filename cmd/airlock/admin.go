@@ -117,7 +117,24 @@ func (a *app) usersCmd() *cobra.Command {
 	create.Flags().StringSliceVarP(&groups, "group", "g", nil, "group to add the user to (repeatable)")
 	create.Flags().StringVar(&display, "display-name", "", "display name")
 	create.Flags().StringVar(&email, "email", "", "email address")
-	c.AddCommand(list, create)
+	state := func(verb, short string) *cobra.Command {
+		return &cobra.Command{
+			Use:     verb + " USERNAME",
+			Short:   short,
+			Example: "  airlock users " + verb + " frank",
+			Args:    cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if err := a.call(cmd.Context(), "POST", "/api/v1/users/"+args[0]+"/"+verb, nil, nil); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "%s %sd.\n", args[0], verb)
+				return nil
+			},
+		}
+	}
+	c.AddCommand(list, create,
+		state("disable", "Disable a user: ends their sessions and revokes their API tokens"),
+		state("enable", "Enable a disabled user again"))
 	return c
 }
 

@@ -73,6 +73,8 @@ func Routes() []Route {
 		{Method: "DELETE", Path: "/api/v1/tokens/{id}", Action: "self", Summary: "Revoke an API token", handle: (*Handler).revokeToken},
 		{Method: "GET", Path: "/api/v1/users", Action: "manageUsers", Summary: "List users (admins)", handle: (*Handler).listUsers},
 		{Method: "POST", Path: "/api/v1/users", Action: "manageUsers", Summary: "Create a local user (admins)", handle: (*Handler).createUser},
+		{Method: "POST", Path: "/api/v1/users/{username}/disable", Action: "manageUsers", Summary: "Disable a user: ends their sessions and revokes their tokens (admins)", handle: (*Handler).disableUser},
+		{Method: "POST", Path: "/api/v1/users/{username}/enable", Action: "manageUsers", Summary: "Enable a disabled user again (admins)", handle: (*Handler).enableUser},
 		{Method: "POST", Path: "/api/v1/groups/{group}/members", Action: "manageUsers", Summary: "Add a user to a group (admins)", handle: (*Handler).addMember},
 		{Method: "DELETE", Path: "/api/v1/groups/{group}/members/{username}", Action: "manageUsers", Summary: "Remove a user from a group (admins)", handle: (*Handler).removeMember},
 		{Method: "GET", Path: "/api/v1/procedures", Action: "view", List: true, Summary: "List procedures with their active version and pending proposals", handle: (*Handler).listProcedures},

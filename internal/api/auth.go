@@ -315,6 +315,17 @@ func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+func (h *Handler) disableUser(w http.ResponseWriter, r *http.Request) { h.setDisabled(w, r, true) }
+func (h *Handler) enableUser(w http.ResponseWriter, r *http.Request)  { h.setDisabled(w, r, false) }
+
+func (h *Handler) setDisabled(w http.ResponseWriter, r *http.Request, disabled bool) {
+	if err := h.Identity.SetDisabled(r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("username"), disabled); err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 const ssoCookie = "airlock_sso"
 
 func (h *Handler) ssoLogin(w http.ResponseWriter, r *http.Request) {

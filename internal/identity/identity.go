@@ -271,6 +271,56 @@ func (s *Service) AddMember(ctx context.Context, p *Principal, group, username s
 	})
 }
 
+// SetDisabled disables or re-enables a user. Needs manageUsers; nobody
+// disables themselves. Disabling ends the user's sessions and revokes
+// their API tokens at once (a disabled user could not use them anyway;
+// re-enabled, they start afresh). A user signing in through SSO stays
+// disabled: the provider cannot re-enable them.
+func (s *Service) SetDisabled(ctx context.Context, p *Principal, username string, disabled bool) error {
+	if err := s.checkManageUsers(ctx, p); err != nil {
+		return err
+	}
+	return s.store.Update(ctx, func(tx store.Tx) error {
+		u, err := tx.UserGetByUsername(ctx, username)
+		if err != nil {
+			return err
+		}
+		if u.ID == p.UserID && disabled {
+			return airlock.Errorf(airlock.Conflict, "you cannot disable yourself")
+		}
+		if u.Disabled == disabled {
+			return nil
+		}
+		now := s.now().UTC()
+		u.Disabled, u.UpdatedAt = disabled, now
+		if err := tx.UserUpdate(ctx, u); err != nil {
+			return err
+		}
+		details := map[string]any{"username": u.Username, "disabled": disabled}
+		if disabled {
+			n, err := tx.SessionRevokeForUser(ctx, u.ID, "", now)
+			if err != nil {
+				return err
+			}
+			toks, err := tx.TokenListForUser(ctx, u.ID)
+			if err != nil {
+				return err
+			}
+			revoked := 0
+			for _, t := range toks {
+				if t.RevokedAt.IsZero() {
+					if err := tx.TokenRevoke(ctx, t.ID, now); err != nil {
+						return err
+					}
+					revoked++
+				}
+			}
+			details["sessions_ended"], details["tokens_revoked"] = n, revoked
+		}
+		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserUpdate, p.Actor(), u.ID, audit.Success, details))
+	})
+}
+
 // RemoveMember removes a user from a group. Needs manageUsers.
 func (s *Service) RemoveMember(ctx context.Context, p *Principal, group, username string) error {
 	if err := s.checkManageUsers(ctx, p); err != nil {

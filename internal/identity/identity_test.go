@@ -278,3 +278,51 @@ func TestSSOLoginMapsGroups(t *testing.T) {
 		t.Fatalf("sso took over a local account: %v", err)
 	}
 }
+
+// TestDisableUser: disabling ends the user's sessions and revokes their
+// tokens at once (re-enabling restores neither); only user managers may,
+// and not on themselves; each change is audited.
+func TestDisableUser(t *testing.T) {
+	svc, s, _ := setup(t)
+	ctx := context.Background()
+	admin, _ := svc.CreateUser(ctx, audit.System, identity.CreateUserParams{Username: "root", Password: "root-password-1", Groups: []string{"admins"}})
+	u, _ := svc.CreateUser(ctx, audit.System, identity.CreateUserParams{Username: "frank", Password: "frank-password-1"})
+	ap := &identity.Principal{UserID: admin.ID, Username: "root", Groups: []string{"admins"}}
+	fp := &identity.Principal{UserID: u.ID, Username: "frank"}
+	session, _, err := svc.NewSession(ctx, u, "password", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, _ := svc.CreateToken(ctx, fp, "ci", time.Hour)
+
+	if err := svc.SetDisabled(ctx, fp, "root", true); airlock.ErrorKind(err) != airlock.Forbidden {
+		t.Fatalf("frank disables root: %v", err)
+	}
+	if err := svc.SetDisabled(ctx, ap, "root", true); airlock.ErrorKind(err) != airlock.Conflict {
+		t.Fatalf("root disables himself: %v", err)
+	}
+	if err := svc.SetDisabled(ctx, ap, "frank", true); err != nil {
+		t.Fatal(err)
+	}
+	for name, secret := range map[string]string{"session": session, "token": token} {
+		if _, err := svc.Authenticate(ctx, secret); airlock.ErrorKind(err) != airlock.Unauthenticated {
+			t.Errorf("%s of a disabled user: %v", name, err)
+		}
+	}
+	if _, err := svc.PasswordLogin(ctx, "frank", "frank-password-1"); err == nil {
+		t.Error("a disabled user signed in")
+	}
+	if err := svc.SetDisabled(ctx, ap, "frank", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Authenticate(ctx, token); err == nil {
+		t.Error("re-enabling brought a revoked token back")
+	}
+	if _, err := svc.PasswordLogin(ctx, "frank", "frank-password-1"); err != nil {
+		t.Errorf("re-enabled user cannot sign in: %v", err)
+	}
+	evs := events(t, s, audit.UserUpdate)
+	if len(evs) != 2 || !strings.Contains(string(evs[0].Details), `"tokens_revoked":1`) || evs[0].ActorName != "root" {
+		t.Fatalf("user.update events: %+v", evs)
+	}
+}
