@@ -122,3 +122,55 @@ func (s *site) pendingVersionID(t *testing.T) string {
 	}
 	return vs[0].ID
 }
+
+// TestRunWithTheKeyboardOnly runs a procedure without a mouse: from the
+// top of the page Tab reaches the skip link first, then the form's
+// controls in reading order, and Enter on the Run button starts the run.
+func TestRunWithTheKeyboardOnly(t *testing.T) {
+	s := newSite(t)
+	ctx := s.browser(t, "alice")
+	if err := chromedp.Run(ctx, chromedp.Navigate(s.url+"/procedures/flush-cache"), chromedp.WaitVisible("#run-form", chromedp.ByID)); err != nil {
+		t.Fatal(err)
+	}
+	focused := func() string {
+		var id string
+		_ = chromedp.Run(ctx, chromedp.Evaluate(`(function(e){return e.id || e.className || e.tagName})(document.activeElement)`, &id))
+		return id
+	}
+	var order []string
+	for range 40 {
+		if err := chromedp.Run(ctx, chromedp.KeyEvent("\t")); err != nil {
+			t.Fatal(err)
+		}
+		id := focused()
+		order = append(order, id)
+		if id == "environment" { // choose staging by keyboard
+			_ = chromedp.Run(ctx, chromedp.SendKeys("#environment", "staging", chromedp.ByID))
+		}
+		if id == "p-cache" {
+			_ = chromedp.Run(ctx, chromedp.SendKeys("#p-cache", "sessions", chromedp.ByID))
+		}
+		if id == "run" {
+			break
+		}
+	}
+	if order[0] != "skip" {
+		t.Errorf("first Tab stop is %q, want the skip link", order[0])
+	}
+	want := []string{"environment", "p-cache", "reason", "run"}
+	var got []string
+	for _, id := range order {
+		for _, w := range want {
+			if id == w {
+				got = append(got, id)
+			}
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("form controls in Tab order %v, want %v (all stops: %v)", got, want, order)
+	}
+	if err := chromedp.Run(ctx, chromedp.KeyEvent("\r"), chromedp.WaitVisible("#output", chromedp.ByID), waitText(ctx, "#status", "succeeded")); err != nil {
+		screenshot(t, ctx, "keyboard-run")
+		t.Fatalf("Enter on Run: %v", err)
+	}
+}

@@ -359,6 +359,21 @@ func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request) {
 	h.adminResult(w, r, err, user+" removed from "+group+".", nil)
 }
 
+// setDisabled disables (ending sessions, revoking tokens) or re-enables
+// a user.
+func (h *Handler) setDisabled(disabled bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		user := r.PathValue("username")
+		err := h.Identity.SetDisabled(ctx, identity.PrincipalFrom(ctx), user, disabled)
+		msg := user + " enabled."
+		if disabled {
+			msg = user + " disabled: their sessions ended and their API tokens are revoked."
+		}
+		h.adminResult(w, r, err, msg, nil)
+	}
+}
+
 // splitList reads a comma-separated form value.
 func splitList(s string) []string {
 	var out []string

@@ -376,7 +376,27 @@ func TestAdminManagesNodesAndUsers(t *testing.T) {
 	if got := strings.Join(names, ","); got != "dev,noc" {
 		t.Errorf("frank's groups: %q, want dev,noc", got)
 	}
-	for _, typ := range []string{audit.NodePut, audit.NodeDelete, audit.UserCreate, audit.GroupMemberAdd, audit.GroupMemberRemove} {
+	// Disabling frank ends his session at once; enabling lets him back.
+	if code, _ := frank.get("/account"); code != http.StatusOK {
+		t.Fatalf("frank's session before: %d", code)
+	}
+	if code, body := bob.post("/admin/users/frank/disable", url.Values{"csrf_token": {bob.csrf()}}); code != http.StatusOK || !strings.Contains(body, "frank disabled") {
+		t.Fatalf("disable: %d", code)
+	}
+	frank.c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if code, _ := frank.get("/account"); code != http.StatusSeeOther {
+		t.Fatalf("frank's session after disable: %d, want the redirect to sign in", code)
+	}
+	if code, _ := bob.post("/admin/users/bob/disable", url.Values{"csrf_token": {bob.csrf()}}); code != http.StatusConflict {
+		t.Errorf("bob disables himself: %d, want 409", code)
+	}
+	if code, _ := bob.post("/admin/users/frank/enable", url.Values{"csrf_token": {bob.csrf()}}); code != http.StatusOK {
+		t.Fatalf("enable: %d", code)
+	}
+	if u, _ := s.srv.Store.UserGetByUsername(ctx, "frank"); u.Disabled {
+		t.Fatal("frank is still disabled")
+	}
+	for _, typ := range []string{audit.NodePut, audit.NodeDelete, audit.UserCreate, audit.UserUpdate, audit.GroupMemberAdd, audit.GroupMemberRemove} {
 		evs, _ := s.srv.Store.AuditList(ctx, store.AuditListParams{After: -1, Type: typ, Actor: "bob"})
 		if len(evs) == 0 {
 			t.Errorf("no %s event by bob", typ)
@@ -390,6 +410,7 @@ func TestAdminManagesNodesAndUsers(t *testing.T) {
 		"/admin/users":                          {"username": {"mallory"}},
 		"/admin/users/alice/groups":             {"group": {"admins"}},
 		"/admin/users/bob/groups/admins/remove": {},
+		"/admin/users/bob/disable":              {},
 	} {
 		form.Set("csrf_token", alice.csrf())
 		if code, _ := alice.post(path, form); code != http.StatusForbidden {

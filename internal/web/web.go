@@ -126,6 +126,8 @@ func (h *Handler) Register(mux *http.ServeMux, wrap func(route string, next http
 		{"POST /admin/nodes/{name}/delete", true, h.deleteNode},
 		{"POST /admin/users", true, h.createUser},
 		{"POST /admin/users/{username}/groups", true, h.addMember},
+		{"POST /admin/users/{username}/disable", true, h.setDisabled(true)},
+		{"POST /admin/users/{username}/enable", true, h.setDisabled(false)},
 		{"POST /admin/users/{username}/groups/{group}/remove", true, h.removeMember},
 		{"GET /account", true, h.accountPage},
 		{"POST /account/password", true, h.changePassword},
