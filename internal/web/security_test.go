@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/airlockhq/airlock/internal/web"
 )
 
 // These attacks need no browser: they drive the pages with a plain HTTP
@@ -146,6 +148,39 @@ func TestFormPostsWithoutTheCSRFTokenAreRefused(t *testing.T) {
 	}
 	if got := s.status(t, id); got != "pending_approval" {
 		t.Fatalf("run is %s after refused posts", got)
+	}
+}
+
+// TestEveryFormNeedsItsCSRFToken posts to every state-changing route of
+// the UI as an admin with a valid session but no token, a wrong token,
+// or from another site: each is refused before it does anything (the
+// audit log does not grow).
+func TestEveryFormNeedsItsCSRFToken(t *testing.T) {
+	s := startServer(t)
+	alice, bob := s.visitor(t, "alice"), s.visitor(t, "bob")
+	id := requestProductionFlush(t, alice)
+	fill := strings.NewReplacer("{id}", id, "{name}", "flush-cache", "{username}", "alice", "{group}", "dev")
+	routes := web.FormRoutes()
+	if len(routes) < 20 {
+		t.Fatalf("only %d form routes: %v", len(routes), routes)
+	}
+	before, _ := s.srv.Store.AuditSize(t.Context())
+	for _, r := range routes {
+		path := fill.Replace(r)
+		form := url.Values{"name": {"x"}, "username": {"mallory"}, "group": {"admins"}, "text": {"permit (principal, action, resource);"}}
+		for name, token := range map[string]string{"missing": "", "wrong": "x"} {
+			form.Set("csrf_token", token)
+			if code, _ := bob.post(path, form); code != http.StatusForbidden {
+				t.Errorf("POST %s with a %s token: %d, want 403", path, name, code)
+			}
+		}
+		form.Set("csrf_token", bob.csrf())
+		if code, _ := bob.post(path, form, "Sec-Fetch-Site", "cross-site"); code != http.StatusForbidden {
+			t.Errorf("POST %s cross-site: %d, want 403", path, code)
+		}
+	}
+	if after, _ := s.srv.Store.AuditSize(t.Context()); after != before {
+		t.Fatalf("refused posts changed something: the audit log grew from %d to %d events", before, after)
 	}
 }
 

@@ -94,11 +94,27 @@ func (h *Handler) Register(mux *http.ServeMux, wrap func(route string, next http
 	h.load()
 	static, _ := fs.Sub(staticFS, "static")
 	mux.Handle("GET /static/", wrap("GET /static/", http.StripPrefix("/static/", http.FileServer(http.FS(static)))))
-	routes := []struct {
-		pattern string
-		auth    bool
-		fn      http.HandlerFunc
-	}{
+	// Cross-origin form posts are refused before anything else (this
+	// covers the login form, which has no session to hold a CSRF token).
+	cop := http.NewCrossOriginProtection()
+	for _, rt := range h.routes() {
+		var next http.Handler = rt.fn
+		if rt.auth {
+			next = h.session(next)
+		}
+		mux.Handle(rt.pattern, wrap(rt.pattern, cop.Handler(next)))
+	}
+}
+
+type route struct {
+	pattern string
+	auth    bool // behind a session (and, for POST, its CSRF token)
+	fn      http.HandlerFunc
+}
+
+// routes is every page and form of the UI.
+func (h *Handler) routes() []route {
+	return []route{
 		{"GET /login", false, h.loginPage},
 		{"POST /login", false, h.login},
 		{"POST /logout", true, h.logout},
@@ -133,16 +149,6 @@ func (h *Handler) Register(mux *http.ServeMux, wrap func(route string, next http
 		{"POST /account/password", true, h.changePassword},
 		{"POST /account/tokens", true, h.createToken},
 		{"POST /account/tokens/{id}/revoke", true, h.revokeToken},
-	}
-	// Cross-origin form posts are refused before anything else (this
-	// covers the login form, which has no session to hold a CSRF token).
-	cop := http.NewCrossOriginProtection()
-	for _, rt := range routes {
-		var next http.Handler = rt.fn
-		if rt.auth {
-			next = h.session(next)
-		}
-		mux.Handle(rt.pattern, wrap(rt.pattern, cop.Handler(next)))
 	}
 }
 
