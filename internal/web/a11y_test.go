@@ -70,6 +70,9 @@ func TestPagesPassAnAccessibilityAudit(t *testing.T) {
 		}
 		for _, path := range paths {
 			axeAudit(t, ctx, script, s.url+path, user+" "+path)
+			if user == "bob" && (path == "/admin" || path == "/policies") {
+				screenshot(t, ctx, strings.TrimPrefix(path, "/"))
+			}
 		}
 		if user == "alice" { // a form with errors next to its fields
 			if err := chromedp.Run(ctx, chromedp.Navigate(s.url+"/procedures/db-readonly-query"),
