@@ -327,7 +327,11 @@ func (h *Handler) decideRun(decision string) http.HandlerFunc {
 			h.fail(w, r, err)
 			return
 		}
-		http.Redirect(w, r, "/runs/"+id, http.StatusSeeOther)
+		next := "/runs/" + id
+		if r.PostFormValue("return") == "/inbox" { // decided from the inbox: back there
+			next = "/inbox"
+		}
+		http.Redirect(w, r, next, http.StatusSeeOther)
 	}
 }
 
@@ -388,8 +392,23 @@ func (h *Handler) inbox(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	// Each run with what an approver must see: what runs where, with
+	// which parameters, under which version, and who approved already.
+	type pendingRun struct {
+		*store.Run
+		Approvals []*store.RunApproval
+	}
+	var pending []pendingRun
+	for _, rr := range runs {
+		d, err := h.Runs.Details(r.Context(), rr)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		pending = append(pending, pendingRun{Run: rr, Approvals: d.Approvals})
+	}
 	h.render(w, r, http.StatusOK, "inbox", page{Title: "Inbox", InboxCount: len(runs) + len(versions),
-		Data: map[string]any{"Runs": runs, "Versions": versions, "Policies": policies}})
+		Data: map[string]any{"Runs": pending, "Versions": versions, "Policies": policies}})
 }
 
 func (h *Handler) versionData(r *http.Request) (map[string]any, error) {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -146,5 +147,46 @@ func TestRunEvidenceBundle(t *testing.T) {
 	evs, _ := s.srv.Store.AuditList(context.Background(), store.AuditListParams{After: -1, Type: "evidence.export"})
 	if len(evs) != 1 || evs[0].ActorName != "dana" || !strings.Contains(string(evs[0].Details), `"run":"`+id+`"`) {
 		t.Fatalf("evidence.export events: %+v", evs)
+	}
+}
+
+var inboxApproval = regexp.MustCompile(`(?s)<section class="card" id="approve-([^"]+)".*?name="binding" value="([^"]+)"`)
+
+// TestApproveFromTheInbox: the inbox shows what a pending run will do
+// (procedure, environment, targets, parameters, version) and approves it
+// in place, bound to exactly that; the requester's own inbox offers
+// nothing.
+func TestApproveFromTheInbox(t *testing.T) {
+	s := startServer(t)
+	alice, bob := s.visitor(t, "alice"), s.visitor(t, "bob")
+	id := requestProductionFlush(t, alice)
+	if _, body := alice.get("/inbox"); strings.Contains(body, "approve-"+id) {
+		t.Fatal("alice's inbox offers her own run")
+	}
+	_, body := bob.get("/inbox")
+	m := inboxApproval.FindStringSubmatch(body)
+	rr, _ := s.srv.Store.RunGet(t.Context(), id)
+	if m == nil || m[1] != id {
+		t.Fatalf("bob's inbox has no approval form for %s", id)
+	}
+	for _, want := range append([]string{rr.Digest, "flush-cache", "production", html.EscapeString(string(rr.Params))}, rr.Targets...) {
+		if !strings.Contains(body, want) {
+			t.Errorf("the inbox does not show %q", want)
+		}
+	}
+	bob.c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	req, _ := http.NewRequest("POST", s.url+"/runs/"+id+"/approve", strings.NewReader(url.Values{"csrf_token": {bob.csrf()},
+		"binding": {html.UnescapeString(m[2])}, "return": {"/inbox"}, "comment": {"ok"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := bob.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/inbox" {
+		t.Fatalf("approve from the inbox: %d → %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if st := s.status(t, id); st == "pending_approval" {
+		t.Fatal("still pending after approval")
 	}
 }
