@@ -64,10 +64,11 @@ type Server struct {
 	// this start, or empty when the store already had users.
 	AdminPassword string
 
-	handler http.Handler
-	http    *http.Server
-	ln      net.Listener
-	ready   atomic.Bool
+	handler        http.Handler
+	checkpointHook *audit.Webhook
+	http           *http.Server
+	ln             net.Listener
+	ready          atomic.Bool
 }
 
 // OpenStore opens the store the configuration names.
@@ -204,30 +205,24 @@ func (s *Server) auditLog() error {
 	}
 	l := &audit.Log{Store: s.Store, Signer: signer, Verifier: verifier, VerifierKey: vkey, Origin: s.Config.Audit.Origin,
 		Every: int64(s.Config.Audit.CheckpointEvents), Interval: s.Config.Audit.CheckpointInterval, Logger: s.Log}
-	file, hook := s.Config.Audit.CheckpointFile, s.Config.Audit.CheckpointWebhook
-	if file != "" || hook != "" {
-		client := &http.Client{Timeout: 10 * time.Second}
+	file := s.Config.Audit.CheckpointFile
+	if hook := s.Config.Audit.CheckpointWebhook; hook != "" {
+		s.checkpointHook = &audit.Webhook{URL: hook, Client: &http.Client{Timeout: 10 * time.Second}, Logger: s.Log}
+	}
+	if file != "" || s.checkpointHook != nil {
 		l.Publish = func(n string) error {
-			var errs []error
-			if file != "" {
-				fh, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-				if err == nil {
-					_, err = fh.WriteString(n + "\n")
-					err = errors.Join(err, fh.Close())
-				}
-				errs = append(errs, err)
+			if s.checkpointHook != nil {
+				s.checkpointHook.Publish(n) // retried in the background
 			}
-			if hook != "" {
-				resp, err := client.Post(hook, "text/plain; charset=utf-8", strings.NewReader(n))
-				if err == nil {
-					resp.Body.Close()
-					if resp.StatusCode >= 300 {
-						err = fmt.Errorf("checkpoint webhook: HTTP %d", resp.StatusCode)
-					}
-				}
-				errs = append(errs, err)
+			if file == "" {
+				return nil
 			}
-			return errors.Join(errs...)
+			fh, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+			if err != nil {
+				return err
+			}
+			_, err = fh.WriteString(n + "\n")
+			return errors.Join(err, fh.Close())
 		}
 	}
 	s.AuditLog = l
