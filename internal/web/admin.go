@@ -260,15 +260,8 @@ func (h *Handler) renderAdmin(w http.ResponseWriter, r *http.Request, status int
 func (h *Handler) putSecret(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	name, value := strings.TrimSpace(r.PostFormValue("name")), strings.ReplaceAll(r.PostFormValue("value"), "\r\n", "\n")
-	if _, err := h.Secrets.Put(ctx, identity.PrincipalFrom(ctx), name, []byte(value)); err != nil {
-		if airlock.ErrorKind(err) != airlock.Invalid {
-			h.fail(w, r, err)
-			return
-		}
-		h.renderAdmin(w, r, http.StatusBadRequest, userMessage(err), "", nil)
-		return
-	}
-	h.renderAdmin(w, r, http.StatusOK, "", "Secret "+name+" stored.", nil)
+	_, err := h.Secrets.Put(ctx, identity.PrincipalFrom(ctx), name, []byte(value))
+	h.adminResult(w, r, err, "Secret "+name+" stored.", nil)
 }
 
 // adminResult answers an admin form: a refused value shows the page

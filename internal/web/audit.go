@@ -140,11 +140,12 @@ func (h *Handler) verifyState() (last *verifyResult, running bool) {
 // verify` does, in the background; the page shows the result when it
 // comes within a few seconds, and otherwise that it is running.
 func (h *Handler) verifyAudit(w http.ResponseWriter, r *http.Request) {
-	if _, err := h.auditData(r); err != nil {
+	p := identity.PrincipalFrom(r.Context())
+	if err := h.Authz.CheckSystem(r.Context(), p, policy.ActionReadAudit); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	done := h.startVerify(identity.PrincipalFrom(r.Context()).Username)
+	done := h.startVerify(p.Username)
 	select {
 	case <-done:
 	case <-time.After(verifyWait):
