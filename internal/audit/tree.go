@@ -114,6 +114,12 @@ func (r *Report) OK() bool { return len(r.Problems) == 0 }
 
 const maxProblems = 100
 
+// maxGap is the longest run of positions without events that Verify
+// fills in and reports one by one; a longer one (a head or positions
+// rewritten far ahead) ends the verification there instead of making it
+// walk, or hold hashes for, positions that hold nothing.
+const maxGap = 1 << 20
+
 func (r *Report) add(p Problem) {
 	if len(r.Problems) < maxProblems {
 		r.Problems = append(r.Problems, p)
@@ -133,8 +139,9 @@ func Verify(ctx context.Context, s store.Reader, v note.Verifier, external []str
 		return nil, err
 	}
 	rep := &Report{Head: head, Problems: []Problem{}}
-	// recomputed stored hashes, in tlog index order (about two per event)
-	hashes := make([]tlog.Hash, 0, 2*head+64)
+	// recomputed stored hashes, in tlog index order (about two per event;
+	// the head is only a hint, it may have been rewritten)
+	hashes := make([]tlog.Hash, 0, 2*min(head, 1<<22)+64)
 	mem := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
 		out := make([]tlog.Hash, len(idx))
 		for i, x := range idx {
@@ -147,11 +154,29 @@ func Verify(ctx context.Context, s store.Reader, v note.Verifier, external []str
 	})
 	var n int64 // positions verified so far
 	gaps := map[int64]bool{}
-	for b := range fetch(ctx, s, head) {
+	fctx, stop := context.WithCancel(ctx)
+	defer stop()
+	// gone reports a stretch of more than maxGap positions without
+	// events: the rest cannot be lined up, so verification stops there.
+	gone := func(next int64) {
+		if next >= head {
+			rep.add(Problem{Position: next, Kind: "unexpected", Detail: fmt.Sprintf(
+				"an event far beyond the log head (%d): not appended by Airlock; verification stops here", head)})
+			return
+		}
+		rep.add(Problem{Position: n, Kind: "missing", Detail: fmt.Sprintf(
+			"no event at positions %d to %d or beyond (the log head records %d): deleted, or positions rewritten; verification stops here", n, next-1, head)})
+	}
+read:
+	for b := range fetch(fctx, s, head) {
 		if b.err != nil {
 			return nil, b.err
 		}
 		for _, l := range b.leaves {
+			if l.seq-n > maxGap {
+				gone(l.seq)
+				break read
+			}
 			for n < l.seq { // a gap: events deleted
 				rep.add(Problem{Position: n, Kind: "missing", Detail: "no event at this position: deleted"})
 				gaps[n] = true
@@ -165,6 +190,10 @@ func Verify(ctx context.Context, s store.Reader, v note.Verifier, external []str
 			}
 			hashes = append(hashes, add...)
 			n++
+		}
+		if b.hi > 0 && b.hi-n > maxGap {
+			gone(b.hi)
+			break
 		}
 	}
 	// Compare with the hashes recorded at append time.
@@ -296,6 +325,7 @@ type leafHash struct {
 }
 
 type batch struct {
+	hi     int64 // the range's end (0: open-ended)
 	leaves []leafHash
 	err    error
 }
@@ -303,26 +333,23 @@ type batch struct {
 // fetch reads the log in position ranges and hashes each event's leaf,
 // two ranges at a time ahead of the tree building, delivered in order:
 // reading and hashing rows costs more than building the tree from their
-// hashes. The last range is open-ended, to catch rows beyond the
-// recorded head.
+// hashes. Ranges are made as they are needed (the head may have been
+// rewritten to anything); the last is open-ended, to catch rows beyond
+// the recorded head. Cancel ctx to stop it early.
 func fetch(ctx context.Context, s store.Reader, head int64) <-chan batch {
 	const size = 8192
 	type job struct {
 		lo, hi int64 // hi 0: open-ended
 		out    chan batch
 	}
-	var jobs []job
-	for lo := int64(0); lo < head; lo += size {
-		jobs = append(jobs, job{lo: lo, hi: min(lo+size, head), out: make(chan batch, 1)})
-	}
-	jobs = append(jobs, job{lo: head, out: make(chan batch, 1)})
 	ordered := make(chan batch, 2)
 	work := make(chan job)
+	order := make(chan job, 4)
 	for range 2 {
 		go func() {
 			var buf []byte
 			for j := range work {
-				b := batch{leaves: make([]leafHash, 0, max(j.hi-j.lo, 0))}
+				b := batch{hi: j.hi, leaves: make([]leafHash, 0, max(j.hi-j.lo, 0))}
 				b.err = s.AuditLeaves(ctx, j.lo, j.hi, func(r *store.LeafRow) error {
 					buf = r.AppendLeaf(buf[:0])
 					b.leaves = append(b.leaves, leafHash{seq: r.Seq, hash: tlog.RecordHash(buf)})
@@ -334,20 +361,34 @@ func fetch(ctx context.Context, s store.Reader, head int64) <-chan batch {
 	}
 	go func() {
 		defer close(work)
-		for _, j := range jobs {
-			select {
-			case work <- j:
-			case <-ctx.Done():
+		defer close(order)
+		for lo := int64(0); ; lo += size {
+			j := job{lo: lo, hi: min(lo+size, head), out: make(chan batch, 1)}
+			if lo >= head {
+				j.hi = 0
+			}
+			for _, ch := range []chan job{order, work} {
+				select {
+				case ch <- j:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if j.hi == 0 {
 				return
 			}
 		}
 	}()
 	go func() {
 		defer close(ordered)
-		for _, j := range jobs {
+		for j := range order {
 			select {
 			case b := <-j.out:
-				ordered <- b
+				select {
+				case ordered <- b:
+				case <-ctx.Done():
+					return
+				}
 				if b.err != nil {
 					return
 				}

@@ -82,6 +82,12 @@ func testAuditTamper(t *testing.T, h Harness) {
 			`UPDATE audit_events SET seq = 3 WHERE seq = 4`,
 			`UPDATE audit_events SET seq = 4 WHERE seq = 1003`},
 			[]string{"position 3: edited", "position 4: edited"}},
+		// Positions far away must be reported, not walked or held.
+		{"forge an event far beyond the head", []string{
+			`INSERT INTO audit_events (seq, id, time, type, subject) VALUES (1000000000000, 'evt_far', 0, 'user.create', 'usr_mallory')`},
+			[]string{"position 1000000000000: unexpected"}},
+		{"rewrite the head far ahead", []string{`UPDATE audit_head SET size = 1000000000000`},
+			[]string{"position 600: missing", "position 600: truncated"}},
 		{"truncate the tail, re-sign nothing", []string{
 			`DELETE FROM audit_events WHERE seq >= 515`,
 			`UPDATE audit_head SET size = 515`},
