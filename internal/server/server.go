@@ -65,7 +65,7 @@ type Server struct {
 	AdminPassword string
 
 	handler        http.Handler
-	checkpointHook *audit.Webhook
+	checkpointHook *webhook
 	http           *http.Server
 	ln             net.Listener
 	ready          atomic.Bool
@@ -207,7 +207,7 @@ func (s *Server) auditLog() error {
 		Every: int64(s.Config.Audit.CheckpointEvents), Interval: s.Config.Audit.CheckpointInterval, Logger: s.Log}
 	file := s.Config.Audit.CheckpointFile
 	if hook := s.Config.Audit.CheckpointWebhook; hook != "" {
-		s.checkpointHook = &audit.Webhook{URL: hook, Client: &http.Client{Timeout: 10 * time.Second}, Logger: s.Log}
+		s.checkpointHook = &webhook{URL: hook, Client: &http.Client{Timeout: 10 * time.Second}, Logger: s.Log}
 	}
 	if file != "" || s.checkpointHook != nil {
 		l.Publish = func(n string) error {

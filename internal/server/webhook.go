@@ -1,4 +1,4 @@
-package audit
+package server
 
 import (
 	"context"
@@ -10,12 +10,12 @@ import (
 	"time"
 )
 
-// Webhook posts checkpoint notes to an outside party (a witness, an
+// webhook posts checkpoint notes to an outside party (a witness, an
 // append-only store). A post that fails (no answer, or an answer that is
 // not 2xx) is retried with exponential backoff, in the background: signing
 // never waits for the receiver. Each checkpoint is posted on its own; a
 // receiver may see them out of order and keeps the largest.
-type Webhook struct {
+type webhook struct {
 	URL    string
 	Client *http.Client
 	Logger *slog.Logger
@@ -28,7 +28,7 @@ type Webhook struct {
 }
 
 // Publish posts note in the background, retrying as configured.
-func (w *Webhook) Publish(note string) {
+func (w *webhook) Publish(note string) {
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
@@ -55,9 +55,9 @@ func (w *Webhook) Publish(note string) {
 }
 
 // Wait waits for the posts in flight (at shutdown, and in tests).
-func (w *Webhook) Wait() { w.wg.Wait() }
+func (w *webhook) Wait() { w.wg.Wait() }
 
-func (w *Webhook) post(note string) error {
+func (w *webhook) post(note string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, strings.NewReader(note))

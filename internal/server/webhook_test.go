@@ -1,4 +1,4 @@
-package audit_test
+package server
 
 import (
 	"bytes"
@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/airlockhq/airlock/internal/audit"
 )
 
 // TestWebhookRetries: a receiver that fails twice gets the note on the
@@ -29,7 +27,7 @@ func TestWebhookRetries(t *testing.T) {
 		got.Store(string(b))
 	}))
 	defer srv.Close()
-	w := &audit.Webhook{URL: srv.URL, Backoff: 5 * time.Millisecond}
+	w := &webhook{URL: srv.URL, Backoff: 5 * time.Millisecond}
 	w.Publish("airlock\n3\nroot\n")
 	w.Wait()
 	if calls.Load() != 3 || got.Load() != "airlock\n3\nroot\n" {
@@ -41,7 +39,7 @@ func TestWebhookRetries(t *testing.T) {
 	}))
 	defer down.Close()
 	var logs bytes.Buffer
-	w = &audit.Webhook{URL: down.URL, Attempts: 3, Backoff: time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	w = &webhook{URL: down.URL, Attempts: 3, Backoff: time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	w.Publish("note")
 	w.Wait()
 	if !strings.Contains(logs.String(), "giving up") || !strings.Contains(logs.String(), "attempts=3") {
