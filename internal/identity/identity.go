@@ -54,7 +54,6 @@ type Service struct {
 	cfg      Config
 	log      *slog.Logger
 	now      func() time.Time
-	throttle *throttle
 	authz    Authorizer
 	// dummyHash is verified against when the user does not exist, so a
 	// failed login takes the same time either way. Made on first use.
@@ -67,7 +66,7 @@ func New(s store.Store, cfg Config, log *slog.Logger, now func() time.Time) *Ser
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: s, cfg: cfg, log: log, now: now, throttle: newThrottle(cfg.Throttle)}
+	return &Service{store: s, cfg: cfg, log: log, now: now}
 }
 
 // Principal is an authenticated caller.
@@ -359,8 +358,10 @@ var (
 func (s *Service) PasswordLogin(ctx context.Context, username, password string) (*store.User, error) {
 	meta := audit.MetaFrom(ctx)
 	now := s.now()
-	if !s.throttle.allow(now, username, meta.SourceAddr) {
-		s.recordLoginEvent(ctx, audit.UserLoginThrottled, audit.Denied, nil, username, "throttled")
+	if blocked, err := s.throttled(ctx, now, username, meta.SourceAddr); err != nil {
+		return nil, err
+	} else if blocked {
+		s.recordLoginEvent(ctx, audit.UserLoginThrottled, audit.Denied, nil, username, "throttled", nil)
 		return nil, errThrottled
 	}
 	u, err := s.store.UserGetByUsername(ctx, username)
@@ -388,22 +389,26 @@ func (s *Service) PasswordLogin(ctx context.Context, username, password string) 
 		reason = "user disabled"
 	}
 	if reason != "" {
-		s.throttle.fail(now, username, meta.SourceAddr)
-		s.recordLoginEvent(ctx, audit.UserLoginFailed, audit.Failure, u, username, reason)
+		s.recordLoginEvent(ctx, audit.UserLoginFailed, audit.Failure, u, username, reason, s.countFailure(ctx, now, username, meta.SourceAddr))
 		return nil, errBadLogin
 	}
-	s.throttle.succeed(username)
 	return u, nil
 }
 
-// recordLoginEvent appends a login event that goes with no state change.
-func (s *Service) recordLoginEvent(ctx context.Context, typ, outcome string, u *store.User, username, reason string) {
+// recordLoginEvent appends a login event, with change (may be nil: the
+// throttle's bookkeeping) in the same transaction.
+func (s *Service) recordLoginEvent(ctx context.Context, typ, outcome string, u *store.User, username, reason string, change func(store.Tx) error) {
 	actor := audit.Actor{Name: username}
 	subject := ""
 	if u != nil {
 		actor.ID, subject = u.ID, u.ID
 	}
 	err := s.store.Update(ctx, func(tx store.Tx) error {
+		if change != nil {
+			if err := change(tx); err != nil {
+				return err
+			}
+		}
 		return tx.AuditAppend(ctx, audit.New(ctx, s.now(), typ, actor, subject, outcome, map[string]any{"username": username, "reason": reason}))
 	})
 	if err != nil {
@@ -414,7 +419,7 @@ func (s *Service) recordLoginEvent(ctx context.Context, typ, outcome string, u *
 // RecordSSOFailure audits a refused single sign-on callback. reason is
 // for the log and the audit trail, never for the caller.
 func (s *Service) RecordSSOFailure(ctx context.Context, reason string) {
-	s.recordLoginEvent(ctx, audit.UserLoginFailed, audit.Failure, nil, "", "sso: "+reason)
+	s.recordLoginEvent(ctx, audit.UserLoginFailed, audit.Failure, nil, "", "sso: "+reason, nil)
 }
 
 // NewSession starts a browser session for u and returns the cookie
@@ -437,6 +442,11 @@ func (s *Service) NewSession(ctx context.Context, u *store.User, method, previou
 		}
 		if err := tx.SessionInsert(ctx, sess); err != nil {
 			return err
+		}
+		if method == "password" { // a good password ends the account's run of failures
+			if err := tx.LoginFailuresClear(ctx, u.Username); err != nil {
+				return err
+			}
 		}
 		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserLogin, audit.Actor{ID: u.ID, Name: u.Username}, u.ID, audit.Success,
 			map[string]any{"method": method, "session_id": sess.ID, "credential": "session"}))
@@ -557,7 +567,10 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 		return err
 	}
 	if ok, err := VerifyPassword(u.PasswordHash, current); err != nil || !ok {
-		s.throttle.fail(s.now(), u.Username, audit.MetaFrom(ctx).SourceAddr)
+		// A wrong current password counts against the account like a
+		// failed login (it is one), and is audited.
+		s.recordLoginEvent(ctx, audit.UserPasswordChange, audit.Failure, u, u.Username, "wrong current password",
+			s.countFailure(ctx, s.now(), u.Username, audit.MetaFrom(ctx).SourceAddr))
 		return &airlock.Error{Kind: airlock.Invalid, Field: "current_password", Message: "is not the current password"}
 	}
 	now := s.now().UTC()
@@ -613,7 +626,9 @@ func (s *Service) IssueLoginToken(ctx context.Context, u *store.User, name strin
 	if err != nil {
 		return "", nil, err
 	}
-	s.recordLoginEvent(ctx, audit.UserLogin, audit.Success, u, u.Username, "")
+	s.recordLoginEvent(ctx, audit.UserLogin, audit.Success, u, u.Username, "", func(tx store.Tx) error {
+		return tx.LoginFailuresClear(ctx, u.Username)
+	})
 	return secret, tok, nil
 }
 

@@ -326,3 +326,44 @@ func TestDisableUser(t *testing.T) {
 		t.Fatalf("user.update events: %+v", evs)
 	}
 }
+
+// TestThrottleIsSharedByReplicas: two services on one store (two
+// replicas) count failed logins together, so spreading attempts over
+// replicas gains nothing; a good password on either clears the account.
+func TestThrottleIsSharedByReplicas(t *testing.T) {
+	a, s, c := setup(t)
+	b := identity.New(s, identity.DefaultConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)), c.now)
+	ctx := audit.WithMeta(context.Background(), audit.Meta{SourceAddr: "192.0.2.7"})
+	if _, err := a.CreateUser(ctx, audit.System, identity.CreateUserParams{Username: "alice", Password: "alice-password-1"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		svc := []*identity.Service{a, b}[i%2]
+		if _, err := svc.PasswordLogin(ctx, "alice", "wrong"); airlock.ErrorKind(err) != airlock.Unauthenticated {
+			t.Fatalf("failure %d: %v", i, err)
+		}
+	}
+	// A good password on b clears the account (its session records it).
+	u, err := b.PasswordLogin(ctx, "alice", "alice-password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.NewSession(ctx, u, "password", ""); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		svc := []*identity.Service{a, b}[i%2]
+		if _, err := svc.PasswordLogin(ctx, "alice", "wrong"); airlock.ErrorKind(err) != airlock.Unauthenticated {
+			t.Fatalf("failure %d after the reset: %v", i, err)
+		}
+	}
+	for _, svc := range []*identity.Service{a, b} {
+		if _, err := svc.PasswordLogin(ctx, "alice", "alice-password-1"); airlock.ErrorKind(err) != airlock.TooManyRequests {
+			t.Fatalf("after 5 failures spread over two replicas: %v", err)
+		}
+	}
+	c.add(16 * time.Minute)
+	if _, err := a.PasswordLogin(ctx, "alice", "alice-password-1"); err != nil {
+		t.Fatalf("after the window: %v", err)
+	}
+}

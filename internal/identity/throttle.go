@@ -1,8 +1,10 @@
 package identity
 
 import (
-	"sync"
+	"context"
 	"time"
+
+	"github.com/airlockhq/airlock/internal/store"
 )
 
 // ThrottleConfig bounds failed logins.
@@ -21,66 +23,30 @@ func DefaultThrottleConfig() ThrottleConfig {
 	return ThrottleConfig{MaxAccountFailures: 5, MaxAddressFailures: 20, Window: 15 * time.Minute}
 }
 
-// throttle counts failed logins in memory, per account and per source
-// address, over a sliding window. Each replica counts on its own (see
-// docs/design-notes.md).
-type throttle struct {
-	cfg  ThrottleConfig
-	mu   sync.Mutex
-	acct map[string][]time.Time
-	addr map[string][]time.Time
-}
-
-func newThrottle(cfg ThrottleConfig) *throttle {
-	return &throttle{cfg: cfg, acct: map[string][]time.Time{}, addr: map[string][]time.Time{}}
-}
-
-func prune(ts []time.Time, now time.Time, window time.Duration) []time.Time {
-	i := 0
-	for i < len(ts) && now.Sub(ts[i]) >= window {
-		i++
+// throttled reports whether failed logins for account, or from addr,
+// within the window have reached their limit. Failures are counted in the
+// store, so every replica throttles alike: an attacker gains nothing by
+// spreading attempts over them.
+func (s *Service) throttled(ctx context.Context, now time.Time, account, addr string) (bool, error) {
+	t := s.cfg.Throttle
+	if t.MaxAccountFailures <= 0 && t.MaxAddressFailures <= 0 {
+		return false, nil
 	}
-	return ts[i:]
+	byAccount, byAddr, err := s.store.LoginFailureCounts(ctx, account, addr, now.Add(-t.Window))
+	if err != nil {
+		return false, err
+	}
+	return (t.MaxAccountFailures > 0 && byAccount >= t.MaxAccountFailures) ||
+		(addr != "" && t.MaxAddressFailures > 0 && byAddr >= t.MaxAddressFailures), nil
 }
 
-// allow reports whether a login attempt may proceed.
-func (t *throttle) allow(now time.Time, account, addr string) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	a := prune(t.acct[account], now, t.cfg.Window)
-	t.store(t.acct, account, a)
-	if t.cfg.MaxAccountFailures > 0 && len(a) >= t.cfg.MaxAccountFailures {
-		return false
+// countFailure records a failed login with its audit event; failures
+// older than the window are forgotten on the way. A successful password
+// login clears the account's failures (NewSession, IssueLoginToken); the
+// address keeps its count, so that one good password does not reset a
+// spray across accounts.
+func (s *Service) countFailure(ctx context.Context, now time.Time, account, addr string) func(store.Tx) error {
+	return func(tx store.Tx) error {
+		return tx.LoginFailureAdd(ctx, account, addr, now, now.Add(-s.cfg.Throttle.Window))
 	}
-	if addr == "" {
-		return true
-	}
-	b := prune(t.addr[addr], now, t.cfg.Window)
-	t.store(t.addr, addr, b)
-	return t.cfg.MaxAddressFailures <= 0 || len(b) < t.cfg.MaxAddressFailures
-}
-
-func (t *throttle) store(m map[string][]time.Time, k string, v []time.Time) {
-	if len(v) == 0 {
-		delete(m, k)
-		return
-	}
-	m[k] = v
-}
-
-func (t *throttle) fail(now time.Time, account, addr string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.acct[account] = append(t.acct[account], now)
-	if addr != "" {
-		t.addr[addr] = append(t.addr[addr], now)
-	}
-}
-
-// succeed clears an account's failures; the address keeps its count so
-// that one good password does not reset a spray across accounts.
-func (t *throttle) succeed(account string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.acct, account)
 }

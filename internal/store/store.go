@@ -72,6 +72,9 @@ type Reader interface {
 	TokenListForUser(ctx context.Context, userID string) ([]*Token, error)
 
 	SessionGetByHash(ctx context.Context, hash []byte) (*Session, error)
+	// LoginFailureCounts counts failed logins since a time, for one
+	// account and from one source address.
+	LoginFailureCounts(ctx context.Context, account, addr string, since time.Time) (byAccount, byAddr int, err error)
 
 	ProcedureGetByName(ctx context.Context, name string) (*Procedure, error)
 	ProcedureGetByID(ctx context.Context, id string) (*Procedure, error)
@@ -140,6 +143,11 @@ type Tx interface {
 	// SessionRevokeForUser revokes every live session of a user but
 	// exceptID (may be empty) and returns how many it revoked.
 	SessionRevokeForUser(ctx context.Context, userID, exceptID string, at time.Time) (int64, error)
+	// LoginFailureAdd records a failed login and forgets those before
+	// pruneBefore; LoginFailuresClear forgets an account's failures (a
+	// successful login). Both go with the login's audit event.
+	LoginFailureAdd(ctx context.Context, account, addr string, at, pruneBefore time.Time) error
+	LoginFailuresClear(ctx context.Context, account string) error
 
 	ProcedureInsert(ctx context.Context, p *Procedure) error
 	ProcedureUpdate(ctx context.Context, p *Procedure) error

@@ -215,6 +215,30 @@ func (tx *Tx) SessionRevokeForUser(ctx context.Context, userID, exceptID string,
 	return res.RowsAffected()
 }
 
+func (q queries) LoginFailureCounts(ctx context.Context, account, addr string, since time.Time) (byAccount, byAddr int, err error) {
+	if err := q.row(ctx, `SELECT COUNT(*) FROM login_failures WHERE account = ? AND at >= ?`, account, micros(since)).Scan(&byAccount); err != nil {
+		return 0, 0, err
+	}
+	if addr == "" {
+		return byAccount, 0, nil
+	}
+	err = q.row(ctx, `SELECT COUNT(*) FROM login_failures WHERE addr = ? AND at >= ?`, addr, micros(since)).Scan(&byAddr)
+	return byAccount, byAddr, err
+}
+
+func (tx *Tx) LoginFailureAdd(ctx context.Context, account, addr string, at, pruneBefore time.Time) error {
+	if _, err := tx.change(ctx, `DELETE FROM login_failures WHERE at < ?`, micros(pruneBefore)); err != nil {
+		return err
+	}
+	_, err := tx.change(ctx, `INSERT INTO login_failures (account, addr, at) VALUES (?, ?, ?)`, account, addr, micros(at))
+	return err
+}
+
+func (tx *Tx) LoginFailuresClear(ctx context.Context, account string) error {
+	_, err := tx.change(ctx, `DELETE FROM login_failures WHERE account = ?`, account)
+	return err
+}
+
 func collect[T any](rows *sql.Rows, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
 	defer rows.Close()
 	var out []T

@@ -43,6 +43,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Groups", func(t *testing.T) { testGroups(t, h) })
 	t.Run("Tokens", func(t *testing.T) { testTokens(t, h) })
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, h) })
+	t.Run("LoginFailures", func(t *testing.T) { testLoginFailures(t, h) })
 	t.Run("AuditAppend", func(t *testing.T) { testAuditAppend(t, h) })
 	t.Run("ChangeNeedsEvent", func(t *testing.T) { testChangeNeedsEvent(t, h) })
 	t.Run("EventRollsBackWithChange", func(t *testing.T) { testEventRollsBack(t, h) })
@@ -259,6 +260,61 @@ func testTokens(t *testing.T, h Harness) {
 	}
 	_, err = s.TokenGetByHash(ctx, []byte("nope"))
 	wantKind(t, err, airlock.NotFound)
+}
+
+// testLoginFailures: failed logins are counted per account and per
+// address since a time, pruned past a time, cleared per account, and
+// only with an audit event.
+func testLoginFailures(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s, _ := h.New(t)
+	add := func(account, addr string, at, prune time.Time) {
+		t.Helper()
+		if err := s.Update(ctx, func(tx store.Tx) error {
+			if err := tx.LoginFailureAdd(ctx, account, addr, at, prune); err != nil {
+				return err
+			}
+			return tx.AuditAppend(ctx, event("user.login_failed", ""))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(account, addr string, since time.Time) string {
+		t.Helper()
+		a, b, err := s.LoginFailureCounts(ctx, account, addr, since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%d/%d", a, b)
+	}
+	add("alice", "192.0.2.1", t0, t0.Add(-time.Hour))
+	add("alice", "192.0.2.1", t0.Add(time.Minute), t0.Add(-time.Hour))
+	add("bob", "192.0.2.1", t0.Add(2*time.Minute), t0.Add(-time.Hour))
+	if got := count("alice", "192.0.2.1", t0); got != "2/3" {
+		t.Fatalf("counts %s, want 2/3", got)
+	}
+	if got := count("alice", "192.0.2.1", t0.Add(90*time.Second)); got != "0/1" {
+		t.Fatalf("counts since later %s, want 0/1", got)
+	}
+	// Adding prunes what is older than the bound.
+	add("carol", "198.51.100.1", t0.Add(3*time.Minute), t0.Add(90*time.Second))
+	if got := count("alice", "192.0.2.1", t0.Add(-time.Hour)); got != "0/1" {
+		t.Fatalf("after pruning %s, want 0/1", got)
+	}
+	if err := s.Update(ctx, func(tx store.Tx) error { return tx.LoginFailuresClear(ctx, "carol") }); err == nil {
+		t.Fatal("clearing failures without an audit event was committed")
+	}
+	if err := s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.LoginFailuresClear(ctx, "carol"); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, event("user.login", ""))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := count("carol", "198.51.100.1", t0); got != "0/0" {
+		t.Fatalf("after clearing %s, want 0/0", got)
+	}
 }
 
 func testSessions(t *testing.T, h Harness) {
