@@ -15,6 +15,7 @@ import (
 	"github.com/airlockhq/airlock/internal/demo"
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/policy"
+	"github.com/airlockhq/airlock/internal/run"
 	"github.com/airlockhq/airlock/internal/server"
 	"github.com/airlockhq/airlock/internal/store"
 )
@@ -195,5 +196,41 @@ func TestAccessReviewOnDemoData(t *testing.T) {
 	// Not for everyone.
 	if _, err := s.Authz.AccessReview(context.Background(), who(t, s, "alice"), authz.Question{}); airlock.ErrorKind(err) != airlock.Forbidden {
 		t.Fatalf("alice's access review: %v", err)
+	}
+}
+
+// TestPoliciesSeeTheRequestersGroups: with a policy that lets the NOC
+// approve runs requested by developers, erin may approve alice's pending
+// run (the run service passes the requester's groups), and explain
+// agrees; before the change she may not.
+func TestPoliciesSeeTheRequestersGroups(t *testing.T) {
+	s := demoServer(t)
+	ctx := context.Background()
+	alice, bob, carol, erin := who(t, s, "alice"), who(t, s, "bob"), who(t, s, "carol"), who(t, s, "erin")
+	r, err := s.Runs.Request(ctx, alice, run.RequestParams{Procedure: "flush-cache", Environment: "production", Params: map[string]any{"cache": "sessions"}})
+	if err != nil || r.Status != store.RunPending {
+		t.Fatalf("request: %+v %v", r, err)
+	}
+	if s.Runs.Allowed(ctx, erin, r, policy.ActionApproveRun) {
+		t.Fatal("erin may approve before the policy says so")
+	}
+	text := demo.Policy + "\n@id(\"noc-approves-dev-runs\")\npermit (principal in Group::\"noc\", action == Action::\"approveRun\", resource)\nwhen { resource.requester in Group::\"dev\" };\n"
+	v, err := s.Authz.ProposePolicy(ctx, bob, text, "the NOC approves developers' runs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authz.DecidePolicy(ctx, carol, v.ID, "approve", v.Digest, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Runs.Allowed(ctx, erin, r, policy.ActionApproveRun) {
+		t.Fatal("the policy on the requester's groups does not reach the run service")
+	}
+	ans, err := s.Authz.Explain(ctx, bob, authz.Question{Username: "erin", Action: "approveRun", Procedure: "flush-cache", Environment: "production", Requester: "alice"})
+	if err != nil || !ans.Allowed || ans.Policies[0].ID != "noc-approves-dev-runs" {
+		t.Fatalf("explain: %+v %v", ans, err)
+	}
+	ans, _ = s.Authz.Explain(ctx, bob, authz.Question{Username: "erin", Action: "approveRun", Procedure: "flush-cache", Environment: "production", Requester: "dana"})
+	if ans.Allowed {
+		t.Fatal("erin may approve a run of someone outside dev")
 	}
 }

@@ -91,11 +91,19 @@ func (a *Authorizer) Explain(ctx context.Context, caller *identity.Principal, q 
 		if requester == "" {
 			requester = q.Username
 		}
+		var rgroups []string
+		if q.Action == policy.ActionApproveRun || q.Action == policy.ActionCancelRun || q.Action == policy.ActionViewRun || q.Action == policy.ActionReview {
+			rp, err := a.principalByName(ctx, requester)
+			if err != nil {
+				return nil, airlock.FieldError("requester", "no user %q", requester)
+			}
+			rgroups = rp.Groups
+		}
 		switch q.Action {
 		case policy.ActionApproveRun, policy.ActionCancelRun, policy.ActionViewRun:
-			req.Resource.Run = &policy.RunInfo{ID: "what-if", Requester: requester, Environment: q.Environment, Procedure: pr}
+			req.Resource.Run = &policy.RunInfo{ID: "what-if", Requester: requester, RequesterGroups: rgroups, Environment: q.Environment, Procedure: pr}
 		case policy.ActionReview:
-			req.Resource.Version = &policy.Version{ID: "what-if", Risk: pr.Risk, Status: store.VersionProposed, Procedure: pr, Author: requester}
+			req.Resource.Version = &policy.Version{ID: "what-if", Risk: pr.Risk, Status: store.VersionProposed, Procedure: pr, Author: requester, AuthorGroups: rgroups}
 		default:
 			req.Resource.Procedure = &pr
 		}
@@ -159,7 +167,7 @@ func (a *Authorizer) outcome(ctx context.Context, set *policy.Set, req policy.Re
 		}
 		ar := policy.Request{Principal: p, Action: policy.ActionApproveRun, Context: req.Context,
 			Resource: policy.Resource{Run: &policy.RunInfo{ID: "what-if", Requester: req.Principal.Username,
-				Environment: req.Context.Environment, Procedure: *req.Resource.Procedure}}}
+				RequesterGroups: req.Principal.Groups, Environment: req.Context.Environment, Procedure: *req.Resource.Procedure}}}
 		if set.Decide(ar).Allowed {
 			approvers = append(approvers, u.Username)
 		}
@@ -230,15 +238,23 @@ func (a *Authorizer) principalByName(ctx context.Context, username string) (poli
 	if err != nil {
 		return policy.Principal{}, airlock.FieldError("username", "no user %q", username)
 	}
-	gs, err := a.store.GroupListForUser(ctx, u.ID)
+	gs, err := GroupsOf(ctx, a.store, u.ID)
+	return policy.Principal{Username: u.Username, Groups: gs}, err
+}
+
+// GroupsOf lists the names of a user's groups, for policy requests that
+// speak of a user other than the principal (a run's requester, a
+// version's author).
+func GroupsOf(ctx context.Context, r store.Reader, userID string) ([]string, error) {
+	gs, err := r.GroupListForUser(ctx, userID)
 	if err != nil {
-		return policy.Principal{}, err
+		return nil, err
 	}
-	p := policy.Principal{Username: u.Username, Groups: []string{}}
+	names := []string{}
 	for _, g := range gs {
-		p.Groups = append(p.Groups, g.Name)
+		names = append(names, g.Name)
 	}
-	return p, nil
+	return names, nil
 }
 
 // activeDefinition returns the active definition of a procedure, or its

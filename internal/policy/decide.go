@@ -24,21 +24,27 @@ type Procedure struct {
 
 // Version describes a procedure version as policies see it.
 type Version struct {
-	ID        string
-	Number    int
-	Risk      string
-	Status    string
-	Author    string // username
-	Procedure Procedure
+	ID     string
+	Number int
+	Risk   string
+	Status string
+	Author string // username
+	// AuthorGroups are the author's groups, so that policies can ask
+	// "resource.author in Group::…".
+	AuthorGroups []string
+	Procedure    Procedure
 }
 
 // RunInfo describes a run as policies see it.
 type RunInfo struct {
-	ID          string
-	Requester   string // username
-	Environment string
-	Status      string
-	Procedure   Procedure
+	ID        string
+	Requester string // username
+	// RequesterGroups are the requester's groups, so that policies can
+	// ask "resource.requester in Group::…".
+	RequesterGroups []string
+	Environment     string
+	Status          string
+	Procedure       Procedure
 }
 
 // Resource is what a request is about: exactly one field is set, or
@@ -132,9 +138,7 @@ func (r Request) cedar() (cedar.Request, types.EntityMap) {
 		proc := procedureEntity(ents, &res.Run.Procedure)
 		requester := uid("User", res.Run.Requester)
 		if res.Run.Requester != r.Principal.Username {
-			// Only the principal's groups are loaded; other users
-			// appear with their name alone.
-			userEntity(ents, res.Run.Requester, nil)
+			userEntity(ents, res.Run.Requester, res.Run.RequesterGroups)
 		}
 		resource = uid("Run", res.Run.ID)
 		ents[resource] = types.Entity{UID: resource, Parents: types.NewEntityUIDSet(proc),
@@ -144,7 +148,7 @@ func (r Request) cedar() (cedar.Request, types.EntityMap) {
 		proc := procedureEntity(ents, &res.Version.Procedure)
 		author := uid("User", res.Version.Author)
 		if res.Version.Author != r.Principal.Username {
-			userEntity(ents, res.Version.Author, nil)
+			userEntity(ents, res.Version.Author, res.Version.AuthorGroups)
 		}
 		resource = uid("ProcedureVersion", res.Version.ID)
 		ents[resource] = types.Entity{UID: resource, Parents: types.NewEntityUIDSet(proc),

@@ -144,3 +144,35 @@ func FuzzCompile(f *testing.F) {
 		_, _ = policy.Compile("f.cedar", s, demoParams)
 	})
 }
+
+// TestPoliciesSeeOtherUsersGroups: a policy may ask about the groups of
+// the run's requester or the version's author, not only the principal's.
+func TestPoliciesSeeOtherUsersGroups(t *testing.T) {
+	text := `@id("ops-approve-dev-runs")
+permit (principal in Group::"ops", action == Action::"approveRun", resource)
+when { resource.requester in Group::"dev" };
+@id("security-reviews-contractors")
+permit (principal in Group::"security", action == Action::"review", resource)
+when { resource.author in Group::"contractors" };
+`
+	set, err := policy.Compile("p.cedar", text, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := policy.Procedure{Name: "flush", Owner: "t", Risk: "low"}
+	approve := func(groups ...string) bool {
+		return set.Decide(policy.Request{Principal: policy.Principal{Username: "bob", Groups: []string{"ops"}}, Action: policy.ActionApproveRun,
+			Resource: policy.Resource{Run: &policy.RunInfo{ID: "run_1", Requester: "alice", RequesterGroups: groups, Environment: "production", Procedure: p}},
+			Context:  policy.Context{Environment: "production"}}).Allowed
+	}
+	if !approve("dev") || approve("qa") || approve() {
+		t.Fatal("the requester's groups are not what the policy sees")
+	}
+	review := func(groups ...string) bool {
+		return set.Decide(policy.Request{Principal: policy.Principal{Username: "carol", Groups: []string{"security"}}, Action: policy.ActionReview,
+			Resource: policy.Resource{Version: &policy.Version{ID: "pv_1", Author: "zed", AuthorGroups: groups, Risk: "low", Status: "proposed", Procedure: p}}}).Allowed
+	}
+	if !review("contractors") || review("dev") {
+		t.Fatal("the author's groups are not what the policy sees")
+	}
+}

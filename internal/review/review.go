@@ -283,8 +283,12 @@ func (s *Service) Review(ctx context.Context, p *identity.Principal, versionID, 
 	if err != nil {
 		return nil, err
 	}
+	authorGroups, err := authz.GroupsOf(ctx, s.store, pre.AuthorID)
+	if err != nil {
+		return nil, err
+	}
 	vres := policy.Resource{Version: &policy.Version{ID: pre.ID, Number: pre.Number, Risk: pre.Risk, Status: pre.Status,
-		Author: pre.AuthorName, Procedure: *res0.Procedure}}
+		Author: pre.AuthorName, AuthorGroups: authorGroups, Procedure: *res0.Procedure}}
 	if err := s.authz.CheckObject(ctx, p, policy.ActionView, res0, policy.Context{}, "procedure version"); err != nil {
 		return nil, err
 	}

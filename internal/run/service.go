@@ -311,7 +311,11 @@ func (s *Service) resource(ctx context.Context, r *store.Run) (policy.Resource, 
 			typed[k] = x
 		}
 	}
-	return policy.Resource{Run: &policy.RunInfo{ID: r.ID, Requester: r.RequesterName, Environment: r.Environment, Status: r.Status, Procedure: pr}},
+	groups, err := authz.GroupsOf(ctx, s.store, r.RequesterID)
+	if err != nil {
+		return policy.Resource{}, policy.Context{}, err
+	}
+	return policy.Resource{Run: &policy.RunInfo{ID: r.ID, Requester: r.RequesterName, RequesterGroups: groups, Environment: r.Environment, Status: r.Status, Procedure: pr}},
 		policy.Context{Environment: r.Environment, Params: typed, Targets: r.Targets}, nil
 }
 
