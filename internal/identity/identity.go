@@ -50,11 +50,11 @@ func DefaultConfig() Config {
 
 // Service is the identity service.
 type Service struct {
-	store    store.Store
-	cfg      Config
-	log      *slog.Logger
-	now      func() time.Time
-	authz    Authorizer
+	store store.Store
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	authz Authorizer
 	// dummyHash is verified against when the user does not exist, so a
 	// failed login takes the same time either way. Made on first use.
 	dummyOnce sync.Once
