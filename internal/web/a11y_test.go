@@ -55,7 +55,7 @@ func TestPagesPassAnAccessibilityAudit(t *testing.T) {
 	pages := map[string][]string{
 		"":      {"/login"},
 		"alice": {"/", "/procedures/db-readonly-query", "/procedures/restart-service", "/runs", "/runs/" + runID, "/inbox", "/account"},
-		"bob":   {"/inbox", "/runs/" + runID, "/policies", "/admin", "/versions/" + pending},
+		"bob":   {"/inbox", "/runs/" + runID, "/policies", "/admin", "/versions/" + pending, "/procedures/rotate-logs"},
 		"dana":  {"/audit", "/admin"},
 	}
 	for user, paths := range pages {

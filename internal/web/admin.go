@@ -63,7 +63,9 @@ func (h *Handler) renderPolicies(w http.ResponseWriter, r *http.Request, status 
 	h.renderPoliciesWith(w, r, status, errMsg, draft, nil)
 }
 
-func (h *Handler) renderPoliciesWith(w http.ResponseWriter, r *http.Request, status int, errMsg, draft string, changes []authz.AccessChange) {
+// renderPoliciesWith shows the policy page; extra adds a what-if's
+// results (Changes, Answer).
+func (h *Handler) renderPoliciesWith(w http.ResponseWriter, r *http.Request, status int, errMsg, draft string, extra map[string]any) {
 	pending, active, err := h.pendingPolicies(r)
 	if err != nil {
 		h.fail(w, r, err)
@@ -75,7 +77,7 @@ func (h *Handler) renderPoliciesWith(w http.ResponseWriter, r *http.Request, sta
 	canManage := h.mayManagePolicy(r)
 	h.render(w, r, status, "policies", page{Title: "Policy", Error: errMsg,
 		Data: map[string]any{"Active": active, "Pending": pending, "CanManage": canManage, "Draft": draft, "Description": r.PostFormValue("description"),
-			"Checked": changes != nil, "Changes": changes}})
+			"Environments": h.Environments, "Actions": policy.Actions, "Form": r.PostForm, "Checked": extra["Changes"] != nil, "Extra": extra}})
 }
 
 // checkPolicy is the what-if of a draft before it is proposed: the
@@ -103,7 +105,7 @@ func (h *Handler) checkPolicy(w http.ResponseWriter, r *http.Request, text strin
 		h.renderPoliciesWith(w, r, http.StatusBadRequest, userMessage(err), text, nil)
 		return
 	}
-	h.renderPoliciesWith(w, r, http.StatusOK, "", text, authz.AccessChanges(before, after))
+	h.renderPoliciesWith(w, r, http.StatusOK, "", text, map[string]any{"Changes": authz.AccessChanges(before, after)})
 }
 
 func (h *Handler) proposePolicy(w http.ResponseWriter, r *http.Request) {
@@ -136,6 +138,28 @@ func (h *Handler) decidePolicy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/policies", http.StatusSeeOther)
+}
+
+// explainPolicy answers one question (who, which action, which
+// procedure, where, whose run) with the policy in force: allowed or not,
+// by which policies, and for a run what would happen and who could
+// approve it. Anyone may ask about themselves; about others, those who
+// may read policy (the authorizer checks).
+func (h *Handler) explainPolicy(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	q := authz.Question{Username: strings.TrimSpace(r.PostFormValue("username")), Action: r.PostFormValue("action"),
+		Procedure: strings.TrimSpace(r.PostFormValue("procedure")), Environment: r.PostFormValue("environment"),
+		Requester: strings.TrimSpace(r.PostFormValue("requester"))}
+	ans, err := h.Authz.Explain(ctx, identity.PrincipalFrom(ctx), q)
+	if err != nil {
+		if k := airlock.ErrorKind(err); k != airlock.Invalid && k != airlock.NotFound {
+			h.fail(w, r, err)
+			return
+		}
+		h.renderPoliciesWith(w, r, airlockStatus(err), userMessage(err), "", nil)
+		return
+	}
+	h.renderPoliciesWith(w, r, http.StatusOK, "", "", map[string]any{"Answer": ans})
 }
 
 // accountPage: one's password and API tokens.

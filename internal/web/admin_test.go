@@ -456,3 +456,64 @@ func TestVerifyNowRunsOnceAtATime(t *testing.T) {
 		t.Errorf("alice verifies: %d, want 403", code)
 	}
 }
+
+// TestRetireFromTheProcedurePage: an admin retires a procedure from its
+// page (a reason is required; without one nothing changes), it leaves the
+// catalog, and the act is audited; erin (NOC, not of the owning team)
+// gets no form and is refused.
+func TestRetireFromTheProcedurePage(t *testing.T) {
+	s := startServer(t)
+	erin, bob := s.visitor(t, "erin"), s.visitor(t, "bob")
+	if _, body := erin.get("/procedures/restart-service"); strings.Contains(body, `id="retire-form"`) || !strings.Contains(body, `id="run-form"`) {
+		t.Error("erin is offered to retire a procedure (or sees no page)")
+	}
+	if code, _ := erin.post("/procedures/rotate-logs/retire", url.Values{"csrf_token": {erin.csrf()}, "reason": {"mine"}}); code != http.StatusForbidden && code != http.StatusNotFound {
+		t.Errorf("erin retires: %d, want 403 or 404", code)
+	}
+	if _, body := bob.get("/procedures/rotate-logs"); !strings.Contains(body, `id="retire-form"`) {
+		t.Fatal("bob has no retire form")
+	}
+	if code, body := bob.post("/procedures/rotate-logs/retire", url.Values{"csrf_token": {bob.csrf()}, "reason": {" "}}); code != http.StatusBadRequest || !strings.Contains(body, "reason:") {
+		t.Fatalf("retire without a reason: %d", code)
+	}
+	if p, _ := s.srv.Store.ProcedureGetByName(t.Context(), "rotate-logs"); !p.RetiredAt.IsZero() {
+		t.Fatal("retired without a reason")
+	}
+	code, body := bob.post("/procedures/rotate-logs/retire", url.Values{"csrf_token": {bob.csrf()}, "reason": {"replaced by logrotate (OPS-12)"}})
+	if code != http.StatusOK || !strings.Contains(body, "rotate-logs is retired") || strings.Contains(body, `href="/procedures/rotate-logs"`) {
+		t.Fatalf("retire: %d %.300s", code, body)
+	}
+	if p, _ := s.srv.Store.ProcedureGetByName(t.Context(), "rotate-logs"); p.RetiredAt.IsZero() {
+		t.Fatal("not retired")
+	}
+	if evs, _ := s.srv.Store.AuditList(t.Context(), store.AuditListParams{After: -1, Type: audit.ProcedureRetire, Actor: "bob"}); len(evs) != 1 {
+		t.Fatalf("%d retire events by bob", len(evs))
+	}
+	// The flash says so only when it is true.
+	if _, body := bob.get("/?retired=flush-cache"); strings.Contains(body, "is retired") {
+		t.Error("the catalog claims a live procedure is retired")
+	}
+}
+
+// TestExplainFromThePolicyPage asks the policy in force one question from
+// the policy page; alice may ask about herself but not about others.
+func TestExplainFromThePolicyPage(t *testing.T) {
+	s := startServer(t)
+	bob := s.visitor(t, "bob")
+	code, body := bob.post("/policies/explain", url.Values{"csrf_token": {bob.csrf()}, "username": {"erin"}, "action": {"run"},
+		"procedure": {"restart-service"}, "environment": {"production"}})
+	if code != http.StatusOK || !strings.Contains(body, `id="answer"`) || !strings.Contains(body, "Allowed") ||
+		!strings.Contains(body, "noc-runs-restarts-and-cache-flushes") || !strings.Contains(body, "waits for approval") {
+		t.Fatalf("explain: %d %.600s", code, body)
+	}
+	code, body = bob.post("/policies/explain", url.Values{"csrf_token": {bob.csrf()}, "username": {"nobody"}, "action": {"run"},
+		"procedure": {"flush-cache"}, "environment": {"staging"}})
+	if code != http.StatusBadRequest || !strings.Contains(body, "username:") {
+		t.Fatalf("unknown user: %d", code)
+	}
+	alice := s.visitor(t, "alice")
+	if code, _ := alice.post("/policies/explain", url.Values{"csrf_token": {alice.csrf()}, "username": {"bob"}, "action": {"run"},
+		"procedure": {"flush-cache"}, "environment": {"staging"}}); code != http.StatusForbidden {
+		t.Errorf("alice explains bob's access: %d, want 403", code)
+	}
+}

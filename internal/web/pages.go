@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/airlockhq/airlock"
@@ -86,7 +87,14 @@ func (h *Handler) catalog(w http.ResponseWriter, r *http.Request) {
 	for _, t := range sortedKeys(teams) {
 		out = append(out, team{Team: t, Items: teams[t]})
 	}
-	h.render(w, r, http.StatusOK, "catalog", page{Title: "Catalog", Data: map[string]any{"Teams": out, "Query": r.URL.Query().Get("q")}})
+	pg := page{Title: "Catalog", Data: map[string]any{"Teams": out, "Query": r.URL.Query().Get("q")}}
+	if name := r.URL.Query().Get("retired"); name != "" {
+		// After retiring from the procedure page; said only when true.
+		if sp, err := h.Store.ProcedureGetByName(ctx, name); err == nil && !sp.RetiredAt.IsZero() {
+			pg.Flash = name + " is retired: no new runs start from it. An approved new version brings it back."
+		}
+	}
+	h.render(w, r, http.StatusOK, "catalog", pg)
 }
 
 type paramField struct {
@@ -108,6 +116,8 @@ type procedureData struct {
 	Plan         *run.Plan
 	Runs         []*store.Run
 	Versions     []*review.Status
+	// CanRetire shows the retire form (policy's retire on the procedure).
+	CanRetire bool
 }
 
 func (h *Handler) procedureData(r *http.Request, name string) (*procedureData, error) {
@@ -139,6 +149,9 @@ func (h *Handler) procedureData(r *http.Request, name string) (*procedureData, e
 	}
 	d := &procedureData{Def: def, Version: active, Environments: h.Authz.Environments(), Runs: runs,
 		Values: map[string]string{"environment": h.Authz.Environments()[0]}}
+	if pr, err := authz.ProcedureOf(ctx, h.Store, proc); err == nil {
+		d.CanRetire = h.Authz.Allowed(ctx, p, policy.ActionRetire, policy.Resource{Procedure: &pr}, policy.Context{})
+	}
 	for _, v := range vs {
 		st, err := h.Review.StatusOf(ctx, v)
 		if err != nil {
@@ -317,6 +330,24 @@ func nodeRows(rr *store.Run, nodes []*store.RunNode) []*store.RunNode {
 		}
 	}
 	return rows
+}
+
+// retireProcedure takes a procedure out of service (the review service
+// checks policy's retire and audits it); a missing reason is shown on the
+// procedure page.
+func (h *Handler) retireProcedure(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	name := r.PathValue("name")
+	if _, err := h.Review.Retire(ctx, identity.PrincipalFrom(ctx), name, r.PostFormValue("reason")); err != nil {
+		d, derr := h.procedureData(r, name)
+		if derr != nil || airlock.ErrorKind(err) != airlock.Invalid {
+			h.fail(w, r, err)
+			return
+		}
+		h.render(w, r, http.StatusBadRequest, "procedure", page{Title: name, Data: d, Script: "form.js", Error: userMessage(err)})
+		return
+	}
+	http.Redirect(w, r, "/?retired="+url.QueryEscape(name), http.StatusSeeOther)
 }
 
 func (h *Handler) decideRun(decision string) http.HandlerFunc {
