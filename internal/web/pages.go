@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/airlockhq/airlock"
@@ -275,13 +276,30 @@ func (h *Handler) requestRun(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/runs/"+runID, http.StatusSeeOther)
 }
 
+// runStatuses are the statuses the runs page filters by.
+var runStatuses = []string{store.RunPending, store.RunQueued, store.RunRunning, store.RunSucceeded, store.RunFailed,
+	store.RunCanceled, store.RunTimedOut, store.RunDenied, store.RunExpired}
+
+// runsPage lists the runs the user may see, newest first, filtered by
+// status, procedure and "mine" (as the API's list).
 func (h *Handler) runsPage(w http.ResponseWriter, r *http.Request) {
-	runs, err := h.Runs.List(r.Context(), identity.PrincipalFrom(r.Context()), store.RunListParams{Limit: 100})
+	q := r.URL.Query()
+	p := identity.PrincipalFrom(r.Context())
+	f := store.RunListParams{Status: q.Get("status"), ProcedureName: strings.TrimSpace(q.Get("procedure")), Limit: 100}
+	if f.Status != "" && !slices.Contains(runStatuses, f.Status) {
+		h.fail(w, r, airlock.FieldError("status", "expected one of %s, got %q", strings.Join(runStatuses, ", "), f.Status))
+		return
+	}
+	if q.Get("mine") != "" {
+		f.RequesterID = p.UserID
+	}
+	runs, err := h.Runs.List(r.Context(), p, f)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	h.render(w, r, http.StatusOK, "runs", page{Title: "Runs", Data: runs})
+	h.render(w, r, http.StatusOK, "runs", page{Title: "Runs", Data: map[string]any{"Runs": runs, "Statuses": runStatuses,
+		"Status": f.Status, "Procedure": f.ProcedureName, "Mine": f.RequesterID != ""}})
 }
 
 func (h *Handler) runPage(w http.ResponseWriter, r *http.Request) {

@@ -190,3 +190,34 @@ func TestApproveFromTheInbox(t *testing.T) {
 		t.Fatal("still pending after approval")
 	}
 }
+
+// TestRunsPageFilters: the runs list filters by status, procedure and
+// "mine", still showing only runs the viewer may see; a status that does
+// not exist is refused naming the field.
+func TestRunsPageFilters(t *testing.T) {
+	s := startServer(t)
+	alice, bob, erin := s.visitor(t, "alice"), s.visitor(t, "bob"), s.visitor(t, "erin")
+	pending := requestProductionFlush(t, alice)
+	code, body := erin.post("/procedures/restart-service/run", url.Values{"csrf_token": {erin.csrf()},
+		"environment": {"production"}, "p.service": {"api"}})
+	m := runLink.FindStringSubmatch(body)
+	if code != http.StatusOK || m == nil {
+		t.Fatalf("erin's request: %d", code)
+	}
+	erins := m[1]
+	if _, body := bob.get("/runs?status=pending_approval&procedure=flush-cache"); !strings.Contains(body, pending) || strings.Contains(body, erins) {
+		t.Error("status and procedure filter")
+	}
+	if _, body := bob.get("/runs?status=succeeded"); strings.Contains(body, pending) || strings.Contains(body, erins) {
+		t.Error("pending runs listed as succeeded")
+	}
+	if _, body := alice.get("/runs?mine=1"); !strings.Contains(body, pending) || strings.Contains(body, erins) {
+		t.Error("alice's own runs")
+	}
+	if _, body := erin.get("/runs?status=pending_approval"); strings.Contains(body, pending) || !strings.Contains(body, erins) {
+		t.Error("erin sees a run she may not, or misses her own")
+	}
+	if code, body := bob.get("/runs?status=bogus"); code != http.StatusBadRequest || !strings.Contains(body, "status:") {
+		t.Errorf("bad status: %d", code)
+	}
+}
