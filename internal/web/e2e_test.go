@@ -171,17 +171,25 @@ func TestProductionRequestApprovedFromBobsInbox(t *testing.T) {
 	if own != 0 {
 		t.Fatal("alice's page offers to approve her own run")
 	}
+	// bob approves from his inbox, where the card shows what will run
+	// where, without opening the run.
+	id := runURL[strings.LastIndex(runURL, "/")+1:]
+	card := "#approve-" + id
 	bob := s.browser(t, "bob")
-	if err := chromedp.Run(bob, chromedp.Navigate(s.url+"/inbox"), chromedp.WaitVisible(`a[href^="/runs/"]`, chromedp.ByQuery)); err != nil {
+	var shown string
+	if err := chromedp.Run(bob, chromedp.Navigate(s.url+"/inbox"), chromedp.WaitVisible(card, chromedp.ByQuery),
+		chromedp.Text(card, &shown, chromedp.ByQuery)); err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(shown, "flush-cache in production") || !strings.Contains(shown, `"cache":"catalog"`) || !strings.Contains(shown, "alice") {
+		t.Fatalf("the inbox card does not show what will run: %q", shown)
 	}
 	screenshot(t, bob, "inbox")
 	err = chromedp.Run(bob,
-		chromedp.Click(`a[href^="/runs/"]`, chromedp.ByQuery),
-		chromedp.WaitVisible("#approve", chromedp.ByID),
-		chromedp.SendKeys("#comment", "fine, after the sale", chromedp.ByID),
-		chromedp.Click("#approve", chromedp.ByID),
-		waitText(bob, "#status", "succeeded"),
+		chromedp.SendKeys("#comment-"+id, "fine, after the sale", chromedp.ByID),
+		chromedp.Click(card+" button.primary", chromedp.ByQuery),
+		chromedp.WaitNotPresent(card, chromedp.ByQuery),
+		waitText(bob, "main", "Nothing to approve."),
 	)
 	screenshot(t, bob, "bob-approved")
 	if err != nil {
