@@ -20,17 +20,24 @@ func (a *app) evidenceCmd() *cobra.Command {
 	var req api.EvidenceRequest
 	var out string
 	export := &cobra.Command{
-		Use:   "export --from T1 --to T2 [--procedure P] [--env E] --out bundle.zip",
-		Short: "Export an evidence bundle for a period (exportEvidence)",
+		Use:   "export (--from T1 --to T2 [--procedure P] [--env E] | --run RUN) --out bundle.zip",
+		Short: "Export an evidence bundle for a period or one run (exportEvidence)",
 		Long: "Export the audit events of a period with inclusion proofs against a freshly signed checkpoint, the runs\n" +
 			"with their output, the procedure versions with their reviews, the policies in force, a summary per control\n" +
-			"and an HTML report, all under a signed manifest. Times are RFC 3339 or dates (--to DATE includes that day).",
+			"and an HTML report, all under a signed manifest. Times are RFC 3339 or dates (--to DATE includes that day).\n" +
+			"--run exports one run's bundle: its events, output, version with reviews and the policies in force.",
 		Example: "  airlock evidence export --from 2026-10-01 --to 2026-12-31 --out airlock-2026Q4.zip\n" +
-			"  airlock evidence export --from 2026-11-27 --to 2026-11-27 --procedure restart-service --env production --out day.zip",
+			"  airlock evidence export --from 2026-11-27 --to 2026-11-27 --procedure restart-service --env production --out day.zip\n" +
+			"  airlock evidence export --run run_06h1q… --out run.zip",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if req.From == "" || req.To == "" || out == "" {
-				return usageError{fmt.Errorf("--from, --to and --out are required")}
+			switch {
+			case out == "":
+				return usageError{fmt.Errorf("--out is required")}
+			case req.Run != "" && (req.From != "" || req.To != "" || req.Procedure != "" || req.Environment != ""):
+				return usageError{fmt.Errorf("--run exports one run: --from, --to, --procedure and --env do not apply")}
+			case req.Run == "" && (req.From == "" || req.To == ""):
+				return usageError{fmt.Errorf("--from and --to are required (or --run)")}
 			}
 			cl, err := a.client()
 			if err != nil {
@@ -73,6 +80,7 @@ func (a *app) evidenceCmd() *cobra.Command {
 	export.Flags().StringVar(&req.To, "to", "", "end of the period (a date includes that day)")
 	export.Flags().StringVar(&req.Procedure, "procedure", "", "only this procedure")
 	export.Flags().StringVar(&req.Environment, "env", "", "only runs in this environment")
+	export.Flags().StringVar(&req.Run, "run", "", "one run's bundle instead of a period")
 	export.Flags().StringVar(&out, "out", "", "bundle file to write")
 	var key string
 	verify := &cobra.Command{

@@ -100,6 +100,17 @@ func TestEvidenceExportAndVerifyFromTheCLI(t *testing.T) {
 	if code, o, e := runCLI(t, "", "evidence", "export", "--from", day, "--to", day, "--out", out); code != 0 {
 		t.Fatalf("export: %d %s %s", code, o, e)
 	}
+	// One run's bundle, by its ID; a run and a period together are a
+	// usage error.
+	_, list, _ := runCLI(t, "", "runs", "list", "-o", "json")
+	runID := strings.Split(strings.Split(list, `"id": "`)[1], `"`)[0]
+	runOut := filepath.Join(t.TempDir(), "run.zip")
+	if code, o, e := runCLI(t, "", "evidence", "export", "--run", runID, "--out", runOut); code != 0 {
+		t.Fatalf("export --run: %d %s %s", code, o, e)
+	}
+	if code, _, e := runCLI(t, "", "evidence", "export", "--run", runID, "--from", day, "--out", runOut); code != 2 || !strings.Contains(e, "--run exports one run") {
+		t.Fatalf("--run with --from: %d %s", code, e)
+	}
 	code, keyJSON, _ := runCLI(t, "", "audit", "checkpoint", "-o", "json")
 	if code != 0 {
 		t.Fatal("checkpoint")
@@ -108,6 +119,9 @@ func TestEvidenceExportAndVerifyFromTheCLI(t *testing.T) {
 	t.Setenv("AIRLOCK_SERVER", "http://127.0.0.1:1") // offline
 	if code, o, e := runCLI(t, "", "evidence", "verify", out, "--key", key); code != 0 || !strings.HasPrefix(o, "OK: ") {
 		t.Fatalf("verify: %d %s %s", code, o, e)
+	}
+	if code, o, e := runCLI(t, "", "evidence", "verify", runOut, "--key", key); code != 0 || !strings.Contains(o, ", 1 runs") {
+		t.Fatalf("verify the run's bundle: %d %s %s", code, o, e)
 	}
 	b, _ := os.ReadFile(out)
 	b[len(b)/3] ^= 0xff

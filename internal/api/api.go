@@ -127,7 +127,7 @@ func Routes() []Route {
 		{Method: "GET", Path: "/api/v1/audit/events", Action: "readAudit", Summary: "Audit events by range and filter (?after=&limit=&type=&actor=&subject=)", Out: ListResponse[*store.AuditEvent]{}, Query: []string{"after", "limit", "type", "actor", "subject"}, handle: (*Handler).auditEvents},
 		{Method: "GET", Path: "/api/v1/audit/proof/inclusion", Action: "readAudit", Summary: "Inclusion proof of the event at ?index= in the tree of ?size=", Out: InclusionProof{}, Query: []string{"index", "size"}, handle: (*Handler).inclusionProof},
 		{Method: "GET", Path: "/api/v1/audit/proof/consistency", Action: "readAudit", Summary: "Consistency proof between tree sizes ?old= and ?new=", Out: ConsistencyProof{}, Query: []string{"old", "new"}, handle: (*Handler).consistencyProof},
-		{Method: "POST", Path: "/api/v1/evidence", Action: "exportEvidence", Summary: "Export an evidence bundle (zip) for a period", In: EvidenceRequest{}, Produces: "application/zip", handle: (*Handler).exportEvidence},
+		{Method: "POST", Path: "/api/v1/evidence", Action: "exportEvidence", Summary: "Export an evidence bundle (zip) for a period, or for one run", In: EvidenceRequest{}, Produces: "application/zip", handle: (*Handler).exportEvidence},
 		{Method: "GET", Path: "/api/v1/openapi.json", Public: true, Summary: "This API's OpenAPI 3.1 document, made from the route table", Out: map[string]any{}, handle: (*Handler).openapi},
 		{Method: "GET", Path: "/auth/oidc/login", Public: true, Summary: "Start single sign-on", Code: 302, Query: []string{"next"}, handle: (*Handler).ssoLogin},
 		{Method: "GET", Path: "/auth/oidc/callback", Public: true, Summary: "Finish single sign-on", Code: 302, Query: []string{"state", "code"}, handle: (*Handler).ssoCallback},

@@ -181,3 +181,38 @@ func TestOutputRetention(t *testing.T) {
 		t.Fatalf("bundle with pruned output: %+v %v", res, err)
 	}
 }
+
+// TestEvidenceForOneRun exports one run's bundle over the API: it
+// verifies offline and names the run; a run with a period is refused
+// naming the field, and a run the caller may not see is not found.
+func TestEvidenceForOneRun(t *testing.T) {
+	d := newDemoEnv(t, nil)
+	_, r1 := d.request(t, "alice", api.RunRequest{Procedure: "flush-cache", Environment: "staging", Params: map[string]any{"cache": "sessions"}})
+	id := r1["id"].(string)
+	d.waitRun(t, d.tok["alice"], id)
+	bundle := d.exportBundle(t, "dana", api.EvidenceRequest{Run: id})
+	_, keyResp, _ := d.call("GET", "/api/v1/audit/key", d.tok["dana"], nil)
+	res, err := evidence.Verify(bundle, keyResp["key"].(string))
+	if err != nil || !res.OK() || res.Runs != 1 {
+		t.Fatalf("verify: %+v %v", res, err)
+	}
+	zr, _ := zip.NewReader(bytes.NewReader(bundle), int64(len(bundle)))
+	named := false
+	for _, f := range zr.File {
+		if f.Name == "manifest.json" {
+			rc, _ := f.Open()
+			b, _ := io.ReadAll(rc)
+			rc.Close()
+			named = strings.Contains(string(b), `"run": "`+id+`"`)
+		}
+	}
+	if !named {
+		t.Error("the manifest does not name the run")
+	}
+	if code, out, _ := d.call("POST", "/api/v1/evidence", d.tok["dana"], api.EvidenceRequest{Run: id, From: "2026-01-01"}); code != 400 || out["error"].(map[string]any)["field"] != "run" {
+		t.Fatalf("run with a period: %d %v", code, out)
+	}
+	if code, _, _ := d.call("POST", "/api/v1/evidence", d.tok["dana"], api.EvidenceRequest{Run: "run_doesnotexist"}); code != 404 {
+		t.Fatalf("unknown run: %d", code)
+	}
+}
