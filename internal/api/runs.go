@@ -228,6 +228,7 @@ func (h *Handler) streamOutput(w http.ResponseWriter, r *http.Request, p *identi
 	defer tick.Stop()
 	status := ""
 	sent := map[string]string{} // node -> its last progress sent
+	approvals := -1             // how many decisions were last sent
 	for {
 		// Read the status before the output: output written before a run
 		// ends is then always sent before its end.
@@ -261,6 +262,21 @@ func (h *Handler) streamOutput(w http.ResponseWriter, r *http.Request, p *identi
 				fmt.Fprintf(w, "event: node\ndata: %s\n\n", b)
 			}
 		}
+		if cur.ApprovalsRequired > 0 {
+			aps, err := h.Store.RunApprovalList(ctx, run.ID)
+			if err != nil {
+				return
+			}
+			if len(aps) != approvals {
+				approvals = len(aps)
+				list := []ApprovalJSON{}
+				for _, a := range aps {
+					list = append(list, ApprovalJSON{Approver: a.ApproverName, Decision: a.Decision, Comment: a.Comment, At: a.CreatedAt})
+				}
+				b, _ := json.Marshal(map[string]any{"required": cur.ApprovalsRequired, "approvals": list})
+				fmt.Fprintf(w, "event: approvals\ndata: %s\n\n", b)
+			}
+		}
 		if cur.Status != status {
 			status = cur.Status
 			b, _ := json.Marshal(map[string]string{"status": status, "error": cur.Error})
@@ -288,6 +304,15 @@ func (h *Handler) streamOutput(w http.ResponseWriter, r *http.Request, p *identi
 			io.WriteString(w, ": keep-alive\n\n")
 		}
 	}
+}
+
+// ApprovalJSON is one decision on a run, as the output stream sends
+// them (event "approvals", whenever one is added).
+type ApprovalJSON struct {
+	Approver string    `json:"approver"`
+	Decision string    `json:"decision"`
+	Comment  string    `json:"comment,omitempty"`
+	At       time.Time `json:"at"`
 }
 
 // NodeJSON is a node's progress in a run, as the output stream sends it

@@ -197,7 +197,8 @@ func TestProductionRequestApprovedFromBobsInbox(t *testing.T) {
 	}
 	// alice's open page followed without a reload.
 	var same bool
-	err = chromedp.Run(alice, waitText(alice, "#status", "succeeded"), chromedp.Evaluate(`window.__stillTheSamePage === true`, &same))
+	err = chromedp.Run(alice, waitText(alice, "#status", "succeeded"), waitText(alice, "#approvals", "bob approve: fine, after the sale"),
+		chromedp.Evaluate(`window.__stillTheSamePage === true`, &same))
 	screenshot(t, alice, "alice-after-approval")
 	if err != nil || !same {
 		t.Fatalf("alice's page: %v (same page: %v)", err, same)

@@ -29,6 +29,16 @@
     status.className = "status status-" + s;
     root.setAttribute("data-status", s);
   });
+  es.addEventListener("approvals", function (e) {
+    var a = JSON.parse(e.data);
+    var cell = document.getElementById("approvals");
+    if (!cell) { return; }
+    cell.textContent = a.approvals.length + " of " + a.required + " needed";
+    a.approvals.forEach(function (d) {
+      cell.appendChild(document.createElement("br"));
+      cell.appendChild(document.createTextNode(d.approver + " " + d.decision + ": " + (d.comment || "")));
+    });
+  });
   es.addEventListener("node", function (e) {
     var n = JSON.parse(e.data);
     var body = document.querySelector("#nodes tbody");
