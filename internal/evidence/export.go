@@ -53,9 +53,15 @@ func Export(ctx context.Context, s store.Store, log *audit.Log, p Params, w io.W
 	if err != nil {
 		return err
 	}
-	// Runs of the period.
-	allRuns, err := s.RunList(ctx, store.RunListParams{ProcedureName: p.Procedure, Limit: 100000})
-	if err != nil {
+	// Runs of the period (or the one run).
+	var allRuns []*store.Run
+	if p.Run != "" {
+		r, err := s.RunGet(ctx, p.Run)
+		if err != nil {
+			return err
+		}
+		allRuns = []*store.Run{r}
+	} else if allRuns, err = s.RunList(ctx, store.RunListParams{ProcedureName: p.Procedure, Limit: 100000}); err != nil {
 		return err
 	}
 	var runs []RunRecord
@@ -110,7 +116,9 @@ func Export(ctx context.Context, s store.Store, log *audit.Log, p Params, w io.W
 	var events []*store.AuditEvent
 	after := int64(-1)
 	for {
-		evs, err := s.AuditList(ctx, store.AuditListParams{After: after, Limit: 5000})
+		// A run's events are read by subject (indexed), not by walking
+		// the whole log.
+		evs, err := s.AuditList(ctx, store.AuditListParams{After: after, Subject: p.Run, Limit: 5000})
 		if err != nil {
 			return err
 		}
