@@ -148,7 +148,7 @@ var reportTmpl = template.Must(template.New("report").Parse(`<!doctype html>
 <style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a}
 h2{margin-top:2rem;border-bottom:1px solid #ccc}.ok{color:#1a7f37}.bad{color:#b3261e}table{border-collapse:collapse;width:100%}
 td,th{text-align:left;padding:.25rem .5rem;border-bottom:1px solid #eee;vertical-align:top}code{font-size:13px}</style></head>
-<body>
+<body><main>
 <h1>Airlock evidence report</h1>
 <p>Period <strong>{{.From}}</strong> to <strong>{{.To}}</strong>{{if .Procedure}}, procedure <code>{{.Procedure}}</code>{{end}}{{if .Environment}}, environment <code>{{.Environment}}</code>{{end}}{{if .Run}}, run <code>{{.Run}}</code>{{end}}.
 {{.Summary.Events}} audit events and {{.Summary.Runs}} runs. Every event carries an inclusion proof against the checkpoint below,
@@ -163,7 +163,7 @@ signed with the log's key <code>{{.Key}}</code>; verify the bundle offline with
 {{if .Exceptions}}<h3>Exceptions</h3><table>{{range .Exceptions}}<tr><td><code>{{.Ref}}</code></td><td>{{.Detail}}</td></tr>{{end}}</table>{{end}}
 {{if .Attempts}}<h3>Refused attempts (the control held)</h3><table>{{range .Attempts}}<tr><td><code>{{.Ref}}</code></td><td>{{.Detail}}</td></tr>{{end}}</table>{{end}}
 {{end}}
-</body></html>
+</main></body></html>
 `))
 
 // Report renders the human-readable report.

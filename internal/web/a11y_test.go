@@ -1,16 +1,22 @@
 package web_test
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/airlockhq/airlock/internal/evidence"
 	"github.com/airlockhq/airlock/internal/store"
 	"github.com/airlockhq/airlock/internal/testenv"
 )
@@ -176,4 +182,34 @@ func TestRunWithTheKeyboardOnly(t *testing.T) {
 		screenshot(t, ctx, "keyboard-run")
 		t.Fatalf("Enter on Run: %v", err)
 	}
+}
+
+// TestEvidenceReportIsAccessible runs the same audit on the HTML report an
+// auditor opens from a bundle (a file, outside the server).
+func TestEvidenceReportIsAccessible(t *testing.T) {
+	script := axeScript(t)
+	s := newSite(t)
+	requestProductionFlush(t, s.visitor(t, "alice"))
+	var buf bytes.Buffer
+	now := time.Now()
+	if err := evidence.Export(t.Context(), s.srv.Store, s.srv.AuditLog, evidence.Params{From: now.Add(-time.Hour), To: now.Add(time.Minute)}, &buf); err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "report.html")
+	for _, f := range zr.File {
+		if f.Name == "report.html" {
+			rc, _ := f.Open()
+			b, _ := io.ReadAll(rc)
+			rc.Close()
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ctx := s.anonymous(t)
+	axeAudit(t, ctx, script, "file://"+path, "evidence report")
 }
