@@ -88,6 +88,7 @@ func TestPagesPassAnAccessibilityAudit(t *testing.T) {
 				t.Fatal(err)
 			}
 			check(t, ctx, script, "alice's form with an error")
+			screenshot(t, ctx, "a11y-form-error")
 		}
 	}
 }
@@ -178,8 +179,9 @@ func TestRunWithTheKeyboardOnly(t *testing.T) {
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("form controls in Tab order %v, want %v (all stops: %v)", got, want, order)
 	}
-	if err := chromedp.Run(ctx, chromedp.KeyEvent("\r"), chromedp.WaitVisible("#output", chromedp.ByID), waitText(ctx, "#status", "succeeded")); err != nil {
-		screenshot(t, ctx, "keyboard-run")
+	err := chromedp.Run(ctx, chromedp.KeyEvent("\r"), chromedp.WaitVisible("#output", chromedp.ByID), waitText(ctx, "#status", "succeeded"))
+	screenshot(t, ctx, "keyboard-run")
+	if err != nil {
 		t.Fatalf("Enter on Run: %v", err)
 	}
 }
@@ -212,4 +214,5 @@ func TestEvidenceReportIsAccessible(t *testing.T) {
 	}
 	ctx := s.anonymous(t)
 	axeAudit(t, ctx, script, "file://"+path, "evidence report")
+	screenshot(t, ctx, "evidence-report")
 }
