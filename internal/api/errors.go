@@ -11,8 +11,9 @@ import (
 	"github.com/airlockhq/airlock"
 )
 
-// status is the one mapping from error kind to HTTP status.
-func status(k airlock.Kind) int {
+// Status is the one mapping from error kind to HTTP status (the web pages
+// use it too).
+func Status(k airlock.Kind) int {
 	switch k {
 	case airlock.Invalid:
 		return http.StatusBadRequest
@@ -55,7 +56,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if kind == airlock.TooManyRequests {
 		w.Header().Set("Retry-After", "60")
 	}
-	writeJSON(w, status(kind), ErrorBody{Error: ErrorDetail{Code: string(kind), Message: airlock.ErrorMessage(err),
+	writeJSON(w, Status(kind), ErrorBody{Error: ErrorDetail{Code: string(kind), Message: airlock.ErrorMessage(err),
 		Field: airlock.ErrorField(err), RequestID: requestID(r.Context())}})
 }
 

@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/airlockhq/airlock"
+	"github.com/airlockhq/airlock/internal/api"
 	"github.com/airlockhq/airlock/internal/audit"
 	"github.com/airlockhq/airlock/internal/authz"
 	"github.com/airlockhq/airlock/internal/identity"
@@ -225,20 +226,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	h.render(w, r, code, "error", page{Title: http.StatusText(code), Error: userMessage(err)})
 }
 
-// airlockStatus is the HTTP status for an error's kind.
-func airlockStatus(err error) int {
-	switch airlock.ErrorKind(err) {
-	case airlock.NotFound:
-		return http.StatusNotFound
-	case airlock.Forbidden:
-		return http.StatusForbidden
-	case airlock.Invalid:
-		return http.StatusBadRequest
-	case airlock.Conflict:
-		return http.StatusConflict
-	}
-	return http.StatusInternalServerError
-}
+// airlockStatus is the HTTP status for an error's kind, as the API
+// answers it.
+func airlockStatus(err error) int { return api.Status(airlock.ErrorKind(err)) }
 
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 	data := map[string]any{"Next": r.URL.Query().Get("next"), "SSO": h.SSO, "Username": ""}
