@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/policy"
@@ -82,6 +84,15 @@ func (h *Handler) auditEvents(w http.ResponseWriter, r *http.Request) {
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
+// b64s encodes a proof's hashes.
+func b64s(hashes []tlog.Hash) []string {
+	out := []string{}
+	for _, h := range hashes {
+		out = append(out, b64(h[:]))
+	}
+	return out
+}
+
 // InclusionProof proves an event is in the tree of a size.
 type InclusionProof struct {
 	Index    int64    `json:"index"`
@@ -104,40 +115,43 @@ func (h *Handler) parseSize(r *http.Request, name string, def int64) (int64, err
 }
 
 func (h *Handler) inclusionProof(w http.ResponseWriter, r *http.Request) {
-	if err := h.canReadAudit(r); err != nil {
-		writeError(w, r, h.Log, err)
-		return
-	}
-	ctx := r.Context()
-	head, err := h.Store.AuditSize(ctx)
+	out, err := h.proveInclusion(r)
 	if err != nil {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	index, err := h.parseSize(r, "index", -1)
-	if err == nil {
-		var size int64
-		if size, err = h.parseSize(r, "size", head); err == nil {
-			if index < 0 || index >= size || size > head {
-				err = airlock.FieldError("index", "expected 0 ≤ index < size ≤ %d", head)
-			} else {
-				proof, leaf, perr := h.Audit.InclusionProof(ctx, index, size)
-				root, rerr := h.Audit.RootAt(ctx, size)
-				if err = perr; err == nil {
-					err = rerr
-				}
-				if err == nil {
-					out := InclusionProof{Index: index, Size: size, LeafHash: b64(leaf[:]), RootHash: b64(root[:]), Proof: []string{}}
-					for _, p := range proof {
-						out.Proof = append(out.Proof, b64(p[:]))
-					}
-					writeJSON(w, http.StatusOK, out)
-					return
-				}
-			}
-		}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) proveInclusion(r *http.Request) (*InclusionProof, error) {
+	if err := h.canReadAudit(r); err != nil {
+		return nil, err
 	}
-	writeError(w, r, h.Log, err)
+	ctx := r.Context()
+	head, err := h.Store.AuditSize(ctx)
+	if err != nil {
+		return nil, err
+	}
+	index, err := h.parseSize(r, "index", -1)
+	if err != nil {
+		return nil, err
+	}
+	size, err := h.parseSize(r, "size", head)
+	if err != nil {
+		return nil, err
+	}
+	if index < 0 || index >= size || size > head {
+		return nil, airlock.FieldError("index", "expected 0 ≤ index < size ≤ %d", head)
+	}
+	proof, leaf, err := h.Audit.InclusionProof(ctx, index, size)
+	if err != nil {
+		return nil, err
+	}
+	root, err := h.Audit.RootAt(ctx, size)
+	if err != nil {
+		return nil, err
+	}
+	return &InclusionProof{Index: index, Size: size, LeafHash: b64(leaf[:]), RootHash: b64(root[:]), Proof: b64s(proof)}, nil
 }
 
 // ConsistencyProof proves the tree of size Old is a prefix of New's.
@@ -177,9 +191,5 @@ func (h *Handler) consistencyProof(w http.ResponseWriter, r *http.Request) {
 	}
 	or, _ := h.Audit.RootAt(ctx, old)
 	nr, _ := h.Audit.RootAt(ctx, nw)
-	out := ConsistencyProof{Old: old, New: nw, OldRoot: b64(or[:]), NewRoot: b64(nr[:]), Proof: []string{}}
-	for _, p := range proof {
-		out.Proof = append(out.Proof, b64(p[:]))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, ConsistencyProof{Old: old, New: nw, OldRoot: b64(or[:]), NewRoot: b64(nr[:]), Proof: b64s(proof)})
 }
