@@ -41,9 +41,9 @@ type Harness struct {
 func Run(t *testing.T, h Harness) {
 	t.Run("Users", func(t *testing.T) { testUsers(t, h) })
 	t.Run("Groups", func(t *testing.T) { testGroups(t, h) })
-	t.Run("Tokens", func(t *testing.T) { testTokens(t, h) })
-	t.Run("Sessions", func(t *testing.T) { testSessions(t, h) })
-	t.Run("LoginFailures", func(t *testing.T) { testLoginFailures(t, h) })
+	t.Run("Tokens", func(t *testing.T) { testTokens(t, h, t0) })
+	t.Run("Sessions", func(t *testing.T) { testSessions(t, h, t0) })
+	t.Run("LoginFailures", func(t *testing.T) { testLoginFailures(t, h, t0) })
 	t.Run("AuditAppend", func(t *testing.T) { testAuditAppend(t, h) })
 	t.Run("ChangeNeedsEvent", func(t *testing.T) { testChangeNeedsEvent(t, h) })
 	t.Run("EventRollsBackWithChange", func(t *testing.T) { testEventRollsBack(t, h) })
@@ -52,17 +52,21 @@ func Run(t *testing.T, h Harness) {
 	t.Run("NewerSchemaRefused", func(t *testing.T) { testNewerSchema(t, h) })
 	t.Run("Procedures", func(t *testing.T) { testProcedures(t, h) })
 	t.Run("PolicyVersions", func(t *testing.T) { testPolicyVersions(t, h) })
-	t.Run("Runs", func(t *testing.T) { testRuns(t, h) })
-	t.Run("RunClaimIsExclusive", func(t *testing.T) { testRunClaimExclusive(t, h) })
+	t.Run("Runs", func(t *testing.T) { testRuns(t, h, t0) })
+	t.Run("RunClaimIsExclusive", func(t *testing.T) { testRunClaimExclusive(t, h, t0) })
 	t.Run("NodesAndSecrets", func(t *testing.T) { testNodesAndSecrets(t, h) })
 	t.Run("AuditTamperDetected", func(t *testing.T) { testAuditTamper(t, h) })
 	t.Run("CrashLosesNoCommittedRow", func(t *testing.T) { testCrash(t, h) })
+	t.Run("AnyDay", func(t *testing.T) { testAnyDay(t, h) })
 }
 
+// t0 is the suite's time. Every time a case writes or compares derives
+// from it (or from the base time the case is given); no case reads the
+// wall clock, so the suite passes on any day.
 var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 
 func event(typ, subject string) *store.AuditEvent {
-	return &store.AuditEvent{ID: airlock.NewID(airlock.PrefixEvent, time.Now()), Time: time.Now().UTC(),
+	return &store.AuditEvent{ID: airlock.NewID(airlock.PrefixEvent, t0), Time: t0,
 		Type: typ, Subject: subject, ActorName: "storetest", Outcome: "success", Details: []byte(`{"k":"v"}`)}
 }
 
@@ -216,7 +220,7 @@ func testGroups(t *testing.T, h Harness) {
 	}
 }
 
-func testTokens(t *testing.T, h Harness) {
+func testTokens(t *testing.T, h Harness, t0 time.Time) {
 	ctx := context.Background()
 	s, _ := h.New(t)
 	u := newUser("alice")
@@ -265,7 +269,7 @@ func testTokens(t *testing.T, h Harness) {
 // testLoginFailures: failed logins are counted per account and per
 // address since a time, pruned past a time, cleared per account, and
 // only with an audit event.
-func testLoginFailures(t *testing.T, h Harness) {
+func testLoginFailures(t *testing.T, h Harness, t0 time.Time) {
 	ctx := context.Background()
 	s, _ := h.New(t)
 	add := func(account, addr string, at, prune time.Time) {
@@ -317,7 +321,7 @@ func testLoginFailures(t *testing.T, h Harness) {
 	}
 }
 
-func testSessions(t *testing.T, h Harness) {
+func testSessions(t *testing.T, h Harness, t0 time.Time) {
 	ctx := context.Background()
 	s, _ := h.New(t)
 	u := newUser("alice")
@@ -488,7 +492,7 @@ func testConcurrentWriters(t *testing.T, h Harness) {
 			defer wg.Done()
 			for i := range each {
 				u := newUser(fmt.Sprintf("w%d-%d", w, i))
-				u.ID = airlock.NewID(airlock.PrefixUser, time.Now())
+				u.ID = airlock.NewID(airlock.PrefixUser, t0)
 				errs <- s.Update(ctx, func(tx store.Tx) error {
 					if err := tx.UserInsert(ctx, u); err != nil {
 						return err
@@ -567,7 +571,7 @@ func MaybeCrashChild(open func(ctx context.Context, locator string) (store.Store
 	}
 	for i := 0; ; i++ {
 		u := newUser(fmt.Sprintf("crash-%d", i))
-		u.ID = airlock.NewID(airlock.PrefixUser, time.Now())
+		u.ID = airlock.NewID(airlock.PrefixUser, t0)
 		err := s.Update(ctx, func(tx store.Tx) error {
 			if err := tx.UserInsert(ctx, u); err != nil {
 				return err
@@ -811,12 +815,21 @@ func insertRuns(t *testing.T, s store.Store, runs ...*store.Run) {
 	}
 }
 
-func claim(t *testing.T, s store.Store, worker string) *store.Run {
+// runIDs is the set of the runs' IDs.
+func runIDs(runs []*store.Run) map[string]bool {
+	ids := map[string]bool{}
+	for _, r := range runs {
+		ids[r.ID] = true
+	}
+	return ids
+}
+
+func claim(t *testing.T, s store.Store, worker string, at time.Time) *store.Run {
 	var got *store.Run
 	ctx := context.Background()
 	err := s.Update(ctx, func(tx store.Tx) error {
 		var err error
-		if got, err = tx.RunClaim(ctx, worker, time.Now()); err != nil || got == nil {
+		if got, err = tx.RunClaim(ctx, worker, at); err != nil || got == nil {
 			return err
 		}
 		return tx.AuditAppend(ctx, event("run.start", got.ID))
@@ -828,7 +841,7 @@ func claim(t *testing.T, s store.Store, worker string) *store.Run {
 	return got
 }
 
-func testRuns(t *testing.T, h Harness) {
+func testRuns(t *testing.T, h Harness, t0 time.Time) {
 	ctx := context.Background()
 	s, _ := h.New(t)
 	p := seedProcedure(t, s)
@@ -856,13 +869,13 @@ func testRuns(t *testing.T, h Harness) {
 	wantKind(t, err, airlock.Conflict)
 
 	// a holds the lock; b (same lock) waits; c (no lock) runs.
-	if r := claim(t, s, "w1"); r == nil || r.ID != a.ID || r.Status != store.RunRunning || r.Attempt != 1 || r.WorkerID != "w1" {
+	if r := claim(t, s, "w1", t0.Add(10*time.Second)); r == nil || r.ID != a.ID || r.Status != store.RunRunning || r.Attempt != 1 || r.WorkerID != "w1" {
 		t.Fatalf("first claim: %+v", r)
 	}
-	if r := claim(t, s, "w1"); r == nil || r.ID != c.ID {
+	if r := claim(t, s, "w1", t0.Add(10*time.Second)); r == nil || r.ID != c.ID {
 		t.Fatalf("second claim should skip the locked run: %+v", r)
 	}
-	if r := claim(t, s, "w2"); r != nil {
+	if r := claim(t, s, "w2", t0.Add(10*time.Second)); r != nil {
 		t.Fatalf("claimed %s while its lock is held", r.ID)
 	}
 	a.Status, a.FinishedAt, a.SecretParams, a.OutputDigest = store.RunSucceeded, t0.Add(time.Minute), nil, "sha256:o"
@@ -878,7 +891,7 @@ func testRuns(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := claim(t, s, "w2"); r == nil || r.ID != b.ID {
+	if r := claim(t, s, "w2", t0.Add(2*time.Minute)); r == nil || r.ID != b.ID {
 		t.Fatalf("claim after release: %+v", r)
 	}
 	got, _ = s.RunGet(ctx, a.ID)
@@ -886,22 +899,21 @@ func testRuns(t *testing.T, h Harness) {
 		t.Fatalf("after finish: %+v", got)
 	}
 
-	// Heartbeats and stale runs.
+	// Heartbeats and stale runs: c was claimed by w1 at t0+10s and never
+	// beat again; b was claimed by w2, which beats at t0+1h.
 	if err := s.RunHeartbeat(ctx, "w2", t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	stale, _ := s.RunList(ctx, store.RunListParams{HeartbeatBefore: t0.Add(30 * time.Minute)})
-	if len(stale) != 0 {
-		// c was claimed by w1 at time.Now(), b by w2 and just beat.
-		for _, r := range stale {
-			if r.ID == b.ID {
-				t.Fatalf("a run with a fresh heartbeat listed stale")
-			}
-		}
-	}
-	stale, _ = s.RunList(ctx, store.RunListParams{HeartbeatBefore: time.Now().Add(time.Hour)})
 	if len(stale) != 1 || stale[0].ID != c.ID {
-		t.Fatalf("stale = %v", stale)
+		t.Fatalf("stale before t0+30m = %v, want only %s", runIDs(stale), c.ID)
+	}
+	stale, _ = s.RunList(ctx, store.RunListParams{HeartbeatBefore: t0.Add(2 * time.Hour)})
+	if ids := runIDs(stale); len(ids) != 2 || !ids[b.ID] || !ids[c.ID] {
+		t.Fatalf("stale before t0+2h = %v, want %s and %s", ids, b.ID, c.ID)
+	}
+	if got, _ := s.RunGet(ctx, c.ID); !got.StartedAt.Equal(t0.Add(10*time.Second)) || !got.HeartbeatAt.Equal(t0.Add(10*time.Second)) {
+		t.Fatalf("claim times: started %v heartbeat %v, want both t0+10s", got.StartedAt, got.HeartbeatAt)
 	}
 
 	// Approvals, nodes, steps, output.
@@ -963,7 +975,7 @@ func testRuns(t *testing.T, h Harness) {
 // testRunClaimExclusive has several workers claim concurrently: every
 // queued run is claimed exactly once, and never two runs of one lock at
 // a time.
-func testRunClaimExclusive(t *testing.T, h Harness) {
+func testRunClaimExclusive(t *testing.T, h Harness, t0 time.Time) {
 	s, _ := h.New(t)
 	p := seedProcedure(t, s)
 	var runs []*store.Run
@@ -984,7 +996,7 @@ func testRunClaimExclusive(t *testing.T, h Harness) {
 			defer wg.Done()
 			worker := fmt.Sprintf("w%d", w)
 			for range 20 {
-				r := claim(t, s, worker)
+				r := claim(t, s, worker, t0.Add(time.Minute))
 				if r == nil {
 					continue
 				}

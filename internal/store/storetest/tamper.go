@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -40,7 +39,7 @@ func testAuditTamper(t *testing.T, h Harness) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := audit.Sign(ctx, s, signer, "airlock-test", time.Now()); err != nil {
+		if _, err := audit.Sign(ctx, s, signer, "airlock-test", t0); err != nil {
 			t.Fatal(err)
 		}
 		rep, err := audit.Verify(ctx, s, verifier, nil)
