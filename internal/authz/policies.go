@@ -80,6 +80,7 @@ func (a *Authorizer) ProposePolicy(ctx context.Context, p *identity.Principal, t
 	v := &store.PolicyVersion{ID: airlock.NewID(airlock.PrefixPolicy, now), Digest: digest(text), Text: text, Description: description,
 		Status: store.PolicyProposed, AuthorID: p.UserID, AuthorName: p.Username, CreatedAt: now}
 	err := a.store.Update(ctx, func(tx store.Tx) error {
+		v.Number = 0 // Update may run this again
 		all, err := tx.PolicyVersionList(ctx, "")
 		if err != nil {
 			return err

@@ -177,6 +177,7 @@ func (s *Service) Propose(ctx context.Context, p *identity.Principal, src *proce
 	now := s.now().UTC()
 	var res ProposeResult
 	err := s.store.Update(ctx, func(tx store.Tx) error {
+		res = ProposeResult{} // Update may run this again
 		proc, err := tx.ProcedureGetByName(ctx, def.Name)
 		switch {
 		case airlock.ErrorKind(err) == airlock.NotFound:

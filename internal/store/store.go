@@ -22,10 +22,21 @@ import (
 type Store interface {
 	Reader
 
-	// Update runs fn in one write transaction. Writes are serialized: on
-	// SQLite by the single writer connection, on PostgreSQL by row locks.
-	// The transaction commits only if fn returns nil and, when fn changed
-	// state, appended at least one audit event.
+	// Update runs fn in one write transaction. Write transactions are
+	// serialized whole — on SQLite by the single writer connection, on
+	// PostgreSQL by the audit head's row lock, taken before fn runs — so
+	// what fn reads is current until it commits, and two decisions on one
+	// object end as one serial order of them would. The transaction
+	// commits only if fn returns nil and, when fn changed state, appended
+	// at least one audit event.
+	//
+	// A deadlock, a serialization failure or a connection lost before
+	// COMMIT rolls the attempt back, and Update runs fn again (bounded,
+	// with jittered backoff): fn must do its reads and writes through tx
+	// and set what it returns afresh on every call. When the database
+	// stays unreachable, or the connection is lost during COMMIT (the
+	// change may or may not have been made), Update returns an error of
+	// kind airlock.Unavailable saying which.
 	Update(ctx context.Context, fn func(tx Tx) error) error
 
 	// AuditCheckpointAdd stores a signed checkpoint. It is not an audit

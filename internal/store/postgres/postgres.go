@@ -1,15 +1,21 @@
 // Package postgres is the clustered storage driver: PostgreSQL through
 // pgx v5. Several Airlock replicas may share one database; migrations take
-// an advisory lock, and audit appends serialize on the audit_head row.
+// an advisory lock, and write transactions serialize on the audit_head
+// row, which each takes first (see Dialect.SerializeWrites).
 package postgres
 
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
+	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -28,6 +34,43 @@ var Dialect = sqlstore.Dialect{
 		var e *pgconn.PgError
 		return errors.As(err, &e) && e.Code == "23505"
 	},
+	// Every change appends to the audit log, whose head is one row: the
+	// lock every writer needs anyway, taken first instead of last.
+	SerializeWrites: `SELECT size FROM audit_head WHERE id = 1 FOR UPDATE`,
+	Classify:        classify,
+}
+
+// classify sorts PostgreSQL's errors for sqlstore's retries.
+func classify(err error) sqlstore.Class {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "40001", pe.Code == "40P01": // serialization_failure, deadlock_detected
+			return sqlstore.Retry
+		case pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
+			// The server ended the session before or instead of running
+			// the statement: nothing of it was applied.
+			return sqlstore.Retry
+		case strings.HasPrefix(pe.Code, "08"): // connection_exception
+			return sqlstore.ConnLost
+		case strings.HasPrefix(pe.Code, "53"), pe.Code == "25006": // insufficient_resources (disk full…), read_only_sql_transaction
+			return sqlstore.Unavailable
+		}
+		return sqlstore.Other
+	}
+	var ce *pgconn.ConnectError
+	switch {
+	case errors.As(err, &ce), errors.Is(err, driver.ErrBadConn), pgconn.SafeToRetry(err):
+		return sqlstore.Retry // nothing was sent
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE):
+		return sqlstore.ConnLost
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return sqlstore.ConnLost
+	}
+	return sqlstore.Other
 }
 
 // Options tune Open.

@@ -32,6 +32,25 @@ var Dialect = sqlstore.Dialect{
 		}
 		return e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 	},
+	// The single writer connection serializes write transactions; BEGIN
+	// IMMEDIATE (see dsn) extends that to other processes.
+	Classify: classify,
+}
+
+// classify sorts SQLite's errors for sqlstore: a full disk, an I/O
+// error, a read-only file or a lock held past busy_timeout make the
+// database unavailable, not the request wrong.
+func classify(err error) sqlstore.Class {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return sqlstore.Other
+	}
+	switch e.Code() & 0xff { // the primary result code
+	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN,
+		sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return sqlstore.Unavailable
+	}
+	return sqlstore.Other
 }
 
 func dsn(path string, readOnly bool) string {

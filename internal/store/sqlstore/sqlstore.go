@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/airlockhq/airlock"
@@ -25,6 +26,17 @@ type Dialect struct {
 	Numbered bool
 	// IsUnique reports whether err is a unique-constraint violation.
 	IsUnique func(error) bool
+	// SerializeWrites, when set, is the first statement of every write
+	// transaction: it takes one lock that every writer takes before it
+	// reads anything, so write transactions run one after another, as
+	// SQLite's single writer makes them. Every change appends an audit
+	// event and so serialises on the audit head at append time anyway;
+	// taking that lock first makes each transaction's reads current, so
+	// a decision made on them cannot be lost to a concurrent one.
+	SerializeWrites string
+	// Classify tells retries what an error means; nil classifies every
+	// error as Other.
+	Classify func(error) Class
 }
 
 // DB implements store.Store.
@@ -34,6 +46,7 @@ type DB struct {
 	dialect Dialect
 	pools   map[string]*sql.DB
 	writes  *stmtCache
+	retries atomic.Int64
 	queries // reads go to the reader pool
 }
 
@@ -143,15 +156,21 @@ func (q queries) rebind(s string) string {
 	return b.String()
 }
 
+// inTx reports whether q runs inside a transaction.
+func (q queries) inTx() bool {
+	_, ok := q.q.(*sql.Tx)
+	return ok
+}
+
 func (q queries) exec(ctx context.Context, s string, args ...any) (sql.Result, error) {
-	var res sql.Result
-	st, err := q.stmt(ctx, q.rebind(s))
-	switch {
-	case err != nil:
-	case st != nil:
-		res, err = st.ExecContext(ctx, args...)
-	default:
-		res, err = q.q.ExecContext(ctx, q.rebind(s), args...)
+	res, err := q.execOnce(ctx, s, args...)
+	// Outside a transaction a statement is its own commit: run it again
+	// only when it certainly did not run.
+	for attempt := 1; err != nil && !q.inTx() && q.d.classify(err) == Retry && attempt < maxReadAttempts; attempt++ {
+		if backoff(ctx, attempt) != nil {
+			break
+		}
+		res, err = q.execOnce(ctx, s, args...)
 	}
 	if err != nil && q.d.IsUnique != nil && q.d.IsUnique(err) {
 		return nil, &airlock.Error{Kind: airlock.Conflict, Message: "already exists", Err: err}
@@ -159,28 +178,60 @@ func (q queries) exec(ctx context.Context, s string, args ...any) (sql.Result, e
 	return res, err
 }
 
-func (q queries) query(ctx context.Context, s string, args ...any) (*sql.Rows, error) {
+func (q queries) execOnce(ctx context.Context, s string, args ...any) (sql.Result, error) {
 	st, err := q.stmt(ctx, q.rebind(s))
-	if err != nil {
+	switch {
+	case err != nil:
 		return nil, err
+	case st != nil:
+		return st.ExecContext(ctx, args...)
+	default:
+		return q.q.ExecContext(ctx, q.rebind(s), args...)
 	}
-	if st != nil {
-		return st.QueryContext(ctx, args...)
-	}
-	return q.q.QueryContext(ctx, q.rebind(s), args...)
 }
 
-func (q queries) row(ctx context.Context, s string, args ...any) *sql.Row {
-	st, err := q.stmt(ctx, q.rebind(s))
-	if err != nil || st == nil {
-		// A failed prepare reports itself through the plain call.
-		return q.q.QueryRowContext(ctx, q.rebind(s), args...)
-	}
-	return st.QueryRowContext(ctx, args...)
+func (q queries) query(ctx context.Context, s string, args ...any) (rows *sql.Rows, err error) {
+	err = q.read(ctx, func() error {
+		st, err := q.stmt(ctx, q.rebind(s))
+		switch {
+		case err != nil:
+		case st != nil:
+			rows, err = st.QueryContext(ctx, args...)
+		default:
+			rows, err = q.q.QueryContext(ctx, q.rebind(s), args...)
+		}
+		return err
+	})
+	return rows, err
 }
 
-// Update implements store.Store.
-func (db *DB) Update(ctx context.Context, fn func(tx store.Tx) error) (err error) {
+// row is one row to read. The query runs when Scan is called, so that a
+// read outside a transaction can be tried again on another connection.
+type row struct {
+	q    queries
+	ctx  context.Context
+	s    string
+	args []any
+}
+
+func (q queries) row(ctx context.Context, s string, args ...any) row {
+	return row{q: q, ctx: ctx, s: s, args: args}
+}
+
+func (r row) Scan(dest ...any) error {
+	q := r.q
+	return q.read(r.ctx, func() error {
+		st, err := q.stmt(r.ctx, q.rebind(r.s))
+		if err != nil || st == nil {
+			// A failed prepare reports itself through the plain call.
+			return q.q.QueryRowContext(r.ctx, q.rebind(r.s), r.args...).Scan(dest...)
+		}
+		return st.QueryRowContext(r.ctx, r.args...).Scan(dest...)
+	})
+}
+
+// update is one attempt of Update.
+func (db *DB) update(ctx context.Context, fn func(tx store.Tx) error) (err error) {
 	sqlTx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -197,6 +248,11 @@ func (db *DB) Update(ctx context.Context, fn func(tx store.Tx) error) (err error
 			_, _ = db.writes.get(ctx, q)
 		}
 	}()
+	if db.dialect.SerializeWrites != "" {
+		if _, err = tx.exec(ctx, db.dialect.SerializeWrites); err != nil {
+			return fmt.Errorf("serialize writes: %w", err)
+		}
+	}
 	if err = fn(tx); err != nil {
 		return err
 	}
@@ -204,7 +260,7 @@ func (db *DB) Update(ctx context.Context, fn func(tx store.Tx) error) (err error
 		return errors.New("store: refusing to commit a state change without an audit event")
 	}
 	if err = sqlTx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return &commitError{err}
 	}
 	return nil
 }

@@ -1,0 +1,139 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/airlockhq/airlock"
+	"github.com/airlockhq/airlock/internal/store"
+)
+
+// Class is what an error from the database means for the statement or
+// transaction that got it. The driver's Dialect.Classify decides.
+type Class int
+
+const (
+	// Other errors are the caller's: constraint violations, bad SQL,
+	// context cancellation.
+	Other Class = iota
+	// Retry: the work was certainly not applied and may run again as it
+	// is — a serialization failure, a deadlock, a connection that was
+	// dead or closed by the server before the statement ran.
+	Retry
+	// ConnLost: the connection broke while a statement was in flight. A
+	// transaction that was not committing was rolled back with it and
+	// may run again; a COMMIT (or a statement outside a transaction) may
+	// or may not have taken effect.
+	ConnLost
+	// Unavailable: the database refuses the work for now — disk full,
+	// read-only, out of connections or memory.
+	Unavailable
+)
+
+// Update retries: attempts and the backoff between them (doubling from
+// retryBase, full jitter, at most retryCap). Twelve attempts wait about
+// two seconds in all: long enough for a failover's reconnect or a burst
+// of deadlocks, short enough that a caller gets a 503 it can act on.
+const (
+	maxUpdateAttempts = 12
+	maxReadAttempts   = 4
+	retryBase         = 2 * time.Millisecond
+	retryCap          = 400 * time.Millisecond
+)
+
+// commitError marks a failure of COMMIT itself: the one point where a
+// lost connection leaves the outcome unknown.
+type commitError struct{ err error }
+
+func (e *commitError) Error() string { return "commit: " + e.err.Error() }
+func (e *commitError) Unwrap() error { return e.err }
+
+func (d *Dialect) classify(err error) Class {
+	if err == nil || d.Classify == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return Other
+	}
+	return d.Classify(err)
+}
+
+// backoff sleeps before attempt n+1, or returns the context's error.
+func backoff(ctx context.Context, n int) error {
+	d := min(retryBase<<min(n-1, 16), retryCap)
+	d = d/2 + rand.N(d/2+1) // jitter: replicas that collided do not collide again in step
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Update implements store.Store. It runs fn in a write transaction and
+// runs it again — from the start, on a fresh transaction — when the
+// database says the attempt was rolled back and may be retried
+// (serialization failure, deadlock, connection lost before COMMIT), with
+// a bounded, jittered backoff. fn must therefore only read and write
+// through tx and set what it returns afresh on each call. A connection
+// lost during COMMIT is not retried: the change may have been made, and
+// the caller is told so.
+func (db *DB) Update(ctx context.Context, fn func(tx store.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := db.update(ctx, fn)
+		if err == nil {
+			return nil
+		}
+		class := db.dialect.classify(err)
+		var ce *commitError
+		atCommit := errors.As(err, &ce)
+		switch {
+		case class == Other:
+			return err
+		case class == Unavailable:
+			return unavailable(err)
+		case class == ConnLost && atCommit:
+			return &airlock.Error{Kind: airlock.Unavailable, Err: err,
+				Message: "the database connection was lost while the change was being committed, so it may or may not have been made: " +
+					"look before trying again (a run request sent again with the same Idempotency-Key is safe)"}
+		case attempt >= maxUpdateAttempts:
+			return unavailable(fmt.Errorf("after %d attempts: %w", attempt, err))
+		}
+		db.retries.Add(1)
+		if berr := backoff(ctx, attempt); berr != nil {
+			return err
+		}
+	}
+}
+
+// read runs a read outside a transaction, trying again on another
+// connection when the one it got had been closed by the server (a
+// restart, a failover, a terminated backend): reads are safe to repeat.
+// Inside a transaction it runs once; Update retries the whole of it.
+func (q queries) read(ctx context.Context, f func() error) error {
+	if q.inTx() {
+		return f()
+	}
+	for attempt := 1; ; attempt++ {
+		err := f()
+		class := q.d.classify(err)
+		switch {
+		case err == nil || class == Other:
+			return err
+		case class == Unavailable || attempt >= maxReadAttempts:
+			return unavailable(err)
+		}
+		if backoff(ctx, attempt) != nil {
+			return err
+		}
+	}
+}
+
+func unavailable(err error) error {
+	return &airlock.Error{Kind: airlock.Unavailable, Message: "the database is unavailable; try again shortly", Err: err}
+}
+
+// Retries counts the write transactions Update has run again.
+func (db *DB) Retries() int64 { return db.retries.Load() }
