@@ -197,12 +197,19 @@ func (tx *Tx) RunUpdate(ctx context.Context, r *store.Run) error {
 	return expectOne(res, "run")
 }
 
-// RunClaim takes the oldest queued run whose lock is free. The lock row
-// is inserted with ON CONFLICT DO NOTHING (a held lock skips the run
-// without aborting the transaction on PostgreSQL) and the claim is an
-// UPDATE guarded by status = 'queued', so two claimers never both win.
+// RunClaim takes the oldest queued run whose lock is free. Runs whose
+// lock another run holds are left out in SQL, so no number of them can
+// hide a claimable run behind them. Write transactions are serialized
+// (Dialect.SerializeWrites, SQLite's one writer), so the candidates stay
+// claimable until this transaction commits; the lock row is still
+// inserted with ON CONFLICT DO NOTHING and the claim is an UPDATE guarded
+// by status = 'queued', so a claim stays exclusive even without that.
+// Candidates sharing one free lock: the first takes it, the rest are
+// skipped.
 func (tx *Tx) RunClaim(ctx context.Context, workerID string, at time.Time) (*store.Run, error) {
-	rows, err := tx.query(ctx, `SELECT id, lock_key FROM runs WHERE status = 'queued' ORDER BY queued_at, id LIMIT 32`)
+	rows, err := tx.query(ctx, `SELECT id, lock_key FROM runs r WHERE status = 'queued'
+		AND (lock_key = '' OR NOT EXISTS (SELECT 1 FROM run_locks l WHERE l.lock_key = r.lock_key))
+		ORDER BY queued_at, id LIMIT 8`)
 	if err != nil {
 		return nil, err
 	}

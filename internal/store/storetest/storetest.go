@@ -54,6 +54,8 @@ func Run(t *testing.T, h Harness) {
 	t.Run("PolicyVersions", func(t *testing.T) { testPolicyVersions(t, h) })
 	t.Run("Runs", func(t *testing.T) { testRuns(t, h, t0) })
 	t.Run("RunClaimIsExclusive", func(t *testing.T) { testRunClaimExclusive(t, h, t0) })
+	t.Run("RunClaimNotStarved", func(t *testing.T) { testClaimNotStarved(t, h) })
+	t.Run("RunClaimsAcrossReplicas", func(t *testing.T) { testClaimsAcrossReplicas(t, h) })
 	t.Run("NodesAndSecrets", func(t *testing.T) { testNodesAndSecrets(t, h) })
 	t.Run("AuditTamperDetected", func(t *testing.T) { testAuditTamper(t, h) })
 	t.Run("CrashLosesNoCommittedRow", func(t *testing.T) { testCrash(t, h) })
