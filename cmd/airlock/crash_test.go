@@ -5,13 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -34,7 +31,7 @@ func (c *apiClient) do(method, path string, body any) (int, map[string]any) {
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -71,37 +68,12 @@ func TestKillDuringRunAndRestart(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	data := t.TempDir()
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
-	start := func() (*exec.Cmd, string) {
-		creds := filepath.Join(t.TempDir(), "creds.json")
-		cmd := exec.Command(bin, "demo", "--data", data, "--listen", addr, "--credentials-file", creds)
-		cmd.Env = append(os.Environ(), "AIRLOCK_RUNS_HEARTBEAT_INTERVAL=100ms", "AIRLOCK_RUNS_HEARTBEAT_TIMEOUT=1s")
-		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		for range 600 {
-			if b, err := os.ReadFile(creds); err == nil && bytes.HasSuffix(b, []byte("}\n")) {
-				return cmd, string(b)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatal("demo did not start")
-		return nil, ""
-	}
-	cmd, credsJSON := start()
-	var creds demoCreds
-	json.Unmarshal([]byte(credsJSON), &creds)
-	pw := map[string]string{}
-	for _, u := range creds.Users {
-		pw[u.Username] = u.Password
-	}
+	env := []string{"AIRLOCK_RUNS_HEARTBEAT_INTERVAL=100ms", "AIRLOCK_RUNS_HEARTBEAT_TIMEOUT=1s"}
+	first := startDemo(t, bin, data, env...)
+	creds := first.creds
 	login := func(user string) *apiClient {
 		c := &apiClient{t: t, url: creds.URL}
-		code, out := c.do("POST", "/api/v1/auth/token", map[string]string{"username": user, "password": pw[user]})
+		code, out := c.do("POST", "/api/v1/auth/token", map[string]string{"username": user, "password": creds.password(t, user)})
 		if code != 201 {
 			t.Fatalf("login %s: %d %v", user, code, out)
 		}
@@ -137,32 +109,40 @@ func TestKillDuringRunAndRestart(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(marks, name))
 		return strings.Count(string(b), "started")
 	}
-	for lines("slow-once") < 1 || lines("slow-idempotent") < 1 {
-		time.Sleep(20 * time.Millisecond)
-	}
-	// Crash: no chance to record anything.
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
-	time.Sleep(300 * time.Millisecond)
-
-	start()
-	wait := func(id string) map[string]any {
-		for range 600 {
-			_, out := bob.do("GET", "/api/v1/runs/"+id, nil)
-			if s, _ := out["status"].(string); s != "running" && s != "queued" {
-				return out
-			}
-			time.Sleep(50 * time.Millisecond)
+	waitFor(t, 60*time.Second, func() error {
+		if lines("slow-once") < 1 || lines("slow-idempotent") < 1 {
+			return fmt.Errorf("both runs to start: slow-once started %d times, slow-idempotent %d", lines("slow-once"), lines("slow-idempotent"))
 		}
-		t.Fatalf("run %s never ended", id)
 		return nil
+	})
+	// Crash: SIGKILL to the demo and its sshd nodes, no chance to record
+	// anything (the runs' scripts die with it: Pdeathsig). kill returns
+	// once the demo is reaped, by when the kernel has closed its database
+	// and released its locks and its listening socket. The restart binds
+	// a port of its own, so nothing else is to be waited for: noticing
+	// the lost runs, by their stale heartbeats, is the new server's job.
+	first.kill(t)
+
+	// The clients follow the server to the address it bound this time.
+	second := startDemo(t, bin, data, env...)
+	alice.url, bob.url = second.creds.URL, second.creds.URL
+	wait := func(id string) map[string]any {
+		var out map[string]any
+		waitFor(t, 60*time.Second, func() error {
+			_, out = bob.do("GET", "/api/v1/runs/"+id, nil)
+			if s, _ := out["status"].(string); s == "running" || s == "queued" || s == "" {
+				return fmt.Errorf("run %s to end: it is %q", id, s)
+			}
+			return nil
+		})
+		return out
 	}
 	once := wait(runs["slow-once"])
-	if once["status"] != "failed" || !strings.Contains(once["error"].(string), "worker lost") || !strings.Contains(once["error"].(string), "not declared idempotent") {
+	if errMsg, _ := once["error"].(string); once["status"] != "failed" || !strings.Contains(errMsg, "worker lost") || !strings.Contains(errMsg, "not declared idempotent") {
 		t.Fatalf("non-idempotent run after the crash: %v", once)
 	}
 	idem := wait(runs["slow-idempotent"])
-	if idem["status"] != "succeeded" || idem["attempt"].(float64) != 2 {
+	if idem["status"] != "succeeded" || idem["attempt"] != float64(2) {
 		t.Fatalf("idempotent run after the crash: %v", idem)
 	}
 	if lines("slow-once") != 1 || lines("slow-idempotent") != 2 {

@@ -17,9 +17,9 @@ import (
 	"github.com/airlockhq/airlock/internal/server"
 )
 
-// inProcess starts a server and logs the CLI in as user via
-// AIRLOCK_SERVER and AIRLOCK_TOKEN.
-func inProcess(t *testing.T) (*server.Server, func(user string)) {
+// inProcess starts a server with users alice, bob, carol, root1 and
+// root2, and returns the in-process CLI as each of them.
+func inProcess(t *testing.T) func(user string) cli {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Data = t.TempDir()
@@ -29,12 +29,11 @@ func inProcess(t *testing.T) (*server.Server, func(user string)) {
 	}
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(func() { hs.Close(); s.Close() })
-	t.Setenv("AIRLOCK_CONFIG_DIR", t.TempDir())
-	t.Setenv("AIRLOCK_SERVER", hs.URL)
 	// alice is also in ops, so that policy lets her review: separation of
 	// duties must still stop her reviewing her own versions.
 	users := map[string][]string{"alice": {"dev", "payments", "ops"}, "bob": {"ops"}, "carol": {"security"},
 		"root1": {"admins"}, "root2": {"admins"}}
+	tokens := map[string]string{}
 	ctx := context.Background()
 	for name, groups := range users {
 		u, err := s.Identity.CreateUser(ctx, audit.System, identity.CreateUserParams{Username: name, Password: name + "-password-1", Groups: groups})
@@ -45,9 +44,9 @@ func inProcess(t *testing.T) (*server.Server, func(user string)) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		users[name] = []string{secret}
+		tokens[name] = secret
 	}
-	return s, func(user string) { t.Setenv("AIRLOCK_TOKEN", users[user][0]) }
+	return loginProfiles(t, hs.URL, tokens)
 }
 
 const flushV1 = `apiVersion: airlock/v1
@@ -61,16 +60,16 @@ steps:
 `
 
 func TestProposeIsIdempotent(t *testing.T) {
-	_, as := inProcess(t)
+	as := inProcess(t)
+	alice, bob := as("alice"), as("bob")
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "flush.yaml"), []byte(flushV1), 0o600)
 	os.WriteFile(filepath.Join(dir, "restart.yaml"), []byte(strings.NewReplacer("flush-cache", "restart-api", "redis-cli, FLUSHDB", "systemctl, restart, api", "low", "medium").Replace(flushV1)), 0o600)
-	as("alice")
-	code, out, stderr := runCLI(t, "", "propose", dir)
+	code, out, stderr := alice.run("propose", dir)
 	if code != 0 || !strings.Contains(out, "2 proposed, 0 unchanged") {
 		t.Fatalf("first propose: %d\n%s%s", code, out, stderr)
 	}
-	code, out, _ = runCLI(t, "", "propose", dir, "-o", "json")
+	code, out, _ = alice.run("propose", dir, "-o", "json")
 	var rep ProposeReport
 	json.Unmarshal([]byte(out), &rep)
 	if code != 0 || len(rep.Results) != 2 || rep.Results[0].Status != "unchanged" || rep.Results[1].Status != "unchanged" {
@@ -78,40 +77,40 @@ func TestProposeIsIdempotent(t *testing.T) {
 	}
 
 	// Review from the CLI: the author cannot, ops can.
-	if code, _, stderr := runCLI(t, "", "review", "approve", "flush-cache@1"); code != 1 || !strings.Contains(stderr, "your own version") {
+	if code, _, stderr := alice.run("review", "approve", "flush-cache@1"); code != 1 || !strings.Contains(stderr, "your own version") {
 		t.Fatalf("self approval: %d %s", code, stderr)
 	}
-	as("bob")
-	code, out, _ = runCLI(t, "", "review", "list")
+	code, out, _ = bob.run("review", "list")
 	if code != 0 || !strings.Contains(out, "flush-cache") || !strings.Contains(out, "restart-api") {
 		t.Fatalf("bob's review list: %s", out)
 	}
-	if code, out, _ := runCLI(t, "", "review", "approve", "flush-cache@1", "-m", "ok"); code != 0 || !strings.Contains(out, "now the active version") {
+	if code, out, _ := bob.run("review", "approve", "flush-cache@1", "-m", "ok"); code != 0 || !strings.Contains(out, "now the active version") {
 		t.Fatalf("bob approves: %d %s", code, out)
 	}
-	if code, _, stderr := runCLI(t, "", "review", "approve", "restart-api@1", "--digest", "sha256:0000"); code != 1 || !strings.Contains(stderr, "digest") {
+	if code, _, stderr := bob.run("review", "approve", "restart-api@1", "--digest", "sha256:0000"); code != 1 || !strings.Contains(stderr, "digest") {
 		t.Fatalf("approval with a stale digest: %d %s", code, stderr)
 	}
 
 	// A change proposes v2; diff shows it.
-	as("alice")
 	os.WriteFile(filepath.Join(dir, "flush.yaml"), []byte(strings.Replace(flushV1, "FLUSHDB", "FLUSHALL", 1)), 0o600)
-	code, out, _ = runCLI(t, "", "propose", dir)
+	code, out, _ = alice.run("propose", dir)
 	if code != 0 || !strings.Contains(out, "proposed   flush-cache v2") || !strings.Contains(out, "1 proposed, 1 unchanged") {
 		t.Fatalf("propose change: %d\n%s", code, out)
 	}
-	code, out, _ = runCLI(t, "", "procedures", "diff", "flush-cache")
+	code, out, _ = alice.run("procedures", "diff", "flush-cache")
 	if code != 0 || !strings.Contains(out, "-      - FLUSHDB\n+      - FLUSHALL") {
 		t.Fatalf("diff: %d\n%s", code, out)
 	}
-	code, out, _ = runCLI(t, "", "procedures", "history", "flush-cache", "-o", "json")
+	code, out, _ = alice.run("procedures", "history", "flush-cache", "-o", "json")
 	if code != 0 || strings.Count(out, `"number"`) != 2 {
 		t.Fatalf("history: %s", out)
 	}
 }
 
 func TestValidateOffline(t *testing.T) {
-	t.Setenv("AIRLOCK_SERVER", "http://127.0.0.1:1") // never contacted
+	// No profile and no AIRLOCK_SERVER: a command that called a server
+	// would fail for want of one.
+	loginProfiles(t, "", nil)
 	code, out, _ := runCLI(t, "", "procedure", "validate", "../../internal/procedure/testdata/good")
 	if code != 0 || !strings.Contains(out, "2 valid, 0 errors") {
 		t.Fatalf("good: %d %s", code, out)
