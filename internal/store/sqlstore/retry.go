@@ -83,6 +83,7 @@ func backoff(ctx context.Context, n int) error {
 func (db *DB) Update(ctx context.Context, fn func(tx store.Tx) error) error {
 	for attempt := 1; ; attempt++ {
 		err := db.update(ctx, fn)
+		db.noteWrite(err)
 		if err == nil {
 			return nil
 		}

@@ -47,6 +47,10 @@ type DB struct {
 	pools   map[string]*sql.DB
 	writes  *stmtCache
 	retries atomic.Int64
+	// writeFailed holds the error of the last write that failed because
+	// the database would not take it (unavailable, connection lost after
+	// retries), until a write succeeds again. Ping reports it.
+	writeFailed atomic.Pointer[error]
 	queries // reads go to the reader pool
 }
 
@@ -265,14 +269,37 @@ func (db *DB) update(ctx context.Context, fn func(tx store.Tx) error) (err error
 	return nil
 }
 
-// Ping implements store.Store.
+// Ping implements store.Store: every pool answers, and, when the last
+// write failed because the database would not take it, a probe write
+// succeeds — so readiness recovers by itself once the disk has room or
+// the primary is back.
 func (db *DB) Ping(ctx context.Context) error {
 	for name, p := range db.pools {
 		if err := p.PingContext(ctx); err != nil {
 			return fmt.Errorf("ping %s: %w", name, err)
 		}
 	}
+	if failed := db.writeFailed.Load(); failed != nil {
+		w := queries{q: db.writer, d: &db.dialect, cache: db.writes}
+		if _, err := w.exec(ctx, `INSERT INTO airlock_write_probe (id, at) VALUES (1, ?)
+			ON CONFLICT (id) DO UPDATE SET at = excluded.at`, time.Now().UnixMicro()); err != nil {
+			return fmt.Errorf("the database does not take writes: %w", err)
+		}
+		db.writeFailed.CompareAndSwap(failed, nil)
+	}
 	return nil
+}
+
+// noteWrite records the outcome of a write for Ping.
+func (db *DB) noteWrite(err error) {
+	switch db.dialect.classify(err) {
+	case Other:
+		if err == nil && db.writeFailed.Load() != nil {
+			db.writeFailed.Store(nil)
+		}
+	default:
+		db.writeFailed.Store(&err)
+	}
 }
 
 // SchemaVersion implements store.Store.
