@@ -51,7 +51,7 @@ type DB struct {
 	// the database would not take it (unavailable, connection lost after
 	// retries), until a write succeeds again. Ping reports it.
 	writeFailed atomic.Pointer[error]
-	queries // reads go to the reader pool
+	queries     // reads go to the reader pool
 }
 
 // New returns a store over the given pools. writer and reader may be the
