@@ -9,6 +9,7 @@ import (
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/airlockhq/airlock/internal/audit"
 	"github.com/airlockhq/airlock/internal/authz"
@@ -38,6 +39,15 @@ type Handler struct {
 	Secure bool
 	// SessionTTL is the cookie lifetime (the session's absolute expiry).
 	SessionMaxAge int
+	// Now is the clock that dates evidence bundles; nil means time.Now.
+	Now func() time.Time
+}
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
 }
 
 // Route is one entry of the route table. Every route is registered from

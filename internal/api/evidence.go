@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/evidence"
@@ -51,7 +50,12 @@ func (h *Handler) exportEvidence(w http.ResponseWriter, r *http.Request) {
 // the caller must be allowed to see).
 func (h *Handler) evidenceParams(r *http.Request, req EvidenceRequest) (evidence.Params, error) {
 	if req.Run == "" {
-		return evidence.NewParams(req.From, req.To, req.Procedure, req.Environment)
+		p, err := evidence.NewParams(req.From, req.To, req.Procedure, req.Environment)
+		if err != nil {
+			return evidence.Params{}, err
+		}
+		p.Now = h.now
+		return p, nil
 	}
 	if req.From != "" || req.To != "" || req.Procedure != "" || req.Environment != "" {
 		return evidence.Params{}, airlock.FieldError("run", "a run's bundle takes no period, procedure or environment")
@@ -60,5 +64,5 @@ func (h *Handler) evidenceParams(r *http.Request, req EvidenceRequest) (evidence
 	if err != nil {
 		return evidence.Params{}, err
 	}
-	return evidence.RunParams(rr, time.Now()), nil
+	return evidence.RunParams(rr, h.now), nil
 }

@@ -28,6 +28,16 @@ type Log struct {
 	// Publish, when set, receives each new checkpoint note.
 	Publish func(note string) error
 	Logger  *slog.Logger
+	// Now is the clock checkpoints are signed and paced by; nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+func (l *Log) now() time.Time {
+	if l.Now != nil {
+		return l.Now()
+	}
+	return time.Now()
 }
 
 // LoadOrCreateKey reads the signing and verifier keys from path (two
@@ -77,7 +87,7 @@ func (l *Log) Checkpoint(ctx context.Context) (*store.Checkpoint, error) {
 	if last != nil && last.Size >= size {
 		return last, nil
 	}
-	c, err := Sign(ctx, l.Store, l.Signer, l.Origin, time.Now())
+	c, err := Sign(ctx, l.Store, l.Signer, l.Origin, l.now())
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +104,7 @@ func (l *Log) Checkpoint(ctx context.Context) (*store.Checkpoint, error) {
 func (l *Log) Run(ctx context.Context) {
 	tick := time.NewTicker(min(l.Interval, 5*time.Second))
 	defer tick.Stop()
-	lastSigned := time.Now()
+	lastSigned := l.now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -114,11 +124,11 @@ func (l *Log) Run(ctx context.Context) {
 		if last != nil {
 			covered = last.Size
 		}
-		if size > covered && (size-covered >= l.Every || time.Since(lastSigned) >= l.Interval) {
+		if size > covered && (size-covered >= l.Every || l.now().Sub(lastSigned) >= l.Interval) {
 			if _, err := l.Checkpoint(ctx); err != nil && l.Logger != nil {
 				l.Logger.Error("sign checkpoint", "err", err)
 			}
-			lastSigned = time.Now()
+			lastSigned = l.now()
 		}
 	}
 }

@@ -25,6 +25,16 @@ type Params struct {
 	// output, the version it ran with that version's reviews, and the
 	// policies in force.
 	Run string
+	// Now is the clock that dates the bundle and its export event; nil
+	// means time.Now.
+	Now func() time.Time
+}
+
+func (p Params) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
 }
 
 // RunRecord is a run as a bundle holds it.
@@ -207,7 +217,7 @@ func Export(ctx context.Context, s store.Store, log *audit.Log, p Params, w io.W
 	for n, b := range output {
 		files[n] = b
 	}
-	m := &Manifest{Format: Format, CreatedAt: time.Now().UTC(), From: p.From.UTC(), To: p.To.UTC(), Procedure: p.Procedure,
+	m := &Manifest{Format: Format, CreatedAt: p.now().UTC(), From: p.From.UTC(), To: p.To.UTC(), Procedure: p.Procedure,
 		Environment: p.Environment, Run: p.Run, Checkpoint: cp.Note}
 	return writeBundle(w, files, m, log.Signer)
 }

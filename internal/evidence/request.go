@@ -31,9 +31,12 @@ func NewParams(from, to, procedure, environment string) (Params, error) {
 	return Params{From: f, To: t, Procedure: procedure, Environment: environment}, nil
 }
 
-// RunParams scopes a bundle to one run, from its request until now.
-func RunParams(r *store.Run, now time.Time) Params {
-	return Params{From: r.CreatedAt.Add(-time.Second), To: now.Add(time.Second), Procedure: r.ProcedureName, Run: r.ID}
+// RunParams scopes a bundle to one run, from its request until now by
+// the clock now (nil for time.Now), which also dates the bundle.
+func RunParams(r *store.Run, now func() time.Time) Params {
+	p := Params{From: r.CreatedAt.Add(-time.Second), Procedure: r.ProcedureName, Run: r.ID, Now: now}
+	p.To = p.now().Add(time.Second)
+	return p
 }
 
 // FileName is the bundle's download name.
@@ -66,7 +69,7 @@ func ExportAudited(ctx context.Context, s store.Store, log *audit.Log, actor aud
 		details["run"] = p.Run
 	}
 	err := s.Update(ctx, func(tx store.Tx) error {
-		return tx.AuditAppend(ctx, audit.New(ctx, time.Now(), audit.EvidenceExport, actor, "evidence", audit.Success, details))
+		return tx.AuditAppend(ctx, audit.New(ctx, p.now(), audit.EvidenceExport, actor, "evidence", audit.Success, details))
 	})
 	if err != nil {
 		return nil, err

@@ -21,9 +21,12 @@ type Service struct {
 	now          func() time.Time
 }
 
-// NewService returns a Service.
-func NewService(s store.Store, az *authz.Authorizer, environments []string) *Service {
-	return &Service{store: s, authz: az, environments: environments, now: time.Now}
+// NewService returns a Service. now may be nil for time.Now.
+func NewService(s store.Store, az *authz.Authorizer, environments []string, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: s, authz: az, environments: environments, now: now}
 }
 
 // List lists nodes. Needs manageNodes.
@@ -91,6 +94,7 @@ func (s *Service) SyncFile(ctx context.Context, path string) (changed int, err e
 	}
 	now := s.now().UTC()
 	err = s.store.Update(ctx, func(tx store.Tx) error {
+		changed = 0 // Update may run this again
 		existing, err := tx.NodeList(ctx)
 		if err != nil {
 			return err

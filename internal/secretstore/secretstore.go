@@ -26,9 +26,12 @@ type Service struct {
 	now     func() time.Time
 }
 
-// New returns a Service.
-func New(s store.Store, kr *secret.Keyring, az *authz.Authorizer) *Service {
-	return &Service{store: s, keyring: kr, authz: az, now: time.Now}
+// New returns a Service. now may be nil for time.Now.
+func New(s store.Store, kr *secret.Keyring, az *authz.Authorizer, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: s, keyring: kr, authz: az, now: now}
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$`)

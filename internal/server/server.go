@@ -63,6 +63,10 @@ type Server struct {
 	// AdminPassword is the one-time password of the admin user created on
 	// this start, or empty when the store already had users.
 	AdminPassword string
+	// Now is the clock every service and handler reads, through the
+	// server, at each use; nil means time.Now. Tests move time with it;
+	// set it before Serve, or while nothing else runs.
+	Now func() time.Time
 
 	handler        http.Handler
 	checkpointHook *webhook
@@ -96,6 +100,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	return s, nil
 }
 
+// now is the server's clock (Now, or time.Now): build hands this method
+// to every service, so a clock set after New still reaches them all.
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
 func (s *Server) build(ctx context.Context) error {
 	cfg := s.Config
 	icfg := identity.Config{
@@ -104,12 +117,12 @@ func (s *Server) build(ctx context.Context) error {
 		Throttle: identity.ThrottleConfig{MaxAccountFailures: cfg.Login.MaxAccountFailures,
 			MaxAddressFailures: cfg.Login.MaxAddressFailures, Window: cfg.Login.Window},
 	}
-	s.Identity = identity.New(s.Store, icfg, s.Log, nil)
-	s.Authz = authz.New(s.Store, cfg.Environments, s.Log, nil)
+	s.Identity = identity.New(s.Store, icfg, s.Log, s.now)
+	s.Authz = authz.New(s.Store, cfg.Environments, s.Log, s.now)
 	s.Identity.SetAuthorizer(s.Authz)
 	quorum := review.Quorum{procedure.RiskLow: cfg.Review.QuorumLow, procedure.RiskMedium: cfg.Review.QuorumMedium,
 		procedure.RiskHigh: cfg.Review.QuorumHigh}
-	s.Review = review.New(s.Store, quorum, s.Authz, s.Log, nil)
+	s.Review = review.New(s.Store, quorum, s.Authz, s.Log, s.now)
 	pw, err := s.Identity.Bootstrap(ctx)
 	if err != nil {
 		return err
@@ -125,8 +138,8 @@ func (s *Server) build(ctx context.Context) error {
 	if err := s.auditLog(); err != nil {
 		return err
 	}
-	s.Secrets = secretstore.New(s.Store, keyring, s.Authz)
-	s.Nodes = inventory.NewService(s.Store, s.Authz, cfg.Environments)
+	s.Secrets = secretstore.New(s.Store, keyring, s.Authz, s.now)
+	s.Nodes = inventory.NewService(s.Store, s.Authz, cfg.Environments, s.now)
 	if cfg.InventoryFile != "" {
 		n, err := s.Nodes.SyncFile(ctx, cfg.InventoryFile)
 		if err != nil {
@@ -139,7 +152,7 @@ func (s *Server) build(ctx context.Context) error {
 		WorkDir: filepath.Join(cfg.Data, "runs"), OutputRetention: cfg.Runs.OutputRetention}
 	s.Runs = run.New(s.Store, s.Authz, keyring, map[string]executor.Executor{
 		store.TransportLocal: local.Executor{}, store.TransportSSH: sshexec.Executor{},
-	}, rc, s.Log, nil)
+	}, rc, s.Log, s.now)
 
 	var provider *sso.Provider
 	if cfg.OIDC.Enabled() {
@@ -158,7 +171,7 @@ func (s *Server) build(ctx context.Context) error {
 		reg.MustRegister(collectors.NewDBStatsCollector(db, name))
 	}
 	h := &api.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Runs: s.Runs, Audit: s.AuditLog, Nodes: s.Nodes, Secrets: s.Secrets, Store: s.Store, SSO: provider, Log: s.Log, Metrics: api.NewMetrics(reg),
-		Secure: cfg.TLS.Cert != "", SessionMaxAge: int(cfg.Session.AbsoluteTimeout.Seconds())}
+		Secure: cfg.TLS.Cert != "", SessionMaxAge: int(cfg.Session.AbsoluteTimeout.Seconds()), Now: s.now}
 	mux := http.NewServeMux()
 	h.Register(mux)
 	mux.Handle("GET /healthz", h.Wrap("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -167,7 +180,7 @@ func (s *Server) build(ctx context.Context) error {
 	mux.Handle("GET /readyz", h.Wrap("GET /readyz", http.HandlerFunc(s.readyz)))
 	mux.Handle("GET /metrics", h.Wrap("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	ui := &web.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Runs: s.Runs, Store: s.Store, Audit: s.AuditLog, Nodes: s.Nodes, Secrets: s.Secrets, Log: s.Log, Environments: cfg.Environments,
-		Secure: cfg.TLS.Cert != "", SSO: provider != nil, SessionMaxAge: int(cfg.Session.AbsoluteTimeout.Seconds())}
+		Secure: cfg.TLS.Cert != "", SSO: provider != nil, SessionMaxAge: int(cfg.Session.AbsoluteTimeout.Seconds()), Now: s.now}
 	ui.Register(mux, h.Wrap)
 	mux.Handle("/", h.Wrap("not found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -204,7 +217,7 @@ func (s *Server) auditLog() error {
 		s.AuditKeyCreated = vkey
 	}
 	l := &audit.Log{Store: s.Store, Signer: signer, Verifier: verifier, VerifierKey: vkey, Origin: s.Config.Audit.Origin,
-		Every: int64(s.Config.Audit.CheckpointEvents), Interval: s.Config.Audit.CheckpointInterval, Logger: s.Log}
+		Every: int64(s.Config.Audit.CheckpointEvents), Interval: s.Config.Audit.CheckpointInterval, Logger: s.Log, Now: s.now}
 	file := s.Config.Audit.CheckpointFile
 	if hook := s.Config.Audit.CheckpointWebhook; hook != "" {
 		s.checkpointHook = &webhook{URL: hook, Client: &http.Client{Timeout: 10 * time.Second}, Logger: s.Log}

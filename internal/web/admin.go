@@ -175,7 +175,7 @@ func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, status i
 		return
 	}
 	h.render(w, r, status, "account", page{Title: "Account", Error: errMsg, Flash: flash,
-		Data: map[string]any{"Tokens": tokens, "NewToken": newToken, "Now": time.Now()}})
+		Data: map[string]any{"Tokens": tokens, "NewToken": newToken, "Now": h.now()}})
 }
 
 func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {

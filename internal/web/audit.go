@@ -107,7 +107,7 @@ func (h *Handler) startVerify(by string) <-chan struct{} {
 		return j.running
 	}
 	done := make(chan struct{})
-	if j.last != nil && time.Since(j.last.At) < verifyFresh {
+	if j.last != nil && h.now().Sub(j.last.At) < verifyFresh {
 		close(done)
 		return done
 	}
@@ -116,7 +116,7 @@ func (h *Handler) startVerify(by string) <-chan struct{} {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 		defer cancel()
 		rep, err := audit.Verify(ctx, h.Store, h.Audit.Verifier, nil)
-		res := &verifyResult{Report: rep, By: by, At: time.Now()}
+		res := &verifyResult{Report: rep, By: by, At: h.now()}
 		if err != nil {
 			res.Err = err.Error()
 			h.Log.Error("audit verify", "err", err)
@@ -193,7 +193,7 @@ func (h *Handler) runEvidence(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	params := evidence.RunParams(rr, time.Now())
+	params := evidence.RunParams(rr, h.now)
 	bundle, err := evidence.ExportAudited(ctx, h.Store, h.Audit, p.Actor(), params)
 	if err != nil {
 		h.fail(w, r, err)
@@ -216,6 +216,7 @@ func (h *Handler) exportBundle(r *http.Request) (string, []byte, error) {
 	if err != nil {
 		return "", nil, err
 	}
+	p.Now = h.now
 	b, err := evidence.ExportAudited(r.Context(), h.Store, h.Audit, identity.PrincipalFrom(r.Context()).Actor(), p)
 	return p.FileName(), b, err
 }

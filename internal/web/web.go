@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/api"
@@ -55,9 +56,20 @@ type Handler struct {
 	SSO          bool
 	// SessionMaxAge is the cookie lifetime in seconds.
 	SessionMaxAge int
+	// Now is the clock of the pages' own time decisions (how fresh a
+	// verification is, which tokens have expired, evidence dates); nil
+	// means time.Now.
+	Now func() time.Time
 
 	pages  map[string]*template.Template
 	verify verifyJob
+}
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
 }
 
 // SessionCookie is the browser session cookie (shared with the API).
