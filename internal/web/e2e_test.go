@@ -1,12 +1,19 @@
 package web_test
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,6 +59,73 @@ func startServer(t *testing.T, mutate ...func(*config.Config)) *site {
 	t.Helper()
 	d := testenv.DemoServer(t, mutate...)
 	return &site{url: d.Serve(t), srv: d.Server, pw: d.Passwords}
+}
+
+// startServerWithClock starts a server whose services all read the
+// returned clock, which starts when the demo data is in place and moves
+// only when the test moves it.
+func startServerWithClock(t *testing.T, mutate ...func(*config.Config)) (*site, *testClock) {
+	t.Helper()
+	d := testenv.DemoServer(t, mutate...)
+	clock := &testClock{now: time.Now()}
+	d.Server.Now = clock.Now // before Serve starts anything that reads it
+	return &site{url: d.Serve(t), srv: d.Server, pw: d.Passwords}, clock
+}
+
+// testClock is a server clock the test moves. It stands still between
+// moves except for a nanosecond per reading, so that two things it dates
+// never look simultaneous.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(time.Nanosecond)
+	return c.now
+}
+
+// Advance moves the clock forward by d and returns the new time.
+func (c *testClock) Advance(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	return c.now
+}
+
+// eventually polls cond until it holds, and fails naming what it waited
+// for when it has not within a minute.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	const limit = time.Minute
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", limit, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// bundleFile is one file of an evidence bundle.
+func bundleFile(t *testing.T, bundle []byte, name string) []byte {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(bundle), int64(len(bundle)))
+	if err != nil {
+		t.Fatalf("evidence bundle: %v", err)
+	}
+	rc, err := zr.Open(name)
+	if err != nil {
+		t.Fatalf("evidence bundle: %v", err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("evidence bundle %s: %v", name, err)
+	}
+	return b
 }
 
 // anonymous opens a fresh browser window (its own cookies), signed in as
@@ -104,16 +178,18 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	}
 }
 
+// waitText waits until the text of sel contains want, until the
+// browser's deadline, and then names what it waited for and what it saw.
 func waitText(ctx context.Context, sel, want string) chromedp.Action {
 	return chromedp.ActionFunc(func(ctx context.Context) error {
+		var got string
 		for {
-			var got string
 			if err := chromedp.Text(sel, &got, chromedp.ByQuery).Do(ctx); err == nil && strings.Contains(got, want) {
 				return nil
 			}
 			select {
 			case <-ctx.Done():
-				return ctx.Err()
+				return fmt.Errorf("waiting for %q in %s (last seen %q): %w", want, sel, got, ctx.Err())
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
@@ -264,19 +340,31 @@ func TestCarolReviewsFromTheDiff(t *testing.T) {
 	}
 }
 
+// TestDanaVerifiesTheLogAndDownloadsEvidence: dana verifies the log from
+// the audit page and exports the evidence of the day alice's run was
+// requested (that day as the server recorded it, so the test holds across
+// midnight); the bundle verifies, holds the run, and the export is audited.
 func TestDanaVerifiesTheLogAndDownloadsEvidence(t *testing.T) {
 	s := newSite(t)
 	// Something worth exporting: a run in staging.
 	alice := s.browser(t, "alice")
+	var runURL string
 	if err := chromedp.Run(alice,
 		chromedp.Navigate(s.url+"/procedures/flush-cache"),
 		chromedp.SetValue("#environment", "staging", chromedp.ByID),
 		chromedp.SetValue("#p-cache", "sessions", chromedp.ByID),
 		chromedp.Click("#run-form button.primary", chromedp.ByQuery),
 		waitText(alice, "#status", "succeeded"),
+		chromedp.Location(&runURL),
 	); err != nil {
-		t.Fatal(err)
+		t.Fatalf("alice's staging run: %v", err)
 	}
+	id := runURL[strings.LastIndex(runURL, "/")+1:]
+	rr, err := s.srv.Store.RunGet(t.Context(), id)
+	if err != nil {
+		t.Fatalf("alice's run %q: %v", id, err)
+	}
+	day := rr.CreatedAt.UTC().Format("2006-01-02")
 
 	dana := s.browser(t, "dana")
 	dir := t.TempDir()
@@ -289,22 +377,27 @@ func TestDanaVerifiesTheLogAndDownloadsEvidence(t *testing.T) {
 			}
 		}
 	})
-	today := time.Now().UTC().Format("2006-01-02")
 	var key, verified string
-	err := chromedp.Run(dana,
+	err = chromedp.Run(dana,
 		browser.SetDownloadBehavior(browser.SetDownloadBehaviorBehaviorAllowAndName).WithDownloadPath(dir).WithEventsEnabled(true),
 		chromedp.Navigate(s.url+"/audit"),
 		chromedp.Click("#verify", chromedp.ByID),
 		chromedp.WaitVisible("#verify-result", chromedp.ByID),
 		chromedp.Text("#verify-result", &verified, chromedp.ByID),
 		chromedp.Text("#verifier-key", &key, chromedp.ByID),
-		chromedp.SetValue("#from", today, chromedp.ByID),
-		chromedp.SetValue("#to", today, chromedp.ByID),
+	)
+	if err != nil {
+		screenshot(t, dana, "dana-audit")
+		t.Fatalf("verify from the audit page: %v", err)
+	}
+	err = chromedp.Run(dana,
+		chromedp.SetValue("#from", day, chromedp.ByID),
+		chromedp.SetValue("#to", day, chromedp.ByID),
 		chromedp.Click("#export", chromedp.ByID),
 	)
 	screenshot(t, dana, "dana-audit")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("export the evidence of %s: %v", day, err)
 	}
 	if !strings.Contains(verified, "Verified:") {
 		t.Fatalf("verify now: %q", verified)
@@ -313,19 +406,26 @@ func TestDanaVerifiesTheLogAndDownloadsEvidence(t *testing.T) {
 	select {
 	case guid = <-done:
 	case <-dana.Done():
-		t.Fatal("no download")
+		t.Fatalf("waited for the evidence download of %s until the browser's deadline: %v", day, dana.Err())
 	}
-	zip, err := os.ReadFile(filepath.Join(dir, guid))
+	bundle, err := os.ReadFile(filepath.Join(dir, guid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := evidence.Verify(zip, strings.TrimSpace(key))
-	if err != nil || !res.OK() || res.Runs < 1 {
+	res, err := evidence.Verify(bundle, strings.TrimSpace(key))
+	if err != nil || !res.OK() {
 		t.Fatalf("downloaded bundle: %v %+v", err, res)
+	}
+	var runs []struct{ ID string }
+	if err := json.Unmarshal(bundleFile(t, bundle, "runs.json"), &runs); err != nil {
+		t.Fatalf("runs.json: %v", err)
+	}
+	if !slices.ContainsFunc(runs, func(r struct{ ID string }) bool { return r.ID == id }) {
+		t.Fatalf("the bundle of %s lacks alice's run %s (requested %v): runs %+v", day, id, rr.CreatedAt, runs)
 	}
 	// The export itself is on the record, naming the bundle by its hash.
 	evs, _ := s.srv.Store.AuditList(context.Background(), store.AuditListParams{After: -1, Type: "evidence.export"})
-	sum := sha256.Sum256(zip)
+	sum := sha256.Sum256(bundle)
 	if len(evs) != 1 || evs[0].ActorName != "dana" || !strings.Contains(string(evs[0].Details), hex.EncodeToString(sum[:])) {
 		t.Fatalf("evidence.export events: %+v", evs)
 	}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/airlockhq/airlock/internal/web"
 )
@@ -24,7 +25,9 @@ type visitor struct {
 func (s *site) visitor(t *testing.T, user string) *visitor {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
-	v := &visitor{t: t, base: s.url, c: &http.Client{Jar: jar}}
+	// A request that hangs fails the test, naming its URL, well before
+	// the test binary's own timeout.
+	v := &visitor{t: t, base: s.url, c: &http.Client{Jar: jar, Timeout: 2 * time.Minute}}
 	if user != "" {
 		if code, body := v.post("/login", url.Values{"username": {user}, "password": {s.pw[user]}}); code != http.StatusOK || !strings.Contains(body, "Sign out") {
 			t.Fatalf("sign in as %s: %d", user, code)
