@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/api"
 	"github.com/airlockhq/airlock/internal/audit"
 	"github.com/airlockhq/airlock/internal/authz"
@@ -315,8 +316,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.Store.Ping(ctx); err != nil {
-		s.Log.Warn("readyz: database unreachable", "err", err)
-		http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+		// The reason, without the detail (addresses, paths) that goes to
+		// the log: "the database is unreachable" or "… does not take writes".
+		s.Log.Warn("readyz: not ready", "err", err)
+		msg := airlock.ErrorMessage(err)
+		if airlock.ErrorKind(err) == airlock.Internal {
+			msg = "the database is unreachable"
+		}
+		http.Error(w, msg, http.StatusServiceUnavailable)
 		return
 	}
 	if v, err := s.Store.SchemaVersion(ctx); err != nil || v == 0 {

@@ -50,7 +50,11 @@ func DemoServer(t testing.TB, mutate ...func(*config.Config)) *Demo {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var logTo io.Writer = io.Discard
+	if os.Getenv("AIRLOCK_TEST_LOG") == "1" {
+		logTo = os.Stderr // the server's log, when debugging a test
+	}
+	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(logTo, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,11 +64,7 @@ func (q queries) AuditList(ctx context.Context, p store.AuditListParams) ([]*sto
 	}
 	s += ` ORDER BY seq LIMIT ?`
 	args = append(args, p.Limit)
-	rows, err := q.query(ctx, s, args...)
-	if err != nil {
-		return nil, err
-	}
-	return collect(rows, scanAudit)
+	return list(ctx, q, scanAudit, s, args...)
 }
 
 func (q queries) AuditLeaves(ctx context.Context, lo, hi int64, fn func(*store.LeafRow) error) error {
@@ -211,17 +207,13 @@ func (q queries) AuditHashRange(ctx context.Context, lo, hi int64) ([]store.Inde
 }
 
 func (q queries) AuditCheckpoints(ctx context.Context) ([]*store.Checkpoint, error) {
-	rows, err := q.query(ctx, `SELECT size, root_hash, note, created_at FROM audit_checkpoints ORDER BY size`)
-	if err != nil {
-		return nil, err
-	}
-	return collect(rows, func(sc interface{ Scan(...any) error }) (*store.Checkpoint, error) {
+	return list(ctx, q, func(sc interface{ Scan(...any) error }) (*store.Checkpoint, error) {
 		var c store.Checkpoint
 		var created sql.NullInt64
 		err := sc.Scan(&c.Size, &c.RootHash, &c.Note, &created)
 		c.CreatedAt = fromMicros(created)
 		return &c, err
-	})
+	}, `SELECT size, root_hash, note, created_at FROM audit_checkpoints ORDER BY size`)
 }
 
 func (db *DB) AuditCheckpointAdd(ctx context.Context, c *store.Checkpoint) error {

@@ -37,11 +37,7 @@ func (q queries) UserGetBySubject(ctx context.Context, issuer, subject string) (
 }
 
 func (q queries) UserList(ctx context.Context) ([]*store.User, error) {
-	rows, err := q.query(ctx, `SELECT `+userCols+` FROM users ORDER BY username`)
-	if err != nil {
-		return nil, err
-	}
-	return collect(rows, scanUser)
+	return list(ctx, q, scanUser, `SELECT `+userCols+` FROM users ORDER BY username`)
 }
 
 func (tx *Tx) UserInsert(ctx context.Context, u *store.User) error {
@@ -80,35 +76,23 @@ func (q queries) GroupGetByName(ctx context.Context, name string) (*store.Group,
 }
 
 func (q queries) GroupList(ctx context.Context) ([]*store.Group, error) {
-	rows, err := q.query(ctx, `SELECT `+groupCols+` FROM user_groups ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	return collect(rows, scanGroup)
+	return list(ctx, q, scanGroup, `SELECT `+groupCols+` FROM user_groups ORDER BY name`)
 }
 
 func (q queries) GroupListForUser(ctx context.Context, userID string) ([]*store.Group, error) {
-	rows, err := q.query(ctx, `SELECT DISTINCT g.id, g.name, g.description, g.created_at FROM user_groups g
+	return list(ctx, q, scanGroup, `SELECT DISTINCT g.id, g.name, g.description, g.created_at FROM user_groups g
 		JOIN group_members m ON m.group_id = g.id WHERE m.user_id = ? ORDER BY g.name`, userID)
-	if err != nil {
-		return nil, err
-	}
-	return collect(rows, scanGroup)
 }
 
 func (q queries) GroupMemberList(ctx context.Context, groupID string) ([]*store.GroupMember, error) {
-	rows, err := q.query(ctx, `SELECT group_id, user_id, source, created_at FROM group_members
-		WHERE group_id = ? ORDER BY user_id, source`, groupID)
-	if err != nil {
-		return nil, err
-	}
-	return collect(rows, func(sc interface{ Scan(...any) error }) (*store.GroupMember, error) {
+	return list(ctx, q, func(sc interface{ Scan(...any) error }) (*store.GroupMember, error) {
 		var m store.GroupMember
 		var created sql.NullInt64
 		err := sc.Scan(&m.GroupID, &m.UserID, &m.Source, &created)
 		m.CreatedAt = fromMicros(created)
 		return &m, err
-	})
+	}, `SELECT group_id, user_id, source, created_at FROM group_members
+		WHERE group_id = ? ORDER BY user_id, source`, groupID)
 }
 
 func (tx *Tx) GroupInsert(ctx context.Context, g *store.Group) error {
@@ -155,11 +139,7 @@ func (q queries) TokenGetByID(ctx context.Context, id string) (*store.Token, err
 }
 
 func (q queries) TokenListForUser(ctx context.Context, userID string) ([]*store.Token, error) {
-	rows, err := q.query(ctx, `SELECT `+tokenCols+` FROM api_tokens WHERE user_id = ? ORDER BY id`, userID)
-	if err != nil {
-		return nil, err
-	}
-	return collect(rows, scanToken)
+	return list(ctx, q, scanToken, `SELECT `+tokenCols+` FROM api_tokens WHERE user_id = ? ORDER BY id`, userID)
 }
 
 func (tx *Tx) TokenInsert(ctx context.Context, t *store.Token) error {
@@ -239,15 +219,27 @@ func (tx *Tx) LoginFailuresClear(ctx context.Context, account string) error {
 	return err
 }
 
-func collect[T any](rows *sql.Rows, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
-	defer rows.Close()
+// list runs a query and scans every row. Outside a transaction, a
+// connection the server closed is retried on another: with pgx the error
+// of a dead connection surfaces while reading the rows, not when the
+// query is sent, so the retry covers both.
+func list[T any](ctx context.Context, q queries, scan func(interface{ Scan(...any) error }) (T, error), s string, args ...any) ([]T, error) {
 	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
+	err := q.read(ctx, func() error {
+		out = nil
+		rows, err := q.query(ctx, s, args...)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+		defer rows.Close()
+		for rows.Next() {
+			v, err := scan(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, v)
+		}
+		return rows.Err()
+	})
+	return out, err
 }

@@ -32,11 +32,7 @@ func (q queries) PolicyVersionList(ctx context.Context, status string) ([]*store
 		s += ` WHERE status = ?`
 		args = append(args, status)
 	}
-	rows, err := q.query(ctx, s+` ORDER BY number DESC`, args...)
-	if err != nil {
-		return nil, err
-	}
-	return collect(rows, scanPolicy)
+	return list(ctx, q, scanPolicy, s+` ORDER BY number DESC`, args...)
 }
 
 func (tx *Tx) PolicyVersionInsert(ctx context.Context, v *store.PolicyVersion) error {

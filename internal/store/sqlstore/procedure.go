@@ -32,11 +32,7 @@ func (q queries) ProcedureGetByID(ctx context.Context, id string) (*store.Proced
 }
 
 func (q queries) ProcedureList(ctx context.Context) ([]*store.Procedure, error) {
-	rows, err := q.query(ctx, `SELECT `+procedureCols+` FROM procedures ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	return collect(rows, scanProcedure)
+	return list(ctx, q, scanProcedure, `SELECT `+procedureCols+` FROM procedures ORDER BY name`)
 }
 
 func (tx *Tx) ProcedureInsert(ctx context.Context, p *store.Procedure) error {
@@ -87,11 +83,7 @@ func (q queries) ProcedureVersionList(ctx context.Context, f store.ProcedureVers
 		s += ` AND v.status = ?`
 		args = append(args, f.Status)
 	}
-	rows, err := q.query(ctx, s+` ORDER BY v.created_at, v.number`, args...)
-	if err != nil {
-		return nil, err
-	}
-	return collect(rows, scanVersion)
+	return list(ctx, q, scanVersion, s+` ORDER BY v.created_at, v.number`, args...)
 }
 
 func (tx *Tx) ProcedureVersionInsert(ctx context.Context, v *store.ProcedureVersion) error {
@@ -111,12 +103,7 @@ func (tx *Tx) ProcedureVersionSetStatus(ctx context.Context, id, status string, 
 }
 
 func (q queries) ReviewList(ctx context.Context, versionID string) ([]*store.Review, error) {
-	rows, err := q.query(ctx, `SELECT id, version_id, digest, reviewer_id, reviewer_name, decision, comment, reviewer_groups, created_at
-		FROM procedure_reviews WHERE version_id = ? ORDER BY created_at, id`, versionID)
-	if err != nil {
-		return nil, err
-	}
-	return collect(rows, func(sc interface{ Scan(...any) error }) (*store.Review, error) {
+	return list(ctx, q, func(sc interface{ Scan(...any) error }) (*store.Review, error) {
 		var r store.Review
 		var groups string
 		var created sql.NullInt64
@@ -125,7 +112,8 @@ func (q queries) ReviewList(ctx context.Context, versionID string) ([]*store.Rev
 		}
 		r.CreatedAt = fromMicros(created)
 		return &r, json.Unmarshal([]byte(groups), &r.ReviewerGroups)
-	})
+	}, `SELECT id, version_id, digest, reviewer_id, reviewer_name, decision, comment, reviewer_groups, created_at
+		FROM procedure_reviews WHERE version_id = ? ORDER BY created_at, id`, versionID)
 }
 
 func (tx *Tx) ReviewInsert(ctx context.Context, r *store.Review) error {

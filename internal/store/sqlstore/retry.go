@@ -81,29 +81,34 @@ func backoff(ctx context.Context, n int) error {
 // lost during COMMIT is not retried: the change may have been made, and
 // the caller is told so.
 func (db *DB) Update(ctx context.Context, fn func(tx store.Tx) error) error {
-	for attempt := 1; ; attempt++ {
-		err := db.update(ctx, fn)
+	return db.retry(ctx, func() error { return db.update(ctx, fn) })
+}
+
+// retry runs one write transaction, attempt, until it commits, fails
+// for a reason of its own, or may not be run again (see Update).
+func (db *DB) retry(ctx context.Context, attempt func() error) error {
+	for n := 1; ; n++ {
+		err := attempt()
 		db.noteWrite(err)
 		if err == nil {
 			return nil
 		}
 		class := db.dialect.classify(err)
 		var ce *commitError
-		atCommit := errors.As(err, &ce)
 		switch {
 		case class == Other:
 			return err
 		case class == Unavailable:
 			return unavailable(err)
-		case class == ConnLost && atCommit:
+		case class == ConnLost && errors.As(err, &ce):
 			return &airlock.Error{Kind: airlock.Unavailable, Err: err,
 				Message: "the database connection was lost while the change was being committed, so it may or may not have been made: " +
 					"look before trying again (a run request sent again with the same Idempotency-Key is safe)"}
-		case attempt >= maxUpdateAttempts:
-			return unavailable(fmt.Errorf("after %d attempts: %w", attempt, err))
+		case n >= maxUpdateAttempts:
+			return unavailable(fmt.Errorf("after %d attempts: %w", n, err))
 		}
 		db.retries.Add(1)
-		if berr := backoff(ctx, attempt); berr != nil {
+		if berr := backoff(ctx, n); berr != nil {
 			return err
 		}
 	}

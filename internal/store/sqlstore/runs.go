@@ -41,11 +41,7 @@ func (q queries) NodeGet(ctx context.Context, name string) (*store.Node, error) 
 }
 
 func (q queries) NodeList(ctx context.Context) ([]*store.Node, error) {
-	rows, err := q.query(ctx, `SELECT `+nodeCols+` FROM nodes ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	return collect(rows, scanNode)
+	return list(ctx, q, scanNode, `SELECT `+nodeCols+` FROM nodes ORDER BY name`)
 }
 
 func (tx *Tx) NodeUpsert(ctx context.Context, n *store.Node) error {
@@ -89,11 +85,7 @@ func (q queries) SecretGet(ctx context.Context, name string) (*store.SecretRecor
 }
 
 func (q queries) SecretList(ctx context.Context) ([]*store.SecretRecord, error) {
-	rows, err := q.query(ctx, `SELECT name, ciphertext, key_id, created_at, updated_at, updated_by FROM secrets ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	return collect(rows, scanSecret)
+	return list(ctx, q, scanSecret, `SELECT name, ciphertext, key_id, created_at, updated_at, updated_by FROM secrets ORDER BY name`)
 }
 
 func (tx *Tx) SecretPut(ctx context.Context, r *store.SecretRecord) error {
@@ -164,11 +156,7 @@ func (q queries) RunList(ctx context.Context, p store.RunListParams) ([]*store.R
 	if p.Limit <= 0 {
 		p.Limit = 100
 	}
-	rows, err := q.query(ctx, s+` ORDER BY created_at DESC, id DESC LIMIT ?`, append(args, p.Limit)...)
-	if err != nil {
-		return nil, err
-	}
-	return collect(rows, scanRun)
+	return list(ctx, q, scanRun, s+` ORDER BY created_at DESC, id DESC LIMIT ?`, append(args, p.Limit)...)
 }
 
 func (tx *Tx) RunInsert(ctx context.Context, r *store.Run) error {
@@ -268,18 +256,14 @@ func (db *DB) RunHeartbeat(ctx context.Context, workerID string, at time.Time) e
 }
 
 func (q queries) RunApprovalList(ctx context.Context, runID string) ([]*store.RunApproval, error) {
-	rows, err := q.query(ctx, `SELECT id, run_id, approver_id, approver_name, decision, comment, binding, created_at
-		FROM run_approvals WHERE run_id = ? ORDER BY created_at, id`, runID)
-	if err != nil {
-		return nil, err
-	}
-	return collect(rows, func(sc interface{ Scan(...any) error }) (*store.RunApproval, error) {
+	return list(ctx, q, func(sc interface{ Scan(...any) error }) (*store.RunApproval, error) {
 		var a store.RunApproval
 		var created sql.NullInt64
 		err := sc.Scan(&a.ID, &a.RunID, &a.ApproverID, &a.ApproverName, &a.Decision, &a.Comment, &a.Binding, &created)
 		a.CreatedAt = fromMicros(created)
 		return &a, err
-	})
+	}, `SELECT id, run_id, approver_id, approver_name, decision, comment, binding, created_at
+		FROM run_approvals WHERE run_id = ? ORDER BY created_at, id`, runID)
 }
 
 func (tx *Tx) RunApprovalInsert(ctx context.Context, a *store.RunApproval) error {
@@ -289,18 +273,14 @@ func (tx *Tx) RunApprovalInsert(ctx context.Context, a *store.RunApproval) error
 }
 
 func (q queries) RunNodeList(ctx context.Context, runID string) ([]*store.RunNode, error) {
-	rows, err := q.query(ctx, `SELECT run_id, node, status, exit_code, error, started_at, finished_at FROM run_nodes
-		WHERE run_id = ? ORDER BY node`, runID)
-	if err != nil {
-		return nil, err
-	}
-	return collect(rows, func(sc interface{ Scan(...any) error }) (*store.RunNode, error) {
+	return list(ctx, q, func(sc interface{ Scan(...any) error }) (*store.RunNode, error) {
 		var n store.RunNode
 		var started, finished sql.NullInt64
 		err := sc.Scan(&n.RunID, &n.Node, &n.Status, &n.ExitCode, &n.Error, &started, &finished)
 		n.StartedAt, n.FinishedAt = fromMicros(started), fromMicros(finished)
 		return &n, err
-	})
+	}, `SELECT run_id, node, status, exit_code, error, started_at, finished_at FROM run_nodes
+		WHERE run_id = ? ORDER BY node`, runID)
 }
 
 func (tx *Tx) RunNodePut(ctx context.Context, n *store.RunNode) error {
@@ -312,18 +292,14 @@ func (tx *Tx) RunNodePut(ctx context.Context, n *store.RunNode) error {
 }
 
 func (q queries) RunStepList(ctx context.Context, runID string) ([]*store.RunStep, error) {
-	rows, err := q.query(ctx, `SELECT run_id, node, step_index, step, status, exit_code, started_at, finished_at FROM run_steps
-		WHERE run_id = ? ORDER BY node, step_index`, runID)
-	if err != nil {
-		return nil, err
-	}
-	return collect(rows, func(sc interface{ Scan(...any) error }) (*store.RunStep, error) {
+	return list(ctx, q, func(sc interface{ Scan(...any) error }) (*store.RunStep, error) {
 		var s store.RunStep
 		var started, finished sql.NullInt64
 		err := sc.Scan(&s.RunID, &s.Node, &s.Index, &s.Step, &s.Status, &s.ExitCode, &started, &finished)
 		s.StartedAt, s.FinishedAt = fromMicros(started), fromMicros(finished)
 		return &s, err
-	})
+	}, `SELECT run_id, node, step_index, step, status, exit_code, started_at, finished_at FROM run_steps
+		WHERE run_id = ? ORDER BY node, step_index`, runID)
 }
 
 func (tx *Tx) RunStepPut(ctx context.Context, s *store.RunStep) error {
@@ -338,36 +314,37 @@ func (q queries) RunOutputList(ctx context.Context, runID string, after int64, l
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := q.query(ctx, `SELECT run_id, seq, node, stream, data, created_at FROM run_output
-		WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`, runID, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	return collect(rows, func(sc interface{ Scan(...any) error }) (*store.OutputChunk, error) {
+	return list(ctx, q, func(sc interface{ Scan(...any) error }) (*store.OutputChunk, error) {
 		var c store.OutputChunk
 		var created sql.NullInt64
 		err := sc.Scan(&c.RunID, &c.Seq, &c.Node, &c.Stream, &c.Data, &created)
 		c.CreatedAt = fromMicros(created)
 		return &c, err
-	})
+	}, `SELECT run_id, seq, node, stream, data, created_at FROM run_output
+		WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`, runID, after, limit)
 }
 
 func (db *DB) RunOutputAppend(ctx context.Context, chunks []*store.OutputChunk) error {
 	if len(chunks) == 0 {
 		return nil
 	}
-	tx, err := db.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	w := queries{q: tx, d: &db.dialect, cache: db.writes}
-	for _, c := range chunks {
-		if _, err := w.exec(ctx, `INSERT INTO run_output (run_id, seq, node, stream, data, created_at) VALUES (?,?,?,?,?,?)`,
-			c.RunID, c.Seq, c.Node, c.Stream, c.Data, micros(c.CreatedAt)); err != nil {
-			return errors.Join(err, tx.Rollback())
+	return db.retry(ctx, func() error {
+		tx, err := db.writer.BeginTx(ctx, nil)
+		if err != nil {
+			return err
 		}
-	}
-	return tx.Commit()
+		w := queries{q: tx, d: &db.dialect, cache: db.writes}
+		for _, c := range chunks {
+			if _, err := w.exec(ctx, `INSERT INTO run_output (run_id, seq, node, stream, data, created_at) VALUES (?,?,?,?,?,?)`,
+				c.RunID, c.Seq, c.Node, c.Stream, c.Data, micros(c.CreatedAt)); err != nil {
+				return errors.Join(err, tx.Rollback())
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return &commitError{err}
+		}
+		return nil
+	})
 }
 
 func (tx *Tx) RunOutputPrune(ctx context.Context, finishedBefore time.Time) (int64, error) {

@@ -276,14 +276,14 @@ func (db *DB) update(ctx context.Context, fn func(tx store.Tx) error) (err error
 func (db *DB) Ping(ctx context.Context) error {
 	for name, p := range db.pools {
 		if err := p.PingContext(ctx); err != nil {
-			return fmt.Errorf("ping %s: %w", name, err)
+			return &airlock.Error{Kind: airlock.Unavailable, Message: "the database is unreachable", Err: fmt.Errorf("ping %s: %w", name, err)}
 		}
 	}
 	if failed := db.writeFailed.Load(); failed != nil {
 		w := queries{q: db.writer, d: &db.dialect, cache: db.writes}
 		if _, err := w.exec(ctx, `INSERT INTO airlock_write_probe (id, at) VALUES (1, ?)
 			ON CONFLICT (id) DO UPDATE SET at = excluded.at`, time.Now().UnixMicro()); err != nil {
-			return fmt.Errorf("the database does not take writes: %w", err)
+			return &airlock.Error{Kind: airlock.Unavailable, Message: "the database does not take writes", Err: err}
 		}
 		db.writeFailed.CompareAndSwap(failed, nil)
 	}

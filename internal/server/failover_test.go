@@ -1,0 +1,199 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/airlockhq/airlock/internal/testenv"
+)
+
+// TestPostgresBackendsTerminatedDuringBurst terminates the server's
+// PostgreSQL backends 20 times while 8 clients send 300 requests (reads
+// and run requests): a connection the server lost — a failover, a
+// restart, pg_terminate_backend — is retried inside the store, and no
+// caller sees a 5xx for it.
+func TestPostgresBackendsTerminatedDuringBurst(t *testing.T) {
+	d := testenv.DemoServer(t, testenv.UseDriver(t, "postgres"))
+	base := d.Serve(t)
+	ctx := context.Background()
+	tokens := map[string]string{}
+	for _, name := range []string{"alice", "bob"} {
+		u, err := d.Store.UserGetByUsername(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tokens[name], _, err = d.Identity.IssueLoginToken(ctx, u, "burst"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dbURL, err := url.Parse(d.Config.Database.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := dbURL.Query().Get("application_name")
+	killer, err := pgx.Connect(ctx, testenv.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer killer.Close(ctx)
+
+	const requests, clients, kills = 300, 8, 20
+	client := &http.Client{Timeout: 30 * time.Second}
+	var (
+		next      atomic.Int64
+		answered  = make(chan struct{}, requests)
+		mu        sync.Mutex
+		failures  []string
+		wg        sync.WaitGroup
+		requested atomic.Int64
+	)
+	do := func(i int64) (int, string, error) {
+		var req *http.Request
+		switch i % 3 {
+		case 0:
+			body, _ := json.Marshal(map[string]any{"procedure": "flush-cache", "environment": "staging", "params": map[string]string{"cache": "sessions"}})
+			req, _ = http.NewRequest("POST", base+"/api/v1/runs", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Idempotency-Key", fmt.Sprintf("burst-%d", i))
+			req.Header.Set("Authorization", "Bearer "+tokens["alice"])
+			requested.Add(1)
+		case 1:
+			req, _ = http.NewRequest("GET", base+"/api/v1/runs?limit=20", nil)
+			req.Header.Set("Authorization", "Bearer "+tokens["bob"])
+		default:
+			req, _ = http.NewRequest("GET", base+"/api/v1/procedures", nil)
+			req.Header.Set("Authorization", "Bearer "+tokens["alice"])
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.String(), nil
+	}
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= requests; i = next.Add(1) {
+				code, body, err := do(i)
+				if err != nil || code >= 500 {
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("request %d: %d %v %s", i, code, err, body))
+					mu.Unlock()
+				}
+				answered <- struct{}{}
+			}
+		}()
+	}
+	// Terminate every backend of the server after each 15th answer: the
+	// kills are spread over the burst by its progress, not by a clock.
+	terminated := 0
+	deadline := time.After(5 * time.Minute)
+	for k, got := 0, 0; got < requests; {
+		select {
+		case <-answered:
+			got++
+		case <-deadline:
+			t.Fatalf("only %d of %d requests answered after 5 minutes", got, requests)
+		}
+		if k < kills && got%(requests/kills) == 0 {
+			k++
+			var n int
+			if err := killer.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			terminated += n
+		}
+	}
+	wg.Wait()
+	for _, f := range failures {
+		t.Error(f)
+	}
+	if terminated < kills {
+		t.Fatalf("terminated %d backends in %d rounds; the test did not exercise lost connections", terminated, kills)
+	}
+	t.Logf("%d requests (%d run requests), %d backends terminated, %d write transactions retried", requests, requested.Load(), terminated, retries(d))
+}
+
+// retries is how many write transactions the store ran again.
+func retries(d *testenv.Demo) int64 {
+	if r, ok := d.Store.(interface{ Retries() int64 }); ok {
+		return r.Retries()
+	}
+	return -1
+}
+
+// TestReadyzWhileTheDatabaseTakesNoWrites: a write the database refuses
+// (query_only stands in for a full or read-only disk) answers 503 with
+// the reason, /readyz answers 503 saying the database does not take
+// writes, and both recover by themselves once it does.
+func TestReadyzWhileTheDatabaseTakesNoWrites(t *testing.T) {
+	d := testenv.DemoServer(t)
+	base := d.Serve(t)
+	ctx := context.Background()
+	u, err := d.Store.UserGetByUsername(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := d.Identity.IssueLoginToken(ctx, u, "readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	get := func(method, path string) (int, string) {
+		t.Helper()
+		var body *bytes.Reader
+		if method == "POST" {
+			b, _ := json.Marshal(map[string]any{"procedure": "flush-cache", "environment": "production", "params": map[string]string{"cache": "sessions"}})
+			body = bytes.NewReader(b)
+		} else {
+			body = bytes.NewReader(nil)
+		}
+		req, _ := http.NewRequest(method, base+path, body)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	if code, body := get("GET", "/readyz"); code != 200 {
+		t.Fatalf("readyz at start: %d %s", code, body)
+	}
+	w := d.Store.DBs()["sqlite_writer"] // one connection: the pragma stays on it
+	if _, err := w.Exec(`PRAGMA query_only = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get("POST", "/api/v1/runs"); code != 503 || !bytes.Contains([]byte(body), []byte("database is unavailable")) {
+		t.Fatalf("a run request the database cannot store: %d %s, want 503 saying the database is unavailable", code, body)
+	}
+	if code, body := get("GET", "/readyz"); code != 503 || !bytes.Contains([]byte(body), []byte("does not take writes")) {
+		t.Fatalf("readyz while writes fail: %d %s, want 503 saying the database does not take writes", code, body)
+	}
+	if _, err := w.Exec(`PRAGMA query_only = 0`); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get("GET", "/readyz"); code != 200 {
+		t.Fatalf("readyz once writes work again: %d %s", code, body)
+	}
+	if code, body := get("POST", "/api/v1/runs"); code != 201 {
+		t.Fatalf("a run request once writes work again: %d %s", code, body)
+	}
+}
