@@ -16,15 +16,20 @@ import (
 )
 
 func (a *app) demoCmd() *cobra.Command {
-	var data, listen, credFile string
+	var data, listen, credFile, databaseURL string
 	c := &cobra.Command{
 		Use:   "demo",
-		Short: "Start Airlock on SQLite with demo users",
+		Short: "Start Airlock with demo users (SQLite, or PostgreSQL with --database-url)",
 		Long: "Start a server on a fresh temporary data directory (or --data) with SQLite, create the demo users\n" +
 			"alice (dev), bob (ops), carol (security), dana (compliance) and erin (noc) with random passwords,\n" +
 			"load a small catalog of approved procedures plus one proposal waiting for review, print the URL\n" +
-			"and the credentials, and serve until interrupted. A temporary data directory is removed on exit.",
-		Example: "  go run ./cmd/airlock demo\n  airlock demo --listen 127.0.0.1:0 --credentials-file /tmp/airlock-demo.json",
+			"and the credentials, and serve until interrupted. A temporary data directory is removed on exit.\n\n" +
+			"With --database-url the demo keeps its data in PostgreSQL instead. A second demo started with the\n" +
+			"same --database-url and --data (the keys are in the data directory) joins it as a replica: it\n" +
+			"finds the users and catalog there, serves the same API and works the same run queue.",
+		Example: "  go run ./cmd/airlock demo\n  airlock demo --listen 127.0.0.1:0 --credentials-file /tmp/airlock-demo.json\n" +
+			"  airlock demo --database-url 'postgres://postgres@127.0.0.1:5432/airlock?sslmode=disable' --data /tmp/airlock-ha\n" +
+			"  airlock demo --database-url 'postgres://postgres@127.0.0.1:5432/airlock?sslmode=disable' --data /tmp/airlock-ha --listen 127.0.0.1:8081",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// AIRLOCK_* variables apply to the demo too (not a file).
@@ -33,6 +38,9 @@ func (a *app) demoCmd() *cobra.Command {
 				return configError(err)
 			}
 			cfg.Listen = listen
+			if databaseURL != "" {
+				cfg.Database.Driver, cfg.Database.URL = "postgres", databaseURL
+			}
 			if data == "" {
 				dir, err := os.MkdirTemp("", "airlock-demo-")
 				if err != nil {
@@ -97,6 +105,7 @@ func (a *app) demoCmd() *cobra.Command {
 	c.Flags().StringVar(&data, "data", "", "data directory to use instead of a fresh temporary one")
 	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "listen address (127.0.0.1:0 picks a free port)")
 	c.Flags().StringVar(&credFile, "credentials-file", "", "also write the URL and credentials to this file as JSON (mode 0600)")
+	c.Flags().StringVar(&databaseURL, "database-url", "", "keep the demo's data in this PostgreSQL database instead of SQLite (postgres://…)")
 	return c
 }
 
@@ -110,7 +119,7 @@ func (a *app) printDemo(c DemoCredentials, data string) {
 	w := a.stdout
 	fmt.Fprintf(w, "Airlock demo is running at %s (data in %s)\n\n", c.URL, data)
 	if len(c.Users) == 0 {
-		fmt.Fprintln(w, "The demo users already exist in this data directory; their passwords were printed when they were created.")
+		fmt.Fprintln(w, "The demo users already exist in this database; their passwords were printed when they were created.")
 	} else {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "USER\tPASSWORD\tGROUPS\tROLE")

@@ -241,11 +241,17 @@ type demoProcess struct {
 // The demo and what it started are killed at cleanup.
 func startDemo(t *testing.T, bin, data string, env ...string) *demoProcess {
 	t.Helper()
+	return startDemoArgs(t, bin, data, nil, env...)
+}
+
+// startDemoArgs is startDemo with more arguments for the demo command.
+func startDemoArgs(t *testing.T, bin, data string, args []string, env ...string) *demoProcess {
+	t.Helper()
 	if data == "" {
 		data = t.TempDir()
 	}
 	credFile := filepath.Join(t.TempDir(), "creds.json")
-	cmd := exec.Command(bin, "demo", "--data", data, "--listen", "127.0.0.1:0", "--credentials-file", credFile)
+	cmd := exec.Command(bin, append([]string{"demo", "--data", data, "--listen", "127.0.0.1:0", "--credentials-file", credFile}, args...)...)
 	cmd.Env = append(append(os.Environ(), "AIRLOCK_CONFIG_DIR="+t.TempDir()), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = 10 * time.Second // should a descendant hold its output open
