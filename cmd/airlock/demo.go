@@ -30,7 +30,7 @@ func (a *app) demoCmd() *cobra.Command {
 		Example: "  go run ./cmd/airlock demo\n  airlock demo --listen 127.0.0.1:0 --credentials-file /tmp/airlock-demo.json\n" +
 			"  airlock demo --database-url 'postgres://postgres@127.0.0.1:5432/airlock?sslmode=disable' --data /tmp/airlock-ha\n" +
 			"  airlock demo --database-url 'postgres://postgres@127.0.0.1:5432/airlock?sslmode=disable' --data /tmp/airlock-ha --listen 127.0.0.1:8081",
-		Args:    cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// AIRLOCK_* variables apply to the demo too (not a file).
 			cfg, err := config.Load("", os.Environ())
