@@ -7,10 +7,11 @@ import (
 	"github.com/airlockhq/airlock/internal/demo"
 )
 
-// StartSSHD starts n real sshd processes on free loopback ports, each with
-// its own host key, accepting a fresh client key for the current user
-// (see demo.StartSSHD). They stop when the test ends. Without sshd the
-// test skips, or fails under AIRLOCK_TEST_STRICT=1.
+// StartSSHD starts n SSH nodes served by the real sshd on loopback ports
+// the test process binds itself, each with its own host key, accepting a
+// fresh client key for the current user (see demo.StartSSHD). They stop
+// when the test ends. Without sshd the test skips, or fails under
+// AIRLOCK_TEST_STRICT=1.
 func StartSSHD(t testing.TB, n int) *demo.Fleet {
 	t.Helper()
 	if _, err := os.Stat(demo.SSHDPath); err != nil {
