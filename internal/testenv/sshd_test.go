@@ -38,8 +38,10 @@ func dial(t *testing.T, f *demo.Fleet, n *demo.SSHD) *ssh.Client {
 	return c
 }
 
-// TestSSHDNodes: each node answers with its own pinned host key, and its
-// sshd is handed the TCP socket itself (it sees the peer's address).
+// TestSSHDNodes: each node answers with its own pinned host key, its
+// sshd is handed the TCP socket itself (it sees the peer's address), and
+// its sessions have a HOME of their own, so no startup file of whoever
+// runs the tests is read.
 func TestSSHDNodes(t *testing.T) {
 	f := testenv.StartSSHD(t, 2)
 	if f.Nodes[0].HostKey == f.Nodes[1].HostKey || f.Nodes[0].Port == f.Nodes[1].Port {
@@ -51,12 +53,15 @@ func TestSSHDNodes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := s.CombinedOutput(`printf '%s' "$SSH_CLIENT"`)
+		out, err := s.CombinedOutput(`printf '%s|%s' "$HOME" "$SSH_CLIENT"`)
 		c.Close()
 		if err != nil {
 			t.Fatalf("node on port %d: %v: %s", n.Port, err, out)
 		}
-		client := string(out)
+		home, client, _ := strings.Cut(string(out), "|")
+		if home != filepath.Join(n.Dir, "home") {
+			t.Errorf("node on port %d: HOME is %q, want the node's own %q", n.Port, home, filepath.Join(n.Dir, "home"))
+		}
 		if !strings.HasPrefix(client, "127.0.0.1 ") || !strings.HasSuffix(client, " "+strconv.Itoa(n.Port)) {
 			t.Errorf("node on port %d: SSH_CLIENT is %q, want the loopback peer and the node's port", n.Port, client)
 		}
