@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"log/slog"
@@ -32,24 +33,49 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
+	addr := strings.TrimPrefix(s.URL(), "http://")
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ctx) }()
 
-	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL(), "http://"))
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	body := `{"username":"nobody","password":"whatever-it-is"}`
-	head := "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
-		strconv.Itoa(len(body)) + "\r\n\r\n"
-	if _, err := conn.Write([]byte(head + body[:10])); err != nil {
+	// No read or write on the connection waits past this.
+	if err := conn.SetDeadline(time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // let the server start reading the request
+	body := `{"username":"nobody","password":"whatever-it-is"}`
+	head := "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n" +
+		"Expect: 100-continue\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"
+	if _, err := conn.Write([]byte(head)); err != nil {
+		t.Fatal(err)
+	}
+	// The server answers 100 Continue when the handler starts reading the
+	// body: from then on the request is in flight.
+	rd := bufio.NewReader(conn)
+	if line, err := rd.ReadString('\n'); err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("waiting for the handler to ask for the body (100 Continue): %q, %v", line, err)
+	}
+	if line, err := rd.ReadString('\n'); err != nil || line != "\r\n" {
+		t.Fatalf("100 Continue: %q, %v", line, err)
+	}
+	if _, err := conn.Write([]byte(body[:10])); err != nil {
+		t.Fatal(err)
+	}
 	cancel()
-	time.Sleep(100 * time.Millisecond) // shutdown has begun and is waiting for us
+	// Shutdown closes the listener first, then waits for the requests in
+	// flight: once a new connection is refused, it is waiting for ours.
+	waitFor(t, "the listener to close once shutdown began", func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
 	select {
 	case err := <-served:
 		t.Fatalf("Serve returned (%v) while a request was in flight", err)
@@ -58,9 +84,9 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	if _, err := conn.Write([]byte(body[10:])); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := io.ReadAll(conn)
+	resp, err := io.ReadAll(rd)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("waiting for the answer to the in-flight request: %v (got %q)", err, resp)
 	}
 	if !strings.HasPrefix(string(resp), "HTTP/1.1 401") {
 		t.Fatalf("in-flight request got %q", resp)
@@ -70,8 +96,22 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Serve: %v", err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve did not return after shutdown")
+	case <-time.After(time.Minute):
+		t.Fatal("Serve did not return within a minute of the last request being answered")
+	}
+}
+
+// waitFor polls cond until it holds, and fails naming what it waited for
+// when it has not within a minute.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	const limit = time.Minute
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -97,8 +137,13 @@ func TestCheckpointPublishedToFileAndWebhook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if posted := <-got; posted != c.Note {
-		t.Fatalf("webhook got %q", posted)
+	select {
+	case posted := <-got:
+		if posted != c.Note {
+			t.Fatalf("webhook got %q", posted)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the webhook received no checkpoint within a minute")
 	}
 	b, _ := os.ReadFile(cfg.Audit.CheckpointFile)
 	if !strings.Contains(string(b), c.Note) {
