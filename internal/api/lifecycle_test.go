@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +41,15 @@ lock: "patient-{{ .environment }}"
 steps:
   - name: wait
     exec: ["sleep", "30"]
+---
+apiVersion: airlock/v1
+kind: Procedure
+name: quick
+owner: payments
+risk: low
+steps:
+  - name: hello
+    exec: ["echo", "quick"]
 `
 
 func TestTruncationTimeoutCancelExpiryAndLocks(t *testing.T) {
@@ -60,22 +71,35 @@ func TestTruncationTimeoutCancelExpiryAndLocks(t *testing.T) {
 		t.Fatalf("truncation: %v %v\n%s", final["output_truncated"], final["output_bytes"], out)
 	}
 
-	// The procedure's timeout ends the run as timed_out.
-	start := time.Now()
+	// The procedure's timeout ends the run as timed_out. By the run's own
+	// record it ended before `sleep 30` could have: it was killed, not
+	// waited for.
 	_, r = d.request(t, "bob", api.RunRequest{Procedure: "slow", Environment: "staging"})
 	final = d.waitRun(t, d.tok["bob"], r["id"].(string))
-	if final["status"] != "timed_out" || time.Since(start) > 15*time.Second {
+	if final["status"] != "timed_out" || final["error"] != "timed out after 1s" {
 		t.Fatalf("timeout: %v %v", final["status"], final["error"])
 	}
+	if took := runTime(t, final); took < time.Second || took >= 30*time.Second {
+		t.Fatalf("the timed-out run took %v by its record; want from its 1s timeout to under the 30s its command sleeps", took)
+	}
 
-	// Two runs with one lock: the second waits for the first; cancel
-	// kills the running one, then the second starts.
+	// Two runs with one lock: the second waits for the first. It waits
+	// because of the lock: a run without one, requested after it, is
+	// claimed past it and finishes while it stays queued (so a worker was
+	// free, and the queue was not simply slow). Cancel kills the running
+	// one, then the second starts.
 	_, a := d.request(t, "bob", api.RunRequest{Procedure: "patient", Environment: "staging"})
+	waitStatus(t, d, a["id"].(string), "running") // it holds the lock
 	_, b := d.request(t, "bob", api.RunRequest{Procedure: "patient", Environment: "staging"})
-	waitStatus(t, d, a["id"].(string), "running")
-	time.Sleep(300 * time.Millisecond)
-	if _, got, _ := d.call("GET", "/api/v1/runs/"+b["id"].(string), d.tok["bob"], nil); got["status"] != "queued" {
-		t.Fatalf("second run of the same lock is %v, want queued", got["status"])
+	_, c := d.request(t, "bob", api.RunRequest{Procedure: "quick", Environment: "staging"})
+	if final := d.waitRun(t, d.tok["bob"], c["id"].(string)); final["status"] != "succeeded" {
+		t.Fatalf("run without a lock: %v %v", final["status"], final["error"])
+	}
+	if got := runStatus(t, d, b["id"].(string)); got != "queued" {
+		t.Fatalf("second run of the same lock is %v after a later run without the lock finished, want queued", got)
+	}
+	if got := runStatus(t, d, a["id"].(string)); got != "running" {
+		t.Fatalf("first run of the lock is %v, want still running (holding the lock)", got)
 	}
 	if code, out, _ := d.call("POST", "/api/v1/runs/"+a["id"].(string)+"/cancel", d.tok["bob"], nil); code != 200 {
 		t.Fatalf("cancel: %d %v", code, out)
@@ -98,14 +122,41 @@ func TestTruncationTimeoutCancelExpiryAndLocks(t *testing.T) {
 	}
 }
 
+// runStatus returns a run's status.
+func runStatus(t *testing.T, d *demoEnv, id string) any {
+	t.Helper()
+	code, out, _ := d.call("GET", "/api/v1/runs/"+id, d.tok["bob"], nil)
+	if code != 200 {
+		t.Fatalf("get run %s: %d %v", id, code, out)
+	}
+	return out["status"]
+}
+
+// runTime is how long a final run ran by its own record.
+func runTime(t *testing.T, run map[string]any) time.Duration {
+	t.Helper()
+	started, err1 := time.Parse(time.RFC3339Nano, fmt.Sprint(run["started_at"]))
+	finished, err2 := time.Parse(time.RFC3339Nano, fmt.Sprint(run["finished_at"]))
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatalf("run times: %v", err)
+	}
+	return finished.Sub(started)
+}
+
+// waitStatus polls a run until it has the status, and fails saying so
+// when it has not within a minute.
 func waitStatus(t *testing.T, d *demoEnv, id, want string) {
 	t.Helper()
-	for range 500 {
-		_, out, _ := d.call("GET", "/api/v1/runs/"+id, d.tok["bob"], nil)
-		if out["status"] == want {
+	const limit = time.Minute
+	deadline := time.Now().Add(limit)
+	for {
+		got := runStatus(t, d, id)
+		if got == want {
 			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for run %s to be %s; it is %v", limit, id, want, got)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("run %s never became %s", id, want)
 }
