@@ -43,6 +43,10 @@ func (l *logBuffer) Write(p []byte) (int, error) {
 }
 func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
+// client makes the tests' own requests: none waits without bound, event
+// streams included.
+var client = &http.Client{Timeout: time.Minute}
+
 func newEnv(t testing.TB, mutate func(*config.Config)) *env {
 	t.Helper()
 	hs := httptest.NewUnstartedServer(nil)
@@ -66,7 +70,17 @@ func newEnv(t testing.TB, mutate func(*config.Config)) *env {
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.Runs.Start(ctx) }()
-	t.Cleanup(func() { hs.Close(); stop(); <-done; s.Close() })
+	t.Cleanup(func() {
+		hs.Close()
+		stop()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Error("waited a minute for the run service to stop and record the runs in progress")
+			return
+		}
+		s.Close()
+	})
 	return &env{t: t, srv: s, url: url, logs: logs}
 }
 
@@ -97,7 +111,7 @@ func (e *env) call(method, path, token string, body any, hdr ...string) (int, ma
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -205,7 +219,7 @@ func setClock(e *env, at time.Time) func() {
 func browserLogin(t *testing.T, e *env, user, pw string) (*http.Client, string) {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar}
+	c := &http.Client{Jar: jar, Timeout: client.Timeout}
 	b, _ := json.Marshal(api.LoginRequest{Username: user, Password: pw})
 	resp, err := c.Post(e.url+"/api/v1/auth/login", "application/json", bytes.NewReader(b))
 	if err != nil {
@@ -265,7 +279,7 @@ func TestCSRF(t *testing.T) {
 		t.Fatalf("GET with session: %d", resp.StatusCode)
 	}
 	// A form post (no JSON content type) cannot log in cross-site.
-	resp, _ = http.Post(e.url+"/api/v1/auth/login", "application/x-www-form-urlencoded", strings.NewReader("username=carol&password="+pw))
+	resp, _ = client.Post(e.url+"/api/v1/auth/login", "application/x-www-form-urlencoded", strings.NewReader("username=carol&password="+pw))
 	resp.Body.Close()
 	if resp.StatusCode != 400 {
 		t.Fatalf("form login: %d", resp.StatusCode)
@@ -354,7 +368,7 @@ func TestCLILoginAndAdminFlow(t *testing.T) {
 func TestHealthReadyMetrics(t *testing.T) {
 	e := newEnv(t, nil)
 	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready"} {
-		resp, err := http.Get(e.url + path)
+		resp, err := client.Get(e.url + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -365,7 +379,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 		}
 	}
 	e.call("GET", "/api/v1/me", "", nil)
-	resp, _ := http.Get(e.url + "/metrics")
+	resp, _ := client.Get(e.url + "/metrics")
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{

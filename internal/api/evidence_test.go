@@ -25,7 +25,7 @@ func (d *demoEnv) exportBundle(t *testing.T, user string, req api.EvidenceReques
 	hr, _ := http.NewRequest("POST", d.url+"/api/v1/evidence", bytes.NewReader(b))
 	hr.Header.Set("Authorization", "Bearer "+d.tok[user])
 	hr.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(hr)
+	resp, err := client.Do(hr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestOutputRetention(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for d.output(t, d.tok["alice"], r["id"].(string)) != "" {
 		if time.Now().After(deadline) {
-			t.Fatal("output never pruned")
+			t.Fatal("waited 10s for the run's output to be pruned (retention 200ms)")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -73,7 +73,7 @@ func TestOpenAPIDescribesWhatIsServed(t *testing.T) {
 	url := d.Serve(t)
 	token := func(user string) string {
 		body, _ := json.Marshal(api.LoginRequest{Username: user, Password: d.Passwords[user]})
-		resp, err := http.Post(url+"/api/v1/auth/token", "application/json", bytes.NewReader(body))
+		resp, err := client.Post(url+"/api/v1/auth/token", "application/json", bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +93,7 @@ func TestOpenAPIDescribesWhatIsServed(t *testing.T) {
 		if body != nil {
 			req.Header.Set("Content-Type", "application/json")
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -32,7 +32,7 @@ func (e *env) waitRun(t testing.TB, token, id string) map[string]any {
 			return out
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("run %s still %s", id, out["status"])
+			t.Fatalf("waited 30s for run %s to finish; it is still %s", id, out["status"])
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -271,7 +271,7 @@ func TestLiveOutputOverSSE(t *testing.T) {
 	req, _ := http.NewRequest("GET", d.url+"/api/v1/runs/"+id+"/output", nil)
 	req.Header.Set("Authorization", "Bearer "+d.tok["bob"])
 	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +299,10 @@ func TestLiveOutputOverSSE(t *testing.T) {
 			break
 		}
 	}
-	if events[len(events)-1] != "end" || !sawRunning {
+	if err := sc.Err(); err != nil {
+		t.Fatalf("reading the run's event stream until its end: %v (events so far: %v)", err, events)
+	}
+	if len(events) == 0 || events[len(events)-1] != "end" || !sawRunning {
 		t.Fatalf("events: %v (saw running: %v)", events, sawRunning)
 	}
 	// The output arrived while the run ran: "draining" before "healthy",

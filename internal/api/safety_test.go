@@ -90,7 +90,7 @@ func TestInjectionCorpus(t *testing.T) {
 	req, _ := http.NewRequest("POST", d.url+"/api/v1/runs", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+d.tok["bob"])
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,12 +157,15 @@ func TestSecretsNeverLeak(t *testing.T) {
 	req, _ := http.NewRequest("GET", d.url+"/api/v1/runs/"+id+"/output", nil)
 	req.Header.Set("Authorization", "Bearer "+d.tok["bob"])
 	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	streamed, _ := io.ReadAll(resp.Body)
+	streamed, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("reading the run's event stream until its end: %v", err)
+	}
 	final := d.waitRun(t, d.tok["bob"], id)
 	stored := d.output(t, d.tok["bob"], id)
 	if final["status"] != "failed" || !strings.Contains(stored, "token=[REDACTED]") || !strings.Contains(stored, "password=[REDACTED]") {

@@ -102,7 +102,7 @@ func ssoEnv(t *testing.T) (*env, *idp) {
 func ssoLogin(t *testing.T, e *env) (*http.Client, int) {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	c := &http.Client{Jar: jar, Timeout: client.Timeout}
 	resp, err := c.Get(e.url + "/auth/oidc/login")
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +212,7 @@ func TestSSORejectsBadIDTokens(t *testing.T) {
 		t.Fatalf("only %d of %d forged tokens were served", p.forged, len(cases))
 	}
 	// State must match too: a callback without the flow cookie fails.
-	resp, _ := http.Get(e.url + "/auth/oidc/callback?state=x&code=y")
+	resp, _ := client.Get(e.url + "/auth/oidc/callback?state=x&code=y")
 	resp.Body.Close()
 	if resp.StatusCode != 401 {
 		t.Fatalf("callback without flow cookie: %d", resp.StatusCode)
