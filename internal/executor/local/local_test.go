@@ -3,6 +3,7 @@ package local_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -81,38 +82,65 @@ func TestCancelKillsTheWholeGroup(t *testing.T) {
 	pidFile := filepath.Join(dir, "child.pid")
 	j, _, _ := job(t, executor.Step{Shell: "/bin/sh", Script: "sleep 60 & echo $! > " + pidFile + "; wait"})
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan executor.Result, 1)
 	go func() { done <- local.Executor{}.Run(ctx, j) }()
 	var pid int
-	for range 200 {
-		if b, err := os.ReadFile(pidFile); err == nil && len(b) > 1 {
+	waitFor(t, "the step to start its background child", func() bool {
+		b, err := os.ReadFile(pidFile)
+		if err == nil && bytes.HasSuffix(b, []byte("\n")) {
 			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-			break
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if pid == 0 || !alive(pid) {
-		t.Fatal("child did not start")
+		return pid != 0
+	})
+	if !alive(pid) {
+		t.Fatalf("background child %d is not running", pid)
 	}
 	cancel()
-	res := <-done
-	if res.Status != executor.Canceled {
+	if res := result(t, done); res.Status != executor.Canceled {
 		t.Fatalf("%+v", res)
 	}
-	for range 100 {
-		if !alive(pid) {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("background child %d survived the cancel", pid)
+	waitFor(t, fmt.Sprintf("background child %d to be killed by the cancel", pid), func() bool { return !alive(pid) })
 }
 
 func TestStepTimeout(t *testing.T) {
 	j, _, errb := job(t, executor.Step{Argv: []string{"sleep", "30"}, Timeout: 200 * time.Millisecond})
-	start := time.Now()
-	res := local.Executor{}.Run(context.Background(), j)
-	if res.Status != executor.Failed || !strings.Contains(errb.String(), "timed out") || time.Since(start) > 10*time.Second {
+	done := make(chan executor.Result, 1)
+	go func() { done <- local.Executor{}.Run(context.Background(), j) }()
+	res := result(t, done)
+	if res.Status != executor.Failed || len(res.Steps) != 1 || !strings.Contains(errb.String(), "timed out") {
 		t.Fatalf("%+v %s", res, errb.String())
+	}
+	// By the step's own record it ended before `sleep 30` could have: it
+	// was killed, not waited for.
+	if st := res.Steps[0]; st.FinishedAt.Sub(st.StartedAt) >= 30*time.Second {
+		t.Fatalf("the step ran %v; want it stopped at its 200ms timeout", st.FinishedAt.Sub(st.StartedAt))
+	}
+}
+
+// result waits for Run's result, and fails when it has not come within a
+// minute: the steps of these tests end, or are ended, well before.
+func result(t *testing.T, done <-chan executor.Result) executor.Result {
+	t.Helper()
+	select {
+	case res := <-done:
+		return res
+	case <-time.After(time.Minute):
+		t.Fatal("waited a minute for Run to return")
+		return executor.Result{}
+	}
+}
+
+// waitFor polls cond until it holds, and fails naming what it waited for
+// when it has not within a minute.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	const limit = time.Minute
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", limit, what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
