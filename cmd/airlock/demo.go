@@ -73,7 +73,15 @@ func (a *app) demoCmd() *cobra.Command {
 			// Where sshd is installed, real SSH nodes on loopback too.
 			var fleet *demo.Fleet
 			if _, err := os.Stat(demo.SSHDPath); err == nil {
-				if fleet, err = demo.StartSSHD(filepath.Join(data, "sshd"), 2); err != nil {
+				// A directory of this process's own: a second demo on the
+				// same data directory (a replica) must not rewrite the host
+				// keys of the first one's nodes.
+				dir, err := os.MkdirTemp(data, "sshd-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				if fleet, err = demo.StartSSHD(dir, 2); err != nil {
 					fmt.Fprintf(a.stderr, "demo: no SSH nodes: %v\n", err)
 					fleet = nil
 				} else {

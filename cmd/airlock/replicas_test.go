@@ -33,15 +33,7 @@ func TestDemoReplicasOnPostgres(t *testing.T) {
 			t.Fatalf("%s/readyz: %d %v", p.creds.URL, code, out)
 		}
 	}
-	login := func(url string) *apiClient {
-		c := &apiClient{t: t, url: url}
-		code, out := c.do("POST", "/api/v1/auth/token", map[string]string{"username": "alice", "password": pw["alice"]})
-		if code != 201 {
-			t.Fatalf("login at %s: %d %v", url, code, out)
-		}
-		c.token = out["token"].(string)
-		return c
-	}
+	login := func(url string) *apiClient { return (&apiClient{t: t, url: url}).as("alice", pw) }
 	onA, onB := login(a.creds.URL), login(b.creds.URL)
 	var ids []string
 	for i, c := range []*apiClient{onA, onB, onA, onB} {
@@ -52,9 +44,18 @@ func TestDemoReplicasOnPostgres(t *testing.T) {
 		}
 		ids = append(ids, out["id"].(string))
 	}
+	// A run on every staging node, SSH ones included where sshd is
+	// installed, requested on the second replica.
+	bobA, bobB := (&apiClient{t: t, url: a.creds.URL}).as("bob", pw), (&apiClient{t: t, url: b.creds.URL}).as("bob", pw)
+	code, out := bobB.do("POST", "/api/v1/runs", map[string]any{"procedure": "restart-service", "environment": "staging",
+		"params": map[string]string{"service": "api"}, "reason": "replica test over ssh"})
+	if code != 201 {
+		t.Fatalf("restart-service: %d %v", code, out)
+	}
+	ids = append(ids, out["id"].(string))
 	for _, id := range ids {
 		waitFor(t, 2*time.Minute, func() error {
-			for _, c := range []*apiClient{onA, onB} {
+			for _, c := range []*apiClient{bobA, bobB} {
 				_, out := c.do("GET", "/api/v1/runs/"+id, nil)
 				if s, _ := out["status"].(string); s != "succeeded" {
 					return fmt.Errorf("run %s to succeed as seen from %s: it is %q", id, c.url, s)
@@ -63,4 +64,15 @@ func TestDemoReplicasOnPostgres(t *testing.T) {
 			return nil
 		})
 	}
+}
+
+// as signs c in as user and returns it.
+func (c *apiClient) as(user string, pw map[string]string) *apiClient {
+	c.t.Helper()
+	code, out := c.do("POST", "/api/v1/auth/token", map[string]string{"username": user, "password": pw[user]})
+	if code != 201 {
+		c.t.Fatalf("login %s at %s: %d %v", user, c.url, code, out)
+	}
+	c.token = out["token"].(string)
+	return c
 }
