@@ -216,14 +216,14 @@ func NeedsApproval(def *procedure.Procedure, env string) bool {
 func (a *Authorizer) setFor(ctx context.Context, caller *identity.Principal, q Question) (*policy.Set, string, error) {
 	switch {
 	case q.PolicyText != "":
-		set, err := a.compile(ctx, "what-if policy", q.PolicyText)
+		set, err := a.compile(ctx, a.store, "what-if policy", q.PolicyText)
 		return set, "what-if text", err
 	case q.PolicyVersion != "":
 		v, err := a.GetPolicy(ctx, caller, q.PolicyVersion)
 		if err != nil {
 			return nil, "", err
 		}
-		set, err := a.compile(ctx, fmt.Sprintf("policy v%d", v.Number), v.Text)
+		set, err := a.compile(ctx, a.store, fmt.Sprintf("policy v%d", v.Number), v.Text)
 		return set, fmt.Sprintf("v%d (%s)", v.Number, v.Status), err
 	}
 	cur, err := a.active(ctx)

@@ -21,9 +21,12 @@ func digest(text string) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// compile validates text against the schema of the current catalog.
-func (a *Authorizer) compile(ctx context.Context, file, text string) (*policy.Set, error) {
-	params, err := ParamTypes(ctx, a.store)
+// compile validates text against the schema of the catalog r reads:
+// inside a write transaction, pass the transaction — a read through the
+// pool there would wait for a connection that writers queued behind this
+// transaction may all hold.
+func (a *Authorizer) compile(ctx context.Context, r store.Reader, file, text string) (*policy.Set, error) {
+	params, err := ParamTypes(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +48,7 @@ func (a *Authorizer) Bootstrap(ctx context.Context, file, text string) (bool, er
 	if err != nil || len(vs) > 0 {
 		return false, err
 	}
-	if _, err := a.compile(ctx, file, text); err != nil {
+	if _, err := a.compile(ctx, a.store, file, text); err != nil {
 		return false, fmt.Errorf("bootstrap policy: %w", err)
 	}
 	now := a.now().UTC()
@@ -73,7 +76,7 @@ func (a *Authorizer) ProposePolicy(ctx context.Context, p *identity.Principal, t
 	if strings.TrimSpace(description) == "" {
 		return nil, airlock.FieldError("description", "say what the change is for; it goes into the audit trail")
 	}
-	if _, err := a.compile(ctx, "proposed policy", text); err != nil {
+	if _, err := a.compile(ctx, a.store, "proposed policy", text); err != nil {
 		return nil, err
 	}
 	now := a.now().UTC()
@@ -160,7 +163,7 @@ func (a *Authorizer) DecidePolicy(ctx context.Context, p *identity.Principal, id
 				map[string]any{"number": v.Number, "digest": v.Digest, "comment": comment, "author": v.AuthorName}))
 		}
 		// The catalog may have changed since the proposal: validate again.
-		if _, err := a.compile(ctx, fmt.Sprintf("policy v%d", v.Number), v.Text); err != nil {
+		if _, err := a.compile(ctx, tx, fmt.Sprintf("policy v%d", v.Number), v.Text); err != nil {
 			return err
 		}
 		active, err := tx.PolicyVersionList(ctx, store.PolicyActive)

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/demo"
@@ -27,6 +29,7 @@ func TestConcurrentDecisions(t *testing.T) {
 			t.Run("ApproveVersusCancel", func(t *testing.T) { testApproveVersusCancel(t, d) })
 			t.Run("QuorumFromTwoReviewsAtOnce", func(t *testing.T) { testQuorumAtOnce(t, d) })
 			t.Run("TwoAdminsTwoPolicies", func(t *testing.T) { testTwoAdminsTwoPolicies(t, d) })
+			t.Run("PolicyApprovalUnderWriteLoad", func(t *testing.T) { testPolicyApprovalUnderLoad(t, d) })
 		})
 	}
 }
@@ -209,6 +212,43 @@ func testTwoAdminsTwoPolicies(t *testing.T, d *testenv.Demo) {
 		active, err := d.Store.PolicyVersionList(ctx, store.PolicyActive)
 		if err != nil || len(active) != 1 {
 			t.Fatalf("round %d: %d active policy versions (%v), want 1", round, len(active), err)
+		}
+	}
+}
+
+// testPolicyApprovalUnderLoad approves policy versions while 40 callers
+// request runs: approving validates the policy against the catalog
+// inside its transaction, and must read through that transaction — a
+// read through the pool would wait for a connection held by the writers
+// queued behind it (all of them, on PostgreSQL), and never get one.
+func testPolicyApprovalUnderLoad(t *testing.T, d *testenv.Demo) {
+	ctx := context.Background()
+	alice, bob, carol := principal(t, d, "alice"), principal(t, d, "bob"), principal(t, d, "carol")
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; !stop.Load(); j++ {
+				c, cancel := context.WithTimeout(ctx, time.Minute)
+				d.Runs.Request(c, alice, run.RequestParams{Procedure: "flush-cache", Environment: "production",
+					Params: map[string]any{"cache": "sessions"}, Reason: fmt.Sprintf("load %d/%d", i, j)})
+				cancel()
+			}
+		}()
+	}
+	defer func() { stop.Store(true); wg.Wait() }()
+	for round := range 5 {
+		v, err := d.Authz.ProposePolicy(ctx, bob, demo.Policy+fmt.Sprintf("\n// under load, round %d\n", round), "load")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, cancel := context.WithTimeout(ctx, time.Minute)
+		_, err = d.Authz.DecidePolicy(c, carol, v.ID, "approve", v.Digest, "")
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: approving a policy while others write: %v (a hang ends at the one-minute deadline)", round, err)
 		}
 	}
 }

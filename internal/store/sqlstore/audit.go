@@ -145,6 +145,9 @@ func (tx *Tx) AuditAppend(ctx context.Context, e *store.AuditEvent) error {
 		}
 	}
 	tx.events++
+	if tx.firstEvent == "" {
+		tx.firstEvent = e.ID
+	}
 	return nil
 }
 

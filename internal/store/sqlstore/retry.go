@@ -44,9 +44,19 @@ const (
 	retryCap          = 400 * time.Millisecond
 )
 
-// commitError marks a failure of COMMIT itself: the one point where a
-// lost connection leaves the outcome unknown.
-type commitError struct{ err error }
+// commitError marks a failure of COMMIT itself: the one point where the
+// outcome may be unknown. PostgreSQL can even answer a COMMIT that
+// went through with an error (a backend terminated right after writing
+// the commit record reports FATAL 57P01), so no class of error at COMMIT
+// proves a rollback by itself.
+type commitError struct {
+	err error
+	// event is the ID of the transaction's first audit event, if any: it
+	// is stored exactly when the transaction committed.
+	event string
+	// changed: the transaction wrote something.
+	changed bool
+}
 
 func (e *commitError) Error() string { return "commit: " + e.err.Error() }
 func (e *commitError) Unwrap() error { return e.err }
@@ -86,24 +96,30 @@ func (db *DB) Update(ctx context.Context, fn func(tx store.Tx) error) error {
 
 // retry runs one write transaction, attempt, until it commits, fails
 // for a reason of its own, or may not be run again (see Update).
-func (db *DB) retry(ctx context.Context, attempt func() error) error {
+func (db *DB) retry(ctx context.Context, attempt func() error) (final error) {
+	defer func() { db.noteWrite(final) }()
 	for n := 1; ; n++ {
 		err := attempt()
-		db.noteWrite(err)
 		if err == nil {
 			return nil
 		}
 		class := db.dialect.classify(err)
 		var ce *commitError
+		if errors.As(err, &ce) && class != Other && class != Unavailable {
+			switch db.committed(ctx, ce, class) {
+			case outcomeCommitted:
+				return nil
+			case outcomeUnknown:
+				return &airlock.Error{Kind: airlock.Unavailable, Err: err,
+					Message: "the database connection was lost while the change was being committed, so it may or may not have been made: " +
+						"look before trying again (a run request sent again with the same Idempotency-Key is safe)"}
+			}
+		}
 		switch {
 		case class == Other:
 			return err
 		case class == Unavailable:
 			return unavailable(err)
-		case class == ConnLost && errors.As(err, &ce):
-			return &airlock.Error{Kind: airlock.Unavailable, Err: err,
-				Message: "the database connection was lost while the change was being committed, so it may or may not have been made: " +
-					"look before trying again (a run request sent again with the same Idempotency-Key is safe)"}
 		case n >= maxUpdateAttempts:
 			return unavailable(fmt.Errorf("after %d attempts: %w", n, err))
 		}
@@ -112,6 +128,42 @@ func (db *DB) retry(ctx context.Context, attempt func() error) error {
 			return err
 		}
 	}
+}
+
+type outcome int
+
+const (
+	outcomeRolledBack outcome = iota
+	outcomeCommitted
+	outcomeUnknown
+)
+
+// committed finds out what became of a transaction whose COMMIT failed.
+// One that wrote nothing may simply run again. One that appended an
+// audit event committed exactly when that event is stored; when the
+// server ended the session (Retry: a terminated backend, or a refused
+// commit) its transaction is settled either way, so a missing event
+// means it rolled back. A connection that broke (ConnLost) may belong to
+// a backend still finishing the commit: a missing event proves nothing
+// yet. Without an event to look for, a change's outcome is unknown.
+func (db *DB) committed(ctx context.Context, ce *commitError, class Class) outcome {
+	switch {
+	case !ce.changed:
+		return outcomeRolledBack
+	case ce.event == "":
+		return outcomeUnknown
+	}
+	var n int
+	if err := db.row(ctx, `SELECT COUNT(*) FROM audit_events WHERE id = ?`, ce.event).Scan(&n); err != nil {
+		return outcomeUnknown
+	}
+	switch {
+	case n > 0:
+		return outcomeCommitted
+	case class == Retry:
+		return outcomeRolledBack
+	}
+	return outcomeUnknown
 }
 
 // read runs a read outside a transaction, trying again on another

@@ -341,7 +341,7 @@ func (db *DB) RunOutputAppend(ctx context.Context, chunks []*store.OutputChunk) 
 			}
 		}
 		if err := tx.Commit(); err != nil {
-			return &commitError{err}
+			return &commitError{err: err, changed: true}
 		}
 		return nil
 	})

@@ -264,7 +264,7 @@ func (db *DB) update(ctx context.Context, fn func(tx store.Tx) error) (err error
 		return errors.New("store: refusing to commit a state change without an audit event")
 	}
 	if err = sqlTx.Commit(); err != nil {
-		return &commitError{err}
+		return &commitError{err: err, event: tx.firstEvent, changed: tx.changes > 0 || tx.events > 0}
 	}
 	return nil
 }
@@ -290,14 +290,16 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// noteWrite records the outcome of a write for Ping.
+// noteWrite records the outcome of a write for Ping: a write the
+// database would not take (after the retries) marks it as not taking
+// writes; any write that succeeds clears that.
 func (db *DB) noteWrite(err error) {
-	switch db.dialect.classify(err) {
-	case Other:
-		if err == nil && db.writeFailed.Load() != nil {
+	switch {
+	case err == nil:
+		if db.writeFailed.Load() != nil {
 			db.writeFailed.Store(nil)
 		}
-	default:
+	case airlock.ErrorKind(err) == airlock.Unavailable:
 		db.writeFailed.Store(&err)
 	}
 }
@@ -348,6 +350,9 @@ type Tx struct {
 	queries
 	changes int
 	events  int
+	// firstEvent is the ID of the first audit event appended: stored if
+	// and only if the transaction committed.
+	firstEvent string
 }
 
 // change runs a state-changing statement and counts it when it changed
