@@ -55,15 +55,23 @@ func (a *Authorizer) Bootstrap(ctx context.Context, file, text string) (bool, er
 	v := &store.PolicyVersion{ID: airlock.NewID(airlock.PrefixPolicy, now), Number: 1, Digest: digest(text), Text: text,
 		Description: "bootstrapped from " + file, Status: store.PolicyActive, AuthorName: "system", DecidedByName: "system",
 		CreatedAt: now, DecidedAt: now}
+	installed := false
 	err = a.store.Update(ctx, func(tx store.Tx) error {
+		// Checked again under the write lock: another replica starting
+		// on the same empty database may have installed one meanwhile.
+		installed = false
+		if vs, err := tx.PolicyVersionList(ctx, ""); err != nil || len(vs) > 0 {
+			return err
+		}
 		if err := tx.PolicyVersionInsert(ctx, v); err != nil {
 			return err
 		}
+		installed = true
 		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.PolicyBootstrap, audit.System, v.ID, audit.Success,
 			map[string]any{"number": 1, "digest": v.Digest, "file": file}))
 	})
 	a.invalidate()
-	return err == nil, err
+	return installed && err == nil, err
 }
 
 // ProposePolicy records a new complete policy set, validated against the
@@ -138,6 +146,7 @@ func (a *Authorizer) DecidePolicy(ctx context.Context, p *identity.Principal, id
 	var v *store.PolicyVersion
 	var denied *airlock.Error
 	err := a.store.Update(ctx, func(tx store.Tx) error {
+		denied = nil // Update may run this again
 		var err error
 		if v, err = tx.PolicyVersionGet(ctx, id); err != nil {
 			return err

@@ -59,6 +59,8 @@ type Service struct {
 	// failed login takes the same time either way. Made on first use.
 	dummyOnce sync.Once
 	dummyHash string
+	// loginTurns serializes password attempts per account.
+	loginTurns turns
 }
 
 // New returns a Service. now may be nil for time.Now.
@@ -152,6 +154,13 @@ func (s *Service) Bootstrap(ctx context.Context) (string, error) {
 		Username: "admin", DisplayName: "Administrator", Password: pw, MustChangePassword: true,
 		Groups: []string{s.cfg.AdminGroup},
 	})
+	if airlock.ErrorKind(err) == airlock.Conflict {
+		// Another replica starting on the same empty database created it
+		// first (and printed its password).
+		if users, lerr := s.store.UserList(ctx); lerr == nil && len(users) > 0 {
+			return "", nil
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("bootstrap admin: %w", err)
 	}
@@ -357,6 +366,11 @@ var (
 // that the login failed, never whether the user exists.
 func (s *Service) PasswordLogin(ctx context.Context, username, password string) (*store.User, error) {
 	meta := audit.MetaFrom(ctx)
+	// Attempts on one account take turns on this replica, so that each
+	// sees the failures recorded before it: parallel guesses cannot all
+	// pass the throttle before the first is counted. (Across replicas
+	// the bound is the limit per replica.)
+	defer s.loginTurns.lock(username)()
 	now := s.now()
 	if blocked, err := s.throttled(ctx, now, username, meta.SourceAddr); err != nil {
 		return nil, err
@@ -433,6 +447,9 @@ func (s *Service) NewSession(ctx context.Context, u *store.User, method, previou
 		Method: method, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.SessionAbsoluteTimeout),
 		SourceAddr: meta.SourceAddr, UserAgent: truncate(meta.UserAgent, 256)}
 	err = s.store.Update(ctx, func(tx store.Tx) error {
+		if err := enabled(ctx, tx, u.ID); err != nil {
+			return err
+		}
 		if previous != "" {
 			if old, err := tx.SessionGetByHash(ctx, hashSecret(previous)); err == nil && old.RevokedAt.IsZero() {
 				if err := tx.SessionRevoke(ctx, old.ID, now); err != nil {
@@ -574,9 +591,22 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 		return &airlock.Error{Kind: airlock.Invalid, Field: "current_password", Message: "is not the current password"}
 	}
 	now := s.now().UTC()
-	u.PasswordHash, u.MustChangePassword, u.UpdatedAt = HashPassword(next), false, now
+	hash := HashPassword(next)
 	return s.store.Update(ctx, func(tx store.Tx) error {
-		if err := tx.UserUpdate(ctx, u); err != nil {
+		// The user as it is now, not as it was before hashing: an admin
+		// may have disabled it, or the password changed, meanwhile.
+		cur, err := tx.UserGetByID(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case cur.Disabled:
+			return &airlock.Error{Kind: airlock.Unauthenticated, Message: "this account is disabled"}
+		case cur.PasswordHash != u.PasswordHash:
+			return &airlock.Error{Kind: airlock.Conflict, Field: "current_password", Message: "the password was changed meanwhile; sign in again"}
+		}
+		cur.PasswordHash, cur.MustChangePassword, cur.UpdatedAt = hash, false, now
+		if err := tx.UserUpdate(ctx, cur); err != nil {
 			return err
 		}
 		revoked, err := tx.SessionRevokeForUser(ctx, u.ID, p.SessionID, now)
@@ -586,6 +616,21 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserPasswordChange, p.Actor(), u.ID, audit.Success,
 			map[string]any{"other_sessions_revoked": revoked}))
 	})
+}
+
+// enabled refuses, inside a write transaction, a user that is disabled
+// (or gone) as of now: a login or token checked before an admin disabled
+// the account must not leave a credential behind that SetDisabled, which
+// revokes what exists, never saw.
+func enabled(ctx context.Context, tx store.Tx, userID string) error {
+	u, err := tx.UserGetByID(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if u.Disabled {
+		return &airlock.Error{Kind: airlock.Unauthenticated, Message: "this account is disabled"}
+	}
+	return nil
 }
 
 // CreateToken creates an API token for the principal and returns its
@@ -606,6 +651,9 @@ func (s *Service) CreateToken(ctx context.Context, p *Principal, name string, tt
 	tok := &store.Token{ID: airlock.NewID(airlock.PrefixToken, now), UserID: p.UserID, Name: name,
 		Hash: hashSecret(secret), CreatedAt: now, ExpiresAt: now.Add(ttl)}
 	err := s.store.Update(ctx, func(tx store.Tx) error {
+		if err := enabled(ctx, tx, p.UserID); err != nil {
+			return err
+		}
 		if err := tx.TokenInsert(ctx, tok); err != nil {
 			return err
 		}

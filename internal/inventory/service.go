@@ -51,6 +51,7 @@ func (s *Service) Put(ctx context.Context, p *identity.Principal, n Node) (*stor
 	now := s.now().UTC()
 	sn.CreatedAt, sn.UpdatedAt = now, now
 	err := s.store.Update(ctx, func(tx store.Tx) error {
+		sn.CreatedAt = now // Update may run this again
 		if old, err := tx.NodeGet(ctx, n.Name); err == nil {
 			if old.Source == "file" {
 				return airlock.Errorf(airlock.Conflict, "node %s comes from the inventory file; change it there", n.Name)

@@ -160,7 +160,9 @@ func (s *Service) Propose(ctx context.Context, p *identity.Principal, src *proce
 	// Policy decides who may propose for which procedure: for a new one,
 	// as the definition describes it; for an existing one, as it stands.
 	target := policy.Procedure{Name: def.Name, Owner: def.Owner, Risk: def.Risk}
+	existed := false
 	if existing, err := s.store.ProcedureGetByName(ctx, def.Name); err == nil {
+		existed = true
 		if target, err = authz.ProcedureOf(ctx, s.store, existing); err != nil {
 			return nil, err
 		}
@@ -180,6 +182,8 @@ func (s *Service) Propose(ctx context.Context, p *identity.Principal, src *proce
 		res = ProposeResult{} // Update may run this again
 		proc, err := tx.ProcedureGetByName(ctx, def.Name)
 		switch {
+		case airlock.ErrorKind(err) == airlock.NotFound && existed:
+			return airlock.Errorf(airlock.Conflict, "procedure %q was deleted meanwhile; propose again", def.Name)
 		case airlock.ErrorKind(err) == airlock.NotFound:
 			proc = &store.Procedure{ID: airlock.NewID(airlock.PrefixProc, now), Name: def.Name, Owner: def.Owner, CreatedAt: now, UpdatedAt: now}
 			if err := tx.ProcedureInsert(ctx, proc); err != nil {
@@ -191,6 +195,10 @@ func (s *Service) Propose(ctx context.Context, p *identity.Principal, src *proce
 			}
 		case err != nil:
 			return err
+		case !existed:
+			// Policy was asked about a new procedure owned as def says;
+			// someone created it meanwhile, so ask again about what is.
+			return airlock.Errorf(airlock.Conflict, "procedure %q was created by someone else meanwhile; propose again", def.Name)
 		case proc.OwnerFixed && def.Owner != proc.Owner:
 			return airlock.Errorf(airlock.Conflict, "procedure %q changed owner meanwhile; propose again", def.Name)
 		}
@@ -300,6 +308,7 @@ func (s *Service) Review(ctx context.Context, p *identity.Principal, versionID, 
 	var res ReviewResult
 	var denied *airlock.Error
 	err = s.store.Update(ctx, func(tx store.Tx) error {
+		res, denied = ReviewResult{}, nil // Update may run this again
 		v, err := tx.ProcedureVersionGet(ctx, versionID)
 		if err != nil {
 			return err

@@ -49,6 +49,7 @@ func (s *Service) Decide(ctx context.Context, p *identity.Principal, id, decisio
 	now := s.now().UTC()
 	var denied *airlock.Error
 	err = s.store.Update(ctx, func(tx store.Tx) error {
+		denied = nil // Update may run this again
 		var err error
 		if r, err = tx.RunGet(ctx, id); err != nil {
 			return err

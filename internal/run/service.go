@@ -253,6 +253,18 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 		why = "policy permits only a request"
 	}
 	err = s.store.Update(ctx, func(tx store.Tx) error {
+		// The plan was made outside this transaction: the procedure may
+		// have been retired, or a new version approved, meanwhile.
+		cur, err := tx.ProcedureGetByID(ctx, plan.Procedure.ID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !cur.RetiredAt.IsZero():
+			return airlock.Errorf(airlock.Conflict, "procedure %q was retired meanwhile", cur.Name)
+		case cur.ActiveVersionID != plan.Version.ID:
+			return airlock.Errorf(airlock.Conflict, "a new version of %q was approved meanwhile; look at it and request again", cur.Name)
+		}
 		if err := tx.RunInsert(ctx, r); err != nil {
 			if airlock.ErrorKind(err) == airlock.Conflict && rp.IdempotencyKey != "" {
 				return airlock.Errorf(airlock.Conflict, "a run with this Idempotency-Key is being created; retry")

@@ -64,6 +64,7 @@ func (s *Service) Put(ctx context.Context, p *identity.Principal, name string, v
 	rec := &store.SecretRecord{Name: name, Ciphertext: sealed, KeyID: s.keyring.KeyID(), CreatedAt: now, UpdatedAt: now, UpdatedBy: p.Username}
 	err = s.store.Update(ctx, func(tx store.Tx) error {
 		replaced := false
+		rec.CreatedAt = now // Update may run this again
 		if old, err := tx.SecretGet(ctx, name); err == nil {
 			rec.CreatedAt, replaced = old.CreatedAt, true
 		}

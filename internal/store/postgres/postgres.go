@@ -47,11 +47,15 @@ func classify(err error) sqlstore.Class {
 		switch {
 		case pe.Code == "40001", pe.Code == "40P01": // serialization_failure, deadlock_detected
 			return sqlstore.Retry
-		case pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
-			// The server ended the session before or instead of running
-			// the statement: nothing of it was applied.
+		case pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", pe.Code == "57P05":
+			// admin_shutdown, crash_shutdown, cannot_connect_now,
+			// idle_session_timeout: the server ended the session. An
+			// open transaction rolled back with it; a COMMIT answered so
+			// may have gone through, which sqlstore settles by looking.
 			return sqlstore.Retry
-		case strings.HasPrefix(pe.Code, "08"): // connection_exception
+		case pe.Code == "08001", pe.Code == "08004": // could not connect, connection refused by the server
+			return sqlstore.Retry
+		case pe.Code == "08000", pe.Code == "08003", pe.Code == "08006": // connection_exception, _does_not_exist, connection_failure
 			return sqlstore.ConnLost
 		case strings.HasPrefix(pe.Code, "53"), pe.Code == "25006": // insufficient_resources (disk full…), read_only_sql_transaction
 			return sqlstore.Unavailable

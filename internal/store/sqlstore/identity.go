@@ -227,7 +227,7 @@ func list[T any](ctx context.Context, q queries, scan func(interface{ Scan(...an
 	var out []T
 	err := q.read(ctx, func() error {
 		out = nil
-		rows, err := q.query(ctx, s, args...)
+		rows, err := q.queryOnce(ctx, s, args...)
 		if err != nil {
 			return err
 		}

@@ -196,17 +196,22 @@ func (q queries) execOnce(ctx context.Context, s string, args ...any) (sql.Resul
 
 func (q queries) query(ctx context.Context, s string, args ...any) (rows *sql.Rows, err error) {
 	err = q.read(ctx, func() error {
-		st, err := q.stmt(ctx, q.rebind(s))
-		switch {
-		case err != nil:
-		case st != nil:
-			rows, err = st.QueryContext(ctx, args...)
-		default:
-			rows, err = q.q.QueryContext(ctx, q.rebind(s), args...)
-		}
+		rows, err = q.queryOnce(ctx, s, args...)
 		return err
 	})
 	return rows, err
+}
+
+func (q queries) queryOnce(ctx context.Context, s string, args ...any) (*sql.Rows, error) {
+	st, err := q.stmt(ctx, q.rebind(s))
+	switch {
+	case err != nil:
+		return nil, err
+	case st != nil:
+		return st.QueryContext(ctx, args...)
+	default:
+		return q.q.QueryContext(ctx, q.rebind(s), args...)
+	}
 }
 
 // row is one row to read. The query runs when Scan is called, so that a
