@@ -47,7 +47,14 @@ func TestCommitAnsweredWithFatalIsNotAppliedTwice(t *testing.T) {
 	go func() {
 		// Poll for the committing backend: a deadline, and the result
 		// says whether it was found.
-		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case <-deadline:
+				killed <- 0
+				return
+			default:
+			}
 			var n int
 			if err := killer.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 				WHERE application_name = $1 AND state = 'active' AND lower(query) = 'commit'`, app).Scan(&n); err == nil && n > 0 {
@@ -55,7 +62,6 @@ func TestCommitAnsweredWithFatalIsNotAppliedTwice(t *testing.T) {
 				return
 			}
 		}
-		killed <- 0
 	}()
 	at := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	var calls atomic.Int32
