@@ -67,6 +67,9 @@ type Service struct {
 
 	mu      sync.Mutex
 	cancels map[string]context.CancelCauseFunc
+	// attempts is the attempt each run executing here holds: its lease,
+	// kept by the heartbeat and checked before every outcome write.
+	attempts map[string]int
 	// live is each running fan-out run's node progress on this replica.
 	live   map[string]map[string]store.RunNode
 	active sync.WaitGroup
@@ -80,7 +83,7 @@ func New(s store.Store, az *authz.Authorizer, kr *secret.Keyring, executors map[
 	}
 	return &Service{store: s, authz: az, keyring: kr, log: log, now: now, cfg: cfg, executors: executors,
 		workerID: airlock.NewID("wrk", time.Now()), wake: make(chan struct{}, 1), broker: newBroker(), cancels: map[string]context.CancelCauseFunc{},
-		live: map[string]map[string]store.RunNode{}}
+		attempts: map[string]int{}, live: map[string]map[string]store.RunNode{}}
 }
 
 // RequestParams is a run request.

@@ -22,6 +22,9 @@ var (
 	errCanceled = errors.New("canceled")
 	errTimeout  = errors.New("timed out")
 	errShutdown = errors.New("the server is shutting down")
+	// errLeaseLost: the run was reaped, requeued or finished by someone
+	// else; this attempt stops and records nothing more.
+	errLeaseLost = errors.New("this worker no longer holds the run")
 )
 
 // Start runs the dispatcher, the heartbeat and the reaper until ctx ends,
@@ -104,17 +107,28 @@ func (s *Service) maintain(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		if err := s.store.RunHeartbeat(ctx, s.workerID, s.now().UTC()); err != nil && ctx.Err() == nil {
-			s.log.Error("run heartbeat", "err", err)
-		}
+		// Beat for the runs executing here, and only those: a run whose
+		// outcome could not be recorded must go stale and be reaped.
 		s.mu.Lock()
-		ids := make([]string, 0, len(s.cancels))
-		for id := range s.cancels {
+		owned := make(map[string]int, len(s.attempts))
+		ids := make([]string, 0, len(s.attempts))
+		for id, attempt := range s.attempts {
+			owned[id] = attempt
 			ids = append(ids, id)
 		}
 		s.mu.Unlock()
+		if err := s.store.RunHeartbeat(ctx, s.workerID, ids, s.now().UTC()); err != nil && ctx.Err() == nil {
+			s.log.Error("run heartbeat", "err", err)
+		}
 		for _, id := range ids {
-			if r, err := s.store.RunGet(ctx, id); err == nil && r.CancelRequested {
+			r, err := s.store.RunGet(ctx, id)
+			switch {
+			case err != nil:
+			case !s.holds(r, owned[id]):
+				// Reaped (its heartbeat went stale while writes failed),
+				// requeued or finished elsewhere: stop this attempt.
+				s.cancelLocal(id, errLeaseLost)
+			case r.CancelRequested:
 				s.cancelLocal(id, errCanceled)
 			}
 		}
@@ -253,11 +267,12 @@ func (s *Service) execute(base context.Context, r *store.Run) {
 	ctx, cancel := context.WithCancelCause(base)
 	defer cancel(nil)
 	s.mu.Lock()
-	s.cancels[r.ID] = cancel
+	s.cancels[r.ID], s.attempts[r.ID] = cancel, r.Attempt
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		delete(s.cancels, r.ID)
+		delete(s.attempts, r.ID)
 		s.mu.Unlock()
 	}()
 	out := newSink(r.ID, s.store, s.broker, s.log, s.cfg.MaxOutputBytes, nil)
@@ -370,6 +385,12 @@ func (s *Service) execute(base context.Context, r *store.Run) {
 		}
 	case errors.Is(cause, errShutdown):
 		status, reason = store.RunFailed, "interrupted: Airlock shut down during the run"
+	case errors.Is(cause, errLeaseLost):
+		// Whoever holds the run now records it; output still pending
+		// here is not written.
+		s.log.Warn("run taken from this worker; its attempt was stopped", "run_id", r.ID, "attempt", r.Attempt)
+		s.forget(r.ID)
+		return
 	case len(failedNodes) > 0:
 		status, reason = store.RunFailed, fmt.Sprintf("failed on %d of %d nodes: %s", len(failedNodes), len(results), strings.Join(failedNodes, ", "))
 	}
@@ -510,9 +531,6 @@ func (s *Service) finish(ctx context.Context, r *store.Run, out *sink, status, r
 	s.finishWith(ctx, r, out, status, reason, nodes, nil)
 }
 
-// finishWith records the outcome in one transaction: the run, its nodes
-// and steps, the lock released, and the events, the last of which
-// carries the digest of the output.
 // nodeProgress notes a node's start or end during a fan-out run, so
 // that viewers follow each node as it happens (a run on one node shows it
 // in the run's own status). It is kept in memory: the run's final record
@@ -527,16 +545,64 @@ func (s *Service) nodeProgress(n *store.RunNode) {
 	s.broker.notify(n.RunID)
 }
 
+// holds reports whether r, as stored, is still the attempt this worker
+// runs: running, under this worker, with the same attempt number.
+func (s *Service) holds(r *store.Run, attempt int) bool {
+	return r.Status == store.RunRunning && r.WorkerID == s.workerID && r.Attempt == attempt
+}
+
+// forget drops what this replica keeps in memory about a run.
+func (s *Service) forget(id string) {
+	s.mu.Lock()
+	delete(s.live, id)
+	s.mu.Unlock()
+	s.broker.notify(id)
+}
+
+// finishWith records the outcome in one transaction: the run, its nodes
+// and steps, the lock released, and the events, the last of which
+// carries the digest of the output. The write names the attempt: a run
+// another worker took over (or the reaper finished) is left alone. When
+// the write fails — a full disk, a database that went away — it is tried
+// again with backoff for as long as this worker's lease can last (the
+// run stays in its heartbeat meanwhile); after that the reaper, here or
+// on another replica, finishes the run.
 func (s *Service) finishWith(ctx context.Context, r *store.Run, out *sink, status, reason string, nodes []*store.RunNode, steps []*store.RunStep) {
+	defer s.forget(r.ID)
 	n, truncated, digest := out.close(ctx)
+	giveUp := time.Now().Add(2 * s.cfg.HeartbeatTimeout)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := s.recordOutcome(ctx, r, status, reason, nodes, steps, n, truncated, digest)
+		switch {
+		case err == nil:
+			return
+		case errors.Is(err, errLeaseLost):
+			s.log.Warn("run outcome not recorded: the run was taken from this worker", "run_id", r.ID, "attempt", r.Attempt, "status", status)
+			return
+		case time.Now().After(giveUp) || ctx.Err() != nil:
+			s.log.Error("record run outcome: giving up; the reaper will finish the run", "run_id", r.ID, "err", err)
+			return
+		}
+		s.log.Error("record run outcome; trying again", "run_id", r.ID, "err", err, "in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func (s *Service) recordOutcome(ctx context.Context, r *store.Run, status, reason string, nodes []*store.RunNode, steps []*store.RunStep,
+	n int64, truncated bool, digest string) error {
 	now := s.now().UTC()
-	err := s.store.Update(ctx, func(tx store.Tx) error {
+	return s.store.Update(ctx, func(tx store.Tx) error {
 		cur, err := tx.RunGet(ctx, r.ID)
 		if err != nil {
 			return err
 		}
-		if cur.Status != store.RunRunning || cur.WorkerID != s.workerID {
-			return fmt.Errorf("run %s is %s under %s: another worker took it over", cur.ID, cur.Status, cur.WorkerID)
+		if !s.holds(cur, r.Attempt) {
+			return errLeaseLost
 		}
 		cur.Status, cur.FinishedAt, cur.SecretParams, cur.Error = status, now, nil, reason
 		cur.OutputBytes, cur.OutputTruncated, cur.OutputDigest = n, truncated, digest
@@ -569,13 +635,6 @@ func (s *Service) finishWith(ctx context.Context, r *store.Run, out *sink, statu
 			map[string]any{"procedure": cur.ProcedureName, "digest": cur.Digest, "status": status, "reason": reason, "nodes": summary,
 				"output_bytes": n, "output_truncated": truncated, "output_digest": digest}))
 	})
-	if err != nil {
-		s.log.Error("record run outcome", "run_id", r.ID, "err", err)
-	}
-	s.mu.Lock()
-	delete(s.live, r.ID)
-	s.mu.Unlock()
-	s.broker.notify(r.ID)
 }
 
 func outcome(status string) string {

@@ -14,6 +14,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/airlockhq/airlock/internal/procedure"
+	"github.com/airlockhq/airlock/internal/run"
+	"github.com/airlockhq/airlock/internal/store"
 	"github.com/airlockhq/airlock/internal/testenv"
 )
 
@@ -196,4 +199,85 @@ func TestReadyzWhileTheDatabaseTakesNoWrites(t *testing.T) {
 	if code, body := get("POST", "/api/v1/runs"); code != 201 {
 		t.Fatalf("a run request once writes work again: %d %s", code, body)
 	}
+}
+
+// quietProc runs briefly, prints nothing (so recording the outcome is
+// the only write after the claim) and takes a lock.
+const quietProc = `apiVersion: airlock/v1
+kind: Procedure
+name: quiet
+title: Sleep a moment under a lock
+owner: payments
+risk: low
+lock: quiet
+steps:
+  - name: sleep
+    script: sleep 0.3
+`
+
+// TestRunOutcomeRecordedOnceWritesWorkAgain makes the database refuse
+// writes while a run ends (query_only stands in for a full disk): the
+// outcome is written once writes work again, instead of the run staying
+// running for ever with its lock held.
+func TestRunOutcomeRecordedOnceWritesWorkAgain(t *testing.T) {
+	d := testenv.DemoServer(t)
+	d.Serve(t)
+	ctx := context.Background()
+	alice, bob := principal(t, d, "alice"), principal(t, d, "bob")
+	procs, err := procedure.Parse("quiet.yaml", []byte(quietProc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := d.Review.Propose(ctx, alice, procs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Review.Review(ctx, bob, res.Version.ID, res.Version.Digest, "approve", "ok"); err != nil {
+		t.Fatal(err)
+	}
+	request := func() *store.Run {
+		r, err := d.Runs.Request(ctx, alice, run.RequestParams{Procedure: "quiet", Environment: "staging"})
+		if err != nil || r.Status != store.RunQueued {
+			t.Fatalf("request: %v %+v", err, r)
+		}
+		return r
+	}
+	waitStatus := func(id, want string) {
+		t.Helper()
+		deadline := time.After(2 * time.Minute)
+		for {
+			r, err := d.Store.RunGet(ctx, id)
+			if err == nil && r.Status == want {
+				return
+			}
+			select {
+			case <-deadline:
+				t.Fatalf("run %s to be %s: it is %s (%v)", id, want, r.Status, err)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	r1 := request()
+	waitStatus(r1.ID, store.RunRunning)
+	w := d.Store.DBs()["sqlite_writer"] // one connection: the pragma stays on it
+	if _, err := w.Exec(`PRAGMA query_only = 1`); err != nil {
+		t.Fatal(err)
+	}
+	// Ping fails once a write was refused: the outcome's, as nothing else
+	// of this run writes.
+	deadline := time.After(2 * time.Minute)
+	for d.Store.Ping(ctx) == nil {
+		select {
+		case <-deadline:
+			t.Fatal("no write was refused within 2 minutes: the run's outcome was never written")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if _, err := w.Exec(`PRAGMA query_only = 0`); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(r1.ID, store.RunSucceeded)
+	// Its lock is free again: a second run of the same lock runs.
+	r2 := request()
+	waitStatus(r2.ID, store.RunSucceeded)
 }

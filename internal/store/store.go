@@ -44,11 +44,14 @@ type Store interface {
 	// record, and is published outside the database.
 	AuditCheckpointAdd(ctx context.Context, c *Checkpoint) error
 
-	// RunHeartbeat records that a worker still holds its running runs.
+	// RunHeartbeat records that a worker still executes the given running
+	// runs. Only those: a run the worker claimed but no longer executes
+	// (its outcome could not be recorded, say) goes stale and is reaped,
+	// although the worker lives.
 	// RunOutputAppend stores output chunks. Both are bookkeeping outside
 	// Update: output is made tamper-evident by the digest in the run's
 	// final audit event, and heartbeats are liveness, not state.
-	RunHeartbeat(ctx context.Context, workerID string, at time.Time) error
+	RunHeartbeat(ctx context.Context, workerID string, runIDs []string, at time.Time) error
 	RunOutputAppend(ctx context.Context, chunks []*OutputChunk) error
 
 	// SessionTouch and TokenTouch record last use. They are bookkeeping,

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/airlockhq/airlock/internal/store"
@@ -249,9 +250,17 @@ func (tx *Tx) RunLockRelease(ctx context.Context, runID string) error {
 	return err
 }
 
-func (db *DB) RunHeartbeat(ctx context.Context, workerID string, at time.Time) error {
+func (db *DB) RunHeartbeat(ctx context.Context, workerID string, runIDs []string, at time.Time) error {
+	if len(runIDs) == 0 {
+		return nil
+	}
+	args := []any{micros(at), workerID}
+	for _, id := range runIDs {
+		args = append(args, id)
+	}
 	w := queries{q: db.writer, d: &db.dialect, cache: db.writes}
-	_, err := w.exec(ctx, `UPDATE runs SET heartbeat_at = ? WHERE worker_id = ? AND status = 'running'`, micros(at), workerID)
+	_, err := w.exec(ctx, `UPDATE runs SET heartbeat_at = ? WHERE worker_id = ? AND status = 'running' AND id IN (?`+
+		strings.Repeat(",?", len(runIDs)-1)+`)`, args...)
 	return err
 }
 

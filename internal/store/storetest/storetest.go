@@ -901,10 +901,16 @@ func testRuns(t *testing.T, h Harness, t0 time.Time) {
 		t.Fatalf("after finish: %+v", got)
 	}
 
-	// Heartbeats and stale runs: c was claimed by w1 at t0+10s and never
-	// beat again; b was claimed by w2, which beats at t0+1h.
-	if err := s.RunHeartbeat(ctx, "w2", t0.Add(time.Hour)); err != nil {
-		t.Fatal(err)
+	// Heartbeats and stale runs: c was claimed by w1 at t0+10s; b by w2,
+	// which beats it at t0+1h. A heartbeat keeps only the runs it names
+	// that its worker holds: w1 naming b, or naming nothing, keeps no run.
+	for _, hb := range []struct {
+		worker string
+		runs   []string
+	}{{"w2", []string{b.ID}}, {"w1", []string{b.ID}}, {"w1", nil}} {
+		if err := s.RunHeartbeat(ctx, hb.worker, hb.runs, t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	stale, _ := s.RunList(ctx, store.RunListParams{HeartbeatBefore: t0.Add(30 * time.Minute)})
 	if len(stale) != 1 || stale[0].ID != c.ID {
