@@ -17,6 +17,7 @@ import (
 
 	"github.com/airlockhq/airlock/internal/config"
 	"github.com/airlockhq/airlock/internal/server"
+	"github.com/airlockhq/airlock/internal/testenv"
 )
 
 // TestGracefulShutdownFinishesInFlight starts a request, stops the server
@@ -69,7 +70,7 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	cancel()
 	// Shutdown closes the listener first, then waits for the requests in
 	// flight: once a new connection is refused, it is waiting for ours.
-	waitFor(t, "the listener to close once shutdown began", func() bool {
+	testenv.Eventually(t, "the listener to close once shutdown began", func() bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
@@ -98,20 +99,6 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("Serve did not return within a minute of the last request being answered")
-	}
-}
-
-// waitFor polls cond until it holds, and fails naming what it waited for
-// when it has not within a minute.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	const limit = time.Minute
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

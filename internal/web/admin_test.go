@@ -15,6 +15,7 @@ import (
 	"github.com/airlockhq/airlock/internal/audit"
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/store"
+	"github.com/airlockhq/airlock/internal/testenv"
 )
 
 var (
@@ -471,7 +472,7 @@ func TestVerifyNowRunsOnceAtATime(t *testing.T) {
 	settled := func() string {
 		t.Helper()
 		var body string
-		eventually(t, "the audit page to show a verification's result with none running", func() bool {
+		testenv.Eventually(t, "the audit page to show a verification's result with none running", func() bool {
 			_, body = dana.get("/audit")
 			return verification(body) != "" && !strings.Contains(body, `id="verify-running"`)
 		})

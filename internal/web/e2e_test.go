@@ -95,20 +95,6 @@ func (c *testClock) Advance(d time.Duration) time.Time {
 	return c.now
 }
 
-// eventually polls cond until it holds, and fails naming what it waited
-// for when it has not within a minute.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	const limit = time.Minute
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", limit, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // bundleFile is one file of an evidence bundle.
 func bundleFile(t *testing.T, bundle []byte, name string) []byte {
 	t.Helper()

@@ -16,6 +16,7 @@ import (
 	"github.com/airlockhq/airlock/internal/executor"
 	"github.com/airlockhq/airlock/internal/executor/local"
 	"github.com/airlockhq/airlock/internal/store"
+	"github.com/airlockhq/airlock/internal/testenv"
 )
 
 type buf struct {
@@ -86,7 +87,7 @@ func TestCancelKillsTheWholeGroup(t *testing.T) {
 	done := make(chan executor.Result, 1)
 	go func() { done <- local.Executor{}.Run(ctx, j) }()
 	var pid int
-	waitFor(t, "the step to start its background child", func() bool {
+	testenv.Eventually(t, "the step to start its background child", func() bool {
 		b, err := os.ReadFile(pidFile)
 		if err == nil && bytes.HasSuffix(b, []byte("\n")) {
 			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
@@ -100,7 +101,7 @@ func TestCancelKillsTheWholeGroup(t *testing.T) {
 	if res := result(t, done); res.Status != executor.Canceled {
 		t.Fatalf("%+v", res)
 	}
-	waitFor(t, fmt.Sprintf("background child %d to be killed by the cancel", pid), func() bool { return !alive(pid) })
+	testenv.Eventually(t, fmt.Sprintf("background child %d to be killed by the cancel", pid), func() bool { return !alive(pid) })
 }
 
 func TestStepTimeout(t *testing.T) {
@@ -128,19 +129,5 @@ func result(t *testing.T, done <-chan executor.Result) executor.Result {
 	case <-time.After(time.Minute):
 		t.Fatal("waited a minute for Run to return")
 		return executor.Result{}
-	}
-}
-
-// waitFor polls cond until it holds, and fails naming what it waited for
-// when it has not within a minute.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	const limit = time.Minute
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", limit, what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
