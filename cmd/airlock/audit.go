@@ -49,6 +49,7 @@ func (a *app) auditCmd() *cobra.Command {
 	var f serveFlags
 	var keyArg string
 	var external []string
+	var allowNoCheckpoint bool
 	verify := &cobra.Command{
 		Use:   "verify [--config F | --data DIR] [--from-checkpoint FILE]...",
 		Short: "Recompute the audit tree from storage and check every checkpoint",
@@ -65,7 +66,7 @@ func (a *app) auditCmd() *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			st, err := server.OpenStore(ctx, cfg)
+			st, err := server.OpenStoreReadOnly(ctx, cfg)
 			if err != nil {
 				return err
 			}
@@ -111,21 +112,27 @@ func (a *app) auditCmd() *cobra.Command {
 					fmt.Fprintf(w, "… and %d more\n", rep.Omitted)
 				}
 				verdict := "OK"
-				if !rep.OK() {
+				switch {
+				case !rep.OK():
 					verdict = fmt.Sprintf("FAILED: %d problem(s)", int64(len(rep.Problems))+rep.Omitted)
+				case rep.Checkpoints == 0 && !allowNoCheckpoint:
+					fmt.Fprintln(w, "no signed checkpoint was checked, so nothing vouches for the log's history: pass --from-checkpoint with "+
+						"checkpoints kept outside the database (or --allow-no-checkpoint to accept a log that was never signed)")
+					verdict = "FAILED"
 				}
 				fmt.Fprintf(w, "%s: %d events, %d checkpoints checked, root %s (%s)\n", verdict, rep.Events, rep.Checkpoints, rep.RootHash,
 					time.Since(start).Round(time.Millisecond))
 			}); err != nil {
 				return err
 			}
-			if !rep.OK() {
+			if !rep.OK() || rep.Checkpoints == 0 && !allowNoCheckpoint {
 				return exitCode(1)
 			}
 			return nil
 		},
 	}
 	f.register(verify)
+	verify.Flags().BoolVar(&allowNoCheckpoint, "allow-no-checkpoint", false, "accept a log with no signed checkpoint to check (a new, never signed log)")
 	verify.Flags().StringVar(&keyArg, "key", "", "checkpoint verifier key (default: the one in the data directory)")
 	verify.Flags().StringArrayVar(&external, "from-checkpoint", nil, "file of signed checkpoints kept outside the database (repeatable)")
 

@@ -9,10 +9,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/airlockhq/airlock"
+	"github.com/airlockhq/airlock/internal/audit"
 	"github.com/airlockhq/airlock/internal/config"
 	"github.com/airlockhq/airlock/internal/demo"
 	"github.com/airlockhq/airlock/internal/server"
+	"github.com/airlockhq/airlock/internal/store"
+	"github.com/airlockhq/airlock/internal/store/sqlite"
 
 	_ "modernc.org/sqlite"
 )
@@ -56,5 +61,45 @@ func TestAuditVerifyFromTheCLI(t *testing.T) {
 	code, out, _ = runCLI(t, "", "audit", "verify", "--data", data, "--from-checkpoint", outside)
 	if code != 1 || !strings.Contains(out, "position 5: edited") || !strings.Contains(out, "FAILED") {
 		t.Fatalf("verify after tampering: %d %s", code, out)
+	}
+}
+
+// TestAuditVerifyRefusesWhatItCannotVouchFor: verify reads, never
+// creates: a data directory without a database is an error and stays
+// empty; a log with no signed checkpoint to check fails unless the
+// auditor accepts that with --allow-no-checkpoint.
+func TestAuditVerifyRefusesWhatItCannotVouchFor(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-such-dir")
+	code, _, stderr := runCLI(t, "", "audit", "verify", "--data", missing, "--key", "x")
+	if code != 1 || !strings.Contains(stderr, "no Airlock database") {
+		t.Fatalf("verify of a missing database: exit %d, stderr %q; want 1 saying there is no database", code, stderr)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Fatalf("verify created %s (%v)", missing, err)
+	}
+
+	data := t.TempDir()
+	st, err := sqlite.Open(context.Background(), filepath.Join(data, "airlock.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+	if err := st.Update(context.Background(), func(tx store.Tx) error {
+		return tx.AuditAppend(context.Background(), &store.AuditEvent{ID: airlock.NewID(airlock.PrefixEvent, at), Time: at,
+			Type: "test.event", ActorName: "test", Outcome: "success"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	_, vkey, _, err := audit.LoadOrCreateKey(filepath.Join(data, "audit.key"), "airlock-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := runCLI(t, "", "audit", "verify", "--data", data, "--key", vkey)
+	if code != 1 || !strings.Contains(out, "no signed checkpoint was checked") || !strings.Contains(out, "FAILED") {
+		t.Fatalf("verify of a never-signed log: exit %d %q; want 1 saying no checkpoint was checked", code, out)
+	}
+	if code, out, _ := runCLI(t, "", "audit", "verify", "--data", data, "--key", vkey, "--allow-no-checkpoint"); code != 0 || !strings.HasPrefix(out, "OK: 1 events, 0 checkpoints") {
+		t.Fatalf("verify --allow-no-checkpoint: exit %d %q", code, out)
 	}
 }

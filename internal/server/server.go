@@ -86,6 +86,17 @@ func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 	}
 }
 
+// OpenStoreReadOnly opens the existing store the configuration names for
+// reading only: it creates, migrates and writes nothing.
+func OpenStoreReadOnly(ctx context.Context, cfg config.Config) (store.Store, error) {
+	switch cfg.Database.Driver {
+	case "postgres":
+		return postgres.Open(ctx, cfg.Database.URL, postgres.Options{MaxConns: cfg.Database.MaxConns, ReadOnly: true})
+	default:
+		return sqlite.OpenReadOnly(ctx, cfg.DatabasePath())
+	}
+}
+
 // New opens the store, applies migrations, bootstraps the admin user on a
 // fresh store and builds the HTTP handler. cfg must be valid.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {

@@ -83,6 +83,9 @@ type Options struct {
 	// search_path; tests use it to isolate each database.
 	Schema   string
 	MaxConns int
+	// ReadOnly opens the database for reading only: no migrations, and
+	// every transaction read-only (for inspection such as audit verify).
+	ReadOnly bool
 }
 
 // Open connects to the database at url and applies pending migrations.
@@ -94,12 +97,22 @@ func Open(ctx context.Context, url string, opts Options) (*sqlstore.DB, error) {
 	if opts.Schema != "" {
 		cfg.RuntimeParams["search_path"] = opts.Schema
 	}
+	if opts.ReadOnly {
+		cfg.RuntimeParams["default_transaction_read_only"] = "on"
+	}
 	db := stdlib.OpenDB(*cfg)
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 16
 	}
 	db.SetMaxOpenConns(opts.MaxConns)
 	db.SetMaxIdleConns(opts.MaxConns)
+	if opts.ReadOnly {
+		if err := db.PingContext(ctx); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
+		return sqlstore.New(db, db, Dialect, map[string]*sql.DB{"postgres": db}), nil
+	}
 	if opts.Schema != "" {
 		if _, err := db.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{opts.Schema}.Sanitize()); err != nil {
 			db.Close()

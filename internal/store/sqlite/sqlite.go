@@ -73,6 +73,24 @@ func dsn(path string, readOnly bool) string {
 	return "file:" + filepath.ToSlash(path) + "?" + v.Encode()
 }
 
+// OpenReadOnly opens an existing database at path for reading only: no
+// file is created, nothing is migrated or written. For inspection, such
+// as verifying the audit log of a stopped server or a backup.
+func OpenReadOnly(ctx context.Context, path string) (*sqlstore.DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("sqlite: no Airlock database at %s (is the data directory right?): %w", path, err)
+	}
+	db, err := sql.Open("sqlite", dsn(path, true)+"&mode=ro")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	return sqlstore.New(db, db, Dialect, map[string]*sql.DB{"sqlite_reader": db}), nil
+}
+
 // Open opens (creating if needed) the database at path and applies the
 // pending migrations.
 func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
