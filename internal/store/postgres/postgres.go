@@ -57,7 +57,9 @@ func classify(err error) sqlstore.Class {
 			return sqlstore.Retry
 		case pe.Code == "08000", pe.Code == "08003", pe.Code == "08006": // connection_exception, _does_not_exist, connection_failure
 			return sqlstore.ConnLost
-		case strings.HasPrefix(pe.Code, "53"), pe.Code == "25006": // insufficient_resources (disk full…), read_only_sql_transaction
+		case pe.Code == "53100": // disk_full
+			return sqlstore.Full
+		case strings.HasPrefix(pe.Code, "53"), pe.Code == "25006": // insufficient_resources, read_only_sql_transaction
 			return sqlstore.Unavailable
 		}
 		return sqlstore.Other

@@ -46,8 +46,8 @@ func TestFullDiskIsUnavailableAndRecovers(t *testing.T) {
 		})
 	}
 	err = insert("big")
-	if airlock.ErrorKind(err) != airlock.Unavailable {
-		t.Fatalf("write to a full database: %v (kind %q), want unavailable", err, airlock.ErrorKind(err))
+	if airlock.ErrorKind(err) != airlock.Unavailable || !strings.HasPrefix(airlock.ErrorMessage(err), "storage full") {
+		t.Fatalf("write to a full database: %v (kind %q), want unavailable saying storage full", err, airlock.ErrorKind(err))
 	}
 	if _, err := s.UserGetByUsername(ctx, "big"); airlock.ErrorKind(err) != airlock.NotFound {
 		t.Fatalf("the refused write left a user: %v", err)

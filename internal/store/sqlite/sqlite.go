@@ -46,7 +46,9 @@ func classify(err error) sqlstore.Class {
 		return sqlstore.Other
 	}
 	switch e.Code() & 0xff { // the primary result code
-	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN,
+	case sqlite3.SQLITE_FULL:
+		return sqlstore.Full
+	case sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN,
 		sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
 		return sqlstore.Unavailable
 	}

@@ -28,9 +28,11 @@ const (
 	// may run again; a COMMIT (or a statement outside a transaction) may
 	// or may not have taken effect.
 	ConnLost
-	// Unavailable: the database refuses the work for now — disk full,
-	// read-only, out of connections or memory.
+	// Unavailable: the database refuses the work for now — read-only,
+	// out of connections or memory.
 	Unavailable
+	// Full: the database's storage is full.
+	Full
 )
 
 // Update retries: attempts and the backoff between them (doubling from
@@ -105,7 +107,7 @@ func (db *DB) retry(ctx context.Context, attempt func() error) (final error) {
 		}
 		class := db.dialect.classify(err)
 		var ce *commitError
-		if errors.As(err, &ce) && class != Other && class != Unavailable {
+		if errors.As(err, &ce) && (class == Retry || class == ConnLost) {
 			switch db.committed(ctx, ce, class) {
 			case outcomeCommitted:
 				return nil
@@ -118,10 +120,10 @@ func (db *DB) retry(ctx context.Context, attempt func() error) (final error) {
 		switch {
 		case class == Other:
 			return err
-		case class == Unavailable:
-			return unavailable(err)
+		case class == Unavailable || class == Full:
+			return db.dialect.unavailable(err)
 		case n >= maxUpdateAttempts:
-			return unavailable(fmt.Errorf("after %d attempts: %w", n, err))
+			return db.dialect.unavailable(fmt.Errorf("after %d attempts: %w", n, err))
 		}
 		db.retries.Add(1)
 		if berr := backoff(ctx, n); berr != nil {
@@ -180,8 +182,8 @@ func (q queries) read(ctx context.Context, f func() error) error {
 		switch {
 		case err == nil || class == Other:
 			return err
-		case class == Unavailable || attempt >= maxReadAttempts:
-			return unavailable(err)
+		case class == Unavailable || class == Full || attempt >= maxReadAttempts:
+			return q.d.unavailable(err)
 		}
 		if backoff(ctx, attempt) != nil {
 			return err
@@ -189,7 +191,12 @@ func (q queries) read(ctx context.Context, f func() error) error {
 	}
 }
 
-func unavailable(err error) error {
+// unavailable is the error a caller gets when the database would not do
+// the work: 503, saying "storage full" when that is why.
+func (d *Dialect) unavailable(err error) error {
+	if d.classify(err) == Full {
+		return &airlock.Error{Kind: airlock.Unavailable, Message: "storage full: the database cannot store more until space is freed", Err: err}
+	}
 	return &airlock.Error{Kind: airlock.Unavailable, Message: "the database is unavailable; try again shortly", Err: err}
 }
 

@@ -288,7 +288,11 @@ func (db *DB) Ping(ctx context.Context) error {
 		w := queries{q: db.writer, d: &db.dialect, cache: db.writes}
 		if _, err := w.exec(ctx, `INSERT INTO airlock_write_probe (id, at) VALUES (1, ?)
 			ON CONFLICT (id) DO UPDATE SET at = excluded.at`, time.Now().UnixMicro()); err != nil {
-			return &airlock.Error{Kind: airlock.Unavailable, Message: "the database does not take writes", Err: err}
+			msg := "the database does not take writes"
+			if db.dialect.classify(err) == Full {
+				msg += ": storage full"
+			}
+			return &airlock.Error{Kind: airlock.Unavailable, Message: msg, Err: err}
 		}
 		db.writeFailed.CompareAndSwap(failed, nil)
 	}
