@@ -367,6 +367,9 @@ func (s *Service) execute(base context.Context, r *store.Run) {
 	wg.Wait()
 	close(stopFlush)
 	<-flushed
+	if s.cfg.WorkDir != "" {
+		_ = os.Remove(filepath.Join(s.cfg.WorkDir, r.ID)) // the run's directory, empty once its nodes' are gone
+	}
 
 	status, reason := store.RunSucceeded, ""
 	var failedNodes []string

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -280,4 +282,9 @@ func TestRunOutcomeRecordedOnceWritesWorkAgain(t *testing.T) {
 	// Its lock is free again: a second run of the same lock runs.
 	r2 := request()
 	waitStatus(r2.ID, store.RunSucceeded)
+	// Ended runs leave no working directory behind, not even an empty one.
+	testenv.Eventually(t, "the runs' working directories to be removed", func() bool {
+		entries, err := os.ReadDir(filepath.Join(d.Config.Data, "runs"))
+		return err == nil && len(entries) == 0
+	})
 }
