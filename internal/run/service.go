@@ -44,6 +44,11 @@ type Config struct {
 	// OutputRetention: output of runs that ended longer ago is pruned
 	// (zero keeps it).
 	OutputRetention time.Duration
+	// SingleNode: this process is the only one working the queue (the
+	// embedded SQLite database), so at start no run can be executing
+	// anywhere: runs left running by a previous process are reaped at
+	// once, not after the heartbeat timeout.
+	SingleNode bool
 }
 
 // DefaultConfig returns the documented defaults.

@@ -30,6 +30,11 @@ var (
 // Start runs the dispatcher, the heartbeat and the reaper until ctx ends,
 // then cancels the runs in progress and waits for them to be recorded.
 func (s *Service) Start(ctx context.Context) {
+	if s.cfg.SingleNode {
+		// Before anything is claimed: every running run is a previous
+		// process's.
+		s.reapBefore(ctx, s.now().UTC().Add(time.Microsecond))
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); s.dispatch(ctx) }()
@@ -160,7 +165,14 @@ func (s *Service) prune(ctx context.Context, now time.Time) {
 func (s *Service) reap(ctx context.Context) {
 	now := s.now().UTC()
 	s.prune(ctx, now)
-	stale, err := s.store.RunList(ctx, store.RunListParams{HeartbeatBefore: now.Add(-s.cfg.HeartbeatTimeout), Limit: 100})
+	s.reapBefore(ctx, now.Add(-s.cfg.HeartbeatTimeout))
+}
+
+// reapBefore fails or requeues the running runs whose last heartbeat is
+// older than cutoff, and expires pending requests.
+func (s *Service) reapBefore(ctx context.Context, cutoff time.Time) {
+	now := s.now().UTC()
+	stale, err := s.store.RunList(ctx, store.RunListParams{HeartbeatBefore: cutoff, Limit: 100})
 	if err != nil {
 		return
 	}

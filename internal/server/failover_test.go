@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/airlockhq/airlock"
+	"github.com/airlockhq/airlock/internal/config"
 	"github.com/airlockhq/airlock/internal/procedure"
 	"github.com/airlockhq/airlock/internal/run"
 	"github.com/airlockhq/airlock/internal/store"
@@ -286,5 +289,36 @@ func TestRunOutcomeRecordedOnceWritesWorkAgain(t *testing.T) {
 	testenv.Eventually(t, "the runs' working directories to be removed", func() bool {
 		entries, err := os.ReadDir(filepath.Join(d.Config.Data, "runs"))
 		return err == nil && len(entries) == 0
+	})
+}
+
+// TestSingleNodeReapsItsOwnRunsAtStart: on SQLite no other process can
+// be executing a run, so a run a previous process left running is
+// finished at start, not after the heartbeat timeout (an hour here).
+func TestSingleNodeReapsItsOwnRunsAtStart(t *testing.T) {
+	d := testenv.DemoServer(t, func(c *config.Config) { c.Runs.HeartbeatTimeout = time.Hour })
+	ctx := context.Background()
+	p, err := d.Store.ProcedureGetByName(ctx, "flush-cache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	left := &store.Run{ID: airlock.NewID(airlock.PrefixRun, now), ProcedureID: p.ID, ProcedureName: p.Name, VersionID: p.ActiveVersionID,
+		Digest: "sha256:x", Environment: "staging", Params: []byte(`{}`), RequesterID: "usr_x", RequesterName: "alice",
+		Status: store.RunRunning, Targets: []string{"staging-app-1"}, Binding: "b", CreatedAt: now, QueuedAt: now, StartedAt: now,
+		HeartbeatAt: now, WorkerID: "wrk_previous_process", Attempt: 1}
+	if err := d.Store.Update(ctx, func(tx store.Tx) error {
+		if err := tx.RunInsert(ctx, left); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, &store.AuditEvent{ID: airlock.NewID(airlock.PrefixEvent, now), Time: now, Type: "run.start",
+			Subject: left.ID, ActorName: "test", Outcome: "success"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d.Serve(t)
+	testenv.Eventually(t, "the run a previous process left running to be reaped at start", func() bool {
+		r, err := d.Store.RunGet(ctx, left.ID)
+		return err == nil && r.Status == store.RunFailed && strings.Contains(r.Error, "worker lost")
 	})
 }

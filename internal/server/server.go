@@ -161,7 +161,7 @@ func (s *Server) build(ctx context.Context) error {
 	}
 	rc := run.Config{Workers: cfg.Runs.Workers, ApprovalTTL: cfg.Runs.ApprovalTTL, HeartbeatInterval: cfg.Runs.HeartbeatInterval,
 		HeartbeatTimeout: cfg.Runs.HeartbeatTimeout, MaxOutputBytes: int64(cfg.Runs.MaxOutputBytes), MaxAttempts: cfg.Runs.MaxAttempts,
-		WorkDir: filepath.Join(cfg.Data, "runs"), OutputRetention: cfg.Runs.OutputRetention}
+		WorkDir: filepath.Join(cfg.Data, "runs"), OutputRetention: cfg.Runs.OutputRetention, SingleNode: cfg.Database.Driver != "postgres"}
 	s.Runs = run.New(s.Store, s.Authz, keyring, map[string]executor.Executor{
 		store.TransportLocal: local.Executor{}, store.TransportSSH: sshexec.Executor{},
 	}, rc, s.Log, s.now)
