@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,6 +23,7 @@ import (
 	"github.com/airlockhq/airlock/internal/config"
 	"github.com/airlockhq/airlock/internal/procedure"
 	"github.com/airlockhq/airlock/internal/run"
+	"github.com/airlockhq/airlock/internal/server"
 	"github.com/airlockhq/airlock/internal/store"
 	"github.com/airlockhq/airlock/internal/testenv"
 )
@@ -321,4 +324,49 @@ func TestSingleNodeReapsItsOwnRunsAtStart(t *testing.T) {
 		r, err := d.Store.RunGet(ctx, left.ID)
 		return err == nil && r.Status == store.RunFailed && strings.Contains(r.Error, "worker lost")
 	})
+}
+
+// TestKeysThatDoNotFitTheDataRefuseToStart: a replica or a restored
+// server given another data directory's keys refuses to start, naming
+// the key file and what it failed to open, before it writes anything.
+func TestKeysThatDoNotFitTheDataRefuseToStart(t *testing.T) {
+	d := testenv.DemoServer(t)
+	ctx := context.Background()
+	if _, err := d.AuditLog.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Secrets.Put(ctx, principal(t, d, "bob"), "payments/api-token", []byte("s3cret-value")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := d.Config
+	d.Server.Close()
+	start := func() error {
+		s, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err == nil {
+			s.Close()
+		}
+		return err
+	}
+	for _, c := range []struct {
+		file, want string
+	}{
+		{"audit.key", "does not verify the newest stored checkpoint"},
+		{"master.key", `cannot open the stored secret "payments/api-token"`},
+	} {
+		path := filepath.Join(cfg.Data, c.file)
+		if err := os.Rename(path, path+".kept"); err != nil {
+			t.Fatal(err)
+		}
+		// The start generates a new key where the old one was.
+		err := start()
+		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("start with a new %s: %v; want a refusal naming %s and saying it %s", c.file, err, path, c.want)
+		}
+		if err := os.Rename(path+".kept", path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := start(); err != nil {
+		t.Fatalf("start with the right keys: %v", err)
+	}
 }

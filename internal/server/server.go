@@ -69,6 +69,8 @@ type Server struct {
 	// set it before Serve, or while nothing else runs.
 	Now func() time.Time
 
+	auditKeyPath   string // where the audit signing key came from
+	masterKeyPath  string // where the master key came from
 	handler        http.Handler
 	checkpointHook *webhook
 	http           *http.Server
@@ -135,19 +137,24 @@ func (s *Server) build(ctx context.Context) error {
 	quorum := review.Quorum{procedure.RiskLow: cfg.Review.QuorumLow, procedure.RiskMedium: cfg.Review.QuorumMedium,
 		procedure.RiskHigh: cfg.Review.QuorumHigh}
 	s.Review = review.New(s.Store, quorum, s.Authz, s.Log, s.now)
+	// The keys first, and checked against what is stored, before this
+	// start writes anything.
+	keyring, err := s.keyring()
+	if err != nil {
+		return err
+	}
+	if err := s.auditLog(); err != nil {
+		return err
+	}
+	if err := s.checkKeys(ctx, keyring); err != nil {
+		return err
+	}
 	pw, err := s.Identity.Bootstrap(ctx)
 	if err != nil {
 		return err
 	}
 	s.AdminPassword = pw
 	if err := s.bootstrapPolicy(ctx, quorum); err != nil {
-		return err
-	}
-	keyring, err := s.keyring()
-	if err != nil {
-		return err
-	}
-	if err := s.auditLog(); err != nil {
 		return err
 	}
 	s.Secrets = secretstore.New(s.Store, keyring, s.Authz, s.now)
@@ -204,6 +211,37 @@ func (s *Server) build(ctx context.Context) error {
 	return nil
 }
 
+// checkKeys refuses a start whose keys are not the ones the stored data
+// was made with — a replica or a restored server given another data
+// directory's keys: the audit key must verify the newest stored
+// checkpoint, and the master key must open a stored secret.
+func (s *Server) checkKeys(ctx context.Context, kr *secret.Keyring) error {
+	cps, err := s.Store.AuditCheckpoints(ctx)
+	if err != nil {
+		return err
+	}
+	if n := len(cps); n > 0 {
+		c := cps[n-1]
+		if _, err := note.Open([]byte(c.Note), note.VerifierList(s.AuditLog.Verifier)); err != nil {
+			return fmt.Errorf("audit key %s does not verify the newest stored checkpoint (tree size %d, signed %s): "+
+				"the log was signed with another key; give this server the key the other replicas (or the backup) have",
+				s.auditKeyPath, c.Size, c.CreatedAt.UTC().Format(time.RFC3339))
+		}
+	}
+	secrets, err := s.Store.SecretList(ctx)
+	if err != nil {
+		return err
+	}
+	if len(secrets) > 0 {
+		rec := secrets[0]
+		if _, err := kr.Open(rec.Ciphertext, []byte(rec.Name)); err != nil {
+			return fmt.Errorf("master key %s cannot open the stored secret %q (sealed under key %s; this key is %s): "+
+				"give this server the master key the other replicas (or the backup) have", s.masterKeyPath, rec.Name, rec.KeyID, kr.KeyID())
+		}
+	}
+	return nil
+}
+
 // auditLog loads (or creates) the checkpoint key and sets up the log.
 func (s *Server) auditLog() error {
 	path := s.Config.Audit.KeyFile
@@ -213,6 +251,7 @@ func (s *Server) auditLog() error {
 		}
 		path = filepath.Join(s.Config.Data, "audit.key")
 	}
+	s.auditKeyPath = path
 	skey, vkey, created, err := audit.LoadOrCreateKey(path, s.Config.Audit.Origin)
 	if err != nil {
 		return fmt.Errorf("audit.key_file: %w", err)
@@ -262,10 +301,12 @@ func (s *Server) keyring() (*secret.Keyring, error) {
 	var err error
 	switch {
 	case sc.MasterKey != "":
+		s.masterKeyPath = "(secrets.master_key)"
 		if key, err = secret.ParseKey(sc.MasterKey); err != nil {
 			return nil, fmt.Errorf("secrets.master_key: %w", err)
 		}
 	case sc.MasterKeyFile != "":
+		s.masterKeyPath = sc.MasterKeyFile
 		b, rerr := os.ReadFile(sc.MasterKeyFile)
 		if rerr != nil {
 			return nil, fmt.Errorf("secrets.master_key_file: %w", rerr)
@@ -278,6 +319,7 @@ func (s *Server) keyring() (*secret.Keyring, error) {
 			return nil, err
 		}
 		path := filepath.Join(s.Config.Data, "master.key")
+		s.masterKeyPath = path
 		var created bool
 		if key, created, err = secret.LoadOrCreateKeyFile(path); err != nil {
 			return nil, fmt.Errorf("master key: %w", err)
