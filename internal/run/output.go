@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/secret"
 	"github.com/airlockhq/airlock/internal/store"
 )
@@ -66,12 +67,20 @@ type sink struct {
 
 	mu        sync.Mutex
 	seq       int64
-	bytes     int64
+	bytes     int64 // taken in, counted against the limit
 	truncated bool
 	pending   []*store.OutputChunk
-	digest    hash.Hash
 	streams   []*secret.Redactor
-	flushErr  error
+	// stored and digest are over exactly the chunks stored, in order:
+	// what the run's final event certifies.
+	stored int64
+	digest hash.Hash
+	// unsure: the last write of the pending chunks failed in a way that
+	// may have stored them (a lost commit); storing them again then
+	// conflicts, which means they are there.
+	unsure   bool
+	lost     int64 // bytes that could not be stored
+	flushErr error
 }
 
 func newSink(runID string, st store.Store, b *broker, log *slog.Logger, limit int64, secrets [][]byte) *sink {
@@ -132,38 +141,105 @@ func (s *sink) append(node, stream string, data []byte) {
 	c := &store.OutputChunk{RunID: s.runID, Seq: s.seq, Node: node, Stream: stream, Data: append([]byte(nil), data...), CreatedAt: time.Now().UTC()}
 	s.pending = append(s.pending, c)
 	s.bytes += int64(len(data))
-	s.digest.Write(data)
 }
 
-// flush writes the pending chunks and tells viewers.
+// resume continues the output of a run's earlier attempt: numbering,
+// the byte count and the digest go on from what is stored, so a second
+// attempt never overwrites or collides with the first, and the final
+// digest is over everything the run stored.
+func (s *sink) resume(ctx context.Context, attempt int) error {
+	for after := int64(0); ; {
+		chunks, err := s.st.RunOutputList(ctx, s.runID, after, 1000)
+		if err != nil {
+			return err
+		}
+		if len(chunks) == 0 {
+			break
+		}
+		s.mu.Lock()
+		for _, c := range chunks {
+			s.seq, after = c.Seq, c.Seq
+			s.bytes += int64(len(c.Data))
+			s.stored += int64(len(c.Data))
+			s.digest.Write(c.Data)
+		}
+		s.mu.Unlock()
+	}
+	s.note("airlock", "attempt %d of this run starts here; the output above is an earlier attempt's", attempt)
+	return nil
+}
+
+// flush writes the pending chunks and tells viewers. Chunks that could
+// not be written stay pending for the next flush.
 func (s *sink) flush(ctx context.Context) {
 	s.mu.Lock()
 	batch := s.pending
 	s.pending = nil
+	unsure := s.unsure
 	s.mu.Unlock()
 	if len(batch) == 0 {
 		return
 	}
-	if err := s.st.RunOutputAppend(ctx, batch); err != nil {
-		s.log.Error("store run output", "run_id", s.runID, "err", err)
-		s.mu.Lock()
-		s.flushErr = err
-		s.mu.Unlock()
+	err := s.st.RunOutputAppend(ctx, batch)
+	if err != nil && unsure && airlock.ErrorKind(err) == airlock.Conflict {
+		err = nil // the write that seemed to fail had stored them
 	}
+	s.mu.Lock()
+	switch {
+	case err != nil && airlock.ErrorKind(err) == airlock.Conflict:
+		// Positions already taken: storing again cannot help.
+		s.log.Error("store run output: dropped", "run_id", s.runID, "chunks", len(batch), "err", err)
+		for _, c := range batch {
+			s.lost += int64(len(c.Data))
+		}
+		s.flushErr, s.unsure = err, false
+	case err != nil:
+		s.log.Error("store run output; keeping it to store later", "run_id", s.runID, "chunks", len(batch), "err", err)
+		s.pending = append(batch, s.pending...)
+		s.flushErr, s.unsure = err, airlock.ErrorKind(err) == airlock.Unavailable
+	default:
+		for _, c := range batch {
+			s.stored += int64(len(c.Data))
+			s.digest.Write(c.Data)
+		}
+		s.flushErr, s.unsure = nil, false
+	}
+	s.mu.Unlock()
 	s.broker.notify(s.runID)
 }
 
 // close flushes the redactors (releasing held-back tails) and the
-// chunks, and returns the totals.
-func (s *sink) close(ctx context.Context) (bytes int64, truncated bool, digest string) {
+// chunks, trying a few times more when the store refuses them, and
+// returns what was stored and its digest. lost is the number of bytes
+// that could not be stored, with the last error: the run must not
+// claim them.
+func (s *sink) close(ctx context.Context) (bytes int64, truncated bool, digest string, lost int64, err error) {
 	s.mu.Lock()
 	streams := s.streams
 	s.mu.Unlock()
 	for _, r := range streams {
 		_ = r.Flush()
 	}
-	s.flush(ctx)
+	for wait := 200 * time.Millisecond; ; wait *= 2 {
+		s.flush(ctx)
+		s.mu.Lock()
+		done := len(s.pending) == 0 || wait > 5*time.Second || ctx.Err() != nil
+		s.mu.Unlock()
+		if done {
+			break
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.bytes, s.truncated, "sha256:" + hex.EncodeToString(s.digest.Sum(nil))
+	for _, c := range s.pending {
+		s.lost += int64(len(c.Data))
+	}
+	s.pending = nil
+	return s.stored, s.truncated, "sha256:" + hex.EncodeToString(s.digest.Sum(nil)), s.lost, s.flushErr
 }

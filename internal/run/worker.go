@@ -288,6 +288,13 @@ func (s *Service) execute(base context.Context, r *store.Run) {
 		s.mu.Unlock()
 	}()
 	out := newSink(r.ID, s.store, s.broker, s.log, s.cfg.MaxOutputBytes, nil)
+	if r.Attempt > 1 {
+		if err := out.resume(ctx, r.Attempt); err != nil {
+			s.log.Error("read an earlier attempt's output", "run_id", r.ID, "err", err)
+			s.finish(base, r, out, store.RunFailed, "could not read the earlier attempt's output to continue it", nil)
+			return
+		}
+	}
 	def, err := s.verify(ctx, r)
 	if err != nil {
 		out.note("airlock", "%v", err)
@@ -584,7 +591,17 @@ func (s *Service) forget(id string) {
 // on another replica, finishes the run.
 func (s *Service) finishWith(ctx context.Context, r *store.Run, out *sink, status, reason string, nodes []*store.RunNode, steps []*store.RunStep) {
 	defer s.forget(r.ID)
-	n, truncated, digest := out.close(ctx)
+	n, truncated, digest, lost, outErr := out.close(ctx)
+	if lost > 0 {
+		// The record claims only what was stored: the digest is over the
+		// stored bytes, and a run whose output was partly lost is not
+		// reported as a success.
+		s.log.Error("run output could not be stored", "run_id", r.ID, "lost_bytes", lost, "err", outErr)
+		if status == store.RunSucceeded {
+			status = store.RunFailed
+		}
+		reason = strings.TrimPrefix(reason+fmt.Sprintf("; %d bytes of output could not be stored", lost), "; ")
+	}
 	giveUp := time.Now().Add(2 * s.cfg.HeartbeatTimeout)
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		err := s.recordOutcome(ctx, r, status, reason, nodes, steps, n, truncated, digest)

@@ -3,6 +3,8 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -368,5 +370,75 @@ func TestKeysThatDoNotFitTheDataRefuseToStart(t *testing.T) {
 	}
 	if err := start(); err != nil {
 		t.Fatalf("start with the right keys: %v", err)
+	}
+}
+
+// TestSecondAttemptContinuesTheOutput: an idempotent run whose worker was
+// lost is started again; attempt 2's output follows attempt 1's instead
+// of colliding with it, and the digest in the run's record is over
+// exactly the output stored.
+func TestSecondAttemptContinuesTheOutput(t *testing.T) {
+	d := testenv.DemoServer(t, func(c *config.Config) { c.Runs.HeartbeatTimeout = time.Hour })
+	ctx := context.Background()
+	p, err := d.Store.ProcedureGetByName(ctx, "flush-cache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := d.Store.ProcedureVersionGet(ctx, p.ActiveVersionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	left := &store.Run{ID: airlock.NewID(airlock.PrefixRun, now), ProcedureID: p.ID, ProcedureName: p.Name, VersionID: v.ID,
+		Digest: v.Digest, Environment: "staging", Params: []byte(`{"cache":"sessions"}`), RequesterID: "usr_x", RequesterName: "alice",
+		Status: store.RunRunning, Targets: []string{"staging-app-1"}, Binding: "b", Idempotent: true, CreatedAt: now, QueuedAt: now,
+		StartedAt: now, HeartbeatAt: now, WorkerID: "wrk_previous_process", Attempt: 1}
+	if err := d.Store.Update(ctx, func(tx store.Tx) error {
+		if err := tx.RunInsert(ctx, left); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, &store.AuditEvent{ID: airlock.NewID(airlock.PrefixEvent, now), Time: now, Type: "run.start",
+			Subject: left.ID, ActorName: "test", Outcome: "success"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	first := []*store.OutputChunk{
+		{RunID: left.ID, Seq: 1, Node: "staging-app-1", Stream: store.StreamStdout, Data: []byte("attempt one, line one\n"), CreatedAt: now},
+		{RunID: left.ID, Seq: 2, Node: "staging-app-1", Stream: store.StreamStdout, Data: []byte("attempt one, line two\n"), CreatedAt: now},
+	}
+	if err := d.Store.RunOutputAppend(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	d.Serve(t)
+	var r *store.Run
+	testenv.Eventually(t, "the lost run to be started again and end", func() bool {
+		r, err = d.Store.RunGet(ctx, left.ID)
+		return err == nil && r.Status != store.RunRunning && r.Status != store.RunQueued
+	})
+	if r.Status != store.RunSucceeded || r.Attempt != 2 {
+		t.Fatalf("run ended %s at attempt %d (%s), want succeeded at attempt 2", r.Status, r.Attempt, r.Error)
+	}
+	chunks, err := d.Store.RunOutputList(ctx, r.ID, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	var all strings.Builder
+	var total int64
+	for i, c := range chunks {
+		if c.Seq != int64(i+1) {
+			t.Fatalf("chunk %d has seq %d: the attempts' numbering collided or skipped", i, c.Seq)
+		}
+		h.Write(c.Data)
+		all.Write(c.Data)
+		total += int64(len(c.Data))
+	}
+	out := all.String()
+	if !strings.HasPrefix(out, "attempt one, line one\nattempt one, line two\n") || !strings.Contains(out, "attempt 2 of this run starts here") ||
+		!strings.Contains(out, "flushing the sessions cache") {
+		t.Fatalf("stored output does not hold both attempts in order:\n%s", out)
+	}
+	if want := "sha256:" + hex.EncodeToString(h.Sum(nil)); r.OutputDigest != want || r.OutputBytes != total {
+		t.Fatalf("record: digest %s over %d bytes; stored output: %s over %d bytes", r.OutputDigest, r.OutputBytes, want, total)
 	}
 }
