@@ -104,13 +104,20 @@ func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Never call into database/sql while holding c.mu: closing a
+	// statement takes its connection's lock, which a transaction may hold
+	// while it waits for c.mu in lookup (a deadlock seen on PostgreSQL,
+	// where transactions and reads share one pool).
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if have, ok := c.stmts[query]; ok {
+	have, ok := c.stmts[query]
+	if !ok {
+		c.stmts[query] = st
+	}
+	c.mu.Unlock()
+	if ok {
 		st.Close()
 		return have, nil
 	}
-	c.stmts[query] = st
 	return st, nil
 }
 
@@ -328,11 +335,12 @@ func (db *DB) Close() error {
 	var errs []error
 	for _, c := range []*stmtCache{db.writes, db.queries.cache} {
 		c.mu.Lock()
-		for _, st := range c.stmts {
-			errs = append(errs, st.Close())
-		}
+		stmts := c.stmts
 		c.stmts = map[string]*sql.Stmt{}
 		c.mu.Unlock()
+		for _, st := range stmts {
+			errs = append(errs, st.Close())
+		}
 	}
 	for _, p := range db.pools {
 		errs = append(errs, p.Close())
