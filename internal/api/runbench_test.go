@@ -68,9 +68,16 @@ func pct(ds []time.Duration, p int) float64 {
 	return float64(ds[len(ds)*p/100].Microseconds()) / 1000
 }
 
+// benchEnv starts the demo server for a benchmark, on the driver named
+// by AIRLOCK_BENCH_DRIVER: sqlite (the default, in the data directory) or
+// postgres (a fresh schema on AIRLOCK_TEST_POSTGRES_URL, dropped after).
 func benchEnv(b *testing.B) *demoEnv {
 	t := &testing.T{}
-	d := newDemoEnv(b, nil)
+	driver := os.Getenv("AIRLOCK_BENCH_DRIVER")
+	if driver != "" && driver != "sqlite" && driver != "postgres" {
+		b.Fatalf("AIRLOCK_BENCH_DRIVER=%q: expected sqlite or postgres", driver)
+	}
+	d := newDemoEnv(b, testenv.UseDriver(b, driver))
 	d.install(t, echoOK)
 	return d
 }
