@@ -141,23 +141,31 @@ func (s *Service) maintain(ctx context.Context) {
 	}
 }
 
-// prune deletes output past its retention, keeping the digests; the
-// pruning itself is audited.
+// prune deletes output past its retention, keeping the digests. Each
+// batch is audited with the runs it names: output is only ever removed
+// this way, and a run whose stored output no longer matches its digest
+// without such an event is reported by verification.
 func (s *Service) prune(ctx context.Context, now time.Time) {
 	if s.cfg.OutputRetention <= 0 {
 		return
 	}
 	cutoff := now.Add(-s.cfg.OutputRetention)
-	err := s.store.Update(ctx, func(tx store.Tx) error {
-		n, err := tx.RunOutputPrune(ctx, cutoff)
-		if err != nil || n == 0 {
-			return err
+	for range 20 { // at most 20 batches a pass; the next pass goes on
+		var pruned []string
+		err := s.store.Update(ctx, func(tx store.Tx) error {
+			ids, n, err := tx.RunOutputPrune(ctx, cutoff, 200)
+			if pruned = ids; err != nil || len(ids) == 0 {
+				return err
+			}
+			return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunOutputPrune, audit.System, "", audit.Success,
+				map[string]any{"runs": ids, "chunks": n, "finished_before": cutoff, "retention": s.cfg.OutputRetention.String()}))
+		})
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("prune run output", "err", err)
 		}
-		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunOutputPrune, audit.System, "", audit.Success,
-			map[string]any{"chunks": n, "finished_before": cutoff, "retention": s.cfg.OutputRetention.String()}))
-	})
-	if err != nil && ctx.Err() == nil {
-		s.log.Error("prune run output", "err", err)
+		if err != nil || len(pruned) < 200 {
+			return
+		}
 	}
 }
 

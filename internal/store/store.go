@@ -192,9 +192,10 @@ type Tx interface {
 	RunApprovalInsert(ctx context.Context, a *RunApproval) error
 	RunNodePut(ctx context.Context, n *RunNode) error
 	RunStepPut(ctx context.Context, s *RunStep) error
-	// RunOutputPrune deletes the output of runs that finished before t and
-	// returns how many chunks went. Runs keep their output digest.
-	RunOutputPrune(ctx context.Context, finishedBefore time.Time) (int64, error)
+	// RunOutputPrune deletes the output of at most limit runs that
+	// finished before t, and returns those runs (oldest first) and how
+	// many chunks went. Runs keep their output digest.
+	RunOutputPrune(ctx context.Context, finishedBefore time.Time, limit int) (runIDs []string, chunks int64, err error)
 
 	// AuditAppend assigns e.Seq (the next position, gap-free) and stores
 	// the event. There is no update or delete: the log is append-only.

@@ -356,11 +356,26 @@ func (db *DB) RunOutputAppend(ctx context.Context, chunks []*store.OutputChunk) 
 	})
 }
 
-func (tx *Tx) RunOutputPrune(ctx context.Context, finishedBefore time.Time) (int64, error) {
-	res, err := tx.change(ctx, `DELETE FROM run_output WHERE run_id IN
-		(SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?)`, micros(finishedBefore))
-	if err != nil {
-		return 0, err
+func (tx *Tx) RunOutputPrune(ctx context.Context, finishedBefore time.Time, limit int) ([]string, int64, error) {
+	ids, err := list(ctx, tx.queries, func(sc interface{ Scan(...any) error }) (string, error) {
+		var id string
+		return id, sc.Scan(&id)
+	}, `SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?
+		AND EXISTS (SELECT 1 FROM run_output o WHERE o.run_id = runs.id) ORDER BY finished_at, id LIMIT ?`, micros(finishedBefore), limit)
+	if err != nil || len(ids) == 0 {
+		return nil, 0, err
 	}
-	return res.RowsAffected()
+	var chunks int64
+	for _, id := range ids {
+		res, err := tx.change(ctx, `DELETE FROM run_output WHERE run_id = ?`, id)
+		if err != nil {
+			return nil, 0, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, 0, err
+		}
+		chunks += n
+	}
+	return ids, chunks, nil
 }
