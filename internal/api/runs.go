@@ -157,11 +157,13 @@ func (h *Handler) getRun(w http.ResponseWriter, r *http.Request) {
 // ChunkJSON is a piece of output. Data is text; bytes that are not UTF-8
 // are replaced (the stored bytes and their digest are unchanged).
 type ChunkJSON struct {
-	Seq    int64     `json:"seq"`
-	Node   string    `json:"node"`
-	Stream string    `json:"stream"`
-	Data   string    `json:"data"`
-	At     time.Time `json:"at"`
+	Seq int64 `json:"seq"`
+	// Attempt is the attempt of the run that wrote the chunk.
+	Attempt int       `json:"attempt"`
+	Node    string    `json:"node"`
+	Stream  string    `json:"stream"`
+	Data    string    `json:"data"`
+	At      time.Time `json:"at"`
 }
 
 func chunkJSON(c *store.OutputChunk) ChunkJSON {
@@ -169,7 +171,7 @@ func chunkJSON(c *store.OutputChunk) ChunkJSON {
 	if !utf8.ValidString(data) {
 		data = strings.ToValidUTF8(data, "\uFFFD")
 	}
-	return ChunkJSON{Seq: c.Seq, Node: c.Node, Stream: c.Stream, Data: data, At: c.CreatedAt}
+	return ChunkJSON{Seq: c.Seq, Attempt: c.Attempt, Node: c.Node, Stream: c.Stream, Data: data, At: c.CreatedAt}
 }
 
 // OutputResponse is a page of output.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/audit"
@@ -150,6 +151,16 @@ func (s *Service) Cancel(ctx context.Context, p *identity.Principal, id string) 
 				return airlock.Errorf(airlock.Conflict, "run %s is already being canceled", r.ID)
 			}
 			r.CancelRequested, r.Error = true, "canceled by "+p.Username
+			if s.workerGone(r, now) {
+				// Nothing executes it any more: waiting for its worker
+				// would wait for ever, so it ends here.
+				if err := tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunCancel, p.Actor(), r.ID, audit.Success,
+					map[string]any{"procedure": r.ProcedureName, "status": r.Status})); err != nil {
+					return err
+				}
+				return endLost(ctx, tx, r, now, store.RunCanceled, fmt.Sprintf("canceled by %s; its worker %s had stopped heartbeating at %s during attempt %d",
+					p.Username, r.WorkerID, r.HeartbeatAt.Format(time.RFC3339), r.Attempt))
+			}
 		default:
 			return airlock.Errorf(airlock.Conflict, "run %s is %s already", r.ID, r.Status)
 		}
@@ -165,6 +176,16 @@ func (s *Service) Cancel(ctx context.Context, p *identity.Principal, id string) 
 	s.cancelLocal(r.ID, errCanceled)
 	s.broker.notify(r.ID)
 	return r, nil
+}
+
+// workerGone reports whether a running run's worker stopped
+// heartbeating long enough ago to be reaped, and it is not executing
+// here.
+func (s *Service) workerGone(r *store.Run, now time.Time) bool {
+	s.mu.Lock()
+	_, here := s.attempts[r.ID]
+	s.mu.Unlock()
+	return !here && r.HeartbeatAt.Before(now.Add(-s.cfg.HeartbeatTimeout))
 }
 
 func (s *Service) cancelLocal(id string, cause error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"log/slog"
@@ -58,12 +59,16 @@ func (b *broker) notify(runID string) {
 // and stream, numbers chunks, bounds the total, hashes what it keeps, and
 // writes batches to the store.
 type sink struct {
-	runID   string
-	st      store.Store
-	broker  *broker
-	log     *slog.Logger
-	limit   int64
-	secrets [][]byte
+	runID string
+	lease store.Lease
+	// leaseLost is called once when the store refuses output because
+	// this attempt no longer holds the run.
+	leaseLost func()
+	st        store.Store
+	broker    *broker
+	log       *slog.Logger
+	limit     int64
+	secrets   [][]byte
 
 	mu        sync.Mutex
 	seq       int64
@@ -81,10 +86,11 @@ type sink struct {
 	unsure   bool
 	lost     int64 // bytes that could not be stored
 	flushErr error
+	fenced   bool // the lease was lost: nothing more is written
 }
 
-func newSink(runID string, st store.Store, b *broker, log *slog.Logger, limit int64, secrets [][]byte) *sink {
-	return &sink{runID: runID, st: st, broker: b, log: log, limit: limit, secrets: secrets, digest: sha256.New()}
+func newSink(lease store.Lease, st store.Store, b *broker, log *slog.Logger, limit int64, secrets [][]byte) *sink {
+	return &sink{runID: lease.RunID, lease: lease, st: st, broker: b, log: log, limit: limit, secrets: secrets, digest: sha256.New()}
 }
 
 // chunkWriter receives raw output of one node's stream.
@@ -138,7 +144,7 @@ func (s *sink) add(node, stream string, p []byte) {
 
 func (s *sink) append(node, stream string, data []byte) {
 	s.seq++
-	c := &store.OutputChunk{RunID: s.runID, Seq: s.seq, Node: node, Stream: stream, Data: append([]byte(nil), data...), CreatedAt: time.Now().UTC()}
+	c := &store.OutputChunk{RunID: s.runID, Seq: s.seq, Attempt: s.lease.Attempt, Node: node, Stream: stream, Data: append([]byte(nil), data...), CreatedAt: time.Now().UTC()}
 	s.pending = append(s.pending, c)
 	s.bytes += int64(len(data))
 }
@@ -175,17 +181,25 @@ func (s *sink) flush(ctx context.Context) {
 	s.mu.Lock()
 	batch := s.pending
 	s.pending = nil
-	unsure := s.unsure
+	unsure, fenced := s.unsure, s.fenced
 	s.mu.Unlock()
-	if len(batch) == 0 {
+	if len(batch) == 0 || fenced {
 		return
 	}
-	err := s.st.RunOutputAppend(ctx, batch)
+	err := s.st.RunOutputAppend(ctx, s.lease, batch)
 	if err != nil && unsure && airlock.ErrorKind(err) == airlock.Conflict {
 		err = nil // the write that seemed to fail had stored them
 	}
 	s.mu.Lock()
 	switch {
+	case errors.Is(err, store.ErrLeaseLost):
+		// The run is someone else's now (reaped, requeued, finished):
+		// this attempt's output is not the run's any more.
+		s.log.Warn("run output refused: this attempt no longer holds the run", "run_id", s.runID, "attempt", s.lease.Attempt)
+		s.fenced, s.flushErr = true, err
+		if s.leaseLost != nil {
+			defer s.leaseLost()
+		}
 	case err != nil && airlock.ErrorKind(err) == airlock.Conflict:
 		// Positions already taken: storing again cannot help.
 		s.log.Error("store run output: dropped", "run_id", s.runID, "chunks", len(batch), "err", err)
@@ -223,7 +237,7 @@ func (s *sink) close(ctx context.Context) (bytes int64, truncated bool, digest s
 	for wait := 200 * time.Millisecond; ; wait *= 2 {
 		s.flush(ctx)
 		s.mu.Lock()
-		done := len(s.pending) == 0 || wait > 5*time.Second || ctx.Err() != nil
+		done := len(s.pending) == 0 || s.fenced || wait > 5*time.Second || ctx.Err() != nil
 		s.mu.Unlock()
 		if done {
 			break

@@ -2,6 +2,8 @@ package run
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -203,15 +205,14 @@ func (s *Service) reapBefore(ctx context.Context, cutoff time.Time) {
 				return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunRequeue, audit.System, cur.ID, audit.Success,
 					map[string]any{"reason": lost, "attempt": cur.Attempt}))
 			}
-			cur.Status, cur.FinishedAt, cur.SecretParams, cur.Error = store.RunFailed, now, nil, lost+"; not started again"
-			if !cur.Idempotent {
-				cur.Error += " (the procedure is not declared idempotent)"
+			status, reason := store.RunFailed, lost+"; not started again"
+			switch {
+			case cur.CancelRequested:
+				status, reason = store.RunCanceled, cur.Error+"; "+lost
+			case !cur.Idempotent:
+				reason += " (the procedure is not declared idempotent)"
 			}
-			if err := tx.RunUpdate(ctx, cur); err != nil {
-				return err
-			}
-			return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunFinish, audit.System, cur.ID, audit.Failure,
-				map[string]any{"status": cur.Status, "reason": cur.Error, "output_digest": cur.OutputDigest}))
+			return endLost(ctx, tx, cur, now, status, reason)
 		})
 		if err != nil {
 			s.log.Error("reap run", "run_id", r.ID, "err", err)
@@ -241,6 +242,43 @@ func (s *Service) reapBefore(ctx context.Context, cutoff time.Time) {
 		})
 		s.broker.notify(r.ID)
 	}
+}
+
+// endLost finishes a run whose attempt executes nowhere any more (its
+// worker stopped heartbeating): the lock released, and the output the
+// lost attempt stored certified, as stored, by the run.finish event.
+func endLost(ctx context.Context, tx store.Tx, cur *store.Run, now time.Time, status, reason string) error {
+	cur.Status, cur.FinishedAt, cur.SecretParams, cur.Error = status, now, nil, reason
+	// Written first: it takes the run's row, so no output write of the
+	// lost attempt can commit after the output is read.
+	if err := tx.RunUpdate(ctx, cur); err != nil {
+		return err
+	}
+	digest := sha256.New()
+	var n int64
+	for after := int64(0); ; {
+		chunks, err := tx.RunOutputList(ctx, cur.ID, after, 1000)
+		if err != nil {
+			return err
+		}
+		if len(chunks) == 0 {
+			break
+		}
+		for _, c := range chunks {
+			after, n = c.Seq, n+int64(len(c.Data))
+			digest.Write(c.Data)
+		}
+	}
+	cur.OutputBytes, cur.OutputDigest = n, "sha256:"+hex.EncodeToString(digest.Sum(nil))
+	if err := tx.RunUpdate(ctx, cur); err != nil {
+		return err
+	}
+	if err := tx.RunLockRelease(ctx, cur.ID); err != nil {
+		return err
+	}
+	return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunFinish, audit.System, cur.ID, outcome(status),
+		map[string]any{"procedure": cur.ProcedureName, "digest": cur.Digest, "status": status, "reason": reason, "attempt": cur.Attempt,
+			"output_bytes": n, "output_truncated": false, "output_digest": cur.OutputDigest}))
 }
 
 // verify re-checks at start that the run executes what was approved: its
@@ -295,7 +333,9 @@ func (s *Service) execute(base context.Context, r *store.Run) {
 		delete(s.attempts, r.ID)
 		s.mu.Unlock()
 	}()
-	out := newSink(r.ID, s.store, s.broker, s.log, s.cfg.MaxOutputBytes, nil)
+	lease := store.Lease{RunID: r.ID, WorkerID: s.workerID, Attempt: r.Attempt}
+	out := newSink(lease, s.store, s.broker, s.log, s.cfg.MaxOutputBytes, nil)
+	out.leaseLost = func() { cancel(errLeaseLost) }
 	if r.Attempt > 1 {
 		if err := out.resume(ctx, r.Attempt); err != nil {
 			s.log.Error("read an earlier attempt's output", "run_id", r.ID, "err", err)
@@ -343,6 +383,8 @@ func (s *Service) execute(base context.Context, r *store.Run) {
 	}
 	sem := make(chan struct{}, parallel)
 	results := make([]*store.RunNode, len(jobs))
+	// Steps not yet recorded: each is written when it ends; one whose
+	// write failed is written with the outcome.
 	var steps []*store.RunStep
 	var stepsMu sync.Mutex
 	var wg sync.WaitGroup
@@ -364,10 +406,17 @@ func (s *Service) execute(base context.Context, r *store.Run) {
 			stdout, stderr := out.writer(job.Node.Name, store.StreamStdout), out.writer(job.Node.Name, store.StreamStderr)
 			job.Stdout, job.Stderr = stdout, stderr
 			job.StepDone = func(sr executor.StepResult) {
-				stepsMu.Lock()
-				steps = append(steps, &store.RunStep{RunID: r.ID, Node: job.Node.Name, Index: sr.Index, Step: sr.Name, Status: sr.Status,
-					ExitCode: sr.ExitCode, StartedAt: sr.StartedAt.UTC(), FinishedAt: sr.FinishedAt.UTC()})
-				stepsMu.Unlock()
+				st := &store.RunStep{RunID: r.ID, Attempt: r.Attempt, Node: job.Node.Name, Index: sr.Index, Step: sr.Name, Status: sr.Status,
+					ExitCode: sr.ExitCode, StartedAt: sr.StartedAt.UTC(), FinishedAt: sr.FinishedAt.UTC()}
+				switch err := s.recordStep(base, r, st); {
+				case errors.Is(err, errLeaseLost):
+					cancel(errLeaseLost)
+				case err != nil:
+					s.log.Error("record step; it is recorded with the run's outcome", "run_id", r.ID, "step", st.Step, "node", st.Node, "err", err)
+					stepsMu.Lock()
+					steps = append(steps, st)
+					stepsMu.Unlock()
+				}
 			}
 			ex := s.executors[job.Node.Transport]
 			var res executor.Result
@@ -415,6 +464,11 @@ func (s *Service) execute(base context.Context, r *store.Run) {
 		}
 	case errors.Is(cause, errShutdown):
 		status, reason = store.RunFailed, "interrupted: Airlock shut down during the run"
+		if r.Idempotent && r.Attempt < s.cfg.MaxAttempts {
+			// Handed back: another replica, or this one restarted,
+			// starts it again.
+			status, reason = store.RunQueued, fmt.Sprintf("handed back: Airlock shut down during attempt %d; started again (the procedure is idempotent)", r.Attempt)
+		}
 	case errors.Is(cause, errLeaseLost):
 		// Whoever holds the run now records it; output still pending
 		// here is not written.
@@ -644,6 +698,22 @@ func (s *Service) recordOutcome(ctx context.Context, r *store.Run, status, reaso
 		if !s.holds(cur, r.Attempt) {
 			return errLeaseLost
 		}
+		for _, st := range steps {
+			if err := putStep(ctx, tx, now, st); err != nil {
+				return err
+			}
+		}
+		if status == store.RunQueued {
+			cur.Status, cur.WorkerID, cur.QueuedAt, cur.Error = store.RunQueued, "", now, reason
+			if err := tx.RunUpdate(ctx, cur); err != nil {
+				return err
+			}
+			if err := tx.RunLockRelease(ctx, cur.ID); err != nil {
+				return err
+			}
+			return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunRequeue, audit.System, cur.ID, audit.Success,
+				map[string]any{"reason": reason, "attempt": cur.Attempt, "output_bytes": n, "output_digest": digest}))
+		}
 		cur.Status, cur.FinishedAt, cur.SecretParams, cur.Error = status, now, nil, reason
 		cur.OutputBytes, cur.OutputTruncated, cur.OutputDigest = n, truncated, digest
 		if err := tx.RunUpdate(ctx, cur); err != nil {
@@ -657,16 +727,6 @@ func (s *Service) recordOutcome(ctx context.Context, r *store.Run, status, reaso
 				return err
 			}
 		}
-		for _, st := range steps {
-			if err := tx.RunStepPut(ctx, st); err != nil {
-				return err
-			}
-			if err := tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunStep, audit.System, cur.ID, outcome(st.Status),
-				map[string]any{"node": st.Node, "step": st.Step, "index": st.Index, "status": st.Status, "exit_code": st.ExitCode,
-					"started_at": st.StartedAt, "finished_at": st.FinishedAt})); err != nil {
-				return err
-			}
-		}
 		summary := map[string]string{}
 		for _, nd := range nodes {
 			summary[nd.Node] = nd.Status
@@ -675,6 +735,35 @@ func (s *Service) recordOutcome(ctx context.Context, r *store.Run, status, reaso
 			map[string]any{"procedure": cur.ProcedureName, "digest": cur.Digest, "status": status, "reason": reason, "nodes": summary,
 				"output_bytes": n, "output_truncated": truncated, "output_digest": digest}))
 	})
+}
+
+// recordStep writes one step's result and its run.step event as the step
+// ends, if this attempt still holds the run (errLeaseLost otherwise). A
+// write that fails is not waited for beyond a few seconds: the step is
+// then recorded with the outcome.
+func (s *Service) recordStep(ctx context.Context, r *store.Run, st *store.RunStep) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	now := s.now().UTC()
+	return s.store.Update(ctx, func(tx store.Tx) error {
+		cur, err := tx.RunGet(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		if !s.holds(cur, r.Attempt) {
+			return errLeaseLost
+		}
+		return putStep(ctx, tx, now, st)
+	})
+}
+
+func putStep(ctx context.Context, tx store.Tx, now time.Time, st *store.RunStep) error {
+	if err := tx.RunStepPut(ctx, st); err != nil {
+		return err
+	}
+	return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunStep, audit.System, st.RunID, outcome(st.Status),
+		map[string]any{"attempt": st.Attempt, "node": st.Node, "step": st.Step, "index": st.Index, "status": st.Status, "exit_code": st.ExitCode,
+			"started_at": st.StartedAt, "finished_at": st.FinishedAt}))
 }
 
 func outcome(status string) string {

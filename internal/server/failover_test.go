@@ -406,7 +406,7 @@ func TestSecondAttemptContinuesTheOutput(t *testing.T) {
 		{RunID: left.ID, Seq: 1, Node: "staging-app-1", Stream: store.StreamStdout, Data: []byte("attempt one, line one\n"), CreatedAt: now},
 		{RunID: left.ID, Seq: 2, Node: "staging-app-1", Stream: store.StreamStdout, Data: []byte("attempt one, line two\n"), CreatedAt: now},
 	}
-	if err := d.Store.RunOutputAppend(ctx, first); err != nil {
+	if err := d.Store.RunOutputAppend(ctx, store.Lease{RunID: left.ID, WorkerID: left.WorkerID, Attempt: 1}, first); err != nil {
 		t.Fatal(err)
 	}
 	d.Serve(t)

@@ -15,6 +15,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"time"
 )
 
@@ -48,11 +49,13 @@ type Store interface {
 	// runs. Only those: a run the worker claimed but no longer executes
 	// (its outcome could not be recorded, say) goes stale and is reaped,
 	// although the worker lives.
-	// RunOutputAppend stores output chunks. Both are bookkeeping outside
-	// Update: output is made tamper-evident by the digest in the run's
-	// final audit event, and heartbeats are liveness, not state.
+	// RunOutputAppend stores output chunks of the attempt lease names,
+	// and refuses them (ErrLeaseLost) unless that attempt still holds the
+	// run. Both are bookkeeping outside Update: output is made
+	// tamper-evident by the digest in the run's final audit event, and
+	// heartbeats are liveness, not state.
 	RunHeartbeat(ctx context.Context, workerID string, runIDs []string, at time.Time) error
-	RunOutputAppend(ctx context.Context, chunks []*OutputChunk) error
+	RunOutputAppend(ctx context.Context, lease Lease, chunks []*OutputChunk) error
 
 	// SessionTouch and TokenTouch record last use. They are bookkeeping,
 	// not security-relevant state changes, so they run outside Update and
@@ -521,9 +524,24 @@ type RunNode struct {
 	FinishedAt time.Time
 }
 
-// RunStep is one step's outcome on one node.
+// Lease names the attempt of a run that a worker executes. Every write
+// the attempt makes names it, and is refused once the run is not running
+// under that worker and attempt any more: reaped, requeued, cancelled by
+// someone else, or claimed again.
+type Lease struct {
+	RunID    string
+	WorkerID string
+	Attempt  int
+}
+
+// ErrLeaseLost is returned for a write by an attempt that no longer
+// holds its run.
+var ErrLeaseLost = errors.New("this attempt no longer holds the run")
+
+// RunStep is one step's outcome on one node, in one attempt of the run.
 type RunStep struct {
 	RunID      string
+	Attempt    int
 	Node       string
 	Index      int
 	Step       string
@@ -542,8 +560,11 @@ const (
 
 // OutputChunk is a piece of a run's output.
 type OutputChunk struct {
-	RunID     string
+	RunID string
+	// Seq numbers the run's chunks across its attempts: a later attempt
+	// goes on after the earlier one's.
 	Seq       int64
+	Attempt   int
 	Node      string
 	Stream    string
 	Data      []byte

@@ -319,7 +319,7 @@ func (h *Handler) runPage(w http.ResponseWriter, r *http.Request) {
 	for _, c := range chunks {
 		out.Write(c.Data)
 	}
-	data := map[string]any{"Run": rr, "Approvals": d.Approvals, "Nodes": nodeRows(rr, d.Nodes), "Output": out.String(),
+	data := map[string]any{"Run": rr, "Approvals": d.Approvals, "Nodes": nodeRows(rr, d.Nodes), "Steps": d.Steps, "Output": out.String(),
 		"CanExport": h.allowedQuietly(r, policy.ActionExportEvidence), "CanReadAudit": h.allowedQuietly(r, policy.ActionReadAudit),
 		"CanApprove": rr.Status == store.RunPending && rr.RequesterID != p.UserID && h.Runs.Allowed(ctx, p, rr, policy.ActionApproveRun),
 		"CanCancel":  !store.RunFinal(rr.Status) && h.Runs.Allowed(ctx, p, rr, policy.ActionCancelRun)}

@@ -37,6 +37,7 @@ var Dialect = sqlstore.Dialect{
 	// Every change appends to the audit log, whose head is one row: the
 	// lock every writer needs anyway, taken first instead of last.
 	SerializeWrites: `SELECT size FROM audit_head WHERE id = 1 FOR UPDATE`,
+	ShareLock:       " FOR SHARE",
 	Classify:        classify,
 }
 

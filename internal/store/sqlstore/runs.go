@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -304,18 +305,19 @@ func (q queries) RunStepList(ctx context.Context, runID string) ([]*store.RunSte
 	return list(ctx, q, func(sc interface{ Scan(...any) error }) (*store.RunStep, error) {
 		var s store.RunStep
 		var started, finished sql.NullInt64
-		err := sc.Scan(&s.RunID, &s.Node, &s.Index, &s.Step, &s.Status, &s.ExitCode, &started, &finished)
+		err := sc.Scan(&s.RunID, &s.Attempt, &s.Node, &s.Index, &s.Step, &s.Status, &s.ExitCode, &started, &finished)
 		s.StartedAt, s.FinishedAt = fromMicros(started), fromMicros(finished)
 		return &s, err
-	}, `SELECT run_id, node, step_index, step, status, exit_code, started_at, finished_at FROM run_steps
-		WHERE run_id = ? ORDER BY node, step_index`, runID)
+	}, `SELECT run_id, attempt, node, step_index, step, status, exit_code, started_at, finished_at FROM run_steps
+		WHERE run_id = ? ORDER BY attempt, node, step_index`, runID)
 }
 
 func (tx *Tx) RunStepPut(ctx context.Context, s *store.RunStep) error {
-	_, err := tx.change(ctx, `INSERT INTO run_steps (run_id, node, step_index, step, status, exit_code, started_at, finished_at)
-		VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (run_id, node, step_index) DO UPDATE SET status = excluded.status,
+	attempt := max(s.Attempt, 1)
+	_, err := tx.change(ctx, `INSERT INTO run_steps (run_id, attempt, node, step_index, step, status, exit_code, started_at, finished_at)
+		VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id, attempt, node, step_index) DO UPDATE SET status = excluded.status,
 		exit_code = excluded.exit_code, started_at = excluded.started_at, finished_at = excluded.finished_at`,
-		s.RunID, s.Node, s.Index, s.Step, s.Status, s.ExitCode, micros(s.StartedAt), micros(s.FinishedAt))
+		s.RunID, attempt, s.Node, s.Index, s.Step, s.Status, s.ExitCode, micros(s.StartedAt), micros(s.FinishedAt))
 	return err
 }
 
@@ -326,14 +328,14 @@ func (q queries) RunOutputList(ctx context.Context, runID string, after int64, l
 	return list(ctx, q, func(sc interface{ Scan(...any) error }) (*store.OutputChunk, error) {
 		var c store.OutputChunk
 		var created sql.NullInt64
-		err := sc.Scan(&c.RunID, &c.Seq, &c.Node, &c.Stream, &c.Data, &created)
+		err := sc.Scan(&c.RunID, &c.Seq, &c.Attempt, &c.Node, &c.Stream, &c.Data, &created)
 		c.CreatedAt = fromMicros(created)
 		return &c, err
-	}, `SELECT run_id, seq, node, stream, data, created_at FROM run_output
+	}, `SELECT run_id, seq, attempt, node, stream, data, created_at FROM run_output
 		WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`, runID, after, limit)
 }
 
-func (db *DB) RunOutputAppend(ctx context.Context, chunks []*store.OutputChunk) error {
+func (db *DB) RunOutputAppend(ctx context.Context, lease store.Lease, chunks []*store.OutputChunk) error {
 	if len(chunks) == 0 {
 		return nil
 	}
@@ -343,9 +345,20 @@ func (db *DB) RunOutputAppend(ctx context.Context, chunks []*store.OutputChunk) 
 			return err
 		}
 		w := queries{q: tx, d: &db.dialect, cache: db.writes}
+		// The lease first: a worker that lost the run writes nothing more,
+		// and the run cannot change hands before this commits.
+		var status, worker string
+		var attempt int
+		err = w.row(ctx, `SELECT status, worker_id, attempt FROM runs WHERE id = ?`+db.dialect.ShareLock, lease.RunID).Scan(&status, &worker, &attempt)
+		if err == nil && (status != store.RunRunning || worker != lease.WorkerID || attempt != lease.Attempt) {
+			err = fmt.Errorf("%w: run %s is %s, attempt %d on %q", store.ErrLeaseLost, lease.RunID, status, attempt, worker)
+		}
+		if err != nil {
+			return errors.Join(err, tx.Rollback())
+		}
 		for _, c := range chunks {
-			if _, err := w.exec(ctx, `INSERT INTO run_output (run_id, seq, node, stream, data, created_at) VALUES (?,?,?,?,?,?)`,
-				c.RunID, c.Seq, c.Node, c.Stream, c.Data, micros(c.CreatedAt)); err != nil {
+			if _, err := w.exec(ctx, `INSERT INTO run_output (run_id, seq, attempt, node, stream, data, created_at) VALUES (?,?,?,?,?,?,?)`,
+				lease.RunID, c.Seq, lease.Attempt, c.Node, c.Stream, c.Data, micros(c.CreatedAt)); err != nil {
 				return errors.Join(err, tx.Rollback())
 			}
 		}

@@ -34,6 +34,10 @@ type Dialect struct {
 	// taking that lock first makes each transaction's reads current, so
 	// a decision made on them cannot be lost to a concurrent one.
 	SerializeWrites string
+	// ShareLock, appended to a SELECT of one row, keeps the row from
+	// changing until the transaction ends (" FOR SHARE" on PostgreSQL;
+	// empty where the single writer already does).
+	ShareLock string
 	// Classify tells retries what an error means; nil classifies every
 	// error as Other.
 	Classify func(error) Class

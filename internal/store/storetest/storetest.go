@@ -964,15 +964,40 @@ func testRuns(t *testing.T, h Harness, t0 time.Time) {
 	for i := range 5 {
 		chunks = append(chunks, &store.OutputChunk{RunID: b.ID, Seq: int64(i + 1), Node: "web-1", Stream: store.StreamStdout, Data: []byte{byte('a' + i), 0, 255}, CreatedAt: t0})
 	}
-	if err := s.RunOutputAppend(ctx, chunks); err != nil {
+	held, _ := s.RunGet(ctx, b.ID)
+	lease := store.Lease{RunID: b.ID, WorkerID: "w2", Attempt: held.Attempt}
+	// Only the attempt that holds the run writes its output: not another
+	// worker, not another attempt, not after the run ended.
+	for _, l := range []store.Lease{{RunID: b.ID, WorkerID: "w1", Attempt: held.Attempt}, {RunID: b.ID, WorkerID: "w2", Attempt: held.Attempt + 1},
+		{RunID: a.ID, WorkerID: a.WorkerID, Attempt: a.Attempt}} {
+		if err := s.RunOutputAppend(ctx, l, chunks); !errors.Is(err, store.ErrLeaseLost) {
+			t.Fatalf("output appended under %+v, which does not hold the run: %v", l, err)
+		}
+	}
+	if err := s.RunOutputAppend(ctx, lease, chunks); err != nil {
 		t.Fatal(err)
 	}
 	out, _ := s.RunOutputList(ctx, b.ID, 2, 2)
-	if len(out) != 2 || out[0].Seq != 3 || string(out[0].Data) != "c\x00\xff" {
+	if len(out) != 2 || out[0].Seq != 3 || string(out[0].Data) != "c\x00\xff" || out[0].Attempt != held.Attempt {
 		t.Fatalf("output after 2: %+v", out)
 	}
-	if err := s.RunOutputAppend(ctx, chunks[:1]); err == nil {
+	if err := s.RunOutputAppend(ctx, lease, chunks[:1]); err == nil {
 		t.Fatal("a duplicate output sequence number was stored")
+	}
+	// A step's result per attempt: attempt 2 of the same step on the same
+	// node is a record of its own.
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.RunStepPut(ctx, &store.RunStep{RunID: b.ID, Attempt: 2, Node: "web-1", Index: 0, Step: "flush", Status: "succeeded", ExitCode: 0}); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, event("run.step", b.ID))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, _ = s.RunStepList(ctx, b.ID)
+	if len(steps) != 2 || steps[0].Attempt != 1 || steps[0].Status != "failed" || steps[1].Attempt != 2 || steps[1].Status != "succeeded" {
+		t.Fatalf("steps of two attempts: %+v %+v", steps[0], steps[len(steps)-1])
 	}
 	list, _ := s.RunList(ctx, store.RunListParams{Status: store.RunSucceeded})
 	if len(list) != 1 || list[0].ID != a.ID {
