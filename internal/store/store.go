@@ -121,6 +121,10 @@ type Reader interface {
 	RunStepList(ctx context.Context, runID string) ([]*RunStep, error)
 	// RunOutputList returns chunks with Seq > after, in order.
 	RunOutputList(ctx context.Context, runID string, after int64, limit int) ([]*OutputChunk, error)
+	// RunOutputRead calls fn with each stored output chunk of the run in
+	// Seq order, as one stream: data is valid only during the call. It is
+	// how verification hashes a run's output without holding it.
+	RunOutputRead(ctx context.Context, runID string, fn func(seq int64, data []byte) error) error
 
 	// AuditSize is the number of events in the log; positions are
 	// 0..AuditSize-1 with no gaps.

@@ -54,6 +54,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("PolicyVersions", func(t *testing.T) { testPolicyVersions(t, h) })
 	t.Run("Runs", func(t *testing.T) { testRuns(t, h, t0) })
 	t.Run("RunClaimIsExclusive", func(t *testing.T) { testRunClaimExclusive(t, h, t0) })
+	t.Run("RunOutput", func(t *testing.T) { testRunOutput(t, h, t0) })
 	t.Run("RunClaimNotStarved", func(t *testing.T) { testClaimNotStarved(t, h) })
 	t.Run("RunClaimsAcrossReplicas", func(t *testing.T) { testClaimsAcrossReplicas(t, h) })
 	t.Run("NodesAndSecrets", func(t *testing.T) { testNodesAndSecrets(t, h) })
