@@ -12,9 +12,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/evidence"
 	"github.com/airlockhq/airlock/internal/store"
 )
@@ -219,5 +221,48 @@ func TestRunsPageFilters(t *testing.T) {
 	}
 	if code, body := bob.get("/runs?status=bogus"); code != http.StatusBadRequest || !strings.Contains(body, "status:") {
 		t.Errorf("bad status: %d", code)
+	}
+}
+
+// TestRunPageShowsEachAttempt: a run started again after its worker was
+// lost shows its attempt and each attempt's steps, side by side.
+func TestRunPageShowsEachAttempt(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	st := s.srv.Store
+	p, err := st.ProcedureGetByName(ctx, "flush-cache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, err := st.UserGetByUsername(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	r := &store.Run{ID: airlock.NewID(airlock.PrefixRun, now), ProcedureID: p.ID, ProcedureName: p.Name, VersionID: p.ActiveVersionID,
+		Digest: "sha256:x", Environment: "staging", Params: []byte(`{}`), RequesterID: alice.ID, RequesterName: "alice",
+		Status: store.RunSucceeded, Targets: []string{"staging-app-1"}, Binding: "b", Idempotent: true, CreatedAt: now, QueuedAt: now,
+		StartedAt: now, FinishedAt: now, Attempt: 2}
+	err = st.Update(ctx, func(tx store.Tx) error {
+		if err := tx.RunInsert(ctx, r); err != nil {
+			return err
+		}
+		for _, step := range []*store.RunStep{
+			{RunID: r.ID, Attempt: 1, Node: "staging-app-1", Index: 0, Step: "flush", Status: "succeeded", StartedAt: now, FinishedAt: now},
+			{RunID: r.ID, Attempt: 2, Node: "staging-app-1", Index: 0, Step: "flush", Status: "succeeded", StartedAt: now, FinishedAt: now},
+		} {
+			if err := tx.RunStepPut(ctx, step); err != nil {
+				return err
+			}
+		}
+		return tx.AuditAppend(ctx, &store.AuditEvent{ID: airlock.NewID(airlock.PrefixEvent, now), Time: now, Type: "run.finish",
+			Subject: r.ID, ActorName: "test", Outcome: "success"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, page := s.visitor(t, "alice").get("/runs/" + r.ID)
+	if !strings.Contains(page, `id="attempt"`) || !strings.Contains(page, `data-attempt="1"`) || !strings.Contains(page, `data-attempt="2"`) {
+		t.Fatalf("the run page does not show both attempts:\n%s", page)
 	}
 }
