@@ -10,7 +10,13 @@ import (
 // that says what it waited for, never a bare sleep.
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	const limit = time.Minute
+	Within(t, time.Minute, what, cond)
+}
+
+// Within is Eventually with another deadline: for a guarantee that is
+// itself a bound ("final within the heartbeat timeout and 10 s").
+func Within(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.After(limit)
 	for !cond() {
 		select {
