@@ -87,8 +87,9 @@ func (a *app) evidenceCmd() *cobra.Command {
 		Use:   "verify BUNDLE --key KEY",
 		Short: "Verify a bundle offline: signatures, file hashes, inclusion proofs, output digests",
 		Long: "Verify an evidence bundle with only the log's public key (from 'airlock audit' / /api/v1/audit/key,\n" +
-			"obtained out of band): no server, no database. Any edited, missing or added file is named. Exit 0 only\n" +
-			"when everything checks.",
+			"obtained out of band): no server, no database. Any edited, missing or added file is named, and any run\n" +
+			"whose output differs from the digest its run.finish event certifies, or is labelled pruned without the\n" +
+			"run.output_prune event that removed it in the bundle. Exit 0 only when everything checks.",
 		Example: "  airlock evidence verify airlock-2026Q4.zip --key 'airlock+1a2b3c4d+AQ…'",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -4,6 +4,9 @@
 // signed checkpoint, the runs with their output, the procedure versions
 // with their reviews, the policies in force, a summary per control and
 // a human-readable report, and a signed manifest of every file's hash.
+// It also checks a database's stored run output against the digests its
+// log certifies (CheckOutput, for audit verify): the same rule the
+// bundle check applies, in output.go.
 package evidence
 
 import (
@@ -120,7 +123,9 @@ func (r *Result) OK() bool { return len(r.Problems) == 0 }
 // Verify checks a bundle offline with the verifier key: the manifest's
 // signature, every file's hash (an edited, missing or added file is
 // named), the checkpoint's signature, every event's inclusion proof, and
-// every run's output against its recorded digest.
+// every run's output against the digest its run.finish event certifies:
+// output that differs, or is gone with no run.output_prune event in the
+// bundle to account for it, is a problem naming the run.
 func Verify(zipData []byte, vkey string) (*Result, error) {
 	v, err := note.NewVerifier(vkey)
 	if err != nil {
@@ -217,33 +222,35 @@ func Verify(zipData []byte, vkey string) (*Result, error) {
 		bad("runs.json", "%v", err)
 		return res, nil
 	}
-	finished := map[string]string{} // run -> output digest in its proven run.finish event
+	// What the proven events say of the runs' output.
+	l := newLedger()
 	for _, e := range events {
-		if e.Type == "run.finish" {
-			var d struct {
-				Digest string `json:"output_digest"`
-			}
-			_ = json.Unmarshal(e.Details, &d)
-			finished[e.Subject] = d.Digest
-		}
+		l.add(e)
 	}
 	for _, r := range runs {
 		res.Runs++
 		if r.OutputDigest == "" {
 			continue
 		}
-		if d, ok := finished[r.ID]; ok && d != r.OutputDigest {
+		c, ok := l.finished[r.ID]
+		if ok && c.digest != r.OutputDigest {
 			bad("runs.json", "run %s: output digest differs from its audited run.finish event", r.ID)
 		}
-		out, ok := files["output/"+r.ID+".log"]
 		if !ok {
-			if !r.OutputPruned {
-				bad("output/"+r.ID+".log", "missing")
-			}
-			continue
+			c = certified{seq: -1, at: r.FinishedAt, digest: r.OutputDigest, bytes: r.OutputBytes, hasBytes: true}
 		}
-		if "sha256:"+sum(out) != r.OutputDigest {
-			bad("output/"+r.ID+".log", "output does not hash to the run's recorded digest")
+		name := "output/" + r.ID + ".log"
+		out, ok := files[name]
+		switch {
+		case r.OutputPruned && len(out) == 0 && l.prunedBy(r.ID, c) < 0:
+			bad(name, "run %s: its output is labelled pruned, but no run.output_prune event in the bundle names it", r.ID)
+		case r.OutputPruned && len(out) == 0:
+		case !ok:
+			bad(name, "missing")
+		default:
+			if f := l.judge(r.ID, c, sumOutput(out)); f != "" {
+				bad(name, "%s", f)
+			}
 		}
 	}
 	return res, nil

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -44,7 +45,13 @@ type RunRecord struct {
 	Approvals    []*store.RunApproval `json:"approvals"`
 	Nodes        []*store.RunNode     `json:"nodes"`
 	Steps        []*store.RunStep     `json:"steps"`
-	OutputPruned bool                 `json:"output_pruned"`
+	// OutputPruned: the run's output is gone, and the bundle holds the
+	// run.output_prune event that removed it.
+	OutputPruned bool `json:"output_pruned"`
+	// OutputProblem says how the stored output (in output/RUN.log, as
+	// stored) differs from the digest the run's run.finish event
+	// certifies, when no pruning event accounts for it.
+	OutputProblem string `json:"output_problem,omitempty"`
 }
 
 // VersionRecord is a procedure version with its reviews.
@@ -59,99 +66,29 @@ type VersionRecord struct {
 // runs with their output, the procedure versions they ran and their
 // reviews, the policies in force, a summary per control and the report.
 func Export(ctx context.Context, s store.Store, log *audit.Log, p Params, w io.Writer) error {
+	runs, output, err := exportRuns(ctx, s, p)
+	if err != nil {
+		return err
+	}
+	// Signed after the output is read: a pruning that removed output
+	// before it was read is below the checkpoint, so the bundle can hold
+	// the event that accounts for it.
 	cp, err := log.Checkpoint(ctx)
 	if err != nil {
 		return err
 	}
-	// Runs of the period (or the one run).
-	var allRuns []*store.Run
-	if p.Run != "" {
-		r, err := s.RunGet(ctx, p.Run)
-		if err != nil {
-			return err
-		}
-		allRuns = []*store.Run{r}
-	} else if allRuns, err = s.RunList(ctx, store.RunListParams{ProcedureName: p.Procedure, Limit: 100000}); err != nil {
-		return err
-	}
-	var runs []RunRecord
 	runIDs := map[string]bool{}
 	versionIDs := map[string]bool{}
-	var output = map[string][]byte{}
-	for _, r := range allRuns {
-		if r.CreatedAt.Before(p.From) || !r.CreatedAt.Before(p.To) || (p.Environment != "" && r.Environment != p.Environment) ||
-			(p.Run != "" && r.ID != p.Run) {
-			continue
-		}
-		rec := RunRecord{Run: r}
-		if rec.Approvals, err = s.RunApprovalList(ctx, r.ID); err != nil {
-			return err
-		}
-		if rec.Nodes, err = s.RunNodeList(ctx, r.ID); err != nil {
-			return err
-		}
-		if rec.Steps, err = s.RunStepList(ctx, r.ID); err != nil {
-			return err
-		}
-		var buf bytes.Buffer
-		after := int64(0)
-		for {
-			chunks, err := s.RunOutputList(ctx, r.ID, after, 1000)
-			if err != nil {
-				return err
-			}
-			for _, c := range chunks {
-				buf.Write(c.Data)
-				after = c.Seq
-			}
-			if len(chunks) < 1000 {
-				break
-			}
-		}
-		if r.OutputDigest != "" {
-			if buf.Len() == 0 && r.OutputBytes > 0 {
-				rec.OutputPruned = true
-			} else {
-				output["output/"+r.ID+".log"] = buf.Bytes()
-			}
-		}
-		r2 := *r
-		r2.SecretParams = nil
-		rec.Run = &r2
-		runs = append(runs, rec)
+	for _, r := range runs {
 		runIDs[r.ID] = true
 		versionIDs[r.VersionID] = true
 	}
-	// Events of the period.
-	var events []*store.AuditEvent
-	after := int64(-1)
-	for {
-		// A run's events are read by subject (indexed), not by walking
-		// the whole log.
-		evs, err := s.AuditList(ctx, store.AuditListParams{After: after, Subject: p.Run, Limit: 5000})
-		if err != nil {
-			return err
-		}
-		for _, e := range evs {
-			after = e.Seq
-			if e.Seq >= cp.Size || e.Time.Before(p.From) || !e.Time.Before(p.To) {
-				continue
-			}
-			switch {
-			case p.Run != "":
-				if !runIDs[e.Subject] {
-					continue
-				}
-			case p.Procedure != "" || p.Environment != "":
-				if !runIDs[e.Subject] && !mentions(e, p.Procedure) {
-					continue
-				}
-			}
-			events = append(events, e)
-		}
-		if len(evs) < 5000 {
-			break
-		}
+	events, err := periodEvents(ctx, s, p, cp.Size, runIDs)
+	if err != nil {
+		return err
+	}
+	if events, err = accountForOutput(ctx, s, cp.Size, runs, output, events); err != nil {
+		return err
 	}
 	proofs := Proofs{Size: cp.Size, Root: cp.RootHash, Proofs: map[string][]string{}}
 	var ev bytes.Buffer
@@ -214,12 +151,173 @@ func Export(ctx context.Context, s store.Store, log *audit.Log, p Params, w io.W
 		"key.txt":         []byte(log.VerifierKey + "\n"),
 		"report.html":     Report(summary, p, cp, log.VerifierKey),
 	}
-	for n, b := range output {
-		files[n] = b
+	for id, b := range output {
+		files["output/"+id+".log"] = b
 	}
 	m := &Manifest{Format: Format, CreatedAt: p.now().UTC(), From: p.From.UTC(), To: p.To.UTC(), Procedure: p.Procedure,
 		Environment: p.Environment, Run: p.Run, Checkpoint: cp.Note}
 	return writeBundle(w, files, m, log.Signer)
+}
+
+// exportRuns reads the runs of the period (or the one run) with their
+// approvals, nodes and steps, and the stored output of each run that
+// certified a digest, as stored.
+func exportRuns(ctx context.Context, s store.Store, p Params) ([]RunRecord, map[string][]byte, error) {
+	var all []*store.Run
+	if p.Run != "" {
+		r, err := s.RunGet(ctx, p.Run)
+		if err != nil {
+			return nil, nil, err
+		}
+		all = []*store.Run{r}
+	} else {
+		var err error
+		if all, err = s.RunList(ctx, store.RunListParams{ProcedureName: p.Procedure, Limit: 100000}); err != nil {
+			return nil, nil, err
+		}
+	}
+	var runs []RunRecord
+	output := map[string][]byte{}
+	for _, r := range all {
+		if r.CreatedAt.Before(p.From) || !r.CreatedAt.Before(p.To) || (p.Environment != "" && r.Environment != p.Environment) ||
+			(p.Run != "" && r.ID != p.Run) {
+			continue
+		}
+		rec := RunRecord{Run: r}
+		var err error
+		if rec.Approvals, err = s.RunApprovalList(ctx, r.ID); err != nil {
+			return nil, nil, err
+		}
+		if rec.Nodes, err = s.RunNodeList(ctx, r.ID); err != nil {
+			return nil, nil, err
+		}
+		if rec.Steps, err = s.RunStepList(ctx, r.ID); err != nil {
+			return nil, nil, err
+		}
+		if r.OutputDigest != "" {
+			var buf bytes.Buffer
+			if err := s.RunOutputRead(ctx, r.ID, func(_ int64, data []byte) error {
+				buf.Write(data)
+				return nil
+			}); err != nil {
+				return nil, nil, err
+			}
+			output[r.ID] = buf.Bytes()
+		}
+		r2 := *r
+		r2.SecretParams = nil
+		rec.Run = &r2
+		runs = append(runs, rec)
+	}
+	return runs, output, nil
+}
+
+// periodEvents reads the events of the period below position size:
+// those about the selected runs, or all of them (or those mentioning the
+// procedure) for a period bundle.
+func periodEvents(ctx context.Context, s store.Reader, p Params, size int64, runIDs map[string]bool) ([]*store.AuditEvent, error) {
+	var events []*store.AuditEvent
+	after := int64(-1)
+	for {
+		// A run's events are read by subject (indexed), not by walking
+		// the whole log.
+		evs, err := s.AuditList(ctx, store.AuditListParams{After: after, Subject: p.Run, Limit: 5000})
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range evs {
+			after = e.Seq
+			if e.Seq >= size || e.Time.Before(p.From) || !e.Time.Before(p.To) {
+				continue
+			}
+			switch {
+			case p.Run != "":
+				if !runIDs[e.Subject] {
+					continue
+				}
+			case p.Procedure != "" || p.Environment != "":
+				if !runIDs[e.Subject] && !mentions(e, p.Procedure) {
+					continue
+				}
+			}
+			events = append(events, e)
+		}
+		if len(evs) < 5000 {
+			return events, nil
+		}
+	}
+}
+
+// accountForOutput holds each run's stored output to the digest its
+// run.finish event certifies, and returns the events with those the
+// bundle needs to show it (each below position size): every run's
+// run.finish, from outside the period too, and for a run whose output is
+// gone the run.output_prune event that removed it — the run is then
+// labelled pruned and has no output file. Any other difference is
+// recorded on the run (OutputProblem) and its output exported as stored.
+func accountForOutput(ctx context.Context, s store.Reader, size int64, runs []RunRecord, output map[string][]byte,
+	events []*store.AuditEvent) ([]*store.AuditEvent, error) {
+	have := map[int64]bool{}
+	l := newLedger()
+	for _, e := range events {
+		have[e.Seq] = true
+		l.add(e)
+	}
+	include := func(e *store.AuditEvent) {
+		if !have[e.Seq] {
+			have[e.Seq] = true
+			events = append(events, e)
+			l.add(e)
+		}
+	}
+	// The log's pruning events, read when a run first needs them.
+	var prunes map[int64]*store.AuditEvent
+	pruned := newLedger()
+	for i := range runs {
+		r := &runs[i]
+		if r.OutputDigest == "" {
+			continue
+		}
+		c, ok := l.finished[r.ID]
+		if !ok {
+			var last *store.AuditEvent
+			q := store.AuditListParams{Type: audit.RunFinish, Subject: r.ID, Before: size}
+			if err := listEvents(ctx, s, q, func(e *store.AuditEvent) { last = e }); err != nil {
+				return nil, err
+			}
+			if last != nil {
+				include(last)
+			}
+			if c, ok = l.finished[r.ID]; !ok {
+				c = certified{seq: -1, at: r.FinishedAt, digest: r.OutputDigest, bytes: r.OutputBytes, hasBytes: true}
+			}
+		}
+		stored := sumOutput(output[r.ID])
+		if stored.digest == c.digest {
+			continue
+		}
+		if prunes == nil {
+			prunes = map[int64]*store.AuditEvent{}
+			if err := listEvents(ctx, s, store.AuditListParams{Type: audit.RunOutputPrune, Before: size}, func(e *store.AuditEvent) {
+				prunes[e.Seq] = e
+				pruned.add(e)
+			}); err != nil {
+				return nil, err
+			}
+		}
+		by := pruned.prunedBy(r.ID, c)
+		if by >= 0 {
+			include(prunes[by])
+		}
+		if by >= 0 && stored.bytes == 0 {
+			r.OutputPruned = true
+			delete(output, r.ID)
+			continue
+		}
+		r.OutputProblem = l.judge(r.ID, c, stored)
+	}
+	sort.Slice(events, func(i, j int) bool { return events[i].Seq < events[j].Seq })
+	return events, nil
 }
 
 func mentions(e *store.AuditEvent, procedure string) bool {

@@ -92,8 +92,14 @@ func Summarize(events []*store.AuditEvent, runs []RunRecord, versions []VersionR
 		Statement:  "A policy change takes effect only after another admin approves it; self-approval is refused and audited."}
 	logging := Control{ID: "audit-log-integrity", Title: "The audit trail is complete and unaltered",
 		Frameworks: []string{"SOC 2 CC7.2", "ISO 27001 A.8.15"},
-		Statement:  "Every event in this bundle carries an inclusion proof against a checkpoint signed by the log's key."}
+		Statement: "Every event in this bundle carries an inclusion proof against a checkpoint signed by the log's key; " +
+			"every run's output hashes to the digest its run.finish event certifies, or a run.output_prune event in the bundle removed it."}
 	logging.Checked = len(events)
+	for _, r := range runs {
+		if r.OutputProblem != "" {
+			logging.Exceptions = append(logging.Exceptions, Finding{r.ID, r.OutputProblem})
+		}
+	}
 	for _, e := range events {
 		d := details(e)
 		switch e.Type {
