@@ -17,6 +17,7 @@ import (
 
 	"github.com/airlockhq/airlock/internal/api"
 	"github.com/airlockhq/airlock/internal/audit"
+	"github.com/airlockhq/airlock/internal/evidence"
 	"github.com/airlockhq/airlock/internal/server"
 	"github.com/airlockhq/airlock/internal/store"
 )
@@ -44,6 +45,17 @@ func splitNotes(b string) []string {
 	return notes
 }
 
+// auditVerifyResult is what audit verify found: the log's report, and
+// the runs' stored output against the digests the log certifies.
+type auditVerifyResult struct {
+	*audit.Report
+	Output *evidence.OutputReport `json:"output"`
+}
+
+// OK reports whether the log and every run's output hold. (The log is
+// verified after the output check, so past every event it relied on.)
+func (r auditVerifyResult) OK() bool { return r.Report.OK() && r.Output.OK() }
+
 func (a *app) auditCmd() *cobra.Command {
 	c := &cobra.Command{Use: "audit", Short: "Verify, read and checkpoint the tamper-evident audit log"}
 	var f serveFlags
@@ -57,6 +69,8 @@ func (a *app) auditCmd() *cobra.Command {
 			"from the stored events, compare it with the hashes recorded at each append, and check every stored\n" +
 			"checkpoint and every checkpoint given with --from-checkpoint (e.g. ones published outside the database)\n" +
 			"against it. Reports edited, deleted, inserted, reordered or truncated events by position.\n" +
+			"Then checks every finished run's stored output against the digest its run.finish event certifies, and\n" +
+			"names each run whose output differs or is gone without a run.output_prune event that removed it.\n" +
 			"Exit 0 only when everything holds.",
 		Example: "  airlock audit verify --data /var/lib/airlock --from-checkpoint /backup/checkpoints.txt",
 		Args:    cobra.NoArgs,
@@ -100,32 +114,50 @@ func (a *app) auditCmd() *cobra.Command {
 				notes = append(notes, splitNotes(string(b))...)
 			}
 			start := time.Now()
+			// Output first: the log is then verified past every event
+			// the output check relied on.
+			out, err := evidence.CheckOutput(ctx, st)
+			if err != nil {
+				return err
+			}
 			rep, err := audit.Verify(ctx, st, v, notes)
 			if err != nil {
 				return err
 			}
-			if err := a.print(rep, func(w io.Writer) {
+			res := auditVerifyResult{Report: rep, Output: out}
+			if err := a.print(res, func(w io.Writer) {
 				for _, p := range rep.Problems {
 					fmt.Fprintln(w, p.String())
 				}
 				if rep.Omitted > 0 {
 					fmt.Fprintf(w, "… and %d more\n", rep.Omitted)
 				}
+				for _, f := range out.Findings {
+					fmt.Fprintln(w, f.Detail)
+				}
+				if n := len(out.Uncertified); n > 0 {
+					ids := strings.Join(out.Uncertified[:min(n, 10)], ", ")
+					if n > 10 {
+						ids += ", …"
+					}
+					fmt.Fprintf(w, "note: %d finished run(s) have stored output that no run.finish event certifies (the reaper finished them "+
+						"before it recorded a digest), so it is not evidence: %s\n", n, ids)
+				}
 				verdict := "OK"
 				switch {
-				case !rep.OK():
-					verdict = fmt.Sprintf("FAILED: %d problem(s)", int64(len(rep.Problems))+rep.Omitted)
+				case !res.OK():
+					verdict = fmt.Sprintf("FAILED: %d problem(s)", int64(len(rep.Problems))+rep.Omitted+int64(len(out.Findings)))
 				case rep.Checkpoints == 0 && !allowNoCheckpoint:
 					fmt.Fprintln(w, "no signed checkpoint was checked, so nothing vouches for the log's history: pass --from-checkpoint with "+
 						"checkpoints kept outside the database (or --allow-no-checkpoint to accept a log that was never signed)")
 					verdict = "FAILED"
 				}
-				fmt.Fprintf(w, "%s: %d events, %d checkpoints checked, root %s (%s)\n", verdict, rep.Events, rep.Checkpoints, rep.RootHash,
-					time.Since(start).Round(time.Millisecond))
+				fmt.Fprintf(w, "%s: %d events, %d checkpoints checked, root %s; output of %d runs checked, %d of them pruned (%s)\n", verdict,
+					rep.Events, rep.Checkpoints, rep.RootHash, out.Runs, out.Pruned, time.Since(start).Round(time.Millisecond))
 			}); err != nil {
 				return err
 			}
-			if !rep.OK() || rep.Checkpoints == 0 && !allowNoCheckpoint {
+			if !res.OK() || rep.Checkpoints == 0 && !allowNoCheckpoint {
 				return exitCode(1)
 			}
 			return nil
