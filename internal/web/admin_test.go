@@ -476,7 +476,7 @@ func TestVerifyNowRunsOnceAtATime(t *testing.T) {
 			_, body = dana.get("/audit")
 			return verification(body) != "" && !strings.Contains(body, `id="verify-running"`)
 		})
-		if !strings.Contains(body, "Verified:") {
+		if !strings.Contains(body, "Verified:") || !strings.Contains(body, `<p class="ok" id="verify-output">`) {
 			i := strings.Index(body, `id="verify-result"`)
 			t.Fatalf("the log does not verify: %.600s", body[max(i, 0):])
 		}

@@ -85,6 +85,9 @@ type verifyJob struct {
 
 type verifyResult struct {
 	Report *audit.Report
+	// Output is the check of every finished run's stored output against
+	// its certified digest, as `airlock audit verify` makes it.
+	Output *evidence.OutputReport
 	Err    string
 	By     string
 	At     time.Time
@@ -115,8 +118,14 @@ func (h *Handler) startVerify(by string) <-chan struct{} {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 		defer cancel()
-		rep, err := audit.Verify(ctx, h.Store, h.Audit.Verifier, nil)
-		res := &verifyResult{Report: rep, By: by, At: h.now()}
+		// Output first: the log is then verified past every event the
+		// output check relied on.
+		out, err := evidence.CheckOutput(ctx, h.Store)
+		var rep *audit.Report
+		if err == nil {
+			rep, err = audit.Verify(ctx, h.Store, h.Audit.Verifier, nil)
+		}
+		res := &verifyResult{Report: rep, Output: out, By: by, At: h.now()}
 		if err != nil {
 			res.Err = err.Error()
 			h.Log.Error("audit verify", "err", err)
