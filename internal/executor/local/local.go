@@ -1,25 +1,47 @@
-// Package local runs steps on the Airlock host: each step in its own
-// process group, with a clean environment holding only the declared
-// variables, in the run's working directory. Cancellation and timeouts
-// kill the whole process group.
+// Package local runs steps on the Airlock host, each in a clean
+// environment holding only the declared variables, in the run's working
+// directory, contained by package contain: in a cgroup of its own where
+// cgroup v2 is usable, else in a process group of its own. Cancellation,
+// timeouts and the end of a step kill everything the step started.
 package local
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
+	"sync"
 	"time"
 
 	"github.com/airlockhq/airlock/internal/executor"
+	"github.com/airlockhq/airlock/internal/executor/contain"
 )
 
-// Executor is the local executor.
-type Executor struct{}
+// Executor is the local executor. Contain, when set, contains each
+// step's processes (package contain): in a cgroup of its own where
+// cgroup v2 is usable, recorded so that a later start kills what a
+// killed Airlock left. The zero value gives each step a process group of
+// its own, killed whole, and nothing is recorded.
+type Executor struct {
+	Contain *contain.Manager
+}
+
+// outputGrace is how long a step's output may stay open after its
+// command (the process Airlock started) exited: a background process
+// that writes a last line and ends gets it recorded. One that still
+// holds the output then is killed, and the step fails.
+const outputGrace = 2 * time.Second
+
+// drainGrace is how long the output may take to close once the step's
+// processes were killed. Only a process that escaped containment (in
+// the process-group fallback: one that called setsid) keeps it open
+// longer; Airlock then stops reading it.
+const drainGrace = 2 * time.Second
 
 // lookPath finds a program in the safe PATH, not in Airlock's own.
 func lookPath(name string) (string, error) {
@@ -36,7 +58,7 @@ func lookPath(name string) (string, error) {
 }
 
 // Run implements executor.Executor.
-func (Executor) Run(ctx context.Context, job *executor.Job) executor.Result {
+func (e Executor) Run(ctx context.Context, job *executor.Job) executor.Result {
 	if err := os.MkdirAll(job.WorkDir, 0o700); err != nil {
 		return executor.Result{Status: executor.Failed, ExitCode: -1, Error: "working directory: " + err.Error()}
 	}
@@ -46,7 +68,7 @@ func (Executor) Run(ctx context.Context, job *executor.Job) executor.Result {
 		if failed || ctx.Err() != nil {
 			break
 		}
-		res := runStep(ctx, job, st)
+		res := e.runStep(ctx, job, st)
 		results = append(results, res)
 		if job.StepDone != nil {
 			job.StepDone(res)
@@ -58,7 +80,7 @@ func (Executor) Run(ctx context.Context, job *executor.Job) executor.Result {
 	return executor.Finish(results, job.Steps, ctx.Err())
 }
 
-func runStep(ctx context.Context, job *executor.Job, st executor.Step) executor.StepResult {
+func (e Executor) runStep(ctx context.Context, job *executor.Job, st executor.Step) executor.StepResult {
 	res := executor.StepResult{Index: st.Index, Name: st.Name, StartedAt: time.Now(), ExitCode: -1}
 	fail := func(format string, args ...any) executor.StepResult {
 		fmt.Fprintf(job.Stderr, "airlock: step %s: %s\n", st.Name, fmt.Sprintf(format, args...))
@@ -88,33 +110,177 @@ func runStep(ctx context.Context, job *executor.Job, st executor.Step) executor.
 	cmd.Dir = job.WorkDir
 	cmd.Env = executor.EnvList(job.Env, st.Env)
 	cmd.Stdin = nil
-	cmd.Stdout, cmd.Stderr = job.Stdout, job.Stderr
-	// Own process group (killed whole on cancel); killed if Airlock dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error {
-		// The whole group: whatever the step started goes too.
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	// Output through pipes of our own, not os/exec's: the step ends when
+	// its command exits, not when the last holder of its output does.
+	out, err := newOutputs(job.Stdout, job.Stderr)
+	if err != nil {
+		return fail("output pipes: %v", err)
 	}
+	cmd.Stdout, cmd.Stderr = out.stdout, out.stderr
+	// Should killing the step on cancel or timeout fail, os/exec kills
+	// the command itself after this.
 	cmd.WaitDelay = 2 * time.Second
-	err = cmd.Run()
-	res.FinishedAt = time.Now()
-	// Anything left in the group once the leader exited goes as well.
-	if cmd.Process != nil {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	// Start sets cmd.Cancel: cancel and timeout kill the whole step.
+	g, err := e.Contain.Start(cmd)
+	out.started()
+	if err != nil {
+		out.close()
+		return fail("%v", err)
 	}
+	held := false
+	waitErr, containErr := g.Wait(func() {
+		// The command has exited; whatever it left running is killed
+		// when this returns.
+		t := time.NewTimer(outputGrace)
+		defer t.Stop()
+		select {
+		case <-out.done:
+		case <-stepCtx.Done():
+		case <-t.C:
+			held = stepCtx.Err() == nil
+		}
+	})
+	res.FinishedAt = time.Now()
+	drained := out.wait(drainGrace)
+	out.close()
+	// The output's copiers are done: job.Stderr is this goroutine's.
+	exitCode := -1
 	var exitErr *exec.ExitError
+	switch {
+	case waitErr == nil:
+		exitCode = 0
+	case errors.As(waitErr, &exitErr):
+		exitCode = exitErr.ExitCode()
+	}
+	if held || !drained {
+		msg := "a process the step started in the background still holds its output open; it was killed"
+		if !drained {
+			msg = "a process the step started in the background still holds its output open and could not be killed " +
+				"(it left the step's process group); Airlock stopped reading its output"
+		}
+		if held && exitCode == 0 {
+			msg += ". The step's command exited 0, but the step fails: its output may be incomplete"
+		}
+		fmt.Fprintf(job.Stderr, "airlock: step %s: %s\n", st.Name, msg)
+	}
+	if containErr != nil {
+		fmt.Fprintf(job.Stderr, "airlock: step %s: processes it started may still be running: %v\n", st.Name, containErr)
+	}
 	switch {
 	case stepCtx.Err() != nil && ctx.Err() != nil:
 		res.Status = executor.Canceled
 	case stepCtx.Err() != nil:
 		fmt.Fprintf(job.Stderr, "airlock: step %s timed out after %s\n", st.Name, st.Timeout)
 		res.Status = executor.Failed
-	case err == nil:
+	case held:
+		res.Status, res.ExitCode = executor.Failed, exitCode
+		if exitCode == 0 {
+			res.ExitCode = -1
+		}
+	case waitErr == nil && out.err != nil:
+		return fail("output: %v", out.err)
+	case waitErr == nil:
 		res.Status, res.ExitCode = executor.Succeeded, 0
-	case errors.As(err, &exitErr):
-		res.Status, res.ExitCode = executor.Failed, exitErr.ExitCode()
+	case exitErr != nil:
+		res.Status, res.ExitCode = executor.Failed, exitCode
 	default:
-		return fail("%v", err)
+		return fail("%v", waitErr)
 	}
 	return res
+}
+
+// outputs carries a step's stdout and stderr through pipes this process
+// reads, one goroutine per pipe, as os/exec would; but the step's end
+// does not wait for them.
+type outputs struct {
+	stdout, stderr *os.File // the step's ends
+	readers        []*os.File
+	done           chan struct{} // closed when every copier has returned
+	err            error         // the first error writing the output, once done
+}
+
+func newOutputs(stdout, stderr io.Writer) (*outputs, error) {
+	o := &outputs{done: make(chan struct{})}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	pipe := func(w io.Writer) (*os.File, error) {
+		if w == nil {
+			w = io.Discard
+		}
+		r, pw, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		o.readers = append(o.readers, r)
+		wg.Go(func() {
+			_, err := io.Copy(w, r)
+			// The step writing on gets EPIPE, as with os/exec, rather
+			// than blocking on a pipe nobody reads.
+			r.Close()
+			if err != nil && !errors.Is(err, os.ErrClosed) {
+				mu.Lock()
+				o.err = cmp.Or(o.err, err)
+				mu.Unlock()
+			}
+		})
+		return pw, nil
+	}
+	var err error
+	if o.stdout, err = pipe(stdout); err == nil {
+		if sameWriter(stdout, stderr) {
+			o.stderr = o.stdout
+		} else {
+			o.stderr, err = pipe(stderr)
+		}
+	}
+	go func() { wg.Wait(); close(o.done) }()
+	if err != nil {
+		o.started()
+		o.close()
+		return nil, err
+	}
+	return o, nil
+}
+
+// sameWriter reports whether a and b are one writer, which then gets
+// one pipe, so that it is written from one goroutine (as os/exec does).
+func sameWriter(a, b io.Writer) (same bool) {
+	defer func() {
+		if recover() != nil { // uncomparable dynamic type
+			same = false
+		}
+	}()
+	return a == b
+}
+
+// started closes this process's copies of the step's ends, once the step
+// has its own (or failed to start): the output ends when the step's
+// processes have all closed theirs.
+func (o *outputs) started() {
+	if o.stdout != nil {
+		o.stdout.Close()
+	}
+	if o.stderr != nil && o.stderr != o.stdout {
+		o.stderr.Close()
+	}
+}
+
+// wait reports whether the output ended within d.
+func (o *outputs) wait(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-o.done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// close stops reading the output and waits for the copiers.
+func (o *outputs) close() {
+	for _, r := range o.readers {
+		r.Close()
+	}
+	<-o.done
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/internal/executor"
+	"github.com/airlockhq/airlock/internal/executor/contain"
 	"github.com/airlockhq/airlock/internal/executor/local"
 	"github.com/airlockhq/airlock/internal/store"
 	"github.com/airlockhq/airlock/internal/testenv"
@@ -129,5 +130,145 @@ func result(t *testing.T, done <-chan executor.Result) executor.Result {
 	case <-time.After(time.Minute):
 		t.Fatal("waited a minute for Run to return")
 		return executor.Result{}
+	}
+}
+
+// cgroupExecutor is a local executor whose steps run in cgroups. It
+// skips, or fails under AIRLOCK_TEST_STRICT=1, where cgroup v2 is not
+// usable.
+func cgroupExecutor(t *testing.T) local.Executor {
+	t.Helper()
+	m, err := contain.New(t.TempDir(), contain.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("close containment: %v", err)
+		}
+	})
+	if m.Cgroup() == "" {
+		testenv.Missing(t, "cgroup v2 is not usable here ("+m.Fallback()+"); skipping cgroup containment tests")
+	}
+	return local.Executor{Contain: m}
+}
+
+// pidIn waits for a PID written to file by a step, and kills it at
+// cleanup whatever the test did.
+func pidIn(t *testing.T, file string) int {
+	t.Helper()
+	var pid int
+	testenv.Eventually(t, "the step to write "+file, func() bool {
+		b, err := os.ReadFile(file)
+		if err == nil && bytes.HasSuffix(b, []byte("\n")) {
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		return pid != 0
+	})
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	return pid
+}
+
+// TestSetsidEscapeIsKilled: a process that leaves the step's process
+// group and session (setsid) is still the step's: cancel, timeout and
+// the step's end kill it.
+func TestSetsidEscapeIsKilled(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		rest    string
+		timeout time.Duration
+		cancel  bool
+		want    string
+	}{
+		{name: "step end", want: executor.Succeeded},
+		{name: "cancel", rest: "wait", cancel: true, want: executor.Canceled},
+		{name: "timeout", rest: "wait", timeout: 3 * time.Second, want: executor.Failed},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := cgroupExecutor(t)
+			pidFile := filepath.Join(t.TempDir(), "pid")
+			j, _, errb := job(t, executor.Step{Shell: "/bin/sh", Timeout: c.timeout,
+				Script: "setsid sleep 300 >/dev/null 2>&1 & echo $! > " + pidFile + "\n" + c.rest})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan executor.Result, 1)
+			go func() { done <- e.Run(ctx, j) }()
+			pid := pidIn(t, pidFile)
+			if c.cancel {
+				cancel()
+			}
+			if res := result(t, done); res.Status != c.want {
+				t.Fatalf("%+v, want %s\n%s", res, c.want, errb.String())
+			}
+			testenv.Eventually(t, fmt.Sprintf("the setsid sleep %d to be killed at the %s", pid, c.name), func() bool { return !alive(pid) })
+		})
+	}
+}
+
+// TestBackgroundHoldingOutput: a step whose command exits while a
+// process it started in the background holds its output open does not
+// wait for that process: it is killed after outputGrace and the step
+// fails, saying so. A process that escaped the process group (no
+// cgroups) cannot be killed; Airlock stops reading its output.
+func TestBackgroundHoldingOutput(t *testing.T) {
+	const killed = "a process the step started in the background still holds its output open; it was killed"
+	const escaped = "a process the step started in the background still holds its output open and could not be killed"
+	const exited0 = "The step's command exited 0, but the step fails: its output may be incomplete"
+	for _, c := range []struct {
+		name     string
+		cgroup   bool
+		script   string
+		exitCode int
+		want     []string
+		escapes  bool
+	}{
+		{name: "exit 0", script: "sleep 300 & echo $! > PID; echo started", exitCode: -1, want: []string{killed, exited0}},
+		{name: "exit 3", script: "sleep 300 & echo $! > PID; echo started; exit 3", exitCode: 3, want: []string{killed}},
+		{name: "setsid, cgroup", cgroup: true, script: "setsid sleep 300 & echo $! > PID; echo started", exitCode: -1, want: []string{killed, exited0}},
+		{name: "setsid, process group", script: "setsid sleep 300 & echo $! > PID; echo started", exitCode: -1, want: []string{escaped, exited0}, escapes: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := local.Executor{}
+			if c.cgroup {
+				e = cgroupExecutor(t)
+			}
+			pidFile := filepath.Join(t.TempDir(), "pid")
+			j, out, errb := job(t, executor.Step{Shell: "/bin/sh", Script: strings.ReplaceAll(c.script, "PID", pidFile)})
+			done := make(chan executor.Result, 1)
+			go func() { done <- e.Run(context.Background(), j) }()
+			pid := pidIn(t, pidFile)
+			res := result(t, done)
+			if res.Status != executor.Failed || res.ExitCode != c.exitCode || len(res.Steps) != 1 || res.Steps[0].ExitCode != c.exitCode {
+				t.Fatalf("%+v: want failed with exit code %d", res, c.exitCode)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(errb.String(), "airlock: step s0: ") || !strings.Contains(errb.String(), w) {
+					t.Fatalf("stderr %q does not say %q", errb.String(), w)
+				}
+			}
+			if strings.Contains(errb.String(), "WaitDelay") || out.String() != "started\n" {
+				t.Fatalf("stdout %q, stderr %q", out.String(), errb.String())
+			}
+			if c.escapes {
+				if !alive(pid) {
+					t.Fatalf("the setsid sleep %d was killed without cgroups: update docs/runs.md, which says it escapes", pid)
+				}
+				return
+			}
+			testenv.Eventually(t, fmt.Sprintf("the background sleep %d to be killed", pid), func() bool { return !alive(pid) })
+		})
+	}
+}
+
+// TestBackgroundOutputWithinGrace: a background process that writes its
+// last line and ends soon after the step's command exited gets it
+// recorded, and the step succeeds.
+func TestBackgroundOutputWithinGrace(t *testing.T) {
+	j, out, errb := job(t, executor.Step{Shell: "/bin/sh", Script: "(sleep 0.2; echo late) & echo early"})
+	res := local.Executor{}.Run(context.Background(), j)
+	if res.Status != executor.Succeeded || out.String() != "early\nlate\n" || errb.String() != "" {
+		t.Fatalf("%+v stdout %q stderr %q", res, out.String(), errb.String())
 	}
 }
