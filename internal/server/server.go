@@ -30,6 +30,7 @@ import (
 	"github.com/airlockhq/airlock/internal/authz"
 	"github.com/airlockhq/airlock/internal/config"
 	"github.com/airlockhq/airlock/internal/executor"
+	"github.com/airlockhq/airlock/internal/executor/contain"
 	"github.com/airlockhq/airlock/internal/executor/local"
 	"github.com/airlockhq/airlock/internal/executor/sshexec"
 	"github.com/airlockhq/airlock/internal/identity"
@@ -166,11 +167,33 @@ func (s *Server) build(ctx context.Context) error {
 		}
 		s.Log.Info("synced inventory", "file", cfg.InventoryFile, "changed", n)
 	}
+	// Each local step in a cgroup of its own (else a process group),
+	// recorded, so that this start kills what a killed predecessor's
+	// steps left running — never what a live replica's steps run.
+	containDir := filepath.Join(cfg.Data, "runs", ".contain")
+	reaped, err := contain.Reap(containDir)
+	if err != nil {
+		s.Log.Warn("could not kill everything earlier Airlock processes left running; trying again at the next start", "dir", containDir, "err", err)
+	}
+	if reaped.Instances > 0 || reaped.Skipped > 0 {
+		s.Log.Warn("killed what earlier Airlock processes' steps left running", "instances", reaped.Instances,
+			"processes", reaped.Processes, "process_groups", reaped.Groups, "process_groups_left_alone", reaped.Skipped)
+	}
+	contained, err := contain.New(containDir, contain.Options{})
+	if err != nil {
+		return err
+	}
+	if cg := contained.Cgroup(); cg != "" {
+		s.Log.Info("local steps run in cgroups", "containment", "cgroup2", "cgroup", cg)
+	} else {
+		s.Log.Warn("local steps run in process groups: a process that leaves its group (setsid) escapes cancel, timeouts and the end of its step",
+			"containment", "process_group", "reason", contained.Fallback())
+	}
 	rc := run.Config{Workers: cfg.Runs.Workers, ApprovalTTL: cfg.Runs.ApprovalTTL, HeartbeatInterval: cfg.Runs.HeartbeatInterval,
 		HeartbeatTimeout: cfg.Runs.HeartbeatTimeout, MaxOutputBytes: int64(cfg.Runs.MaxOutputBytes), MaxAttempts: cfg.Runs.MaxAttempts,
 		WorkDir: filepath.Join(cfg.Data, "runs"), OutputRetention: cfg.Runs.OutputRetention, SingleNode: cfg.Database.Driver != "postgres"}
 	s.Runs = run.New(s.Store, s.Authz, keyring, map[string]executor.Executor{
-		store.TransportLocal: local.Executor{}, store.TransportSSH: sshexec.Executor{},
+		store.TransportLocal: local.Executor{Contain: contained}, store.TransportSSH: sshexec.Executor{},
 	}, rc, s.Log, s.now)
 
 	var provider *sso.Provider
