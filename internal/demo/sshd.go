@@ -201,6 +201,7 @@ func (s *SSHD) accept() {
 // not a pipe, is its stdin and stdout, so that sshd sees the peer's
 // address as it would behind its own listener. This process keeps the
 // connection until that sshd has exited, to shut it down on Stop.
+// That sshd is killed when this process dies, however it dies.
 func (s *SSHD) serve(c *net.TCPConn) error {
 	sock, err := c.File()
 	if err != nil {
@@ -210,6 +211,7 @@ func (s *SSHD) serve(c *net.TCPConn) error {
 	defer sock.Close() // the child has its own copy
 	cmd := exec.Command(SSHDPath, "-i", "-e", "-f", s.config)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = sock, sock, s.log
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		c.Close()
 		return fmt.Errorf("start sshd -i: %w", err)
