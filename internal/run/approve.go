@@ -182,17 +182,27 @@ func (s *Service) Cancel(ctx context.Context, p *identity.Principal, id string) 
 // heartbeating long enough ago to be reaped, and it is not executing
 // here.
 func (s *Service) workerGone(r *store.Run, now time.Time) bool {
+	return !s.executing(r.ID) && r.HeartbeatAt.Before(now.Add(-s.cfg.HeartbeatTimeout))
+}
+
+// executing reports whether an attempt of the run executes here.
+func (s *Service) executing(id string) bool {
 	s.mu.Lock()
-	_, here := s.attempts[r.ID]
-	s.mu.Unlock()
-	return !here && r.HeartbeatAt.Before(now.Add(-s.cfg.HeartbeatTimeout))
+	defer s.mu.Unlock()
+	for k := range s.attempts {
+		if k.run == id {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Service) cancelLocal(id string, cause error) {
 	s.mu.Lock()
-	cancel := s.cancels[id]
-	s.mu.Unlock()
-	if cancel != nil {
-		cancel(cause)
+	defer s.mu.Unlock()
+	for k, a := range s.attempts {
+		if k.run == id {
+			a.cancel(cause)
+		}
 	}
 }

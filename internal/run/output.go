@@ -80,10 +80,11 @@ type sink struct {
 	// what the run's final event certifies.
 	stored int64
 	digest hash.Hash
-	// unsure: the last write of the pending chunks failed in a way that
-	// may have stored them (a lost commit); storing them again then
-	// conflicts, which means they are there.
-	unsure   bool
+	// unsure: a batch whose write failed in a way that may have stored
+	// it (a lost commit). It is written again alone, before anything
+	// else: a conflict then means it is there (a batch is stored whole or
+	// not at all), success that it was not.
+	unsure   []*store.OutputChunk
 	lost     int64 // bytes that could not be stored
 	flushErr error
 	fenced   bool // the lease was lost: nothing more is written
@@ -179,15 +180,17 @@ func (s *sink) resume(ctx context.Context, attempt int) error {
 // not be written stay pending for the next flush.
 func (s *sink) flush(ctx context.Context) {
 	s.mu.Lock()
-	batch := s.pending
-	s.pending = nil
-	unsure, fenced := s.unsure, s.fenced
+	batch, retrying := s.unsure, s.unsure != nil
+	if !retrying {
+		batch, s.pending = s.pending, nil
+	}
+	fenced := s.fenced
 	s.mu.Unlock()
 	if len(batch) == 0 || fenced {
 		return
 	}
 	err := s.st.RunOutputAppend(ctx, s.lease, batch)
-	if err != nil && unsure && airlock.ErrorKind(err) == airlock.Conflict {
+	if err != nil && retrying && airlock.ErrorKind(err) == airlock.Conflict {
 		err = nil // the write that seemed to fail had stored them
 	}
 	s.mu.Lock()
@@ -206,17 +209,23 @@ func (s *sink) flush(ctx context.Context) {
 		for _, c := range batch {
 			s.lost += int64(len(c.Data))
 		}
-		s.flushErr, s.unsure = err, false
+		s.flushErr = err
 	case err != nil:
 		s.log.Error("store run output; keeping it to store later", "run_id", s.runID, "chunks", len(batch), "err", err)
-		s.pending = append(batch, s.pending...)
-		s.flushErr, s.unsure = err, airlock.ErrorKind(err) == airlock.Unavailable
+		switch {
+		case retrying: // still unknown whether it is stored
+		case airlock.ErrorKind(err) == airlock.Unavailable:
+			s.unsure = batch
+		default:
+			s.pending = append(batch, s.pending...)
+		}
+		s.flushErr = err
 	default:
 		for _, c := range batch {
 			s.stored += int64(len(c.Data))
 			s.digest.Write(c.Data)
 		}
-		s.flushErr, s.unsure = nil, false
+		s.flushErr, s.unsure = nil, nil
 	}
 	s.mu.Unlock()
 	s.broker.notify(s.runID)
@@ -237,7 +246,7 @@ func (s *sink) close(ctx context.Context) (bytes int64, truncated bool, digest s
 	for wait := 200 * time.Millisecond; ; wait *= 2 {
 		s.flush(ctx)
 		s.mu.Lock()
-		done := len(s.pending) == 0 || s.fenced || wait > 5*time.Second || ctx.Err() != nil
+		done := (len(s.pending) == 0 && s.unsure == nil) || s.fenced || wait > 5*time.Second || ctx.Err() != nil
 		s.mu.Unlock()
 		if done {
 			break
@@ -251,9 +260,12 @@ func (s *sink) close(ctx context.Context) (bytes int64, truncated bool, digest s
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, c := range s.pending {
+	// What is still pending, or of unknown fate, is not claimed: should
+	// an unsure batch be stored after all, verification reports the
+	// difference, as it must.
+	for _, c := range append(s.unsure, s.pending...) {
 		s.lost += int64(len(c.Data))
 	}
-	s.pending = nil
+	s.pending, s.unsure = nil, nil
 	return s.stored, s.truncated, "sha256:" + hex.EncodeToString(s.digest.Sum(nil)), s.lost, s.flushErr
 }

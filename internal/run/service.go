@@ -70,11 +70,17 @@ type Service struct {
 	wake      chan struct{}
 	broker    *broker
 
-	mu      sync.Mutex
-	cancels map[string]context.CancelCauseFunc
-	// attempts is the attempt each run executing here holds: its lease,
-	// kept by the heartbeat and checked before every outcome write.
-	attempts map[string]int
+	mu sync.Mutex
+	// attempts are the attempts executing here, by run and attempt
+	// number: one run can have two here for a moment, when this worker
+	// claims a run the reaper took from one of its own attempts.
+	attempts map[attemptKey]*attemptState
+	// stopping: Start is shutting down; an attempt that registers now is
+	// stopped at once.
+	stopping bool
+	// beat is when the last heartbeat that reached the database began
+	// (monotonic clock): the lease of every attempt here lasts from it.
+	beat time.Time
 	// live is each running fan-out run's node progress on this replica.
 	live   map[string]map[string]store.RunNode
 	active sync.WaitGroup
@@ -87,8 +93,8 @@ func New(s store.Store, az *authz.Authorizer, kr *secret.Keyring, executors map[
 		now = time.Now
 	}
 	return &Service{store: s, authz: az, keyring: kr, log: log, now: now, cfg: cfg, executors: executors,
-		workerID: airlock.NewID("wrk", time.Now()), wake: make(chan struct{}, 1), broker: newBroker(), cancels: map[string]context.CancelCauseFunc{},
-		attempts: map[string]int{}, live: map[string]map[string]store.RunNode{}}
+		workerID: airlock.NewID("wrk", time.Now()), wake: make(chan struct{}, 1), broker: newBroker(),
+		attempts: map[attemptKey]*attemptState{}, live: map[string]map[string]store.RunNode{}}
 }
 
 // RequestParams is a run request.

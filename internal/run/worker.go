@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,11 +28,31 @@ var (
 	// errLeaseLost: the run was reaped, requeued or finished by someone
 	// else; this attempt stops and records nothing more.
 	errLeaseLost = errors.New("this worker no longer holds the run")
+	// errLeaseExpired: this worker could not renew the lease (the
+	// database was unreachable) for so long that another replica may
+	// reap the run; the attempt stops before that can happen.
+	errLeaseExpired = fmt.Errorf("%w: its lease could not be renewed", errLeaseLost)
 )
+
+// attemptKey names an attempt executing here.
+type attemptKey struct {
+	run     string
+	attempt int
+}
+
+// attemptState is an attempt executing here.
+type attemptState struct {
+	cancel  context.CancelCauseFunc
+	done    chan struct{} // closed once the attempt is recorded (or given up)
+	claimed time.Time     // monotonic: the claim renewed the lease
+}
 
 // Start runs the dispatcher, the heartbeat and the reaper until ctx ends,
 // then cancels the runs in progress and waits for them to be recorded.
 func (s *Service) Start(ctx context.Context) {
+	s.mu.Lock()
+	s.stopping = false // a service stopped before starts again
+	s.mu.Unlock()
 	if s.cfg.SingleNode {
 		// Before anything is claimed: every running run is a previous
 		// process's.
@@ -44,8 +65,11 @@ func (s *Service) Start(ctx context.Context) {
 	<-ctx.Done()
 	wg.Wait()
 	s.mu.Lock()
-	for _, cancel := range s.cancels {
-		cancel(errShutdown)
+	// An attempt that registers after this (dispatched just before the
+	// dispatcher stopped) is stopped as it registers.
+	s.stopping = true
+	for _, a := range s.attempts {
+		a.cancel(errShutdown)
 	}
 	s.mu.Unlock()
 	s.active.Wait()
@@ -114,32 +138,70 @@ func (s *Service) maintain(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		// Beat for the runs executing here, and only those: a run whose
-		// outcome could not be recorded must go stale and be reaped.
-		s.mu.Lock()
-		owned := make(map[string]int, len(s.attempts))
-		ids := make([]string, 0, len(s.attempts))
-		for id, attempt := range s.attempts {
-			owned[id] = attempt
-			ids = append(ids, id)
+		s.renew(ctx)
+		// Bounded: a database that does not answer must not hold up the
+		// next lease check.
+		rctx, cancel := context.WithTimeout(ctx, max(s.cfg.HeartbeatTimeout/4, time.Second))
+		s.reap(rctx)
+		cancel()
+	}
+}
+
+// renew beats the heart of the runs executing here, and only those (a
+// run whose outcome could not be recorded must go stale and be reaped);
+// stops each attempt whose run was taken from it, or whose cancel was
+// asked for on another replica; and, with several replicas, stops the
+// attempts whose lease it could not renew for half the heartbeat
+// timeout — before any other replica may reap them, so that two attempts
+// never execute at once (replicas' clocks must agree to well within
+// that margin).
+func (s *Service) renew(ctx context.Context) {
+	s.mu.Lock()
+	held := make(map[attemptKey]*attemptState, len(s.attempts))
+	var ids []string
+	for k, a := range s.attempts {
+		if !slices.Contains(ids, k.run) {
+			ids = append(ids, k.run)
 		}
-		s.mu.Unlock()
-		if err := s.store.RunHeartbeat(ctx, s.workerID, ids, s.now().UTC()); err != nil && ctx.Err() == nil {
+		held[k] = a
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, max(s.cfg.HeartbeatTimeout/4, time.Second))
+	defer cancel()
+	began := time.Now()
+	if err := s.store.RunHeartbeat(ctx, s.workerID, ids, s.now().UTC()); err != nil {
+		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			s.log.Error("run heartbeat", "err", err)
 		}
-		for _, id := range ids {
-			r, err := s.store.RunGet(ctx, id)
-			switch {
-			case err != nil:
-			case !s.holds(r, owned[id]):
-				// Reaped (its heartbeat went stale while writes failed),
-				// requeued or finished elsewhere: stop this attempt.
-				s.cancelLocal(id, errLeaseLost)
-			case r.CancelRequested:
-				s.cancelLocal(id, errCanceled)
-			}
+	} else {
+		s.mu.Lock()
+		s.beat = began
+		s.mu.Unlock()
+	}
+	s.mu.Lock()
+	lastBeat := s.beat
+	s.mu.Unlock()
+	for k, a := range held {
+		renewed := a.claimed
+		if lastBeat.After(renewed) {
+			renewed = lastBeat
 		}
-		s.reap(ctx)
+		if !s.cfg.SingleNode && time.Since(renewed) > s.cfg.HeartbeatTimeout/2 {
+			s.log.Error("lease not renewed: stopping the attempt before another replica may take the run", "run_id", k.run,
+				"attempt", k.attempt, "renewed", time.Since(renewed).Round(time.Millisecond))
+			a.cancel(errLeaseExpired)
+			continue
+		}
+		r, err := s.store.RunGet(ctx, k.run)
+		switch {
+		case err != nil:
+		case !s.holds(r, k.attempt):
+			// Reaped (its heartbeat went stale while writes failed),
+			// requeued, claimed again or finished elsewhere: stop it.
+			a.cancel(errLeaseLost)
+		case r.CancelRequested:
+			a.cancel(errCanceled)
+		}
 	}
 }
 
@@ -324,15 +386,36 @@ func (s *Service) verify(ctx context.Context, r *store.Run) (*procedure.Procedur
 func (s *Service) execute(base context.Context, r *store.Run) {
 	ctx, cancel := context.WithCancelCause(base)
 	defer cancel(nil)
+	key, me := attemptKey{r.ID, r.Attempt}, &attemptState{cancel: cancel, done: make(chan struct{}), claimed: time.Now()}
+	var earlier []*attemptState
 	s.mu.Lock()
-	s.cancels[r.ID], s.attempts[r.ID] = cancel, r.Attempt
+	for k, a := range s.attempts {
+		if k.run == r.ID {
+			// An earlier attempt of this run, still executing here: the
+			// reaper took the run from it and this worker claimed it
+			// again. It stops before this one starts.
+			a.cancel(errLeaseLost)
+			earlier = append(earlier, a)
+		}
+	}
+	s.attempts[key] = me
+	if s.stopping {
+		cancel(errShutdown)
+	}
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		delete(s.cancels, r.ID)
-		delete(s.attempts, r.ID)
+		delete(s.attempts, key)
 		s.mu.Unlock()
+		close(me.done)
 	}()
+	for _, a := range earlier {
+		select {
+		case <-a.done:
+		case <-time.After(time.Minute):
+			s.log.Error("an earlier attempt of the run did not stop within a minute", "run_id", r.ID, "attempt", r.Attempt)
+		}
+	}
 	lease := store.Lease{RunID: r.ID, WorkerID: s.workerID, Attempt: r.Attempt}
 	out := newSink(lease, s.store, s.broker, s.log, s.cfg.MaxOutputBytes, nil)
 	out.leaseLost = func() { cancel(errLeaseLost) }
@@ -444,7 +527,10 @@ func (s *Service) execute(base context.Context, r *store.Run) {
 	close(stopFlush)
 	<-flushed
 	if s.cfg.WorkDir != "" {
-		_ = os.Remove(filepath.Join(s.cfg.WorkDir, r.ID)) // the run's directory, empty once its nodes' are gone
+		// The attempt's and the run's directories, empty once the nodes'
+		// are gone (and unless another attempt still works in its own).
+		_ = os.Remove(filepath.Join(s.cfg.WorkDir, r.ID, fmt.Sprintf("attempt-%d", r.Attempt)))
+		_ = os.Remove(filepath.Join(s.cfg.WorkDir, r.ID))
 	}
 
 	status, reason := store.RunSucceeded, ""
@@ -573,7 +659,7 @@ func (s *Service) jobs(ctx context.Context, r *store.Run, def *procedure.Procedu
 		}
 		switch node.Transport {
 		case store.TransportLocal:
-			job.WorkDir = filepath.Join(s.cfg.WorkDir, r.ID, node.Name)
+			job.WorkDir = filepath.Join(s.cfg.WorkDir, r.ID, fmt.Sprintf("attempt-%d", r.Attempt), node.Name)
 		case store.TransportSSH:
 			cred, err := resolve(node.Credential)
 			if err != nil {
@@ -702,6 +788,12 @@ func (s *Service) recordOutcome(ctx context.Context, r *store.Run, status, reaso
 			if err := putStep(ctx, tx, now, st); err != nil {
 				return err
 			}
+		}
+		if status == store.RunQueued && cur.CancelRequested {
+			// Cancelled (on another replica) before the hand-back: it
+			// ends here instead of running again.
+			status = store.RunCanceled
+			reason = strings.TrimPrefix(cur.Error+"; "+reason, "; ")
 		}
 		if status == store.RunQueued {
 			cur.Status, cur.WorkerID, cur.QueuedAt, cur.Error = store.RunQueued, "", now, reason
