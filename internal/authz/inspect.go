@@ -216,6 +216,10 @@ func NeedsApproval(def *procedure.Procedure, env string) bool {
 func (a *Authorizer) setFor(ctx context.Context, caller *identity.Principal, q Question) (*policy.Set, string, error) {
 	switch {
 	case q.PolicyText != "":
+		// Policy text is parsed: only those who may manage policy send it.
+		if err := a.CheckSystem(ctx, caller, policy.ActionManagePolicy); err != nil {
+			return nil, "", err
+		}
 		set, err := a.compile(ctx, a.store, "what-if policy", q.PolicyText)
 		return set, "what-if text", err
 	case q.PolicyVersion != "":

@@ -125,7 +125,65 @@ func Compile(file, text string, params ParamTypes) (*Set, error) {
 // stop the policy in force from loading. IDs are still required.
 func Load(file, text string) (*Set, error) { return compile(file, text, nil) }
 
+// MaxText and MaxNesting bound what reaches the Cedar parser, which
+// recurses once per nesting level: a policy of half a million nested
+// parentheses overflowed the Go stack and killed the server. Real
+// policies are far inside both.
+const (
+	MaxText    = 1 << 20
+	MaxNesting = 64
+)
+
+// bounded refuses text past MaxText bytes or with brackets nested deeper
+// than MaxNesting, naming the line and column, before it is parsed.
+func bounded(file, text string) error {
+	if len(text) > MaxText {
+		return Errors{&Error{File: file, Line: 1, Column: 1, Msg: fmt.Sprintf("policy text is %d bytes; at most %d are accepted", len(text), MaxText)}}
+	}
+	depth, line, col := 0, 1, 0
+	inString, escaped, inComment := false, false, false
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		col++
+		switch {
+		case c == '\n':
+			line, col, inComment = line+1, 0, false
+			continue
+		case inComment:
+			continue
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '/':
+			if i+1 < len(text) && text[i+1] == '/' {
+				inComment = true
+			}
+		case '(', '[', '{':
+			if depth++; depth > MaxNesting {
+				return Errors{&Error{File: file, Line: line, Column: col, Msg: fmt.Sprintf("brackets nested deeper than %d levels", MaxNesting)}}
+			}
+		case ')', ']', '}':
+			depth--
+		}
+	}
+	return nil
+}
+
 func compile(file, text string, v *validate.Validator) (*Set, error) {
+	if err := bounded(file, text); err != nil {
+		return nil, err
+	}
 	raw, err := cedar.NewPolicySetFromBytes(file, []byte(text))
 	if err != nil {
 		e := &Error{File: file, Line: 1, Column: 1, Msg: err.Error()}

@@ -176,3 +176,23 @@ when { resource.author in Group::"contractors" };
 		t.Fatal("the author's groups are not what the policy sees")
 	}
 }
+
+// TestTextIsBoundedBeforeParsing: policy text that would exhaust the
+// parser — half a million nested parentheses overflowed the Go stack and
+// killed the server — is refused before it is parsed, naming where;
+// brackets in strings and comments do not count.
+func TestTextIsBoundedBeforeParsing(t *testing.T) {
+	deep := "@id(\"x\")\npermit (principal, action, resource) when { " + strings.Repeat("(", 520000) + "true" + strings.Repeat(")", 520000) + " };\n"
+	_, err := policy.Compile("p.cedar", deep, nil)
+	if err == nil || !strings.Contains(err.Error(), "p.cedar:2:") || !strings.Contains(err.Error(), "nested deeper than 64 levels") {
+		t.Fatalf("deeply nested text: %v", err)
+	}
+	if _, err := policy.Compile("p.cedar", strings.Repeat(" ", policy.MaxText+1), nil); err == nil || !strings.Contains(err.Error(), "at most") {
+		t.Fatalf("text past the size bound: %v", err)
+	}
+	fine := "// " + strings.Repeat("(", 100) + "\n@id(\"x\")\npermit (principal, action, resource) when { principal.username != \"" +
+		strings.Repeat("[", 100) + "\\\"\" };\n"
+	if _, err := policy.Compile("p.cedar", fine, nil); err != nil {
+		t.Fatalf("brackets in a comment or a string counted: %v", err)
+	}
+}
