@@ -63,6 +63,9 @@ type app struct {
 	stdout, stderr io.Writer
 	output         string
 	profile        string
+	// rawOutput: a run's output goes to the terminal as it is, control
+	// characters included (runs logs --raw).
+	rawOutput bool
 }
 
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {

@@ -212,11 +212,11 @@ func (a *app) readEvents(r io.Reader, prefix bool) (*api.RunJSON, string, error)
 					if prefix {
 						for _, l := range strings.SplitAfter(c.Data, "\n") {
 							if l != "" {
-								fmt.Fprintf(w, "[%s] %s", c.Node, l)
+								fmt.Fprintf(w, "[%s] %s", c.Node, a.visible(l))
 							}
 						}
 					} else {
-						io.WriteString(w, c.Data)
+						io.WriteString(w, a.visible(c.Data))
 					}
 				}
 			case "status":
@@ -335,7 +335,7 @@ func (a *app) runsCmd() *cobra.Command {
 					if len(r.Targets) > 1 && node == "" {
 						fmt.Fprintf(w, "[%s] ", c.Node)
 					}
-					io.WriteString(w, c.Data)
+					io.WriteString(w, a.visible(c.Data))
 				}
 				if page.Next == after {
 					return nil
@@ -346,6 +346,7 @@ func (a *app) runsCmd() *cobra.Command {
 	}
 	logs.Flags().BoolVarP(&logFollow, "follow", "f", false, "follow live until the run ends")
 	logs.Flags().StringVar(&node, "node", "", "only this node's output")
+	logs.Flags().BoolVar(&a.rawOutput, "raw", false, "write the output as stored, control characters included (by default they are shown as \\x1b and the like, so that output cannot drive the terminal)")
 	cancel := &cobra.Command{
 		Use:     "cancel RUN",
 		Short:   "Cancel a run (a running one is killed on its nodes)",
@@ -546,4 +547,30 @@ func (a *app) secretsCmd() *cobra.Command {
 	}
 	c.AddCommand(list, set, rm)
 	return c
+}
+
+// visible renders the control characters of a run's output as escapes
+// (ESC as \x1b, CR as \r), keeping newlines and tabs, so that what a
+// step printed cannot move the cursor, retitle the window or rewrite
+// what the terminal shows; --raw keeps them.
+func (a *app) visible(s string) string {
+	if a.rawOutput || !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\r':
+			b.WriteString(`\r`)
+		case isControl(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool {
+	return (r < 0x20 && r != '\n' && r != '\t') || r == 0x7f || (r >= 0x80 && r < 0xa0)
 }
