@@ -18,6 +18,7 @@ const (
 	Unauthenticated Kind = "unauthenticated"
 	Forbidden       Kind = "forbidden"
 	TooManyRequests Kind = "too_many_requests"
+	TooLarge        Kind = "too_large"
 	PasswordExpired Kind = "password_change_required"
 	Unavailable     Kind = "unavailable"
 	Internal        Kind = "internal"

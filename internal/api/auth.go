@@ -84,7 +84,11 @@ func (h *Handler) setSession(w http.ResponseWriter, r *http.Request, u *store.Us
 	return secret, sess, nil
 }
 
+// LoginBodyLimit bounds a sign-in request: anyone may send one.
+const LoginBodyLimit = 8 << 10
+
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, LoginBodyLimit)
 	var req LoginRequest
 	if err := readJSON(r, &req); err != nil {
 		writeError(w, r, h.Log, err)
@@ -109,6 +113,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) loginToken(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, LoginBodyLimit)
 	var req LoginRequest
 	if err := readJSON(r, &req); err != nil {
 		writeError(w, r, h.Log, err)

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -27,6 +28,8 @@ func Status(k airlock.Kind) int {
 		return http.StatusForbidden
 	case airlock.TooManyRequests:
 		return http.StatusTooManyRequests
+	case airlock.TooLarge:
+		return http.StatusRequestEntityTooLarge
 	case airlock.Unavailable:
 		return http.StatusServiceUnavailable
 	}
@@ -75,6 +78,10 @@ func readJSON(r *http.Request, v any) error {
 		return airlock.Errorf(airlock.Invalid, "expected Content-Type: application/json")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 1<<20))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return airlock.Errorf(airlock.TooLarge, "request body larger than %d bytes", tooLarge.Limit)
+	}
 	if err != nil {
 		return airlock.Errorf(airlock.Invalid, "request body: %v", err)
 	}

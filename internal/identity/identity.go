@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/audit"
@@ -366,6 +367,9 @@ var (
 // that the login failed, never whether the user exists.
 func (s *Service) PasswordLogin(ctx context.Context, username, password string) (*store.User, error) {
 	meta := audit.MetaFrom(ctx)
+	// No account has a longer name: what an anonymous caller sends is cut
+	// short before it is looked up, counted or audited.
+	username = CapName(username)
 	// Attempts on one account take turns on this replica, so that each
 	// sees the failures recorded before it: parallel guesses cannot all
 	// pass the throttle before the first is counted. (Across replicas
@@ -874,3 +878,21 @@ func (s *Service) syncSSOGroups(ctx context.Context, tx store.Tx, u *store.User,
 
 // SetNow replaces the clock; tests move time with it.
 func (s *Service) SetNow(now func() time.Time) { s.now = now }
+
+// MaxLoginName bounds the name a login attempt is recorded under: longer
+// than any username, short enough that failed attempts cannot fill the
+// audit log.
+const MaxLoginName = 128
+
+// CapName cuts an attempted username to MaxLoginName bytes (at a rune
+// boundary), saying how long it was; no account can have such a name.
+func CapName(name string) string {
+	if len(name) <= MaxLoginName {
+		return name
+	}
+	cut := MaxLoginName
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s…(%d bytes)", name[:cut], len(name))
+}

@@ -10,6 +10,7 @@ package web
 import (
 	"embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -252,6 +253,15 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	// Anyone may post this form: it is read only up to a few KiB.
+	r.Body = http.MaxBytesReader(w, r.Body, api.LoginBodyLimit)
+	if err := r.ParseForm(); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			http.Error(w, fmt.Sprintf("the sign-in form is larger than %d bytes", tooLarge.Limit), http.StatusRequestEntityTooLarge)
+			return
+		}
+	}
 	username, password := r.PostFormValue("username"), r.PostFormValue("password")
 	next := sso.LocalPath(r.PostFormValue("next"))
 	ctx := audit.WithMeta(r.Context(), audit.Meta{SourceAddr: clientAddr(r), UserAgent: r.UserAgent()})
