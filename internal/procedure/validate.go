@@ -2,6 +2,7 @@ package procedure
 
 import (
 	"fmt"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -84,7 +85,11 @@ func validate(d *strictyaml.Decoder, p *Procedure, lines []string) {
 		validateParam(d, path, prm)
 	}
 
-	refs := refChecker{d: d, params: params, hasTargets: p.Targets != nil}
+	secret := map[string]bool{}
+	for _, prm := range p.Parameters {
+		secret[prm.Name] = prm.Type == TypeSecret
+	}
+	refs := refChecker{d: d, params: params, secret: secret, hasTargets: p.Targets != nil}
 	if t := p.Targets; t != nil {
 		refs.check("targets.environment", t.Environment)
 		for i, tag := range t.Tags {
@@ -218,8 +223,15 @@ func validateStep(d *strictyaml.Decoder, refs *refChecker, path string, s *Step,
 		if HasTemplate(s.Exec[0]) {
 			d.ErrorAt(path+".exec[0]", "the program must be written out, not a template")
 		}
+		interp := Interpreter(s.Exec)
 		for j, arg := range s.Exec[1:] {
-			refs.check(fmt.Sprintf("%s.exec[%d]", path, j+1), arg)
+			p := fmt.Sprintf("%s.exec[%d]", path, j+1)
+			if interp != "" && HasTemplate(arg) {
+				d.ErrorAt(p, "%s would parse this argument as code: no template may reach the arguments of a shell or an interpreter "+
+					"(the list is in docs/procedures.md); use a script step and read parameters from $AIRLOCK_PARAM_<NAME>", interp)
+				continue
+			}
+			refs.check(p, arg)
 		}
 		if s.Shell != "" {
 			d.ErrorAt(path+".shell", "only script steps take a shell")
@@ -281,6 +293,7 @@ func templatePos(n *yaml.Node, script string, lines []string) (int, int) {
 type refChecker struct {
 	d          *strictyaml.Decoder
 	params     map[string]int
+	secret     map[string]bool // secret-typed parameters
 	hasTargets bool
 }
 
@@ -302,6 +315,9 @@ func (r *refChecker) check(path, s string) {
 		case ref.Scope == "params":
 			if _, ok := r.params[ref.Field]; !ok {
 				r.d.ErrorAt(path, "%s: no parameter %q is declared", refString(ref), ref.Field)
+			} else if r.secret[ref.Field] {
+				r.d.ErrorAt(path, "%s is a secret parameter: secrets reach a step only as environment variables ($%s), never in a "+
+					"template, where a command line (shown by ps) or a stored lock or target would carry them", refString(ref), "AIRLOCK_PARAM_"+strings.ToUpper(ref.Field))
 			}
 		case ref.Scope == "node" && !r.hasTargets:
 			r.d.ErrorAt(path, "%s needs targets: a procedure without targets runs on the Airlock host", refString(ref))
@@ -334,4 +350,45 @@ func normalize(p *Procedure) {
 			p.Steps[i].Shell = DefaultShell
 		}
 	}
+}
+
+// interpreters are the programs that read code from their arguments
+// (sh -c, python3 -c, perl -e, …), by base name; a version suffix
+// (python3.11) counts too.
+var interpreters = []string{"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "csh", "tcsh", "busybox",
+	"python", "python2", "python3", "perl", "ruby", "node", "nodejs", "deno", "php", "lua", "luajit", "tclsh", "wish",
+	"pwsh", "powershell", "awk", "gawk", "mawk", "nawk", "osascript", "Rscript", "R", "eval"}
+
+// wrappers run the program that follows them (after their own options):
+// env, sudo and the like are looked through.
+var wrappers = map[string]int{"env": 0, "sudo": 0, "doas": 0, "nice": 0, "nohup": 0, "setsid": 0, "stdbuf": 0, "ionice": 0,
+	"timeout": 1, "chrt": 1, "taskset": 1} // the number of positional arguments before the program
+
+// Interpreter returns the shell or interpreter an exec list runs, looked
+// up through paths and wrappers such as env (`env sh -ec …`), or "" when
+// its program is neither. `env -S` (split a string into a command) counts
+// as a shell.
+func Interpreter(argv []string) string {
+	for i := 0; i < len(argv); {
+		base := path.Base(argv[i])
+		if slices.Contains(interpreters, base) || slices.Contains(interpreters, strings.TrimRight(base, "0123456789.")) {
+			return base
+		}
+		skip, wrapped := wrappers[base]
+		if !wrapped {
+			return ""
+		}
+		i++
+		for i < len(argv) && (strings.HasPrefix(argv[i], "-") || (base == "env" && strings.Contains(argv[i], "="))) {
+			if base == "env" && (argv[i] == "-S" || strings.HasPrefix(argv[i], "--split-string")) {
+				return "env -S"
+			}
+			if base == "env" && (argv[i] == "-u" || argv[i] == "-C") || base == "sudo" && (argv[i] == "-u" || argv[i] == "-g") {
+				i++ // the option's value
+			}
+			i++
+		}
+		i += skip
+	}
+	return ""
 }

@@ -639,6 +639,10 @@ func (s *Service) jobs(ctx context.Context, r *store.Run, def *procedure.Procedu
 		for i, st := range def.Steps {
 			es := executor.Step{Index: i, Name: st.Name, Script: st.Script, Shell: st.Shell, Timeout: time.Duration(st.Timeout),
 				ContinueOnError: st.ContinueOnError, Env: map[string]string{}}
+			if interp := procedure.Interpreter(st.Exec); interp != "" && slices.ContainsFunc(st.Exec[1:], procedure.HasTemplate) {
+				// Approved before validation refused it: still never run.
+				return nil, redact, fmt.Errorf("refused at start: step %s passes a template to %s, which would parse the value as code", st.Name, interp)
+			}
 			if st.Exec != nil {
 				for _, a := range st.Exec {
 					v, err := procedure.Expand(a, vars)
