@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"regexp"
 	"strings"
 	"time"
 
@@ -74,6 +75,26 @@ type Parameter struct {
 	Max         *int64   `yaml:"max,omitempty" json:"max,omitempty"`
 	MinLength   *int     `yaml:"min_length,omitempty" json:"min_length,omitempty"`
 	MaxLength   *int     `yaml:"max_length,omitempty" json:"max_length,omitempty"`
+	// AllowDash lets a value begin with '-' although the parameter is a
+	// whole exec argument, where a program would read it as an option.
+	AllowDash bool `yaml:"allow_dash,omitempty" json:"allow_dash,omitempty"`
+}
+
+var wholeParam = regexp.MustCompile(`^\{\{\s*\.params\.([A-Za-z0-9_]+)\s*\}\}$`)
+
+// WholeArgParams names the parameters that some exec step passes as a
+// whole argument before any "--": a value of theirs beginning with '-'
+// would be read as an option.
+func (p *Procedure) WholeArgParams() map[string]bool {
+	out := map[string]bool{}
+	for _, st := range p.Steps {
+		for i := 1; i < len(st.Exec) && st.Exec[i] != "--"; i++ {
+			if m := wholeParam.FindStringSubmatch(st.Exec[i]); m != nil {
+				out[m[1]] = true
+			}
+		}
+	}
+	return out
 }
 
 // Targets selects the nodes a run executes on. A procedure without

@@ -20,6 +20,7 @@ import (
 func coerce(def *procedure.Procedure, raw map[string]any) (plain, secrets map[string]any, err error) {
 	plain, secrets = map[string]any{}, map[string]any{}
 	known := map[string]bool{}
+	whole := def.WholeArgParams()
 	for i := range def.Parameters {
 		prm := &def.Parameters[i]
 		known[prm.Name] = true
@@ -41,6 +42,10 @@ func coerce(def *procedure.Procedure, raw map[string]any) (plain, secrets map[st
 		typed, err := prm.Coerce(v)
 		if err != nil {
 			return nil, nil, airlock.FieldError(field, "%v", err)
+		}
+		if whole[prm.Name] && !prm.AllowDash && strings.HasPrefix(str(typed), "-") {
+			return nil, nil, airlock.FieldError(field, "%q begins with '-': %s passes it as a whole argument, where the program would read it "+
+				"as an option; the procedure must declare allow_dash: true for the parameter, or put \"--\" before it", str(typed), def.Name)
 		}
 		if prm.Type == procedure.TypeSecret {
 			secrets[prm.Name] = typed
