@@ -330,8 +330,11 @@ func (a *app) reviewCmd() *cobra.Command {
 			var d api.DiffResponse
 			diffErr := cl.Do(cmd.Context(), "GET", fmt.Sprintf("/api/v1/procedures/%s/diff?to=%d", url.PathEscape(v.Procedure), v.Number), nil, &d)
 			return a.print(v, func(w io.Writer) {
-				fmt.Fprintf(w, "%s v%d (%s), %s risk, by %s\ndigest %s\nquorum: %s; missing: %s\n", v.Procedure, v.Number, v.Status, v.Risk,
-					v.Author, v.Digest, strings.Join(v.Quorum, ", "), strings.Join(v.Missing, ", "))
+				fmt.Fprintf(w, "%s v%d (%s), %s risk, by %s\ndigest %s\n", v.Procedure, v.Number, v.Status, v.Risk, v.Author, v.Digest)
+				if v.RiskChange != "" {
+					fmt.Fprintf(w, "RISK CHANGE: %s\n", v.RiskChange)
+				}
+				fmt.Fprintf(w, "quorum: %s; missing: %s\n", strings.Join(v.Quorum, ", "), strings.Join(v.Missing, ", "))
 				for _, r := range v.Reviews {
 					fmt.Fprintf(w, "  %s %s: %s\n", r.Reviewer, r.Decision, r.Comment)
 				}

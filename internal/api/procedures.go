@@ -33,7 +33,10 @@ type VersionJSON struct {
 	YAML       string          `json:"yaml,omitempty"`
 	Reviews    []ReviewJSON    `json:"reviews,omitempty"`
 	Quorum     []string        `json:"quorum,omitempty"`
-	Missing    []string        `json:"missing,omitempty"`
+	// RiskChange is set when the version is reviewed under a higher risk
+	// than it declares: that of the version in service.
+	RiskChange string   `json:"risk_change,omitempty"`
+	Missing    []string `json:"missing,omitempty"`
 }
 
 // ReviewJSON is one review.
@@ -75,7 +78,7 @@ func versionJSON(v *store.ProcedureVersion, full bool) *VersionJSON {
 
 func statusJSON(st *review.Status) *VersionJSON {
 	j := versionJSON(st.Version, true)
-	j.Quorum, j.Missing = st.Quorum, st.Missing
+	j.Quorum, j.Missing, j.RiskChange = st.Quorum, st.Missing, st.RiskChange
 	for _, r := range st.Reviews {
 		j.Reviews = append(j.Reviews, ReviewJSON{ID: r.ID, Reviewer: r.ReviewerName, Decision: r.Decision, Comment: r.Comment,
 			Digest: r.Digest, Groups: r.ReviewerGroups, CreatedAt: r.CreatedAt})

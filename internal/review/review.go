@@ -323,8 +323,17 @@ func (s *Service) Review(ctx context.Context, p *identity.Principal, versionID, 
 				Message: fmt.Sprintf("this version's digest is %s, not the %s you reviewed; reload it and review again", v.Digest, digest)}
 		case v.AuthorID == p.UserID:
 			denied = airlock.Errorf(airlock.Forbidden, "you cannot review your own version")
-		case !s.quorum.Eligible(v.Risk, p.Groups):
-			denied = airlock.Errorf(airlock.Forbidden, "reviewing a %s-risk version needs membership in one of: %s", v.Risk, strings.Join(s.quorum[v.Risk], ", "))
+		}
+		risk, inService, err := reviewRisk(ctx, tx, v)
+		if err != nil {
+			return err
+		}
+		if denied == nil && !s.quorum.Eligible(risk, p.Groups) {
+			what := fmt.Sprintf("a %s-risk version", risk)
+			if risk != v.Risk {
+				what = fmt.Sprintf("this version (declared %s risk, replacing a %s-risk version in service)", v.Risk, inService)
+			}
+			denied = airlock.Errorf(airlock.Forbidden, "reviewing %s needs membership in one of: %s", what, strings.Join(s.quorum[risk], ", "))
 		}
 		if denied != nil {
 			return denied
@@ -358,12 +367,12 @@ func (s *Service) Review(ctx context.Context, p *identity.Principal, versionID, 
 			return tx.AuditAppend(ctx, audit.New(ctx, now, audit.ProcedureVersionReject, p.Actor(), v.ID, audit.Success,
 				map[string]any{"procedure": v.ProcedureName, "number": v.Number, "digest": v.Digest, "comment": comment}))
 		}
-		met, missing, approvers := s.evaluate(v, append(reviews, r))
+		met, missing, approvers := s.evaluate(v, risk, append(reviews, r))
 		res.Missing = missing
 		if !met {
 			return nil
 		}
-		return s.activate(ctx, tx, p, v, approvers, &res, now)
+		return s.activate(ctx, tx, p, v, risk, approvers, &res, now)
 	})
 	if denied != nil {
 		s.recordDenied(ctx, p, versionID, digest, denied)
@@ -376,7 +385,7 @@ func (s *Service) Review(ctx context.Context, p *identity.Principal, versionID, 
 
 // evaluate counts the approvals that bind to v's digest and are not the
 // author's.
-func (s *Service) evaluate(v *store.ProcedureVersion, reviews []*store.Review) (bool, []string, []string) {
+func (s *Service) evaluate(v *store.ProcedureVersion, risk string, reviews []*store.Review) (bool, []string, []string) {
 	var ap []Approver
 	var names []string
 	for _, r := range reviews {
@@ -386,11 +395,11 @@ func (s *Service) evaluate(v *store.ProcedureVersion, reviews []*store.Review) (
 		ap = append(ap, Approver{UserID: r.ReviewerID, Groups: r.ReviewerGroups})
 		names = append(names, r.ReviewerName)
 	}
-	met, missing := s.quorum.Evaluate(v.Risk, ap)
+	met, missing := s.quorum.Evaluate(risk, ap)
 	return met, missing, names
 }
 
-func (s *Service) activate(ctx context.Context, tx store.Tx, p *identity.Principal, v *store.ProcedureVersion, approvers []string, res *ReviewResult, now time.Time) error {
+func (s *Service) activate(ctx context.Context, tx store.Tx, p *identity.Principal, v *store.ProcedureVersion, risk string, approvers []string, res *ReviewResult, now time.Time) error {
 	proc, err := tx.ProcedureGetByID(ctx, v.ProcedureID)
 	if err != nil {
 		return err
@@ -427,7 +436,7 @@ func (s *Service) activate(ctx context.Context, tx store.Tx, p *identity.Princip
 	res.Activated = true
 	return tx.AuditAppend(ctx, audit.New(ctx, now, audit.ProcedureVersionActivate, p.Actor(), v.ID, audit.Success,
 		map[string]any{"procedure": v.ProcedureName, "number": v.Number, "digest": v.Digest, "risk": v.Risk,
-			"approvers": approvers, "quorum": s.quorum[v.Risk], "author": v.AuthorName}))
+			"review_risk": risk, "approvers": approvers, "quorum": s.quorum[risk], "author": v.AuthorName}))
 }
 
 func (s *Service) recordDenied(ctx context.Context, p *identity.Principal, versionID, digest string, reason *airlock.Error) {
@@ -518,8 +527,36 @@ func (s *Service) Retire(ctx context.Context, p *identity.Principal, name, reaso
 type Status struct {
 	Version *store.ProcedureVersion
 	Reviews []*store.Review
-	Quorum  []string // required groups
-	Missing []string // still missing, for a proposed version
+	// Risk is the risk the version is reviewed under: the higher of its
+	// own and that of the version in service, which a new version may
+	// not lower its own review by declaring less.
+	Risk string
+	// RiskChange says so when Risk is not the version's own.
+	RiskChange string
+	Quorum     []string // required groups
+	Missing    []string // still missing, for a proposed version
+}
+
+var riskRank = map[string]int{procedure.RiskLow: 1, procedure.RiskMedium: 2, procedure.RiskHigh: 3}
+
+// reviewRisk is the risk a proposed version is reviewed under — the
+// higher of its own and the in-service version's — and the latter.
+func reviewRisk(ctx context.Context, r store.Reader, v *store.ProcedureVersion) (risk, inService string, err error) {
+	if v.Status != store.VersionProposed {
+		return v.Risk, "", nil
+	}
+	proc, err := r.ProcedureGetByID(ctx, v.ProcedureID)
+	if err != nil || proc.ActiveVersionID == "" || proc.ActiveVersionID == v.ID {
+		return v.Risk, "", err
+	}
+	active, err := r.ProcedureVersionGet(ctx, proc.ActiveVersionID)
+	if err != nil {
+		return "", "", err
+	}
+	if riskRank[active.Risk] > riskRank[v.Risk] {
+		return active.Risk, active.Risk, nil
+	}
+	return v.Risk, active.Risk, nil
 }
 
 // VersionStatus loads a version p may view with its reviews and quorum
@@ -540,9 +577,16 @@ func (s *Service) StatusOf(ctx context.Context, v *store.ProcedureVersion) (*Sta
 	if err != nil {
 		return nil, err
 	}
-	st := &Status{Version: v, Reviews: rs, Quorum: s.quorum[v.Risk]}
+	risk, inService, err := reviewRisk(ctx, s.store, v)
+	if err != nil {
+		return nil, err
+	}
+	st := &Status{Version: v, Reviews: rs, Risk: risk, Quorum: s.quorum[risk]}
+	if risk != v.Risk {
+		st.RiskChange = fmt.Sprintf("declared %s risk, replacing a %s-risk version in service: reviewed under the %s-risk quorum", v.Risk, inService, risk)
+	}
 	if v.Status == store.VersionProposed {
-		_, st.Missing, _ = s.evaluate(v, rs)
+		_, st.Missing, _ = s.evaluate(v, risk, rs)
 	}
 	return st, nil
 }
@@ -566,7 +610,7 @@ func Diff(from, to *store.ProcedureVersion) (string, error) {
 // CanReview reports whether p could review the version now: proposed, not
 // theirs, not yet reviewed by them, and in one of its quorum's groups.
 func (s *Service) CanReview(p *identity.Principal, st *Status) bool {
-	if st.Version.Status != store.VersionProposed || st.Version.AuthorID == p.UserID || !s.quorum.Eligible(st.Version.Risk, p.Groups) {
+	if st.Version.Status != store.VersionProposed || st.Version.AuthorID == p.UserID || !s.quorum.Eligible(st.Risk, p.Groups) {
 		return false
 	}
 	for _, r := range st.Reviews {

@@ -246,3 +246,41 @@ func TestDiff(t *testing.T) {
 		}
 	}
 }
+
+// TestRiskDowngradeKeepsTheQuorum: a new version of a high-risk
+// procedure that declares itself low risk is reviewed under the
+// high-risk quorum of the version in service, and says so.
+func TestRiskDowngradeKeepsTheQuorum(t *testing.T) {
+	svc, _ := setup(t)
+	ctx := context.Background()
+	r1, err := svc.Propose(ctx, alice, def(t, "high", "api"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*identity.Principal{bob, carol, dana} {
+		if _, err := svc.Review(ctx, p, r1.Version.ID, r1.Version.Digest, "approve", "ok"); err != nil {
+			t.Fatalf("%s approves v1: %v", p.Username, err)
+		}
+	}
+	r2, err := svc.Propose(ctx, alice, def(t, "low", "everything"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := r2.Version
+	st, err := svc.StatusOf(ctx, v2)
+	if err != nil || st.Risk != "high" || !strings.Contains(st.RiskChange, "declared low risk, replacing a high-risk version") {
+		t.Fatalf("status of the downgrade: %+v %v", st, err)
+	}
+	rr, err := svc.Review(ctx, bob, v2.ID, v2.Digest, "approve", "looks low to me")
+	if err != nil || rr.Activated {
+		t.Fatalf("ops alone activated a downgrade of a high-risk procedure: %+v %v", rr, err)
+	}
+	for _, p := range []*identity.Principal{carol, dana} {
+		if rr, err = svc.Review(ctx, p, v2.ID, v2.Digest, "approve", "ok"); err != nil {
+			t.Fatalf("%s approves v2: %v", p.Username, err)
+		}
+	}
+	if !rr.Activated {
+		t.Fatalf("the full high-risk quorum did not activate v2: %+v", rr)
+	}
+}

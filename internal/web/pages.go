@@ -481,7 +481,7 @@ func (h *Handler) versionData(r *http.Request) (map[string]any, error) {
 	} else if def, err := procedure.FromCanonical(v.Definition); err == nil {
 		diff = def.YAML()
 	}
-	return map[string]any{"Version": v, "Reviews": st.Reviews, "Quorum": st.Quorum, "Missing": st.Missing, "Diff": diff, "Against": against,
+	return map[string]any{"Version": v, "Reviews": st.Reviews, "Quorum": st.Quorum, "Missing": st.Missing, "RiskChange": st.RiskChange, "Diff": diff, "Against": against,
 		"CanReview": h.Review.CanReview(p, st)}, nil
 }
 
