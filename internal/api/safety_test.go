@@ -35,7 +35,7 @@ name: echo-params
 owner: payments
 risk: low
 parameters:
-  - {name: s, type: string, max_length: 5000}
+  - {name: s, type: string, max_length: 5000, allow_dash: true}  # passed whole: "-rf" is meant literally here
   - {name: n, type: int}
   - {name: b, type: bool}
   - {name: e, type: enum, values: ["a b", "$(id)", "x;y"]}

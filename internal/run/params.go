@@ -11,6 +11,7 @@ import (
 
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/procedure"
+	"github.com/airlockhq/airlock/internal/store"
 )
 
 // coerce validates raw parameter values against the definition: every
@@ -104,10 +105,38 @@ func render(m map[string]any) map[string]string {
 func EnvName(param string) string { return "AIRLOCK_PARAM_" + strings.ToUpper(param) }
 
 // binding is what an approval approves: the version digest, the
-// environment, the (non-secret) parameters and the targets. Secret
-// parameters are fixed at request time and never leave the run, so they
-// are not part of it (a hash of a weak secret would leak it).
-func binding(digest, env string, params map[string]any, targets []string) string {
+// environment, the (non-secret) parameters and the targets as resolved
+// — each node's name, address, port, user, transport and pinned host
+// key, so that a node changed after the approval does not receive the
+// run. Secret parameters are fixed at request time and never leave the
+// run, so they are not part of it (a hash of a weak secret would leak
+// it).
+func binding(digest, env string, params map[string]any, nodes []*store.Node) string {
+	type bound struct {
+		Name      string `json:"name"`
+		Address   string `json:"address"`
+		Port      int    `json:"port"`
+		User      string `json:"user"`
+		Transport string `json:"transport"`
+		HostKey   string `json:"host_key"`
+	}
+	targets := make([]bound, len(nodes))
+	for i, n := range nodes {
+		targets[i] = bound{n.Name, n.Address, n.Port, n.User, n.Transport, n.HostKey}
+	}
+	b, _ := json.Marshal(struct {
+		Digest  string         `json:"digest"`
+		Env     string         `json:"environment"`
+		Params  map[string]any `json:"params"`
+		Targets []bound        `json:"targets"`
+	}{digest, env, params, targets})
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// bindingByName is the binding of runs requested before it named the
+// nodes' addresses: their names only.
+func bindingByName(digest, env string, params map[string]any, targets []string) string {
 	b, _ := json.Marshal(struct {
 		Digest  string         `json:"digest"`
 		Env     string         `json:"environment"`

@@ -246,7 +246,7 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 	r := &store.Run{ID: airlock.NewID(airlock.PrefixRun, now), ProcedureID: plan.Procedure.ID, ProcedureName: plan.Procedure.Name,
 		VersionID: plan.Version.ID, Digest: plan.Version.Digest, Environment: plan.Environment, Params: params,
 		RequesterID: p.UserID, RequesterName: p.Username, Reason: rp.Reason, Ticket: rp.Ticket, Targets: names,
-		LockKey: plan.LockKey, Binding: binding(plan.Version.Digest, plan.Environment, plan.Params, names),
+		LockKey: plan.LockKey, Binding: binding(plan.Version.Digest, plan.Environment, plan.Params, plan.Targets),
 		Idempotent: plan.Definition.Idempotent, IdempotencyKey: rp.IdempotencyKey, CreatedAt: now}
 	if len(plan.secrets) > 0 {
 		b, _ := json.Marshal(plan.secrets)

@@ -378,6 +378,28 @@ func (s *Service) verify(ctx context.Context, r *store.Run) (*procedure.Procedur
 		if got := countApprovals(r, as); got < r.ApprovalsRequired {
 			return nil, fmt.Errorf("refused at start: %d of %d required approvals bind to this run", got, r.ApprovalsRequired)
 		}
+		// The approvals name the nodes as they were: a node moved to
+		// another address, port, user or host key since does not get the
+		// run.
+		var params map[string]any
+		if err := json.Unmarshal(r.Params, &params); err != nil {
+			return nil, err
+		}
+		nodes := make([]*store.Node, 0, len(r.Targets))
+		for _, name := range r.Targets {
+			if def.Targets == nil && name == "airlock" {
+				nodes = append(nodes, inventory.Local(r.Environment))
+				continue
+			}
+			n, err := s.store.NodeGet(ctx, name)
+			if err != nil {
+				return nil, fmt.Errorf("refused at start: node %s is no longer in the inventory", name)
+			}
+			nodes = append(nodes, n)
+		}
+		if binding(r.Digest, r.Environment, params, nodes) != r.Binding && bindingByName(r.Digest, r.Environment, params, r.Targets) != r.Binding {
+			return nil, fmt.Errorf("refused at start: a target node's address, port, user or host key changed since the run was approved; request it again")
+		}
 	}
 	return def, nil
 }
