@@ -110,18 +110,20 @@ func Quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + 
 
 const pgidMarker = "AIRLOCK_PGID="
 
-// Command builds the remote command line for a step. The login shell
-// runs it; sshd made that shell a session leader, so its PID is the
-// process group of everything the step starts. It prints that PID on
-// stderr first, then replaces itself with env -i running the step with
-// exactly the declared environment.
-func Command(st executor.Step, env map[string]string) string {
+// Command builds the remote command line for a step. No variable's value
+// is in it — a command line is visible to every user of the node (ps) —
+// and so no secret. The login shell runs it; sshd made that shell a
+// session leader, so its PID is the process group of everything the step
+// starts. It prints that PID on stderr first; reads the environment,
+// envLen bytes of EnvScript from stdin, into a file only the node's user
+// can read; then replaces itself with env -i running sh, which loads the
+// file, removes it and replaces itself with the step. A script follows
+// the environment on stdin.
+func Command(st executor.Step, envLen int) string {
 	var b strings.Builder
-	b.WriteString(`echo "` + pgidMarker + `$$" >&2; exec env -i`)
-	for _, kv := range executor.EnvList(env, st.Env) {
-		b.WriteByte(' ')
-		b.WriteString(Quote(kv))
-	}
+	b.WriteString(`echo "` + pgidMarker + `$$" >&2; umask 077; f=$(mktemp) || exit 125; `)
+	fmt.Fprintf(&b, `dd bs=1 count=%d of="$f" 2>/dev/null || exit 125; `, envLen)
+	b.WriteString(`exec env -i /bin/sh -c '. "$1"; rm -f "$1"; shift; exec "$@"' airlock-step "$f"`)
 	if st.Script != "" || st.Argv == nil {
 		b.WriteString(" " + Quote(st.Shell) + " -s")
 		return b.String()
@@ -129,6 +131,17 @@ func Command(st executor.Step, env map[string]string) string {
 	for _, a := range st.Argv {
 		b.WriteByte(' ')
 		b.WriteString(Quote(a))
+	}
+	return b.String()
+}
+
+// EnvScript is the step's environment as the remote sh loads it: one
+// export per variable, each value quoted.
+func EnvScript(env, stepEnv map[string]string) string {
+	var b strings.Builder
+	for _, kv := range executor.EnvList(env, stepEnv) {
+		k, v, _ := strings.Cut(kv, "=")
+		b.WriteString("export " + k + "=" + Quote(v) + "\n")
 	}
 	return b.String()
 }
@@ -212,16 +225,19 @@ func (e Executor) runStep(ctx context.Context, client *ssh.Client, job *executor
 	defer sess.Close()
 	pw := &pgidWriter{w: job.Stderr, ready: make(chan struct{})}
 	sess.Stdout, sess.Stderr = job.Stdout, pw
+	envScript := EnvScript(job.Env, st.Env)
+	stdin := []io.Reader{strings.NewReader(envScript)}
 	if st.Script != "" || st.Argv == nil {
-		sess.Stdin = strings.NewReader(st.Script)
+		stdin = append(stdin, strings.NewReader(st.Script))
 	}
+	sess.Stdin = io.MultiReader(stdin...)
 	stepCtx := ctx
 	if st.Timeout > 0 {
 		var cancel context.CancelFunc
 		stepCtx, cancel = context.WithTimeout(ctx, st.Timeout)
 		defer cancel()
 	}
-	if err := sess.Start(Command(st, job.Env)); err != nil {
+	if err := sess.Start(Command(st, len(envScript))); err != nil {
 		fmt.Fprintf(job.Stderr, "airlock: step %s: start: %v\n", st.Name, err)
 		res.Status, res.FinishedAt = executor.Failed, time.Now()
 		return res

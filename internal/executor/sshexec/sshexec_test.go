@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -151,5 +153,55 @@ func TestKeyParsing(t *testing.T) {
 	f := testenv.StartSSHD(t, 1)
 	if _, err := ssh.ParsePrivateKey(f.ClientKey); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSecretsStayOffTheRemoteCommandLine: a step's secrets and
+// parameters reach it as environment variables, never in a command line
+// (which every user of the node reads with ps). While the step runs,
+// every process's command line on the node (this machine: the sshd is on
+// loopback) is scanned for them.
+func TestSecretsStayOffTheRemoteCommandLine(t *testing.T) {
+	f := testenv.StartSSHD(t, 1)
+	secret, param := "s3cret-"+fmt.Sprint(time.Now().UnixNano()), "param-"+fmt.Sprint(time.Now().UnixNano())
+	dir := t.TempDir()
+	j, _, errb := jobFor(f, f.Nodes[0],
+		executor.Step{Shell: "/bin/sh", Script: "[ \"$DB_PW\" = " + sshexec.Quote(secret) + " ] && [ \"$AIRLOCK_PARAM_P\" = " + sshexec.Quote(param) +
+			" ] && touch " + sshexec.Quote(dir+"/running") + " && while [ ! -e " + sshexec.Quote(dir+"/stop") + " ]; do sleep 0.05; done",
+			Env: map[string]string{"DB_PW": secret}})
+	j.Env["AIRLOCK_PARAM_P"] = param
+	// The command line the node's shell runs (and ps shows until it
+	// replaces itself) names no value: they come on stdin.
+	for _, st := range append(j.Steps, executor.Step{Argv: []string{"printenv", "DB_PW"}, Env: map[string]string{"DB_PW": secret}}) {
+		if cmd := sshexec.Command(st, len(sshexec.EnvScript(j.Env, st.Env))); strings.Contains(cmd, secret) || strings.Contains(cmd, param) {
+			t.Fatalf("the remote command line carries a value: %s", cmd)
+		}
+	}
+	done := make(chan executor.Result, 1)
+	go func() { done <- sshexec.Executor{}.Run(context.Background(), j) }()
+	testenv.Eventually(t, "the step to start with its secret in its environment", func() bool {
+		_, err := os.Stat(dir + "/running")
+		return err == nil
+	})
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range cmdlines {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if bytes.Contains(b, []byte(secret)) || bytes.Contains(b, []byte(param)) {
+			t.Errorf("%s holds a secret or parameter value: %q", p, bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+		}
+	}
+	if err := os.WriteFile(dir+"/stop", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case res := <-done:
+		if res.Status != executor.Succeeded {
+			t.Fatalf("%+v\nstderr: %s", res, errb.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("waited a minute for the step to end")
 	}
 }
