@@ -194,10 +194,17 @@ func TestSelfRoutesTouchOnlyOwnThings(t *testing.T) {
 	if items := out["items"].([]any); len(items) != 1 || items[0].(map[string]any)["name"] != "cli" {
 		t.Fatalf("token list shows others' tokens: %v", out)
 	}
-	// Explaining one's own access is allowed; someone else's is not.
+	// Explaining one's own access is allowed, but reveals nothing one
+	// cannot see: a hidden procedure is answered as one that does not
+	// exist; someone else's access, or for another requester, is refused.
 	code, out, _ := e.call("POST", "/api/v1/policy/explain", nobody, map[string]any{"username": "nobody", "action": "view", "procedure": "restart-api"})
-	if code != 200 || out["allowed"] != false || out["reason"] != "no policy permits it (default deny)" {
-		t.Fatalf("explain self: %d %v", code, out)
+	_, none, _ := e.call("POST", "/api/v1/policy/explain", nobody, map[string]any{"username": "nobody", "action": "view", "procedure": "no-such-procedure"})
+	msg := func(m map[string]any) string { e, _ := m["error"].(map[string]any); s, _ := e["message"].(string); return s }
+	if code != 400 || msg(out) != strings.Replace(msg(none), "no-such-procedure", "restart-api", 1) {
+		t.Fatalf("explain self about a hidden procedure: %d %v; for a missing one: %v", code, out, none)
+	}
+	if code, out, _ := e.call("POST", "/api/v1/policy/explain", nobody, map[string]any{"username": "nobody", "action": "run", "requester": "alice", "procedure": "restart-api"}); code != 403 {
+		t.Fatalf("explain for another requester: %d %v", code, out)
 	}
 }
 

@@ -54,11 +54,16 @@ type Answer struct {
 // policy version or text, with that one (what-if). Anyone may ask about
 // themselves; asking about others needs managePolicy or readAudit.
 func (a *Authorizer) Explain(ctx context.Context, caller *identity.Principal, q Question) (*Answer, error) {
-	if q.Username != caller.Username {
+	if q.Username != caller.Username || (q.Requester != "" && q.Requester != caller.Username) {
 		if err := a.CanReadPolicy(ctx, caller); err != nil {
 			return nil, err
 		}
 	}
+	// Those who may not read policy learn only about what they can see:
+	// a procedure hidden from them is "no procedure", as one that does
+	// not exist.
+	privileged := a.Allowed(ctx, caller, policy.ActionManagePolicy, policy.Resource{}, policy.Context{}) ||
+		a.Allowed(ctx, caller, policy.ActionReadAudit, policy.Resource{}, policy.Context{})
 	if !slices.Contains(policy.Actions, q.Action) {
 		return nil, airlock.FieldError("action", "expected one of %v, got %q", policy.Actions, q.Action)
 	}
@@ -80,6 +85,9 @@ func (a *Authorizer) Explain(ctx context.Context, caller *identity.Principal, q 
 		pr, err := ProcedureOf(ctx, a.store, sp)
 		if err != nil {
 			return nil, err
+		}
+		if !privileged && !a.Allowed(ctx, caller, policy.ActionView, policy.Resource{Procedure: &pr}, policy.Context{}) {
+			return nil, airlock.FieldError("procedure", "no procedure %q", q.Procedure)
 		}
 		if def, err = activeDefinition(ctx, a.store, sp); err != nil {
 			return nil, err
