@@ -199,7 +199,11 @@ func TestSelfRoutesTouchOnlyOwnThings(t *testing.T) {
 	// exist; someone else's access, or for another requester, is refused.
 	code, out, _ := e.call("POST", "/api/v1/policy/explain", nobody, map[string]any{"username": "nobody", "action": "view", "procedure": "restart-api"})
 	_, none, _ := e.call("POST", "/api/v1/policy/explain", nobody, map[string]any{"username": "nobody", "action": "view", "procedure": "no-such-procedure"})
-	msg := func(m map[string]any) string { e, _ := m["error"].(map[string]any); s, _ := e["message"].(string); return s }
+	msg := func(m map[string]any) string {
+		e, _ := m["error"].(map[string]any)
+		s, _ := e["message"].(string)
+		return s
+	}
 	if code != 400 || msg(out) != strings.Replace(msg(none), "no-such-procedure", "restart-api", 1) {
 		t.Fatalf("explain self about a hidden procedure: %d %v; for a missing one: %v", code, out, none)
 	}
