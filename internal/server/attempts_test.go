@@ -286,7 +286,7 @@ func TestCancelOfRunWhoseWorkerIsGone(t *testing.T) {
 				return tx.AuditAppend(ctx, &store.AuditEvent{ID: airlock.NewID(airlock.PrefixEvent, time.Now()), Time: time.Now().UTC(),
 					Type: "run.start", Subject: next.ID, ActorName: "test", Outcome: "success"})
 			})
-			if err != nil || next.ID == claimed.ID {
+			if err != nil || claimed.ID != ids[0] || next.ID != ids[1] {
 				t.Fatalf("the canceled run's lock is still held: %v", err)
 			}
 		})
