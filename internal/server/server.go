@@ -103,6 +103,9 @@ func OpenStoreReadOnly(ctx context.Context, cfg config.Config) (store.Store, err
 // New opens the store, applies migrations, bootstraps the admin user on a
 // fresh store and builds the HTTP handler. cfg must be valid.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := privateDataDir(cfg.Data, log); err != nil {
+		return nil, err
+	}
 	st, err := OpenStore(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -113,6 +116,36 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	return s, nil
+}
+
+// privateDataDir makes the data directory, or takes group and other
+// permissions off an existing one: it holds the master key, the audit
+// signing key, the SQLite database and the steps' working directories.
+// MkdirAll leaves an existing directory's mode alone, hence the Chmod.
+func privateDataDir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("data: %s is not a directory", dir)
+	}
+	perm := fi.Mode().Perm()
+	if perm&0o077 == 0 {
+		return nil
+	}
+	if err := os.Chmod(dir, perm&^0o077); err != nil {
+		// Not ours to change (another owner): say so, and go on.
+		log.Warn("the data directory is open to other users and could not be made private; make it mode 0700",
+			"path", dir, "mode", fmt.Sprintf("%#o", perm), "err", err)
+		return nil
+	}
+	log.Warn("made the data directory private: other users had access to it", "path", dir,
+		"was", fmt.Sprintf("%#o", perm), "now", fmt.Sprintf("%#o", perm&^0o077))
+	return nil
 }
 
 // now is the server's clock (Now, or time.Now): build hands this method
@@ -304,7 +337,7 @@ func (s *Server) auditLog() error {
 			if file == "" {
 				return nil
 			}
-			fh, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+			fh, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 			if err != nil {
 				return err
 			}

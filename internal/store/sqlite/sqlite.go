@@ -9,6 +9,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -93,10 +94,50 @@ func OpenReadOnly(ctx context.Context, path string) (*sqlstore.DB, error) {
 	return sqlstore.New(db, db, Dialect, map[string]*sql.DB{"sqlite_reader": db}), nil
 }
 
+// private creates the database file 0600 if it is missing, whatever the
+// umask, and takes group and other permissions off an existing database
+// and its -wal, -shm and -journal files. The database holds password
+// hashes, sealed secrets and run output; SQLite creates its -wal and -shm
+// files with the database file's mode, so a private database file keeps
+// them private too.
+func private(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		err = f.Chmod(0o600) // the umask may have taken more than group and other
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	case !errors.Is(err, fs.ErrExist):
+		return err
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			if err := os.Chmod(p, perm&^0o077); err != nil {
+				return fmt.Errorf("make %s private: %w", p, err)
+			}
+		}
+	}
+	return nil
+}
+
 // Open opens (creating if needed) the database at path and applies the
 // pending migrations.
 func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if err := private(path); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	writer, err := sql.Open("sqlite", dsn(path, false))
