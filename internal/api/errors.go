@@ -71,8 +71,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
-// readJSON decodes a JSON request body strictly: unknown fields are
-// errors that name the field.
+// readJSON decodes a JSON request body, which must be one object,
+// strictly: unknown fields are errors that name the field, and a body
+// that would not arrive as sent (invalid UTF-8, a lone surrogate escape,
+// data after the object) is refused.
 func readJSON(r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" && !hasPrefix(ct, "application/json;") {
 		return airlock.Errorf(airlock.Invalid, "expected Content-Type: application/json")
@@ -90,10 +92,26 @@ func readJSON(r *http.Request, v any) error {
 	if !utf8.Valid(body) {
 		return airlock.Errorf(airlock.Invalid, "request body is not valid UTF-8")
 	}
+	// Every request body is an object: an empty body or a null would
+	// decode to a zero request without a word.
+	switch start := bytes.TrimLeft(body, " \t\r\n"); {
+	case len(start) == 0:
+		return airlock.Errorf(airlock.Invalid, "request body is empty: expected a JSON object")
+	case start[0] != '{':
+		return airlock.Errorf(airlock.Invalid, "request body: expected a JSON object, not %s", jsonKind(start[0]))
+	}
+	// encoding/json would also turn a lone surrogate escape into U+FFFD.
+	if err := loneSurrogate(body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return &airlock.Error{Kind: airlock.Invalid, Message: "invalid JSON body: " + err.Error()}
+	}
+	// Decode stops after the first value; what follows would be ignored.
+	if off := dec.InputOffset(); len(bytes.TrimLeft(body[off:], " \t\r\n")) > 0 {
+		return airlock.Errorf(airlock.Invalid, "request body: unexpected data after the JSON value (at byte %d)", off)
 	}
 	return nil
 }

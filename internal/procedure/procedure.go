@@ -219,6 +219,9 @@ type Source struct {
 // error listing every problem in every document, each with file, line,
 // column and field path.
 func Parse(file string, data []byte) ([]*Source, error) {
+	if err := emptyFile(file, data); err != nil {
+		return nil, err
+	}
 	lines := strings.Split(string(data), "\n")
 	dec := yaml.NewDecoder(strings.NewReader(string(data)))
 	var out []*Source
