@@ -2,6 +2,8 @@ package secret
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/hex"
 	"io"
 	"sort"
 )
@@ -14,29 +16,81 @@ const Mask = "[REDACTED]"
 // secrets, and they are rare as secret parameters.
 const minSecretLen = 4
 
-// Redactor writes to W with every occurrence of any of its values
-// replaced by Mask. It keeps back the last len(longest)-1 bytes of each
-// write until it knows they do not start a value, so a value split across
-// writes (or output chunks) is still caught. Call Flush at the end.
+// Redactor writes to W with every occurrence of any of its values, or of
+// a common encoding of one (see encodings), replaced by Mask. It keeps
+// back the last len(longest)-1 bytes of each write until it knows they do
+// not start a value, so a value split across writes (or output chunks) is
+// still caught. Call Flush at the end.
 type Redactor struct {
 	W       io.Writer
 	values  [][]byte
+	first   [256][]int // indexes into values (longest first) by first byte
 	longest int
 	pending []byte
 }
 
-// NewRedactor redacts the given values from what is written to w.
+// NewRedactor redacts the given values, and their encodings, from what
+// is written to w.
 func NewRedactor(w io.Writer, values [][]byte) *Redactor {
 	r := &Redactor{W: w}
+	seen := map[string]bool{}
 	for _, v := range values {
-		if len(v) >= minSecretLen {
-			r.values = append(r.values, bytes.Clone(v))
-			r.longest = max(r.longest, len(v))
+		if len(v) < minSecretLen {
+			continue
+		}
+		for _, e := range encodings(v) {
+			if len(e) >= minSecretLen && !seen[string(e)] {
+				seen[string(e)] = true
+				r.values = append(r.values, e)
+				r.longest = max(r.longest, len(e))
+			}
 		}
 	}
-	// Longest first, so a value that contains another is masked whole.
-	sort.Slice(r.values, func(i, j int) bool { return len(r.values[i]) > len(r.values[j]) })
+	// Longest first, so a value that contains another (a padded encoding
+	// its unpadded form) is masked whole.
+	sort.SliceStable(r.values, func(i, j int) bool { return len(r.values[i]) > len(r.values[j]) })
+	for i, v := range r.values {
+		r.first[v[0]] = append(r.first[v[0]], i)
+	}
 	return r
+}
+
+// encodings returns v and the forms of it that output commonly shows:
+// base64 (standard and URL-safe alphabets, with and without padding), the
+// part of each base64 alphabet's encoding that depends on v alone when v
+// sits at any of the three byte offsets inside a longer base64-encoded
+// stream (such as "user:"+v), and lower- and upper-case hex. Values
+// transformed any other way (hex in mixed case, other encodings,
+// compression, encryption, a value split by a line break or across
+// stdout and stderr) are not among them.
+func encodings(v []byte) [][]byte {
+	out := [][]byte{bytes.Clone(v)}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		out = append(out, []byte(enc.EncodeToString(v)))
+	}
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+		for off := range 3 {
+			out = append(out, inBase64Stream(enc, v, off))
+		}
+	}
+	h := hex.EncodeToString(v)
+	return append(out, []byte(h), bytes.ToUpper([]byte(h)))
+}
+
+// inBase64Stream returns the characters of the base64 encoding of a
+// stream holding v at byte offset off (mod 3) that depend on v alone:
+// each character encodes 6 bits, and those that also hold bits of the
+// bytes before or after v are cut off.
+func inBase64Stream(enc *base64.Encoding, v []byte, off int) []byte {
+	stream := make([]byte, off+len(v))
+	copy(stream[off:], v)
+	s := enc.EncodeToString(stream)
+	start := (8*off + 5) / 6      // the first character with no bit before v
+	end := 8 * (off + len(v)) / 6 // past the last character with no bit after v
+	if start >= end {
+		return nil
+	}
+	return []byte(s[start:end])
 }
 
 // Write implements io.Writer. It reports len(p) consumed.
@@ -78,8 +132,8 @@ func (r *Redactor) scan(buf []byte, final bool) (out, keep []byte) {
 			return b.Bytes(), buf[i:]
 		}
 		matched := false
-		for _, v := range r.values {
-			if bytes.HasPrefix(buf[i:], v) {
+		for _, k := range r.first[buf[i]] {
+			if v := r.values[k]; bytes.HasPrefix(buf[i:], v) {
 				b.WriteString(Mask)
 				i += len(v)
 				matched = true
@@ -97,8 +151,8 @@ func (r *Redactor) scan(buf []byte, final bool) (out, keep []byte) {
 
 // couldStart reports whether tail is a proper prefix of some value.
 func (r *Redactor) couldStart(tail []byte) bool {
-	for _, v := range r.values {
-		if len(tail) < len(v) && bytes.HasPrefix(v, tail) {
+	for _, k := range r.first[tail[0]] {
+		if v := r.values[k]; len(tail) < len(v) && bytes.HasPrefix(v, tail) {
 			return true
 		}
 	}
