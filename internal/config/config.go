@@ -128,10 +128,12 @@ type Tokens struct {
 	MaxTTL     time.Duration `yaml:"max_ttl"`
 }
 
-// Login configures failed-login throttling.
+// Login configures failed-login throttling (see identity.ThrottleConfig).
 type Login struct {
+	PairFailures       int           `yaml:"pair_failures"`
 	MaxAccountFailures int           `yaml:"max_account_failures"`
 	MaxAddressFailures int           `yaml:"max_address_failures"`
+	MaxDelay           time.Duration `yaml:"max_delay"`
 	Window             time.Duration `yaml:"window"`
 }
 
@@ -144,7 +146,7 @@ func Default() Config {
 		Log:          Log{Format: "text", Level: "info"},
 		Session:      Session{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: 12 * time.Hour},
 		Tokens:       Tokens{DefaultTTL: 90 * 24 * time.Hour, MaxTTL: 366 * 24 * time.Hour},
-		Login:        Login{MaxAccountFailures: 5, MaxAddressFailures: 20, Window: 15 * time.Minute},
+		Login:        Login{PairFailures: 3, MaxAccountFailures: 100, MaxAddressFailures: 20, MaxDelay: 15 * time.Minute, Window: 24 * time.Hour},
 		AdminGroup:   "admins",
 		Environments: []string{"staging", "production"},
 		Audit:        Audit{Origin: "airlock", CheckpointEvents: 1000, CheckpointInterval: time.Minute},
@@ -323,7 +325,7 @@ func (c *Config) Validate() error {
 	}{
 		{"session.idle_timeout", c.Session.IdleTimeout}, {"session.absolute_timeout", c.Session.AbsoluteTimeout},
 		{"tokens.default_ttl", c.Tokens.DefaultTTL}, {"tokens.max_ttl", c.Tokens.MaxTTL},
-		{"login.window", c.Login.Window}, {"shutdown_timeout", c.ShutdownTimeout},
+		{"login.window", c.Login.Window}, {"login.max_delay", c.Login.MaxDelay}, {"shutdown_timeout", c.ShutdownTimeout},
 	} {
 		if f.d <= 0 {
 			return &FieldError{f.key, "expected a positive duration"}

@@ -363,8 +363,9 @@ var (
 )
 
 // PasswordLogin checks a username and password. Failures are audited and
-// throttled per account and per source address; the caller learns only
-// that the login failed, never whether the user exists.
+// throttled per account and source address (see ThrottleConfig); the
+// caller learns only that the login failed, never whether the user
+// exists, and, when throttled, how long to wait (RetryAfter).
 func (s *Service) PasswordLogin(ctx context.Context, username, password string) (*store.User, error) {
 	meta := audit.MetaFrom(ctx)
 	// No account has a longer name: what an anonymous caller sends is cut
@@ -376,11 +377,11 @@ func (s *Service) PasswordLogin(ctx context.Context, username, password string) 
 	// the bound is the limit per replica.)
 	defer s.loginTurns.lock(username)()
 	now := s.now()
-	if blocked, err := s.throttled(ctx, now, username, meta.SourceAddr); err != nil {
+	if wait, err := s.throttled(ctx, now, username, meta.SourceAddr); err != nil {
 		return nil, err
-	} else if blocked {
+	} else if wait > 0 {
 		s.recordLoginEvent(ctx, audit.UserLoginThrottled, audit.Denied, nil, username, "throttled", nil)
-		return nil, errThrottled
+		return nil, errThrottledFor(wait)
 	}
 	u, err := s.store.UserGetByUsername(ctx, username)
 	if err != nil && airlock.ErrorKind(err) != airlock.NotFound {

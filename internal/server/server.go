@@ -162,8 +162,8 @@ func (s *Server) build(ctx context.Context) error {
 	icfg := identity.Config{
 		SessionIdleTimeout: cfg.Session.IdleTimeout, SessionAbsoluteTimeout: cfg.Session.AbsoluteTimeout,
 		TokenDefaultTTL: cfg.Tokens.DefaultTTL, TokenMaxTTL: cfg.Tokens.MaxTTL, AdminGroup: cfg.AdminGroup,
-		Throttle: identity.ThrottleConfig{MaxAccountFailures: cfg.Login.MaxAccountFailures,
-			MaxAddressFailures: cfg.Login.MaxAddressFailures, Window: cfg.Login.Window},
+		Throttle: identity.ThrottleConfig{PairFailures: cfg.Login.PairFailures, MaxAccountFailures: cfg.Login.MaxAccountFailures,
+			MaxAddressFailures: cfg.Login.MaxAddressFailures, MaxDelay: cfg.Login.MaxDelay, Window: cfg.Login.Window},
 	}
 	s.Identity = identity.New(s.Store, icfg, s.Log, s.now)
 	s.Authz = authz.New(s.Store, cfg.Environments, s.Log, s.now)

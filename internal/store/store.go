@@ -89,9 +89,9 @@ type Reader interface {
 	TokenListForUser(ctx context.Context, userID string) ([]*Token, error)
 
 	SessionGetByHash(ctx context.Context, hash []byte) (*Session, error)
-	// LoginFailureCounts counts failed logins since a time, for one
-	// account and from one source address.
-	LoginFailureCounts(ctx context.Context, account, addr string, since time.Time) (byAccount, byAddr int, err error)
+	// LoginFailureStats counts failed logins since a time: on one
+	// account from one source address, from the address, on the account.
+	LoginFailureStats(ctx context.Context, account, addr string, since time.Time) (*LoginFailureStats, error)
 
 	ProcedureGetByName(ctx context.Context, name string) (*Procedure, error)
 	ProcedureGetByID(ctx context.Context, id string) (*Procedure, error)

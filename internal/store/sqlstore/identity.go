@@ -195,15 +195,27 @@ func (tx *Tx) SessionRevokeForUser(ctx context.Context, userID, exceptID string,
 	return res.RowsAffected()
 }
 
-func (q queries) LoginFailureCounts(ctx context.Context, account, addr string, since time.Time) (byAccount, byAddr int, err error) {
-	if err := q.row(ctx, `SELECT COUNT(*) FROM login_failures WHERE account = ? AND at >= ?`, account, micros(since)).Scan(&byAccount); err != nil {
-		return 0, 0, err
+func (q queries) LoginFailureStats(ctx context.Context, account, addr string, since time.Time) (*store.LoginFailureStats, error) {
+	var st store.LoginFailureStats
+	count := func(n *int, last *time.Time, where string, args ...any) error {
+		var at sql.NullInt64
+		err := q.row(ctx, `SELECT COUNT(*), MAX(at) FROM login_failures WHERE `+where+` AND at >= ?`,
+			append(args, micros(since))...).Scan(n, &at)
+		*last = fromMicros(at)
+		return err
 	}
-	if addr == "" {
-		return byAccount, 0, nil
+	if err := count(&st.Account, &st.AccountLast, `account = ?`, account); err != nil {
+		return nil, err
 	}
-	err = q.row(ctx, `SELECT COUNT(*) FROM login_failures WHERE addr = ? AND at >= ?`, addr, micros(since)).Scan(&byAddr)
-	return byAccount, byAddr, err
+	if err := count(&st.Pair, &st.PairLast, `account = ? AND addr = ?`, account, addr); err != nil {
+		return nil, err
+	}
+	if addr != "" { // in-process callers have no address to hold against each other
+		if err := count(&st.Source, &st.SourceLast, `addr = ?`, addr); err != nil {
+			return nil, err
+		}
+	}
+	return &st, nil
 }
 
 func (tx *Tx) LoginFailureAdd(ctx context.Context, account, addr string, at, pruneBefore time.Time) error {

@@ -269,9 +269,9 @@ func testTokens(t *testing.T, h Harness, t0 time.Time) {
 	wantKind(t, err, airlock.NotFound)
 }
 
-// testLoginFailures: failed logins are counted per account and per
-// address since a time, pruned past a time, cleared per account, and
-// only with an audit event.
+// testLoginFailures: failed logins are counted per account and source
+// (with the latest), per address and per account since a time, pruned
+// past a time, cleared per account, and only with an audit event.
 func testLoginFailures(t *testing.T, h Harness, t0 time.Time) {
 	ctx := context.Background()
 	s, _ := h.New(t)
@@ -286,27 +286,39 @@ func testLoginFailures(t *testing.T, h Harness, t0 time.Time) {
 			t.Fatal(err)
 		}
 	}
-	count := func(account, addr string, since time.Time) string {
+	// stats is "pair/source/account" and, with latest, the offsets of the
+	// latest failures from t0 ("-" for none).
+	stats := func(account, addr string, since time.Time) string {
 		t.Helper()
-		a, b, err := s.LoginFailureCounts(ctx, account, addr, since)
+		st, err := s.LoginFailureStats(ctx, account, addr, since)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return fmt.Sprintf("%d/%d", a, b)
+		off := func(at time.Time) string {
+			if at.IsZero() {
+				return "-"
+			}
+			return at.Sub(t0).String()
+		}
+		return fmt.Sprintf("%d/%d/%d %s %s %s", st.Pair, st.Source, st.Account, off(st.PairLast), off(st.SourceLast), off(st.AccountLast))
 	}
 	add("alice", "192.0.2.1", t0, t0.Add(-time.Hour))
 	add("alice", "192.0.2.1", t0.Add(time.Minute), t0.Add(-time.Hour))
 	add("bob", "192.0.2.1", t0.Add(2*time.Minute), t0.Add(-time.Hour))
-	if got := count("alice", "192.0.2.1", t0); got != "2/3" {
-		t.Fatalf("counts %s, want 2/3", got)
+	add("alice", "198.51.100.9", t0.Add(150*time.Second), t0.Add(-time.Hour))
+	if got, want := stats("alice", "192.0.2.1", t0), "2/3/3 1m0s 2m0s 2m30s"; got != want {
+		t.Fatalf("stats %s, want %s", got, want)
 	}
-	if got := count("alice", "192.0.2.1", t0.Add(90*time.Second)); got != "0/1" {
-		t.Fatalf("counts since later %s, want 0/1", got)
+	if got, want := stats("alice", "192.0.2.1", t0.Add(90*time.Second)), "0/1/1 - 2m0s 2m30s"; got != want {
+		t.Fatalf("stats since later %s, want %s", got, want)
+	}
+	if got, want := stats("alice", "203.0.113.1", t0), "0/0/3 - - 2m30s"; got != want {
+		t.Fatalf("stats from another address %s, want %s", got, want)
 	}
 	// Adding prunes what is older than the bound.
 	add("carol", "198.51.100.1", t0.Add(3*time.Minute), t0.Add(90*time.Second))
-	if got := count("alice", "192.0.2.1", t0.Add(-time.Hour)); got != "0/1" {
-		t.Fatalf("after pruning %s, want 0/1", got)
+	if got, want := stats("alice", "192.0.2.1", t0.Add(-time.Hour)), "0/1/1 - 2m0s 2m30s"; got != want {
+		t.Fatalf("after pruning %s, want %s", got, want)
 	}
 	if err := s.Update(ctx, func(tx store.Tx) error { return tx.LoginFailuresClear(ctx, "carol") }); err == nil {
 		t.Fatal("clearing failures without an audit event was committed")
@@ -319,8 +331,8 @@ func testLoginFailures(t *testing.T, h Harness, t0 time.Time) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if got := count("carol", "198.51.100.1", t0); got != "0/0" {
-		t.Fatalf("after clearing %s, want 0/0", got)
+	if got, want := stats("carol", "198.51.100.1", t0), "0/0/0 - - -"; got != want {
+		t.Fatalf("after clearing %s, want %s", got, want)
 	}
 }
 
