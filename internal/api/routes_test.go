@@ -7,6 +7,7 @@ import (
 
 	"github.com/airlockhq/airlock/internal/api"
 	"github.com/airlockhq/airlock/internal/config"
+	"github.com/airlockhq/airlock/internal/secret"
 	"github.com/airlockhq/airlock/internal/store"
 )
 
@@ -89,6 +90,7 @@ var bodies = map[string]any{
 	"POST /api/v1/runs/{id}/deny":                      api.DecisionRequest{Comment: "no"},
 	"PUT /api/v1/nodes/{name}":                         map[string]any{"name": "web-1", "environment": "staging", "transport": "local"},
 	"PUT /api/v1/secrets/{name...}":                    api.SecretRequest{Value: "hunter2-hunter2"},
+	"PATCH /api/v1/secrets/{name...}":                  api.SecretScopeRequest{Scope: secret.Scope{Teams: []string{"payments"}}},
 	"POST /api/v1/evidence":                            api.EvidenceRequest{From: "2026-01-01", To: "2030-01-01"},
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/inventory"
 	"github.com/airlockhq/airlock/internal/run"
+	"github.com/airlockhq/airlock/internal/secret"
 	"github.com/airlockhq/airlock/internal/store"
 )
 
@@ -430,9 +431,19 @@ func (h *Handler) deleteNode(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// SecretRequest sets a secret's value. The value is never returned.
+// SecretRequest sets a secret's value and, when Scope is present, which
+// procedures may use it (absent: a replaced secret keeps its scope, a new
+// one is usable by no procedure). The value is never returned.
 type SecretRequest struct {
-	Value string `json:"value"`
+	Value string        `json:"value"`
+	Scope *secret.Scope `json:"scope,omitempty"`
+}
+
+// SecretScopeRequest replaces a secret's scope: the teams owning, and the
+// procedures (a trailing '*' matches a prefix) whose steps may name it.
+// Both empty: no procedure may.
+type SecretScopeRequest struct {
+	Scope secret.Scope `json:"scope"`
 }
 
 func (h *Handler) listSecrets(w http.ResponseWriter, r *http.Request) {
@@ -450,7 +461,21 @@ func (h *Handler) putSecret(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	info, err := h.Secrets.Put(r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("name"), []byte(req.Value))
+	info, err := h.Secrets.PutScoped(r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("name"), []byte(req.Value), req.Scope)
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+func (h *Handler) scopeSecret(w http.ResponseWriter, r *http.Request) {
+	var req SecretScopeRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	info, err := h.Secrets.SetScope(r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("name"), req.Scope)
 	if err != nil {
 		writeError(w, r, h.Log, err)
 		return

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/airlockhq/airlock/internal/api"
+	"github.com/airlockhq/airlock/internal/secret"
 	"github.com/airlockhq/airlock/internal/store"
 )
 
@@ -143,7 +144,7 @@ steps:
 func TestSecretsNeverLeak(t *testing.T) {
 	d := newDemoEnv(t, nil)
 	const token, password = "tok-9f8e7d6c5b4a", "pa55-w0rd-xyzzy"
-	code, out, _ := d.call("PUT", "/api/v1/secrets/payments/api-token", d.tok["bob"], api.SecretRequest{Value: token})
+	code, out, _ := d.call("PUT", "/api/v1/secrets/payments/api-token", d.tok["bob"], api.SecretRequest{Value: token, Scope: &secret.Scope{Teams: []string{"payments"}}})
 	if code != 200 || strings.Contains(toJSON(out), token) {
 		t.Fatalf("set secret: %d %v", code, out)
 	}

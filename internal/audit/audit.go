@@ -61,6 +61,11 @@ const (
 	NodeDelete   = "node.delete"
 	SecretPut    = "secret.put"
 	SecretDelete = "secret.delete"
+	// SecretScope records a change of which procedures may use a secret;
+	// SecretUseDenied a run refused at start because a step names a
+	// secret its procedure may not use.
+	SecretScope     = "secret.scope"
+	SecretUseDenied = "secret.use_denied"
 
 	PolicyBootstrap = "policy.bootstrap"
 	PolicyPropose   = "policy.propose"

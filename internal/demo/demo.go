@@ -20,6 +20,7 @@ import (
 	"github.com/airlockhq/airlock/internal/inventory"
 	"github.com/airlockhq/airlock/internal/procedure"
 	"github.com/airlockhq/airlock/internal/review"
+	"github.com/airlockhq/airlock/internal/secret"
 	"github.com/airlockhq/airlock/internal/secretstore"
 	"github.com/airlockhq/airlock/internal/store"
 )
@@ -103,7 +104,10 @@ func seedSecrets(ctx context.Context, s Services) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.Secrets.Put(ctx, bob, "payments/db-readonly", []byte(identity.RandomPassword())); err != nil {
+	// Usable by the payments team's procedures (db-readonly-query), and
+	// by no other team's.
+	scope := secret.Scope{Teams: []string{"payments"}}
+	if _, err := s.Secrets.PutScoped(ctx, bob, "payments/db-readonly", []byte(identity.RandomPassword()), &scope); err != nil {
 		return fmt.Errorf("demo secret: %w", err)
 	}
 	return nil
@@ -247,6 +251,8 @@ func seedSSH(ctx context.Context, s Services) error {
 	if err != nil {
 		return err
 	}
+	// A node credential: Airlock uses it to connect, no step may name it,
+	// so its scope stays empty.
 	if _, err := s.Secrets.Put(ctx, bob, "demo/ssh-key", s.SSH.ClientKey); err != nil {
 		return fmt.Errorf("demo ssh key: %w", err)
 	}

@@ -212,6 +212,22 @@ type Source struct {
 	File      string
 	Line      int // line of the document's first key
 	Procedure *Procedure
+	// dec remembers the node each path was decoded from, so that checks
+	// made after parsing (against stored state) point at a line too.
+	dec *strictyaml.Decoder
+}
+
+// ErrorAt returns an error about the field at path (such as
+// steps[1].secrets.API_TOKEN) with its file, line and column, as
+// validation errors have them.
+func (s *Source) ErrorAt(path, format string, args ...any) *strictyaml.Error {
+	e := &strictyaml.Error{File: s.File, Path: path, Msg: fmt.Sprintf(format, args...)}
+	if s.dec != nil {
+		if n := s.dec.Node(path); n != nil {
+			e.Line, e.Column = n.Line, n.Column
+		}
+	}
+	return e
 }
 
 // Parse decodes and validates every procedure document in data (YAML,
@@ -251,7 +267,7 @@ func Parse(file string, data []byte) ([]*Source, error) {
 			continue
 		}
 		normalize(&p)
-		out = append(out, &Source{File: file, Line: root.Line, Procedure: &p})
+		out = append(out, &Source{File: file, Line: root.Line, Procedure: &p, dec: d})
 	}
 	if len(errs) > 0 {
 		return out, errs

@@ -22,6 +22,7 @@ import (
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/policy"
 	"github.com/airlockhq/airlock/internal/procedure"
+	"github.com/airlockhq/airlock/internal/secretstore"
 	"github.com/airlockhq/airlock/internal/store"
 )
 
@@ -202,6 +203,9 @@ func (s *Service) Propose(ctx context.Context, p *identity.Principal, src *proce
 		case proc.OwnerFixed && def.Owner != proc.Owner:
 			return airlock.Errorf(airlock.Conflict, "procedure %q changed owner meanwhile; propose again", def.Name)
 		}
+		if err := checkSecretUse(ctx, tx, src); err != nil {
+			return err
+		}
 		versions, err := tx.ProcedureVersionList(ctx, store.ProcedureVersionListParams{ProcedureID: proc.ID})
 		if err != nil {
 			return err
@@ -258,6 +262,29 @@ func (s *Service) Propose(ctx context.Context, p *identity.Principal, src *proce
 		return nil, err
 	}
 	return &res, nil
+}
+
+// checkSecretUse refuses a definition whose steps name a secret whose
+// scope covers neither the procedure nor its owning team, each at its
+// line and column. A secret not stored yet passes: whoever creates it
+// decides its scope, and a run is refused until that scope covers the
+// procedure.
+func checkSecretUse(ctx context.Context, tx store.Tx, src *procedure.Source) error {
+	def := src.Procedure
+	refused, err := secretstore.CheckUse(ctx, tx, def.Name, def.Owner, def)
+	if err != nil {
+		return err
+	}
+	var msgs []string
+	for _, r := range refused {
+		if !r.Missing {
+			msgs = append(msgs, src.ErrorAt(r.Path(), "%s", r.Message(def.Name, def.Owner)).Error())
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return &airlock.Error{Kind: airlock.Invalid, Field: "source", Message: strings.Join(msgs, "\n")}
 }
 
 // ReviewResult tells what a review did.

@@ -25,6 +25,7 @@ import (
 	"github.com/airlockhq/airlock/internal/policy"
 	"github.com/airlockhq/airlock/internal/procedure"
 	"github.com/airlockhq/airlock/internal/secret"
+	"github.com/airlockhq/airlock/internal/secretstore"
 	"github.com/airlockhq/airlock/internal/store"
 )
 
@@ -161,6 +162,15 @@ func (s *Service) Plan(ctx context.Context, p *identity.Principal, rp RequestPar
 	plain, secrets, err := coerce(def, rp.Params)
 	if err != nil {
 		return nil, err
+	}
+	// A step naming a secret the procedure may not use would be refused
+	// at start: say so now, before anyone approves the run.
+	refused, err := secretstore.CheckUse(ctx, s.store, proc.Name, proc.Owner, def)
+	if err != nil {
+		return nil, err
+	}
+	if len(refused) > 0 {
+		return nil, airlock.Errorf(airlock.Conflict, "%s cannot run now: step %s: %s", proc.Name, refused[0].StepName, refused[0].Message(proc.Name, proc.Owner))
 	}
 	nodes, err := s.store.NodeList(ctx)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,10 +15,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/audit"
 	"github.com/airlockhq/airlock/internal/executor"
 	"github.com/airlockhq/airlock/internal/inventory"
 	"github.com/airlockhq/airlock/internal/procedure"
+	"github.com/airlockhq/airlock/internal/secret"
+	"github.com/airlockhq/airlock/internal/secretstore"
 	"github.com/airlockhq/airlock/internal/store"
 )
 
@@ -456,6 +460,10 @@ func (s *Service) execute(base context.Context, r *store.Run) {
 	}
 	jobs, secrets, err := s.jobs(ctx, r, def)
 	if err != nil {
+		var refused *useRefused
+		if errors.As(err, &refused) {
+			s.recordUseRefused(base, r, refused)
+		}
 		out.secrets = secrets
 		out.note("airlock", "%v", err)
 		s.finish(base, r, out, store.RunFailed, err.Error(), nil)
@@ -616,22 +624,44 @@ func (s *Service) jobs(ctx context.Context, r *store.Run, def *procedure.Procedu
 			redact = append(redact, []byte(values[k]))
 		}
 	}
-	secretCache := map[string][]byte{}
-	resolve := func(ref string) ([]byte, error) {
-		if v, ok := secretCache[ref]; ok {
-			return v, nil
+	type opened struct {
+		rec   *store.SecretRecord
+		value []byte
+	}
+	secretCache := map[string]opened{}
+	resolve := func(ref string) (opened, error) {
+		if o, ok := secretCache[ref]; ok {
+			return o, nil
 		}
 		rec, err := s.store.SecretGet(ctx, ref)
 		if err != nil {
-			return nil, fmt.Errorf("secret %q: %w", ref, err)
+			return opened{}, fmt.Errorf("secret %q: %w", ref, err)
 		}
 		v, err := s.keyring.Open(rec.Ciphertext, []byte(ref))
 		if err != nil {
-			return nil, fmt.Errorf("secret %q: %w", ref, err)
+			return opened{}, fmt.Errorf("secret %q: %w", ref, err)
 		}
-		secretCache[ref] = v
+		secretCache[ref] = opened{rec, v}
 		redact = append(redact, v)
-		return v, nil
+		return secretCache[ref], nil
+	}
+	// A step gets a secret only if the secret's scope, as stored now,
+	// covers the procedure: a scope narrowed after the version was
+	// approved refuses the run here. A node's credential is Airlock's
+	// own and no step sees it, so it is not a step's use.
+	stepSecret := func(i int, st procedure.Step, env, ref string) ([]byte, error) {
+		o, err := resolve(ref)
+		switch {
+		case airlock.ErrorKind(err) == airlock.NotFound:
+			return nil, &useRefused{Refusal: &secretstore.Refusal{Step: i, StepName: st.Name, Env: env, Secret: ref, Missing: true,
+				Scope: secret.Scope{Teams: []string{}, Procedures: []string{}}}, procedure: r.ProcedureName, owner: def.Owner}
+		case err != nil:
+			return nil, err
+		case !secretstore.ScopeOf(o.rec).Permits(r.ProcedureName, def.Owner):
+			return nil, &useRefused{Refusal: &secretstore.Refusal{Step: i, StepName: st.Name, Env: env, Secret: ref,
+				Scope: secretstore.ScopeOf(o.rec)}, procedure: r.ProcedureName, owner: def.Owner}
+		}
+		return o.value, nil
 	}
 	env := map[string]string{"PATH": executor.SafePath, "AIRLOCK_RUN_ID": r.ID, "AIRLOCK_ENVIRONMENT": r.Environment,
 		"AIRLOCK_PROCEDURE": r.ProcedureName, "AIRLOCK_REQUESTER": r.RequesterName}
@@ -674,9 +704,13 @@ func (s *Service) jobs(ctx context.Context, r *store.Run, def *procedure.Procedu
 					es.Argv = append(es.Argv, v)
 				}
 			}
-			for envName, ref := range st.Secrets {
-				v, err := resolve(ref)
-				if err != nil {
+			for _, envName := range slices.Sorted(mapKeys(st.Secrets)) {
+				v, err := stepSecret(i, st, envName, st.Secrets[envName])
+				var refused *useRefused
+				switch {
+				case errors.As(err, &refused):
+					return nil, redact, err
+				case err != nil:
 					return nil, redact, fmt.Errorf("step %s: %w", st.Name, err)
 				}
 				es.Env[envName] = string(v)
@@ -691,11 +725,49 @@ func (s *Service) jobs(ctx context.Context, r *store.Run, def *procedure.Procedu
 			if err != nil {
 				return nil, redact, fmt.Errorf("node %s credential: %w", node.Name, err)
 			}
-			job.Credential = cred
+			job.Credential = cred.value
 		}
 		jobs = append(jobs, job)
 	}
 	return jobs, redact, nil
+}
+
+// useRefused is a run refused at start because a step names a secret its
+// procedure may not use now.
+type useRefused struct {
+	*secretstore.Refusal
+	procedure, owner string
+}
+
+func (e *useRefused) Error() string {
+	return fmt.Sprintf("refused at start: step %s names secret %s, which %s (team %s) may not use: the secret's scope no longer "+
+		"covers it, or the secret is gone; ask whoever manages secrets to add team %s or procedure %s to its scope "+
+		"(airlock secrets scope %s --team %s), then request the run again",
+		e.StepName, e.Secret, e.procedure, e.owner, e.owner, e.procedure, e.Secret, e.owner)
+}
+
+// recordUseRefused audits a refusal at start on the run, naming the
+// secret, the step and the scope that refused it.
+func (s *Service) recordUseRefused(ctx context.Context, r *store.Run, e *useRefused) {
+	now := s.now().UTC()
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.SecretUseDenied, audit.System, r.ID, audit.Denied, map[string]any{
+			"procedure": r.ProcedureName, "owner": e.owner, "digest": r.Digest, "step": e.StepName, "env": e.Env,
+			"secret": e.Secret, "missing": e.Missing, "scope": e.Scope}))
+	})
+	if err != nil {
+		s.log.Error("audit a refused secret use", "run_id", r.ID, "secret", e.Secret, "err", err)
+	}
+}
+
+func mapKeys(m map[string]string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
 }
 
 func jsonStr(v any) string {

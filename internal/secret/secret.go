@@ -2,7 +2,8 @@
 // under a master key (AES-256-GCM; each value under its own data key,
 // itself sealed by the master key) and streaming redaction of secret
 // values from output by literal match, including matches split across
-// writes.
+// writes. It also owns the rule of who may use a secret: a Scope names
+// the teams and procedures whose steps may name it.
 //
 // It is pure: it must not import net/http, database/sql or os/exec.
 // Values are never logged, never returned by any API, and resolved only

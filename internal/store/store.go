@@ -429,6 +429,16 @@ type SecretRecord struct {
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 	UpdatedBy  string
+	// ScopeTeams and ScopeProcedures say which procedures may name the
+	// secret in a step: those owned by the teams, and those named (a
+	// trailing '*' matches a prefix). Both empty: none may.
+	ScopeTeams      []string
+	ScopeProcedures []string
+	// ScopeUpdatedAt and ScopeUpdatedBy: when and by whom the scope was
+	// last set ("(upgrade)" for scopes derived at the upgrade to schema
+	// 11).
+	ScopeUpdatedAt time.Time
+	ScopeUpdatedBy string
 }
 
 // Run statuses.

@@ -236,7 +236,7 @@ func TestEveryPageIsStrictAndLeaksNoSecret(t *testing.T) {
 	bob := s.visitor(t, "bob")
 	// bob stores the database password the db-readonly-query steps use,
 	// through the API, then runs the report in staging with it.
-	req, _ := http.NewRequest("PUT", s.url+"/api/v1/secrets/payments/db-readonly", strings.NewReader(`{"value":"`+canary+`"}`))
+	req, _ := http.NewRequest("PUT", s.url+"/api/v1/secrets/payments/db-readonly", strings.NewReader(`{"value":"`+canary+`","scope":{"teams":["payments"]}}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-CSRF-Token", bob.csrf())
 	if code, body := bob.do(req); code != http.StatusOK && code != http.StatusCreated {

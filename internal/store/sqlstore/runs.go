@@ -71,30 +71,46 @@ func (tx *Tx) NodeDelete(ctx context.Context, name string) error {
 	return expectOne(res, "node")
 }
 
+const secretCols = `name, ciphertext, key_id, created_at, updated_at, updated_by, scope_teams, scope_procedures, scope_updated_at, scope_updated_by`
+
 func scanSecret(sc interface{ Scan(...any) error }) (*store.SecretRecord, error) {
 	var r store.SecretRecord
-	var created, updated sql.NullInt64
-	if err := sc.Scan(&r.Name, &r.Ciphertext, &r.KeyID, &created, &updated, &r.UpdatedBy); err != nil {
+	var created, updated, scoped sql.NullInt64
+	var teams, procs string
+	if err := sc.Scan(&r.Name, &r.Ciphertext, &r.KeyID, &created, &updated, &r.UpdatedBy, &teams, &procs, &scoped, &r.ScopeUpdatedBy); err != nil {
 		return nil, err
 	}
-	r.CreatedAt, r.UpdatedAt = fromMicros(created), fromMicros(updated)
-	return &r, nil
+	r.CreatedAt, r.UpdatedAt, r.ScopeUpdatedAt = fromMicros(created), fromMicros(updated), fromMicros(scoped)
+	if err := json.Unmarshal([]byte(teams), &r.ScopeTeams); err != nil {
+		return nil, err
+	}
+	return &r, json.Unmarshal([]byte(procs), &r.ScopeProcedures)
 }
 
 func (q queries) SecretGet(ctx context.Context, name string) (*store.SecretRecord, error) {
-	r, err := scanSecret(q.row(ctx, `SELECT name, ciphertext, key_id, created_at, updated_at, updated_by FROM secrets WHERE name = ?`, name))
+	r, err := scanSecret(q.row(ctx, `SELECT `+secretCols+` FROM secrets WHERE name = ?`, name))
 	return r, notFound("secret", err)
 }
 
 func (q queries) SecretList(ctx context.Context) ([]*store.SecretRecord, error) {
-	return list(ctx, q, scanSecret, `SELECT name, ciphertext, key_id, created_at, updated_at, updated_by FROM secrets ORDER BY name`)
+	return list(ctx, q, scanSecret, `SELECT `+secretCols+` FROM secrets ORDER BY name`)
 }
 
 func (tx *Tx) SecretPut(ctx context.Context, r *store.SecretRecord) error {
-	_, err := tx.change(ctx, `INSERT INTO secrets (name, ciphertext, key_id, created_at, updated_at, updated_by) VALUES (?,?,?,?,?,?)
+	teams, procs := r.ScopeTeams, r.ScopeProcedures
+	if teams == nil {
+		teams = []string{}
+	}
+	if procs == nil {
+		procs = []string{}
+	}
+	_, err := tx.change(ctx, `INSERT INTO secrets (`+secretCols+`) VALUES (?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT (name) DO UPDATE SET ciphertext = excluded.ciphertext, key_id = excluded.key_id,
-		updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
-		r.Name, r.Ciphertext, r.KeyID, micros(r.CreatedAt), micros(r.UpdatedAt), r.UpdatedBy)
+		updated_at = excluded.updated_at, updated_by = excluded.updated_by, scope_teams = excluded.scope_teams,
+		scope_procedures = excluded.scope_procedures, scope_updated_at = excluded.scope_updated_at,
+		scope_updated_by = excluded.scope_updated_by`,
+		r.Name, r.Ciphertext, r.KeyID, micros(r.CreatedAt), micros(r.UpdatedAt), r.UpdatedBy, jsonText(teams), jsonText(procs),
+		micros(r.ScopeUpdatedAt), r.ScopeUpdatedBy)
 	return err
 }
 
