@@ -23,6 +23,7 @@ const (
 	PrefixPolicy      = "pol"
 	PrefixRun         = "run"
 	PrefixRunApproval = "rap"
+	PrefixUserChange  = "uch"
 )
 
 var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)

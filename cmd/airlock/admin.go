@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -101,40 +102,127 @@ func (a *app) usersCmd() *cobra.Command {
 	var display, email string
 	create := &cobra.Command{
 		Use:     "create USERNAME",
-		Short:   "Create a local user with a one-time password",
+		Short:   "Propose a local user; created when another admin approves",
 		Example: "  airlock users create frank --group dev --group qa",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var resp api.CreateUserResponse
-			if err := a.call(cmd.Context(), "POST", "/api/v1/users", api.CreateUserRequest{Username: args[0], DisplayName: display, Email: email, Groups: groups}, &resp); err != nil {
-				return err
-			}
-			return a.print(resp, func(w io.Writer) {
-				fmt.Fprintf(w, "Created %s (%s). One-time password, to be changed at first login:\n\n    %s\n", resp.User.Username, resp.User.ID, resp.OneTimePassword)
-			})
+			return a.propose(cmd, "/api/v1/users", api.CreateUserRequest{Username: args[0], DisplayName: display, Email: email, Groups: groups})
 		},
 	}
 	create.Flags().StringSliceVarP(&groups, "group", "g", nil, "group to add the user to (repeatable)")
 	create.Flags().StringVar(&display, "display-name", "", "display name")
 	create.Flags().StringVar(&email, "email", "", "email address")
-	state := func(verb, short string) *cobra.Command {
-		return &cobra.Command{
-			Use:     verb + " USERNAME",
+	disable := &cobra.Command{
+		Use:     "disable USERNAME",
+		Short:   "Disable a user at once: ends their sessions and revokes their API tokens",
+		Example: "  airlock users disable frank",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.call(cmd.Context(), "POST", "/api/v1/users/"+args[0]+"/disable", nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "%s disabled.\n", args[0])
+			return nil
+		},
+	}
+	enable := &cobra.Command{
+		Use:     "enable USERNAME",
+		Short:   "Propose enabling a disabled user again; in force when another admin approves",
+		Example: "  airlock users enable frank",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.propose(cmd, "/api/v1/users/"+args[0]+"/enable", nil)
+		},
+	}
+	c.AddCommand(list, create, disable, enable, a.userChangesCmd())
+	return c
+}
+
+// propose sends a user change and says what happens next.
+func (a *app) propose(cmd *cobra.Command, path string, body any) error {
+	var resp api.UserChangeResponse
+	if err := a.call(cmd.Context(), "POST", path, body, &resp); err != nil {
+		return err
+	}
+	return a.print(resp, func(w io.Writer) { a.printChange(w, resp) })
+}
+
+func (a *app) printChange(w io.Writer, resp api.UserChangeResponse) {
+	c := resp.Change
+	switch {
+	case c.Status == "pending":
+		fmt.Fprintf(w, "Proposed %s: %s.\nIt takes effect when another admin approves it: airlock users changes approve %s\n", c.ID, c.Summary, c.ID)
+	case c.Status == "approved" && c.DecidedBy == c.Author:
+		fmt.Fprintf(w, "Done: %s (%s). It took effect at once: no other admin could approve it.\n", c.Summary, c.ID)
+	default:
+		fmt.Fprintf(w, "%s %s: %s.\n", c.ID, c.Status, c.Summary)
+	}
+	if resp.OneTimePassword != "" {
+		fmt.Fprintf(w, "One-time password for %s, to hand over and be changed at first login:\n\n    %s\n", c.Username, resp.OneTimePassword)
+	}
+}
+
+func (a *app) userChangesCmd() *cobra.Command {
+	c := &cobra.Command{Use: "changes", Short: "Proposed user changes: list, approve, reject, withdraw"}
+	var status string
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List proposed user changes (pending by default)",
+		Example: "  airlock users changes list\n  airlock users changes list --status all",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q := "?status=" + url.QueryEscape(status)
+			if status == "all" {
+				q = ""
+			}
+			var resp api.ListResponse[*api.UserChangeJSON]
+			if err := a.call(cmd.Context(), "GET", "/api/v1/user-changes"+q, nil, &resp); err != nil {
+				return err
+			}
+			return a.print(resp, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tCHANGE\tAUTHOR\tSTATUS\tDECIDED BY\tCREATED")
+				for _, c := range resp.Items {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, a.visible(c.Summary), c.Author, c.Status, c.DecidedBy, ago(c.CreatedAt))
+				}
+				tw.Flush()
+			})
+		},
+	}
+	list.Flags().StringVar(&status, "status", "pending", "pending, approved, rejected, withdrawn or all")
+	var comment string
+	decide := func(verb, short string) *cobra.Command {
+		cmd := &cobra.Command{
+			Use:     verb + " ID",
 			Short:   short,
-			Example: "  airlock users " + verb + " frank",
+			Example: "  airlock users changes " + verb + " uch_... --comment 'checked with the team lead'",
 			Args:    cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				if err := a.call(cmd.Context(), "POST", "/api/v1/users/"+args[0]+"/"+verb, nil, nil); err != nil {
+				var resp api.UserChangeResponse
+				if err := a.call(cmd.Context(), "POST", "/api/v1/user-changes/"+args[0]+"/"+verb, api.UserChangeDecisionRequest{Comment: comment}, &resp); err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stdout, "%s %sd.\n", args[0], verb)
-				return nil
+				return a.print(resp, func(w io.Writer) { a.printChange(w, resp) })
 			},
 		}
+		cmd.Flags().StringVar(&comment, "comment", "", "why (required to reject)")
+		return cmd
 	}
-	c.AddCommand(list, create,
-		state("disable", "Disable a user: ends their sessions and revokes their API tokens"),
-		state("enable", "Enable a disabled user again"))
+	withdraw := &cobra.Command{
+		Use:     "withdraw ID",
+		Short:   "Withdraw your own proposed change",
+		Example: "  airlock users changes withdraw uch_...",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var resp api.UserChangeJSON
+			if err := a.call(cmd.Context(), "POST", "/api/v1/user-changes/"+args[0]+"/withdraw", nil, &resp); err != nil {
+				return err
+			}
+			return a.print(resp, func(w io.Writer) { fmt.Fprintf(w, "%s withdrawn: %s.\n", resp.ID, resp.Summary) })
+		},
+	}
+	c.AddCommand(list, decide("approve", "Approve a change another admin proposed (a new user's one-time password is shown once)"),
+		decide("reject", "Reject a proposed change, with --comment"), withdraw)
 	return c
 }
 
@@ -142,15 +230,11 @@ func (a *app) groupsCmd() *cobra.Command {
 	c := &cobra.Command{Use: "groups", Short: "Manage group membership (admins)"}
 	add := &cobra.Command{
 		Use:     "add-member GROUP USERNAME",
-		Short:   "Add a user to a group (the group is created if missing)",
+		Short:   "Propose adding a user to a group (created if missing); in force when another admin approves",
 		Example: "  airlock groups add-member ops bob",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.call(cmd.Context(), "POST", "/api/v1/groups/"+args[0]+"/members", api.MemberRequest{Username: args[1]}, nil); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "Added %s to %s.\n", args[1], args[0])
-			return nil
+			return a.propose(cmd, "/api/v1/groups/"+args[0]+"/members", api.MemberRequest{Username: args[1]})
 		},
 	}
 	remove := &cobra.Command{

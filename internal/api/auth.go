@@ -261,20 +261,13 @@ func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// CreateUserRequest creates a local user. With no password, a one-time
-// password is generated, returned once, and must be changed at first
-// login.
+// CreateUserRequest proposes a local user, created when another admin
+// approves; the approver receives its one-time password.
 type CreateUserRequest struct {
 	Username    string   `json:"username"`
 	DisplayName string   `json:"display_name,omitempty"`
 	Email       string   `json:"email,omitempty"`
 	Groups      []string `json:"groups,omitempty"`
-}
-
-// CreateUserResponse returns the new user and its one-time password.
-type CreateUserResponse struct {
-	User            UserJSON `json:"user"`
-	OneTimePassword string   `json:"one_time_password"`
 }
 
 func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
@@ -283,15 +276,8 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	p := identity.PrincipalFrom(r.Context())
-	pw := identity.RandomPassword()
-	u, err := h.Identity.CreateUserAs(r.Context(), p, identity.CreateUserParams{Username: req.Username,
-		DisplayName: req.DisplayName, Email: req.Email, Password: pw, MustChangePassword: true, Groups: req.Groups})
-	if err != nil {
-		writeError(w, r, h.Log, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, CreateUserResponse{User: userJSON(u, req.Groups), OneTimePassword: pw})
+	h.proposeUserChange(w, r, identity.UserChangeParams{Kind: store.UserChangeCreate, Username: req.Username,
+		DisplayName: req.DisplayName, Email: req.Email, Groups: req.Groups})
 }
 
 // MemberRequest adds a member to a group.
@@ -305,11 +291,7 @@ func (h *Handler) addMember(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	if err := h.Identity.AddMember(r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("group"), req.Username); err != nil {
-		writeError(w, r, h.Log, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	h.proposeUserChange(w, r, identity.UserChangeParams{Kind: store.UserChangeAddMember, Username: req.Username, Group: r.PathValue("group")})
 }
 
 func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request) {
@@ -320,15 +302,16 @@ func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (h *Handler) disableUser(w http.ResponseWriter, r *http.Request) { h.setDisabled(w, r, true) }
-func (h *Handler) enableUser(w http.ResponseWriter, r *http.Request)  { h.setDisabled(w, r, false) }
-
-func (h *Handler) setDisabled(w http.ResponseWriter, r *http.Request, disabled bool) {
-	if err := h.Identity.SetDisabled(r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("username"), disabled); err != nil {
+func (h *Handler) disableUser(w http.ResponseWriter, r *http.Request) {
+	if err := h.Identity.Disable(r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("username")); err != nil {
 		writeError(w, r, h.Log, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *Handler) enableUser(w http.ResponseWriter, r *http.Request) {
+	h.proposeUserChange(w, r, identity.UserChangeParams{Kind: store.UserChangeEnable, Username: r.PathValue("username")})
 }
 
 const ssoCookie = "airlock_sso"

@@ -65,6 +65,13 @@ func TestEvidenceBundle(t *testing.T) {
 	if code, out, _ := d.call("POST", "/api/v1/policies/"+pol["id"].(string)+"/approve", d.tok["carol"], api.PolicyDecisionRequest{Comment: "ok"}); code != 200 {
 		t.Fatalf("carol approves the policy: %d %v", code, out)
 	}
+	// A new user under dual control, with a self-approval attempt.
+	_, uc, _ := d.call("POST", "/api/v1/users", d.tok["bob"], api.CreateUserRequest{Username: "frank", Groups: []string{"qa"}})
+	ucID := uc["change"].(map[string]any)["id"].(string)
+	d.call("POST", "/api/v1/user-changes/"+ucID+"/approve", d.tok["bob"], api.UserChangeDecisionRequest{})
+	if code, out, _ := d.call("POST", "/api/v1/user-changes/"+ucID+"/approve", d.tok["carol"], api.UserChangeDecisionRequest{}); code != 200 {
+		t.Fatalf("carol approves frank: %d %v", code, out)
+	}
 
 	// Only auditors export.
 	if code, _, _ := d.call("POST", "/api/v1/evidence", d.tok["alice"], api.EvidenceRequest{From: "2026-01-01", To: "2030-01-01"}); code != 403 {

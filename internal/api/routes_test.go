@@ -49,8 +49,15 @@ func newStrictEnv(t *testing.T) *strictEnv {
 	}
 	rid := out["id"].(string)
 	e.waitRun(t, bob, rid)
+	// A user change awaiting a second admin.
+	code, out, _ = e.call("POST", "/api/v1/users", carol, api.CreateUserRequest{Username: "frank", Groups: []string{"admins"}})
+	if code != 202 {
+		t.Fatalf("seed user change: %d %v", code, out)
+	}
+	ucid := out["change"].(map[string]any)["id"].(string)
 	return &strictEnv{env: e, ids: map[string]string{"{name}": "restart-api", "{id}": vid, "{group}": "ops",
-		"{username}": "bob", "policy:{id}": pid, "token:{id}": tid, "run:{id}": rid, "{name...}": "payments/db"}}
+		"{username}": "bob", "policy:{id}": pid, "token:{id}": tid, "run:{id}": rid, "{name...}": "payments/db",
+		"uc:{id}": ucid}}
 }
 
 func (e *strictEnv) path(rt api.Route) string {
@@ -60,6 +67,8 @@ func (e *strictEnv) path(rt api.Route) string {
 		p = strings.Replace(p, "{id}", e.ids["policy:{id}"], 1)
 	case strings.HasPrefix(p, "/api/v1/tokens/"):
 		p = strings.Replace(p, "{id}", e.ids["token:{id}"], 1)
+	case strings.HasPrefix(p, "/api/v1/user-changes/"):
+		p = strings.Replace(p, "{id}", e.ids["uc:{id}"], 1)
 	case strings.HasPrefix(p, "/api/v1/runs/"):
 		p = strings.Replace(p, "{id}", e.ids["run:{id}"], 1)
 	case strings.HasPrefix(p, "/api/v1/nodes/"):
@@ -76,6 +85,8 @@ func (e *strictEnv) path(rt api.Route) string {
 var bodies = map[string]any{
 	"POST /api/v1/users":                               api.CreateUserRequest{Username: "eve", Groups: []string{"admins"}},
 	"POST /api/v1/groups/{group}/members":              api.MemberRequest{Username: "nobody"},
+	"POST /api/v1/user-changes/{id}/approve":           api.UserChangeDecisionRequest{Comment: "ok"},
+	"POST /api/v1/user-changes/{id}/reject":            api.UserChangeDecisionRequest{Comment: "no"},
 	"POST /api/v1/procedures/{name}/retire":            api.RetireRequest{Reason: "no longer needed"},
 	"POST /api/v1/versions":                            api.ProposeRequest{Source: restartV1},
 	"POST /api/v1/versions/{id}/reviews":               api.ReviewRequest{Decision: "approve", Digest: "sha256:x", Comment: "ok"},
@@ -119,6 +130,10 @@ func stateCounts(t *testing.T, s store.Store) map[string]int {
 	}
 	for _, p := range pols {
 		out["policy:"+p.Status]++
+	}
+	ucs, _ := s.UserChangeList(ctx, "")
+	for _, c := range ucs {
+		out["user change:"+c.Status]++
 	}
 	for _, u := range users {
 		gs, _ := s.GroupListForUser(ctx, u.ID)

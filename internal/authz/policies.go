@@ -160,6 +160,15 @@ func (a *Authorizer) DecidePolicy(ctx context.Context, p *identity.Principal, id
 		case digestSeen != "" && digestSeen != v.Digest:
 			denied = &airlock.Error{Kind: airlock.Conflict, Field: "digest", Message: fmt.Sprintf("policy v%d has digest %s, not the %s you read", v.Number, v.Digest, digestSeen)}
 		}
+		if denied == nil && decision == "approve" {
+			link, err := identity.Linked(ctx, tx, p.UserID, v.AuthorID)
+			if err != nil {
+				return err
+			}
+			if link != "" {
+				denied = airlock.Errorf(airlock.Forbidden, "your account counts as the author's (%s): a second admin must approve", link)
+			}
+		}
 		if denied != nil {
 			return denied
 		}

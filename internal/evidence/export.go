@@ -90,6 +90,9 @@ func Export(ctx context.Context, s store.Store, log *audit.Log, p Params, w io.W
 	if events, err = accountForOutput(ctx, s, cp.Size, runs, output, events); err != nil {
 		return err
 	}
+	if events, err = withAccountOrigins(ctx, s, cp.Size, events); err != nil {
+		return err
+	}
 	proofs := Proofs{Size: cp.Size, Root: cp.RootHash, Proofs: map[string][]string{}}
 	var ev bytes.Buffer
 	enc := json.NewEncoder(&ev)
@@ -140,7 +143,7 @@ func Export(ctx context.Context, s store.Store, log *audit.Log, p Params, w io.W
 			inForce = append(inForce, pv)
 		}
 	}
-	summary := Summarize(events, runs, versions, inForce)
+	summary := Summarize(events, runs, versions, inForce, p.From)
 	files := map[string][]byte{
 		"events.jsonl":    ev.Bytes(),
 		"proofs.json":     mustJSON(proofs),
@@ -315,6 +318,28 @@ func accountForOutput(ctx context.Context, s store.Reader, size int64, runs []Ru
 			continue
 		}
 		r.OutputProblem = l.judge(r.ID, c, stored)
+	}
+	sort.Slice(events, func(i, j int) bool { return events[i].Seq < events[j].Seq })
+	return events, nil
+}
+
+// withAccountOrigins adds every event below position size, from any
+// time, that shows who created an account or granted it a group: the
+// report counts such accounts as one person with their creator.
+func withAccountOrigins(ctx context.Context, s store.Reader, size int64, events []*store.AuditEvent) ([]*store.AuditEvent, error) {
+	have := map[int64]bool{}
+	for _, e := range events {
+		have[e.Seq] = true
+	}
+	for _, typ := range []string{audit.UserCreate, audit.GroupMemberAdd} {
+		if err := listEvents(ctx, s, store.AuditListParams{Type: typ, Before: size}, func(e *store.AuditEvent) {
+			if !have[e.Seq] && e.ActorID != "" {
+				have[e.Seq] = true
+				events = append(events, e)
+			}
+		}); err != nil {
+			return nil, err
+		}
 	}
 	sort.Slice(events, func(i, j int) bool { return events[i].Seq < events[j].Seq })
 	return events, nil

@@ -42,8 +42,80 @@ func details(e *store.AuditEvent) map[string]any {
 	return d
 }
 
-// Summarize evaluates the controls over the bundle's contents.
-func Summarize(events []*store.AuditEvent, runs []RunRecord, versions []VersionRecord, policies []*store.PolicyVersion) Summary {
+// links says which accounts count as one person for separation of
+// duties: one created the other, or granted it a group (user.create and
+// group.member_add events, with the proposer of an approved change). It
+// is keyed by user ID and by username alike.
+type links map[[2]string]string
+
+func (l links) add(a, b, why string) {
+	if a == "" || b == "" || a == b {
+		return
+	}
+	if a > b {
+		a, b = b, a
+	}
+	if _, ok := l[[2]string{a, b}]; !ok {
+		l[[2]string{a, b}] = why
+	}
+}
+
+// between is how a and b are linked, or "".
+func (l links) between(a, b string) string {
+	if a > b {
+		a, b = b, a
+	}
+	return l[[2]string{a, b}]
+}
+
+// among is the first link between who and any of others.
+func (l links) among(who string, others []string) (string, string) {
+	for _, o := range others {
+		if why := l.between(who, o); why != "" {
+			return o, why
+		}
+	}
+	return "", ""
+}
+
+func str(v any) string { s, _ := v.(string); return s }
+
+// accountOrigins reads the links from the events, and says of each
+// user.create or group.member_add event whether it was a change under
+// dual control ("change" in its details) or made by an admin alone.
+func accountOrigins(events []*store.AuditEvent) links {
+	l := links{}
+	for _, e := range events {
+		if e.Type != "user.create" && e.Type != "group.member_add" {
+			continue
+		}
+		d := details(e)
+		byID, byName := e.ActorID, e.ActorName
+		if p := str(d["proposed_by_id"]); p != "" {
+			if p == e.ActorID {
+				continue // in force at once while setting up: no link
+			}
+			byID, byName = p, str(d["proposed_by"])
+		}
+		if byID == "" || d["source"] == "sso" {
+			continue // the system, the demo, the identity provider
+		}
+		userID, what := e.Subject, "created by "+byName
+		if e.Type == "group.member_add" {
+			userID, what = str(d["user_id"]), fmt.Sprintf("granted %s by %s", str(d["group"]), byName)
+		}
+		why := fmt.Sprintf("%s's account was %s (event %d)", str(d["username"]), what, e.Seq)
+		l.add(userID, byID, why)
+		l.add(str(d["username"]), byName, why)
+	}
+	return l
+}
+
+// Summarize evaluates the controls over the bundle's contents: events
+// before from are there only to show who created or granted a group to
+// whom.
+func Summarize(events []*store.AuditEvent, runs []RunRecord, versions []VersionRecord, policies []*store.PolicyVersion, from time.Time) Summary {
+	linked := accountOrigins(events)
 	approved := map[string]bool{}
 	for _, v := range versions {
 		switch v.Status {
@@ -82,6 +154,17 @@ func Summarize(events []*store.AuditEvent, runs []RunRecord, versions []VersionR
 			if len(got) < r.ApprovalsRequired {
 				fourEyes.Exceptions = append(fourEyes.Exceptions, Finding{r.ID, fmt.Sprintf("started with %d of %d approvals from other people", len(got), r.ApprovalsRequired)})
 			}
+			counted := []string{r.RequesterID}
+			names := map[string]string{r.RequesterID: r.RequesterName}
+			for _, a := range r.Approvals {
+				if a.Decision != "approve" || a.Binding != r.Binding || a.ApproverID == r.RequesterID {
+					continue
+				}
+				if o, why := linked.among(a.ApproverID, counted); why != "" {
+					fourEyes.Exceptions = append(fourEyes.Exceptions, Finding{r.ID, fmt.Sprintf("approved by %s, who counts as %s: %s", a.ApproverName, names[o], why)})
+				}
+				counted, names[a.ApproverID] = append(counted, a.ApproverID), a.ApproverName
+			}
 		}
 	}
 	review := Control{ID: "procedure-review-quorum", Title: "Every procedure version in service had its review quorum",
@@ -90,6 +173,10 @@ func Summarize(events []*store.AuditEvent, runs []RunRecord, versions []VersionR
 	dual := Control{ID: "policy-dual-control", Title: "Every policy change was approved by a second admin",
 		Frameworks: []string{"SOC 2 CC6.1", "ISO 27001 A.5.15", "ISO 27001 A.8.32"},
 		Statement:  "A policy change takes effect only after another admin approves it; self-approval is refused and audited."}
+	users := Control{ID: "user-dual-control", Title: "Every new user, group membership and re-enabled user was approved by a second admin",
+		Frameworks: []string{"SOC 2 CC6.2", "ISO 27001 A.5.16", "ISO 27001 A.5.18"},
+		Statement: "User changes take effect only after an admin other than the author, and not an account the author created or granted a group, approves; " +
+			"an account counts as the person who created it or granted it a group for every approval it gives."}
 	logging := Control{ID: "audit-log-integrity", Title: "The audit trail is complete and unaltered",
 		Frameworks: []string{"SOC 2 CC7.2", "ISO 27001 A.8.15"},
 		Statement: "Every event in this bundle carries an inclusion proof against a checkpoint signed by the log's key; " +
@@ -112,6 +199,13 @@ func Summarize(events []*store.AuditEvent, runs []RunRecord, versions []VersionR
 					review.Exceptions = append(review.Exceptions, Finding{e.Subject, fmt.Sprintf("approved by its author %v", a)})
 				}
 			}
+			counted := []string{str(d["author"])}
+			for _, a := range approvers {
+				if o, why := linked.among(str(a), counted); why != "" {
+					review.Exceptions = append(review.Exceptions, Finding{e.Subject, fmt.Sprintf("approved by %v, who counts as %s: %s", a, o, why)})
+				}
+				counted = append(counted, str(a))
+			}
 			if len(approvers) < len(quorum) {
 				review.Exceptions = append(review.Exceptions, Finding{e.Subject, fmt.Sprintf("%d approvals for a quorum of %d", len(approvers), len(quorum))})
 			}
@@ -121,7 +215,31 @@ func Summarize(events []*store.AuditEvent, runs []RunRecord, versions []VersionR
 			dual.Checked++
 			if d["author"] == e.ActorName {
 				dual.Exceptions = append(dual.Exceptions, Finding{e.Subject, fmt.Sprintf("approved by its author %s", e.ActorName)})
+			} else if why := linked.between(e.ActorName, str(d["author"])); why != "" {
+				dual.Exceptions = append(dual.Exceptions, Finding{e.Subject, fmt.Sprintf("approved by %s, who counts as its author %v: %s", e.ActorName, d["author"], why)})
 			}
+		case "user_change.approve":
+			users.Checked++
+			switch {
+			case d["sole_admin"] == true:
+				users.Exceptions = append(users.Exceptions, Finding{e.Subject, fmt.Sprintf("%v: in force at once, proposed by %s while no other admin existed", d["kind"], e.ActorName)})
+			case d["author"] == e.ActorName:
+				users.Exceptions = append(users.Exceptions, Finding{e.Subject, fmt.Sprintf("approved by its author %s", e.ActorName)})
+			default:
+				if why := linked.between(e.ActorName, str(d["author"])); why != "" {
+					users.Exceptions = append(users.Exceptions, Finding{e.Subject, fmt.Sprintf("approved by %s, who counts as its author %v: %s", e.ActorName, d["author"], why)})
+				}
+			}
+		case "user_change.approve_denied":
+			users.Attempts = append(users.Attempts, Finding{e.Subject, fmt.Sprintf("%s: %v", e.ActorName, d["reason"])})
+		case "user.create", "group.member_add":
+			// Made by an admin alone, before dual control (a change has
+			// "change"; the system, the demo and SSO have no actor ID).
+			if e.Time.Before(from) || e.ActorID == "" || d["change"] != nil || d["source"] == "sso" {
+				continue
+			}
+			users.Checked++
+			users.Exceptions = append(users.Exceptions, Finding{e.Subject, fmt.Sprintf("%s by %s alone, before user changes were under dual control", e.Type, e.ActorName)})
 		case "policy.approve_denied":
 			dual.Attempts = append(dual.Attempts, Finding{e.Subject, fmt.Sprintf("%s: %v", e.ActorName, d["reason"])})
 		case "run.approve_denied":
@@ -136,7 +254,7 @@ func Summarize(events []*store.AuditEvent, runs []RunRecord, versions []VersionR
 			access.Checked++
 		}
 	}
-	controls := []Control{change, fourEyes, access, review, dual, logging}
+	controls := []Control{change, fourEyes, access, review, dual, users, logging}
 	for i := range controls {
 		c := &controls[i]
 		for _, l := range []*[]Finding{&c.Exceptions, &c.Attempts} {

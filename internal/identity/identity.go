@@ -15,6 +15,7 @@ import (
 	"encoding/base32"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -108,6 +109,8 @@ func PrincipalFrom(ctx context.Context) *Principal {
 // It is the authz package's; the interface keeps identity free of it.
 type Authorizer interface {
 	CheckSystem(ctx context.Context, p *Principal, action string) error
+	// AllowedSystem is CheckSystem without auditing a denial.
+	AllowedSystem(ctx context.Context, p *Principal, action string) bool
 }
 
 // SetAuthorizer installs the authorizer. Until it is set, every check
@@ -168,14 +171,6 @@ func (s *Service) Bootstrap(ctx context.Context) (string, error) {
 	return pw, nil
 }
 
-// CreateUserAs creates a user on behalf of p, who needs manageUsers.
-func (s *Service) CreateUserAs(ctx context.Context, p *Principal, params CreateUserParams) (*store.User, error) {
-	if err := s.checkManageUsers(ctx, p); err != nil {
-		return nil, err
-	}
-	return s.CreateUser(ctx, p.Actor(), params)
-}
-
 // CreateUserParams are the inputs of CreateUser.
 type CreateUserParams struct {
 	Username           string
@@ -186,7 +181,10 @@ type CreateUserParams struct {
 	Groups             []string // created when missing
 }
 
-// CreateUser creates a local user and its group memberships.
+// CreateUser creates a local user and its group memberships at once,
+// without a second admin: for the first admin (Bootstrap) and the demo.
+// People propose users instead (ProposeUserChange). An actor with a user
+// ID is linked to the account, as if it had proposed it.
 func (s *Service) CreateUser(ctx context.Context, actor audit.Actor, p CreateUserParams) (*store.User, error) {
 	if !ValidUsername(p.Username) {
 		return nil, airlock.FieldError("username", "must be 1-63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit")
@@ -212,12 +210,20 @@ func (s *Service) CreateUser(ctx context.Context, actor audit.Actor, p CreateUse
 			}
 			return err
 		}
-		if err := tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserCreate, actor, u.ID, audit.Success,
-			map[string]any{"username": u.Username, "groups": p.Groups, "must_change_password": u.MustChangePassword})); err != nil {
+		e := audit.New(ctx, now, audit.UserCreate, actor, u.ID, audit.Success,
+			map[string]any{"username": u.Username, "groups": p.Groups, "must_change_password": u.MustChangePassword})
+		if err := tx.AuditAppend(ctx, e); err != nil {
+			return err
+		}
+		if err := linkTo(ctx, tx, actor, u, "created by "+actor.Name, e, now); err != nil {
 			return err
 		}
 		for _, name := range p.Groups {
-			if err := s.addMember(ctx, tx, actor, name, u, store.MemberManual); err != nil {
+			e, err := s.addMemberEvent(ctx, tx, actor, name, u, store.MemberManual, nil)
+			if err != nil {
+				return err
+			}
+			if err := linkTo(ctx, tx, actor, u, fmt.Sprintf("granted %s by %s", name, actor.Name), e, now); err != nil {
 				return err
 			}
 		}
@@ -227,6 +233,15 @@ func (s *Service) CreateUser(ctx context.Context, actor audit.Actor, p CreateUse
 		return nil, err
 	}
 	return u, nil
+}
+
+// linkTo records that a person (not the system or the demo, which have
+// no user ID) created u or granted it a group.
+func linkTo(ctx context.Context, tx store.Tx, by audit.Actor, u *store.User, reason string, e *store.AuditEvent, now time.Time) error {
+	if by.ID == "" || by.ID == u.ID {
+		return nil
+	}
+	return tx.AccountLinkAdd(ctx, &store.AccountLink{UserID: u.ID, ByID: by.ID, ByName: by.Name, Reason: reason, EventID: e.ID, CreatedAt: now})
 }
 
 // ensureGroup returns the group named name, creating it when missing.
@@ -247,45 +262,38 @@ func (s *Service) ensureGroup(ctx context.Context, tx store.Tx, actor audit.Acto
 }
 
 func (s *Service) addMember(ctx context.Context, tx store.Tx, actor audit.Actor, group string, u *store.User, source string) error {
+	_, err := s.addMemberEvent(ctx, tx, actor, group, u, source, nil)
+	return err
+}
+
+// addMemberEvent adds u to group with extra in its audit event's details,
+// and returns the event.
+func (s *Service) addMemberEvent(ctx context.Context, tx store.Tx, actor audit.Actor, group string, u *store.User, source string,
+	extra map[string]any) (*store.AuditEvent, error) {
 	g, err := s.ensureGroup(ctx, tx, actor, group)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	now := s.now().UTC()
 	if err := tx.GroupMemberAdd(ctx, &store.GroupMember{GroupID: g.ID, UserID: u.ID, Source: source, CreatedAt: now}); err != nil {
 		if airlock.ErrorKind(err) == airlock.Conflict {
-			return airlock.Errorf(airlock.Conflict, "%s is already a member of %s", u.Username, group)
+			return nil, airlock.Errorf(airlock.Conflict, "%s is already a member of %s", u.Username, group)
 		}
-		return err
+		return nil, err
 	}
-	return tx.AuditAppend(ctx, audit.New(ctx, now, audit.GroupMemberAdd, actor, g.ID, audit.Success,
-		map[string]any{"group": group, "user_id": u.ID, "username": u.Username, "source": source}))
+	d := map[string]any{"group": group, "user_id": u.ID, "username": u.Username, "source": source}
+	maps.Copy(d, extra)
+	e := audit.New(ctx, now, audit.GroupMemberAdd, actor, g.ID, audit.Success, d)
+	return e, tx.AuditAppend(ctx, e)
 }
 
-// AddMember adds a user to a group (created when missing). Needs
-// manageUsers.
-func (s *Service) AddMember(ctx context.Context, p *Principal, group, username string) error {
-	if err := s.checkManageUsers(ctx, p); err != nil {
-		return err
-	}
-	if !ValidUsername(group) {
-		return airlock.FieldError("group", "%q is not a valid group name", group)
-	}
-	return s.store.Update(ctx, func(tx store.Tx) error {
-		u, err := tx.UserGetByUsername(ctx, username)
-		if err != nil {
-			return err
-		}
-		return s.addMember(ctx, tx, p.Actor(), group, u, store.MemberManual)
-	})
-}
-
-// SetDisabled disables or re-enables a user. Needs manageUsers; nobody
-// disables themselves. Disabling ends the user's sessions and revokes
-// their API tokens at once (a disabled user could not use them anyway;
-// re-enabled, they start afresh). A user signing in through SSO stays
-// disabled: the provider cannot re-enable them.
-func (s *Service) SetDisabled(ctx context.Context, p *Principal, username string, disabled bool) error {
+// Disable disables a user. Needs manageUsers; nobody disables
+// themselves. Disabling ends the user's sessions and revokes their API
+// tokens at once (a disabled user could not use them anyway; re-enabled,
+// they start afresh). A user signing in through SSO stays disabled: the
+// provider cannot re-enable them. Enabling again is a change another
+// admin approves (ProposeUserChange).
+func (s *Service) Disable(ctx context.Context, p *Principal, username string) error {
 	if err := s.checkManageUsers(ctx, p); err != nil {
 		return err
 	}
@@ -294,39 +302,36 @@ func (s *Service) SetDisabled(ctx context.Context, p *Principal, username string
 		if err != nil {
 			return err
 		}
-		if u.ID == p.UserID && disabled {
+		if u.ID == p.UserID {
 			return airlock.Errorf(airlock.Conflict, "you cannot disable yourself")
 		}
-		if u.Disabled == disabled {
+		if u.Disabled {
 			return nil
 		}
 		now := s.now().UTC()
-		u.Disabled, u.UpdatedAt = disabled, now
+		u.Disabled, u.UpdatedAt = true, now
 		if err := tx.UserUpdate(ctx, u); err != nil {
 			return err
 		}
-		details := map[string]any{"username": u.Username, "disabled": disabled}
-		if disabled {
-			n, err := tx.SessionRevokeForUser(ctx, u.ID, "", now)
-			if err != nil {
-				return err
-			}
-			toks, err := tx.TokenListForUser(ctx, u.ID)
-			if err != nil {
-				return err
-			}
-			revoked := 0
-			for _, t := range toks {
-				if t.RevokedAt.IsZero() {
-					if err := tx.TokenRevoke(ctx, t.ID, now); err != nil {
-						return err
-					}
-					revoked++
-				}
-			}
-			details["sessions_ended"], details["tokens_revoked"] = n, revoked
+		n, err := tx.SessionRevokeForUser(ctx, u.ID, "", now)
+		if err != nil {
+			return err
 		}
-		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserUpdate, p.Actor(), u.ID, audit.Success, details))
+		toks, err := tx.TokenListForUser(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		revoked := 0
+		for _, t := range toks {
+			if t.RevokedAt.IsZero() {
+				if err := tx.TokenRevoke(ctx, t.ID, now); err != nil {
+					return err
+				}
+				revoked++
+			}
+		}
+		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserUpdate, p.Actor(), u.ID, audit.Success,
+			map[string]any{"username": u.Username, "disabled": true, "sessions_ended": n, "tokens_revoked": revoked}))
 	})
 }
 

@@ -375,6 +375,24 @@ func (s *Service) Review(ctx context.Context, p *identity.Principal, versionID, 
 				return denied
 			}
 		}
+		if decision == store.ReviewApprove {
+			// An account the author (or a fellow approver) created or
+			// granted a group counts as that person.
+			others := []string{v.AuthorID}
+			for _, r := range reviews {
+				if r.Decision == store.ReviewApprove {
+					others = append(others, r.ReviewerID)
+				}
+			}
+			link, err := identity.LinkedToAny(ctx, tx, p.UserID, others)
+			if err != nil {
+				return err
+			}
+			if link != "" {
+				denied = airlock.Errorf(airlock.Forbidden, "your approval would count for a person already counted (%s): a person counts once", link)
+				return denied
+			}
+		}
 		r := &store.Review{ID: airlock.NewID(airlock.PrefixReview, now), VersionID: v.ID, Digest: v.Digest, ReviewerID: p.UserID,
 			ReviewerName: p.Username, Decision: decision, Comment: comment, ReviewerGroups: slices.Clone(p.Groups), CreatedAt: now}
 		if err := tx.ReviewInsert(ctx, r); err != nil {

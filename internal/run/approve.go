@@ -80,6 +80,24 @@ func (s *Service) Decide(ctx context.Context, p *identity.Principal, id, decisio
 				return denied
 			}
 		}
+		if decision == "approve" {
+			// An account the requester (or a fellow approver) created or
+			// granted a group counts as that person.
+			others := []string{r.RequesterID}
+			for _, a := range as {
+				if a.Decision == "approve" {
+					others = append(others, a.ApproverID)
+				}
+			}
+			link, err := identity.LinkedToAny(ctx, tx, p.UserID, others)
+			if err != nil {
+				return err
+			}
+			if link != "" {
+				denied = airlock.Errorf(airlock.Forbidden, "your approval would count for a person already counted (%s): a person counts once", link)
+				return denied
+			}
+		}
 		a := &store.RunApproval{ID: airlock.NewID(airlock.PrefixRunApproval, now), RunID: r.ID, ApproverID: p.UserID, ApproverName: p.Username,
 			Decision: decision, Comment: comment, Binding: r.Binding, CreatedAt: now}
 		if err := tx.RunApprovalInsert(ctx, a); err != nil {

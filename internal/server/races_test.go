@@ -46,14 +46,12 @@ func testChangePasswordVsDisable(t *testing.T, d *testenv.Demo) {
 	pw := d.Passwords["alice"]
 	bad := 0
 	for round := range 20 {
-		if err := d.Identity.SetDisabled(ctx, bob, "alice", false); err != nil {
-			t.Fatal(err)
-		}
+		enable(t, d, "alice")
 		next := fmt.Sprintf("a-new-password-%02d-xyz", round)
 		var errCP, errD error
 		parallel(
 			func() { errCP = d.Identity.ChangePassword(ctx, alice, pw, next) },
-			func() { errD = d.Identity.SetDisabled(ctx, bob, "alice", true) })
+			func() { errD = d.Identity.Disable(ctx, bob, "alice") })
 		if errCP == nil {
 			pw = next
 		}
@@ -64,7 +62,7 @@ func testChangePasswordVsDisable(t *testing.T, d *testenv.Demo) {
 		}
 	}
 	d.Passwords["alice"] = pw
-	_ = d.Identity.SetDisabled(ctx, bob, "alice", false)
+	enable(t, d, "alice")
 }
 
 // 40 wrong passwords for one account from one source at once: the
@@ -77,7 +75,7 @@ func testParallelGuesses(t *testing.T, d *testenv.Demo) {
 	defer d.Identity.SetNow(time.Now) // the demo server reads the wall clock
 	// dave: a fresh account so other subtests are not throttled.
 	bob := principal(t, d, "bob")
-	if _, err := d.Identity.CreateUserAs(ctx, bob, identityParams("dave")); err != nil {
+	if _, err := d.Identity.CreateUser(ctx, bob.Actor(), identityParams("dave")); err != nil {
 		t.Fatal(err)
 	}
 	var checked, throttled atomic.Int32
@@ -163,9 +161,7 @@ func testLoginVsDisable(t *testing.T, d *testenv.Demo) {
 	bob := principal(t, d, "bob")
 	hits := 0
 	for round := range 30 {
-		if err := d.Identity.SetDisabled(ctx, bob, "alice", false); err != nil {
-			t.Fatal(err)
-		}
+		enable(t, d, "alice")
 		var secret string
 		var errL, errD error
 		parallel(
@@ -177,13 +173,11 @@ func testLoginVsDisable(t *testing.T, d *testenv.Demo) {
 				}
 				secret, _, errL = d.Identity.NewSession(ctx, u, "password", "")
 			},
-			func() { errD = d.Identity.SetDisabled(ctx, bob, "alice", true) })
+			func() { errD = d.Identity.Disable(ctx, bob, "alice") })
 		if errL != nil || errD != nil {
 			continue
 		}
-		if err := d.Identity.SetDisabled(ctx, bob, "alice", false); err != nil {
-			t.Fatal(err)
-		}
+		enable(t, d, "alice")
 		if _, err := d.Identity.Authenticate(ctx, secret); err == nil {
 			hits++
 			if hits == 1 {
@@ -258,6 +252,23 @@ func TestTwoReplicasStartAtOnceOnAnEmptyDatabase(t *testing.T) {
 		if err != nil {
 			t.Errorf("replica %d failed to start: %v", i, err)
 		}
+	}
+}
+
+// enable re-enables a user the way it is done: bob proposes, carol
+// approves. Nothing when the user is enabled.
+func enable(t *testing.T, d *testenv.Demo, username string) {
+	t.Helper()
+	ctx := context.Background()
+	if u, err := d.Store.UserGetByUsername(ctx, username); err != nil || !u.Disabled {
+		return
+	}
+	c, err := d.Identity.ProposeUserChange(ctx, principal(t, d, "bob"), identity.UserChangeParams{Kind: store.UserChangeEnable, Username: username})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Identity.DecideUserChange(ctx, principal(t, d, "carol"), c.Change.ID, "approve", ""); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -83,6 +83,12 @@ type Reader interface {
 	GroupList(ctx context.Context) ([]*Group, error)
 	GroupListForUser(ctx context.Context, userID string) ([]*Group, error)
 	GroupMemberList(ctx context.Context, groupID string) ([]*GroupMember, error)
+	// UserChangeList lists proposed user changes newest first; status may
+	// be empty for all.
+	UserChangeGet(ctx context.Context, id string) (*UserChange, error)
+	UserChangeList(ctx context.Context, status string) ([]*UserChange, error)
+	// AccountLinks lists the links that name userID on either side.
+	AccountLinks(ctx context.Context, userID string) ([]*AccountLink, error)
 
 	TokenGetByHash(ctx context.Context, hash []byte) (*Token, error)
 	TokenGetByID(ctx context.Context, id string) (*Token, error)
@@ -155,6 +161,11 @@ type Tx interface {
 	GroupInsert(ctx context.Context, g *Group) error
 	GroupMemberAdd(ctx context.Context, m *GroupMember) error
 	GroupMemberRemove(ctx context.Context, groupID, userID string) error
+	UserChangeInsert(ctx context.Context, c *UserChange) error
+	// UserChangeDecide records a decision on a pending change: its new
+	// status, who decided, their comment and when.
+	UserChangeDecide(ctx context.Context, c *UserChange) error
+	AccountLinkAdd(ctx context.Context, l *AccountLink) error
 
 	TokenInsert(ctx context.Context, t *Token) error
 	TokenRevoke(ctx context.Context, id string, at time.Time) error
@@ -238,6 +249,57 @@ const (
 	MemberManual = "manual"
 	MemberSSO    = "sso"
 )
+
+// User changes are proposed by one admin and take effect when another
+// approves: creating a user, adding a member to a group, enabling a
+// disabled user.
+const (
+	UserChangeCreate    = "create_user"
+	UserChangeAddMember = "add_member"
+	UserChangeEnable    = "enable_user"
+
+	UserChangePending   = "pending"
+	UserChangeApproved  = "approved"
+	UserChangeRejected  = "rejected"
+	UserChangeWithdrawn = "withdrawn"
+)
+
+// UserChange is a proposed change to who may sign in or what groups they
+// are in.
+type UserChange struct {
+	ID       string
+	Kind     string
+	Username string
+	// Group is the group of an add_member change.
+	Group string
+	// DisplayName, Email and Groups describe the user of a create_user
+	// change.
+	DisplayName string
+	Email       string
+	Groups      []string
+	Status      string
+	AuthorID    string
+	AuthorName  string
+	// UserID is the user the change applied to, once approved.
+	UserID          string
+	DecidedByID     string
+	DecidedByName   string
+	DecisionComment string
+	CreatedAt       time.Time
+	DecidedAt       time.Time
+}
+
+// AccountLink records that ByID brought UserID's account into being or
+// granted it a group (Reason says which): for separation of duties the
+// two count as one person. EventID is the audit event that recorded it.
+type AccountLink struct {
+	UserID    string
+	ByID      string
+	ByName    string
+	Reason    string
+	EventID   string
+	CreatedAt time.Time
+}
 
 // GroupMember links a user to a group.
 type GroupMember struct {

@@ -267,7 +267,16 @@ func (h *Handler) renderAdmin(w http.ResponseWriter, r *http.Request, status int
 			h.fail(w, r, err)
 			return
 		}
-		data["Users"], data["Groups"] = users, groups
+		changes, err := h.Identity.ListUserChanges(ctx, p, store.UserChangePending)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		var views []userChangeView
+		for _, c := range changes {
+			views = append(views, userChangeView{c, identity.Describe(c)})
+		}
+		data["Users"], data["Groups"], data["UserChanges"] = users, groups, views
 	}
 	if len(data) == 1 {
 		h.fail(w, r, airlock.Errorf(airlock.NotFound, "no such page"))
@@ -278,6 +287,12 @@ func (h *Handler) renderAdmin(w http.ResponseWriter, r *http.Request, status int
 		data[k] = v
 	}
 	h.render(w, r, status, "admin", page{Title: "Administration", Error: errMsg, Flash: flash, Data: data})
+}
+
+// userChangeView is a pending user change as the admin page shows it.
+type userChangeView struct {
+	*store.UserChange
+	Summary string
 }
 
 // putSecret creates or replaces a secret. The value is never sent back.
@@ -345,28 +360,77 @@ func (h *Handler) deleteNode(w http.ResponseWriter, r *http.Request) {
 	h.adminResult(w, r, err, "Node "+name+" removed.", nil)
 }
 
-// createUser creates a local user with a one-time password, shown once.
+// createUser proposes a local user; another admin approves it.
 func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	pw := identity.RandomPassword()
-	u, err := h.Identity.CreateUserAs(ctx, identity.PrincipalFrom(ctx), identity.CreateUserParams{
+	h.proposeUserChange(w, r, identity.UserChangeParams{Kind: store.UserChangeCreate,
 		Username: strings.TrimSpace(r.PostFormValue("username")), DisplayName: strings.TrimSpace(r.PostFormValue("display_name")),
-		Email: strings.TrimSpace(r.PostFormValue("email")), Password: pw, MustChangePassword: true, Groups: splitList(r.PostFormValue("groups"))})
+		Email: strings.TrimSpace(r.PostFormValue("email")), Groups: splitList(r.PostFormValue("groups"))})
+}
+
+// addMember proposes adding a user to a group; removeMember removes at
+// once.
+func (h *Handler) addMember(w http.ResponseWriter, r *http.Request) {
+	h.proposeUserChange(w, r, identity.UserChangeParams{Kind: store.UserChangeAddMember,
+		Username: r.PathValue("username"), Group: strings.TrimSpace(r.PostFormValue("group"))})
+}
+
+func (h *Handler) proposeUserChange(w http.ResponseWriter, r *http.Request, in identity.UserChangeParams) {
+	ctx := r.Context()
+	res, err := h.Identity.ProposeUserChange(ctx, identity.PrincipalFrom(ctx), in)
 	if err != nil {
 		h.adminResult(w, r, err, "", nil)
 		return
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	h.adminResult(w, r, nil, "User "+u.Username+" created. Give them this one-time password; it is not shown again and must be changed at first sign-in.",
-		map[string]any{"NewPassword": pw})
+	h.changeResult(w, r, res, "Proposed: "+identity.Describe(res.Change)+". It takes effect when another admin approves it.")
 }
 
-// addMember and removeMember change a user's groups.
-func (h *Handler) addMember(w http.ResponseWriter, r *http.Request) {
+// decideUserChange approves or rejects a proposed change. Approving the
+// creation of a user shows its one-time password, once, to the approver.
+func (h *Handler) decideUserChange(decision string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		res, err := h.Identity.DecideUserChange(ctx, identity.PrincipalFrom(ctx), r.PathValue("id"), decision, r.PostFormValue("comment"))
+		if err != nil {
+			if airlock.ErrorKind(err) == airlock.Forbidden {
+				// Self-approval and linked accounts: say why, on the page.
+				h.renderAdmin(w, r, http.StatusForbidden, userMessage(err), "", nil)
+				return
+			}
+			h.adminResult(w, r, err, "", nil)
+			return
+		}
+		h.changeResult(w, r, res, "Rejected: "+identity.Describe(res.Change)+".")
+	}
+}
+
+// changeResult shows the admin page after a user change; a change that
+// took effect says so, with a new user's one-time password shown once.
+func (h *Handler) changeResult(w http.ResponseWriter, r *http.Request, res *identity.UserChangeResult, pending string) {
+	if res.Change.Status != store.UserChangeApproved {
+		h.adminResult(w, r, nil, pending, nil)
+		return
+	}
+	var extra map[string]any
+	msg := "Done: " + identity.Describe(res.Change) + "."
+	if res.Change.DecidedByID == res.Change.AuthorID {
+		msg += " It took effect at once: no other admin could approve it."
+	}
+	if res.OneTimePassword != "" {
+		w.Header().Set("Cache-Control", "no-store")
+		msg += " Give " + res.Change.Username + " this one-time password; it is not shown again and must be changed at first sign-in."
+		extra = map[string]any{"NewPassword": res.OneTimePassword}
+	}
+	h.adminResult(w, r, nil, msg, extra)
+}
+
+func (h *Handler) withdrawUserChange(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	user, group := r.PathValue("username"), strings.TrimSpace(r.PostFormValue("group"))
-	err := h.Identity.AddMember(ctx, identity.PrincipalFrom(ctx), group, user)
-	h.adminResult(w, r, err, user+" added to "+group+".", nil)
+	c, err := h.Identity.WithdrawUserChange(ctx, identity.PrincipalFrom(ctx), r.PathValue("id"))
+	msg := ""
+	if err == nil {
+		msg = "Withdrawn: " + identity.Describe(c) + "."
+	}
+	h.adminResult(w, r, err, msg, nil)
 }
 
 func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request) {
@@ -376,19 +440,17 @@ func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request) {
 	h.adminResult(w, r, err, user+" removed from "+group+".", nil)
 }
 
-// setDisabled disables (ending sessions, revoking tokens) or re-enables
-// a user.
-func (h *Handler) setDisabled(disabled bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
-		user := r.PathValue("username")
-		err := h.Identity.SetDisabled(ctx, identity.PrincipalFrom(ctx), user, disabled)
-		msg := user + " enabled."
-		if disabled {
-			msg = user + " disabled: their sessions ended and their API tokens are revoked."
-		}
-		h.adminResult(w, r, err, msg, nil)
-	}
+// disableUser disables a user at once (ending sessions, revoking
+// tokens); enableUser proposes enabling them again.
+func (h *Handler) disableUser(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	user := r.PathValue("username")
+	err := h.Identity.Disable(ctx, identity.PrincipalFrom(ctx), user)
+	h.adminResult(w, r, err, user+" disabled: their sessions ended and their API tokens are revoked.", nil)
+}
+
+func (h *Handler) enableUser(w http.ResponseWriter, r *http.Request) {
+	h.proposeUserChange(w, r, identity.UserChangeParams{Kind: store.UserChangeEnable, Username: r.PathValue("username")})
 }
 
 // splitList reads a comma-separated form value.

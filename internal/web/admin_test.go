@@ -307,7 +307,10 @@ forbid`, 1)
 	}
 }
 
-var newPassword = regexp.MustCompile(`<code id="new-password" class="wrap">([^<]+)</code>`)
+var (
+	newPassword   = regexp.MustCompile(`<code id="new-password" class="wrap">([^<]+)</code>`)
+	pendingChange = regexp.MustCompile(`/admin/user-changes/(uch_[0-9a-z]+)/approve`)
+)
 
 // TestAdminManagesNodesAndUsers adds, refuses and removes a node, creates
 // a user whose one-time password works once and must be changed, and
@@ -342,13 +345,40 @@ func TestAdminManagesNodesAndUsers(t *testing.T) {
 		t.Fatal("the node is still there")
 	}
 
-	// Users.
-	code, body = bob.post("/admin/users", url.Values{"csrf_token": {bob.csrf()}, "username": {"frank"}, "display_name": {"Frank"}, "groups": {"dev, qa"}})
-	m := newPassword.FindStringSubmatch(body)
-	if code != http.StatusOK || m == nil {
-		t.Fatalf("create user: %d %.300s", code, body)
+	// Users: bob proposes, carol approves and receives the one-time
+	// password; bob cannot approve his own change.
+	carol := s.visitor(t, "carol")
+	approve := func(what string) string {
+		t.Helper()
+		_, page := carol.get("/admin")
+		m := pendingChange.FindStringSubmatch(page)
+		if m == nil || !strings.Contains(page, what) {
+			t.Fatalf("carol's admin page lists no pending %q: %.2000s", what, page)
+		}
+		if _, own := bob.get("/admin"); !strings.Contains(own, "/admin/user-changes/"+m[1]+"/withdraw") || strings.Contains(own, "/admin/user-changes/"+m[1]+"/approve") {
+			t.Fatal("bob's page offers to approve his own change, or not to withdraw it")
+		}
+		if code, body := bob.post("/admin/user-changes/"+m[1]+"/approve", url.Values{"csrf_token": {bob.csrf()}}); code != http.StatusForbidden || !strings.Contains(body, "second admin") {
+			t.Fatalf("bob approves his own change: %d %.300s", code, body)
+		}
+		code, body := carol.post("/admin/user-changes/"+m[1]+"/approve", url.Values{"csrf_token": {carol.csrf()}})
+		if code != http.StatusOK || !strings.Contains(body, "Approved: "+what) && !strings.Contains(body, "Done: "+what) {
+			t.Fatalf("carol approves %q: %d %.500s", what, code, body)
+		}
+		return body
 	}
-	if _, again := bob.get("/admin"); strings.Contains(again, m[1]) {
+	code, body = bob.post("/admin/users", url.Values{"csrf_token": {bob.csrf()}, "username": {"frank"}, "display_name": {"Frank"}, "groups": {"dev, qa"}})
+	if code != http.StatusOK || !strings.Contains(body, "Proposed: create user frank in dev, qa") || newPassword.MatchString(body) {
+		t.Fatalf("propose user: %d %.300s", code, body)
+	}
+	if _, err := s.srv.Store.UserGetByUsername(ctx, "frank"); err == nil {
+		t.Fatal("frank exists before a second admin approved")
+	}
+	m := newPassword.FindStringSubmatch(approve("create user frank in dev, qa"))
+	if m == nil {
+		t.Fatal("carol's approval shows no one-time password")
+	}
+	if _, again := carol.get("/admin"); strings.Contains(again, m[1]) {
 		t.Fatal("the one-time password is shown again")
 	}
 	frank := s.visitor(t, "")
@@ -366,8 +396,9 @@ func TestAdminManagesNodesAndUsers(t *testing.T) {
 		t.Errorf("duplicate user: %d, want 409", code)
 	}
 	if code, _ := bob.post("/admin/users/frank/groups", url.Values{"csrf_token": {bob.csrf()}, "group": {"noc"}}); code != http.StatusOK {
-		t.Fatalf("add to noc: %d", code)
+		t.Fatalf("propose frank in noc: %d", code)
 	}
+	approve("add frank to noc")
 	if code, _ := bob.post("/admin/users/frank/groups/qa/remove", url.Values{"csrf_token": {bob.csrf()}}); code != http.StatusOK {
 		t.Fatalf("remove from qa: %d", code)
 	}
@@ -381,7 +412,8 @@ func TestAdminManagesNodesAndUsers(t *testing.T) {
 	if got := strings.Join(names, ","); got != "dev,noc" {
 		t.Errorf("frank's groups: %q, want dev,noc", got)
 	}
-	// Disabling frank ends his session at once; enabling lets him back.
+	// Disabling frank ends his session at once; enabling, once carol
+	// approves, lets him back.
 	if code, _ := frank.get("/account"); code != http.StatusOK {
 		t.Fatalf("frank's session before: %d", code)
 	}
@@ -396,15 +428,24 @@ func TestAdminManagesNodesAndUsers(t *testing.T) {
 		t.Errorf("bob disables himself: %d, want 409", code)
 	}
 	if code, _ := bob.post("/admin/users/frank/enable", url.Values{"csrf_token": {bob.csrf()}}); code != http.StatusOK {
-		t.Fatalf("enable: %d", code)
+		t.Fatalf("propose enable: %d", code)
 	}
+	if u, _ := s.srv.Store.UserGetByUsername(ctx, "frank"); !u.Disabled {
+		t.Fatal("frank is enabled before a second admin approved")
+	}
+	approve("enable user frank")
 	if u, _ := s.srv.Store.UserGetByUsername(ctx, "frank"); u.Disabled {
 		t.Fatal("frank is still disabled")
 	}
-	for _, typ := range []string{audit.NodePut, audit.NodeDelete, audit.UserCreate, audit.UserUpdate, audit.GroupMemberAdd, audit.GroupMemberRemove} {
-		evs, _ := s.srv.Store.AuditList(ctx, store.AuditListParams{After: -1, Type: typ, Actor: "bob"})
-		if len(evs) == 0 {
-			t.Errorf("no %s event by bob", typ)
+	for who, types := range map[string][]string{
+		"bob":   {audit.NodePut, audit.NodeDelete, audit.UserUpdate, audit.GroupMemberRemove, audit.UserChangePropose, audit.UserChangeDenied},
+		"carol": {audit.UserCreate, audit.UserUpdate, audit.GroupMemberAdd, audit.UserChangeApprove},
+	} {
+		for _, typ := range types {
+			evs, _ := s.srv.Store.AuditList(ctx, store.AuditListParams{After: -1, Type: typ, Actor: who})
+			if len(evs) == 0 {
+				t.Errorf("no %s event by %s", typ, who)
+			}
 		}
 	}
 

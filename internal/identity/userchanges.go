@@ -1,0 +1,481 @@
+package identity
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/airlockhq/airlock"
+	"github.com/airlockhq/airlock/internal/audit"
+	"github.com/airlockhq/airlock/internal/store"
+)
+
+// Who may sign in, and the groups that carry permissions, are under dual
+// control like policy: one admin proposes creating a user, adding a
+// member to a group or enabling a disabled user, and the change takes
+// effect only when another admin approves it. Taking access away —
+// disabling a user, removing a member — is immediate.
+//
+// An account a person created, or granted a group, counts as that person
+// for separation of duties (Linked): it cannot approve their requests or
+// versions, nor make up a quorum with them.
+//
+// Exempt: the first admin (Bootstrap), the demo's users, and users and
+// groups that single sign-on maps from the identity provider, whose
+// administrators answer for them.
+
+// UserChangeParams describe a proposed change. Kind decides which
+// fields apply.
+type UserChangeParams struct {
+	Kind        string
+	Username    string
+	Group       string   // add_member
+	DisplayName string   // create_user
+	Email       string   // create_user
+	Groups      []string // create_user
+}
+
+const maxProfileField = 200
+
+// ProposeUserChange records a change for another admin to approve.
+//
+// Setting up: while the author is the only enabled account permitted
+// manageUsers and no change has yet been approved by a second admin, the
+// change takes effect at once, audited as such ("sole_admin": the
+// evidence report lists it as an exception): the first admin must be able
+// to create the second. Such a change links no accounts — the first two
+// admins could otherwise never approve each other's changes. Once a
+// second admin has approved a change, dual control never lapses: an admin
+// left alone cannot change users.
+func (s *Service) ProposeUserChange(ctx context.Context, p *Principal, in UserChangeParams) (*UserChangeResult, error) {
+	if err := s.checkManageUsers(ctx, p); err != nil {
+		return nil, err
+	}
+	if !ValidUsername(in.Username) {
+		return nil, airlock.FieldError("username", "must be 1-63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	switch in.Kind {
+	case store.UserChangeCreate:
+		if len(in.DisplayName) > maxProfileField {
+			return nil, airlock.FieldError("display_name", "at most %d bytes", maxProfileField)
+		}
+		if len(in.Email) > maxProfileField {
+			return nil, airlock.FieldError("email", "at most %d bytes", maxProfileField)
+		}
+		for _, g := range in.Groups {
+			if !ValidUsername(g) {
+				return nil, airlock.FieldError("groups", "%q is not a valid group name", g)
+			}
+		}
+		in.Groups = slices.Compact(slices.Sorted(slices.Values(in.Groups)))
+	case store.UserChangeAddMember:
+		if !ValidUsername(in.Group) {
+			return nil, airlock.FieldError("group", "%q is not a valid group name", in.Group)
+		}
+	case store.UserChangeEnable:
+	default:
+		return nil, airlock.FieldError("kind", "expected %s, %s or %s", store.UserChangeCreate, store.UserChangeAddMember, store.UserChangeEnable)
+	}
+	now := s.now().UTC()
+	pw := RandomPassword()
+	hash := HashPassword(pw)
+	var res *UserChangeResult
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		c := &store.UserChange{ID: airlock.NewID(airlock.PrefixUserChange, now), Kind: in.Kind, Username: in.Username, Group: in.Group,
+			DisplayName: in.DisplayName, Email: in.Email, Groups: in.Groups, Status: store.UserChangePending,
+			AuthorID: p.UserID, AuthorName: p.Username, CreatedAt: now}
+		res = &UserChangeResult{Change: c} // Update may run this again
+		if err := applicable(ctx, tx, c); err != nil {
+			return err
+		}
+		pending, err := tx.UserChangeList(ctx, store.UserChangePending)
+		if err != nil {
+			return err
+		}
+		for _, o := range pending {
+			if o.Kind == c.Kind && o.Username == c.Username && o.Group == c.Group {
+				return airlock.Errorf(airlock.Conflict, "change %s, proposed by %s, already awaits approval: %s", o.ID, o.AuthorName, Describe(o))
+			}
+		}
+		sole, err := s.soleAdmin(ctx, tx, p)
+		if err != nil {
+			return err
+		}
+		d := changeDetails(c)
+		if !sole {
+			if err := tx.UserChangeInsert(ctx, c); err != nil {
+				return err
+			}
+			return tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserChangePropose, p.Actor(), c.ID, audit.Success, d))
+		}
+		c.Status, c.DecidedByID, c.DecidedByName, c.DecidedAt = store.UserChangeApproved, p.UserID, p.Username, now
+		c.DecisionComment = "in force at once: no other admin could approve it"
+		d["sole_admin"], d["comment"] = true, c.DecisionComment
+		if err := tx.UserChangeInsert(ctx, c); err != nil {
+			return err
+		}
+		if err := tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserChangeApprove, p.Actor(), c.ID, audit.Success, d)); err != nil {
+			return err
+		}
+		u, err := s.apply(ctx, tx, p, c, hash)
+		if err != nil {
+			return err
+		}
+		c.UserID, res.User = u.ID, u
+		if c.Kind == store.UserChangeCreate {
+			res.OneTimePassword = pw
+		}
+		return tx.UserChangeDecide(ctx, c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// soleAdmin reports whether p may make user changes alone: no change was
+// ever approved by a second admin, and no other enabled account is
+// permitted manageUsers.
+func (s *Service) soleAdmin(ctx context.Context, tx store.Tx, p *Principal) (bool, error) {
+	done, err := tx.UserChangeList(ctx, store.UserChangeApproved)
+	if err != nil {
+		return false, err
+	}
+	for _, c := range done {
+		if c.DecidedByID != c.AuthorID {
+			return false, nil
+		}
+	}
+	users, err := tx.UserList(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, u := range users {
+		if u.ID == p.UserID || u.Disabled {
+			continue
+		}
+		gs, err := tx.GroupListForUser(ctx, u.ID)
+		if err != nil {
+			return false, err
+		}
+		o := &Principal{UserID: u.ID, Username: u.Username}
+		for _, g := range gs {
+			o.Groups = append(o.Groups, g.Name)
+		}
+		// The policy was read just before, by checkManageUsers: this
+		// decides from the cached set, with no read beside the
+		// transaction.
+		if s.authz.AllowedSystem(ctx, o, manageUsers) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// applicable refuses a change that cannot take effect in the state tx
+// reads: a user that exists already, a member already in the group, an
+// enabled user.
+func applicable(ctx context.Context, tx store.Tx, c *store.UserChange) error {
+	u, err := tx.UserGetByUsername(ctx, c.Username)
+	if err != nil && airlock.ErrorKind(err) != airlock.NotFound {
+		return err
+	}
+	if c.Kind == store.UserChangeCreate {
+		if u != nil {
+			return &airlock.Error{Kind: airlock.Conflict, Field: "username", Message: fmt.Sprintf("user %q already exists", c.Username)}
+		}
+		return nil
+	}
+	if u == nil {
+		return &airlock.Error{Kind: airlock.NotFound, Field: "username", Message: fmt.Sprintf("no user %q", c.Username)}
+	}
+	switch c.Kind {
+	case store.UserChangeAddMember:
+		gs, err := tx.GroupListForUser(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		for _, g := range gs {
+			if g.Name == c.Group {
+				return airlock.Errorf(airlock.Conflict, "%s is already a member of %s", c.Username, c.Group)
+			}
+		}
+	case store.UserChangeEnable:
+		if !u.Disabled {
+			return airlock.Errorf(airlock.Conflict, "%s is not disabled", c.Username)
+		}
+	}
+	return nil
+}
+
+// Describe says what a change does, in a few words.
+func Describe(c *store.UserChange) string {
+	switch c.Kind {
+	case store.UserChangeCreate:
+		if len(c.Groups) == 0 {
+			return "create user " + c.Username
+		}
+		return fmt.Sprintf("create user %s in %s", c.Username, strings.Join(c.Groups, ", "))
+	case store.UserChangeAddMember:
+		return fmt.Sprintf("add %s to %s", c.Username, c.Group)
+	case store.UserChangeEnable:
+		return "enable user " + c.Username
+	}
+	return c.Kind + " " + c.Username
+}
+
+func changeDetails(c *store.UserChange) map[string]any {
+	d := map[string]any{"kind": c.Kind, "username": c.Username, "author": c.AuthorName, "author_id": c.AuthorID}
+	if c.Group != "" {
+		d["group"] = c.Group
+	}
+	if c.Kind == store.UserChangeCreate {
+		d["groups"] = c.Groups
+	}
+	return d
+}
+
+// UserChangeResult is what a decision did. OneTimePassword is set when an
+// approval created a user: it goes to the approver, never the proposer,
+// and must be changed at first sign-in.
+type UserChangeResult struct {
+	Change          *store.UserChange
+	User            *store.User
+	OneTimePassword string
+}
+
+// DecideUserChange approves or rejects a pending change. Dual control,
+// beneath any policy: the author never approves their own change, nor
+// does an account linked to the author; the approver must be permitted
+// manageUsers by the policy in force. A refused approval is audited.
+func (s *Service) DecideUserChange(ctx context.Context, p *Principal, id, decision, comment string) (*UserChangeResult, error) {
+	if decision != "approve" && decision != "reject" {
+		return nil, airlock.FieldError("decision", "expected approve or reject, got %q", decision)
+	}
+	if decision == "reject" && strings.TrimSpace(comment) == "" {
+		return nil, airlock.FieldError("comment", "a rejection needs a comment")
+	}
+	if len(comment) > 4000 {
+		return nil, airlock.FieldError("comment", "at most 4000 characters")
+	}
+	if err := s.checkManageUsers(ctx, p); err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	var pw, hash string
+	if decision == "approve" {
+		pw = RandomPassword()
+		hash = HashPassword(pw)
+	}
+	var res *UserChangeResult
+	var denied *airlock.Error
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		res, denied = &UserChangeResult{}, nil // Update may run this again
+		c, err := tx.UserChangeGet(ctx, id)
+		if err != nil {
+			return err
+		}
+		res.Change = c
+		if c.Status != store.UserChangePending {
+			return airlock.Errorf(airlock.Conflict, "change %s is %s; only pending changes can be decided", c.ID, c.Status)
+		}
+		if decision == "approve" {
+			if c.AuthorID == p.UserID {
+				denied = airlock.Errorf(airlock.Forbidden, "nobody approves their own user change: a second admin must")
+				return denied
+			}
+			link, err := Linked(ctx, tx, p.UserID, c.AuthorID)
+			if err != nil {
+				return err
+			}
+			if link != "" {
+				denied = airlock.Errorf(airlock.Forbidden, "your account counts as its author's (%s): a second admin must approve", link)
+				return denied
+			}
+		}
+		c.DecidedByID, c.DecidedByName, c.DecisionComment, c.DecidedAt = p.UserID, p.Username, comment, now
+		d := changeDetails(c)
+		d["comment"] = comment
+		if decision == "reject" {
+			c.Status = store.UserChangeRejected
+			if err := tx.UserChangeDecide(ctx, c); err != nil {
+				return err
+			}
+			return tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserChangeReject, p.Actor(), c.ID, audit.Success, d))
+		}
+		if err := applicable(ctx, tx, c); err != nil {
+			return err
+		}
+		if err := tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserChangeApprove, p.Actor(), c.ID, audit.Success, d)); err != nil {
+			return err
+		}
+		u, err := s.apply(ctx, tx, p, c, hash)
+		if err != nil {
+			return err
+		}
+		c.Status, c.UserID, res.User = store.UserChangeApproved, u.ID, u
+		if c.Kind == store.UserChangeCreate {
+			res.OneTimePassword = pw
+		}
+		return tx.UserChangeDecide(ctx, c)
+	})
+	if denied != nil {
+		_ = s.store.Update(ctx, func(tx store.Tx) error {
+			return tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserChangeDenied, p.Actor(), id, audit.Denied,
+				map[string]any{"decision": decision, "reason": denied.Message}))
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// apply makes an approved change, audited as the approver's act with the
+// proposer named, and links the account it creates or grants a group to
+// the proposer.
+func (s *Service) apply(ctx context.Context, tx store.Tx, p *Principal, c *store.UserChange, hash string) (*store.User, error) {
+	now := s.now().UTC()
+	extra := map[string]any{"change": c.ID, "proposed_by": c.AuthorName, "proposed_by_id": c.AuthorID}
+	link := func(u *store.User, reason string, e *store.AuditEvent) error {
+		if c.DecidedByID == c.AuthorID {
+			return nil // setting up alone links nobody
+		}
+		return linkTo(ctx, tx, audit.Actor{ID: c.AuthorID, Name: c.AuthorName}, u, reason, e, now)
+	}
+	addMembers := func(u *store.User, groups []string) error {
+		for _, g := range groups {
+			e, err := s.addMemberEvent(ctx, tx, p.Actor(), g, u, store.MemberManual, extra)
+			if err != nil {
+				return err
+			}
+			if err := link(u, fmt.Sprintf("granted %s by %s", g, c.AuthorName), e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	switch c.Kind {
+	case store.UserChangeCreate:
+		u := &store.User{ID: airlock.NewID(airlock.PrefixUser, now), Username: c.Username, DisplayName: c.DisplayName,
+			Email: c.Email, PasswordHash: hash, MustChangePassword: true, CreatedAt: now, UpdatedAt: now}
+		if err := tx.UserInsert(ctx, u); err != nil {
+			return nil, err
+		}
+		d := map[string]any{"username": u.Username, "groups": c.Groups, "must_change_password": true}
+		maps.Copy(d, extra)
+		e := audit.New(ctx, now, audit.UserCreate, p.Actor(), u.ID, audit.Success, d)
+		if err := tx.AuditAppend(ctx, e); err != nil {
+			return nil, err
+		}
+		if err := link(u, "created by "+c.AuthorName, e); err != nil {
+			return nil, err
+		}
+		return u, addMembers(u, c.Groups)
+	case store.UserChangeAddMember:
+		u, err := tx.UserGetByUsername(ctx, c.Username)
+		if err != nil {
+			return nil, err
+		}
+		return u, addMembers(u, []string{c.Group})
+	case store.UserChangeEnable:
+		u, err := tx.UserGetByUsername(ctx, c.Username)
+		if err != nil {
+			return nil, err
+		}
+		u.Disabled, u.UpdatedAt = false, now
+		if err := tx.UserUpdate(ctx, u); err != nil {
+			return nil, err
+		}
+		d := map[string]any{"username": u.Username, "disabled": false}
+		maps.Copy(d, extra)
+		return u, tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserUpdate, p.Actor(), u.ID, audit.Success, d))
+	}
+	return nil, fmt.Errorf("user change %s: unknown kind %q", c.ID, c.Kind)
+}
+
+// WithdrawUserChange withdraws one's own pending change.
+func (s *Service) WithdrawUserChange(ctx context.Context, p *Principal, id string) (*store.UserChange, error) {
+	if err := s.checkManageUsers(ctx, p); err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	var c *store.UserChange
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		var err error
+		if c, err = tx.UserChangeGet(ctx, id); err != nil {
+			return err
+		}
+		if c.Status != store.UserChangePending {
+			return airlock.Errorf(airlock.Conflict, "change %s is %s; only pending changes can be withdrawn", c.ID, c.Status)
+		}
+		if c.AuthorID != p.UserID {
+			return airlock.Errorf(airlock.Forbidden, "only the author withdraws a change; others reject it")
+		}
+		c.Status, c.DecidedByID, c.DecidedByName, c.DecidedAt = store.UserChangeWithdrawn, p.UserID, p.Username, now
+		if err := tx.UserChangeDecide(ctx, c); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserChangeWithdraw, p.Actor(), c.ID, audit.Success, changeDetails(c)))
+	})
+	return c, err
+}
+
+// ListUserChanges lists changes, newest first; status may be empty.
+func (s *Service) ListUserChanges(ctx context.Context, p *Principal, status string) ([]*store.UserChange, error) {
+	if err := s.checkManageUsers(ctx, p); err != nil {
+		return nil, err
+	}
+	switch status {
+	case "", store.UserChangePending, store.UserChangeApproved, store.UserChangeRejected, store.UserChangeWithdrawn:
+	default:
+		return nil, airlock.FieldError("status", "expected pending, approved, rejected or withdrawn, got %q", status)
+	}
+	return s.store.UserChangeList(ctx, status)
+}
+
+// GetUserChange returns one change.
+func (s *Service) GetUserChange(ctx context.Context, p *Principal, id string) (*store.UserChange, error) {
+	if err := s.checkManageUsers(ctx, p); err != nil {
+		return nil, err
+	}
+	return s.store.UserChangeGet(ctx, id)
+}
+
+// Linked reports whether accounts a and b count as one person for
+// separation of duties — one created the other or granted it a group —
+// and if so how ("bobby: created by bob"). Empty when they do not, or
+// when either is empty.
+func Linked(ctx context.Context, r store.Reader, a, b string) (string, error) {
+	if a == "" || b == "" || a == b {
+		return "", nil
+	}
+	ls, err := r.AccountLinks(ctx, a)
+	if err != nil {
+		return "", err
+	}
+	for _, l := range ls {
+		if (l.UserID == a && l.ByID == b) || (l.UserID == b && l.ByID == a) {
+			u, err := r.UserGetByID(ctx, l.UserID)
+			name := l.UserID
+			if err == nil {
+				name = u.Username
+			}
+			return fmt.Sprintf("%s's account was %s, audit event %s", name, l.Reason, l.EventID), nil
+		}
+	}
+	return "", nil
+}
+
+// LinkedToAny is Linked against each of others, stopping at the first
+// link.
+func LinkedToAny(ctx context.Context, r store.Reader, a string, others []string) (string, error) {
+	for _, o := range others {
+		if l, err := Linked(ctx, r, a, o); l != "" || err != nil {
+			return l, err
+		}
+	}
+	return "", nil
+}

@@ -1,0 +1,51 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/airlockhq/airlock/internal/store"
+	"github.com/airlockhq/airlock/internal/store/postgres"
+	"github.com/airlockhq/airlock/internal/store/storetest"
+	"github.com/airlockhq/airlock/internal/testenv"
+)
+
+func TestUpgradeLinksAccountsToTheirCreators(t *testing.T) {
+	ctx := context.Background()
+	url := testenv.PostgresURL(t)
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "airlock_test_" + hex.EncodeToString(b)
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["search_path"] = schema
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		admin := stdlib.OpenDB(*cfg)
+		admin.Exec(`DROP SCHEMA ` + pgx.Identifier{schema}.Sanitize() + ` CASCADE`)
+		admin.Close()
+	})
+	ms, err := postgres.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.AccountLinksUpgrade(t, db, postgres.Dialect, ms, postgres.MigrateLock, func(t *testing.T) store.Store {
+		s, err := postgres.Open(ctx, url, postgres.Options{Schema: schema})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
