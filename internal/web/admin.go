@@ -12,6 +12,7 @@ import (
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/inventory"
 	"github.com/airlockhq/airlock/internal/policy"
+	"github.com/airlockhq/airlock/internal/secret"
 	"github.com/airlockhq/airlock/internal/store"
 )
 
@@ -295,11 +296,25 @@ type userChangeView struct {
 	Summary string
 }
 
-// putSecret creates or replaces a secret. The value is never sent back.
+// putSecret creates or replaces a secret, or with no value only sets
+// which teams and procedures may use it. The value is never sent back.
 func (h *Handler) putSecret(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	p := identity.PrincipalFrom(ctx)
 	name, value := strings.TrimSpace(r.PostFormValue("name")), strings.ReplaceAll(r.PostFormValue("value"), "\r\n", "\n")
-	_, err := h.Secrets.Put(ctx, identity.PrincipalFrom(ctx), name, []byte(value))
+	var scope *secret.Scope
+	if teams, procs := splitList(r.PostFormValue("teams")), splitList(r.PostFormValue("procedures")); len(teams)+len(procs) > 0 {
+		scope = &secret.Scope{Teams: teams, Procedures: procs}
+	}
+	var err error
+	switch {
+	case value != "":
+		_, err = h.Secrets.PutScoped(ctx, p, name, []byte(value), scope)
+	case scope != nil:
+		_, err = h.Secrets.SetScope(ctx, p, name, *scope)
+	default:
+		err = airlock.FieldError("value", "enter a value, or teams or procedures to change only who may use the secret")
+	}
 	h.adminResult(w, r, err, "Secret "+name+" stored.", nil)
 }
 

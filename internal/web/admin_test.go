@@ -189,6 +189,18 @@ func TestAdminPageSecretsAreWriteOnly(t *testing.T) {
 	if _, body := bob.get("/admin"); strings.Contains(body, canary) {
 		t.Fatal("the admin page shows a secret's value")
 	}
+	// Who may use it: set with the value, or alone; shown, never the value.
+	code, body = bob.post("/admin/secrets", url.Values{"csrf_token": {bob.csrf()}, "name": {"growth/api-key"}, "value": {canary}, "teams": {"growth"}})
+	if code != http.StatusOK || !strings.Contains(body, "teams growth") {
+		t.Fatalf("store a scoped secret: %d %.300s", code, body)
+	}
+	code, body = bob.post("/admin/secrets", url.Values{"csrf_token": {bob.csrf()}, "name": {"growth/api-key"}, "procedures": {"nightly-*"}})
+	if code != http.StatusOK || !strings.Contains(body, "procedures nightly-*") || strings.Contains(body, canary) {
+		t.Fatalf("scope only: %d %.300s", code, body)
+	}
+	if code, body := bob.post("/admin/secrets", url.Values{"csrf_token": {bob.csrf()}, "name": {"growth/api-key"}}); code != http.StatusBadRequest || !strings.Contains(body, "value:") {
+		t.Fatalf("neither value nor scope: %d", code)
+	}
 	// A bad name is refused and nothing is stored.
 	if code, _ := bob.post("/admin/secrets", url.Values{"csrf_token": {bob.csrf()}, "name": {"../x"}, "value": {"v"}}); code != http.StatusBadRequest {
 		t.Fatalf("bad secret name: %d", code)
