@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -170,13 +171,16 @@ func (a *app) whoamiCmd() *cobra.Command {
 }
 
 func (a *app) passwdCmd() *cobra.Command {
-	var fromStdin bool
+	var fromStdin, revokeTokens bool
 	c := &cobra.Command{
 		Use:   "passwd",
 		Short: "Change your password",
 		Long: "Change your password. On a terminal it prompts; with --password-stdin (or when standard input\n" +
-			"is not a terminal) it reads two lines: the current password, then the new one.",
-		Example: "  airlock passwd\n  printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | airlock passwd --password-stdin",
+			"is not a terminal) it reads two lines: the current password, then the new one.\n" +
+			"Your other browser sessions are signed out. On a terminal it also asks whether to revoke all\n" +
+			"your API tokens (this CLI's included); --revoke-tokens (or --revoke-tokens=false) answers\n" +
+			"without asking.",
+		Example: "  airlock passwd\n  printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | airlock passwd --password-stdin --revoke-tokens",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
@@ -192,13 +196,61 @@ func (a *app) passwdCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := c.Do(cmd.Context(), "POST", "/api/v1/auth/password", api.PasswordRequest{CurrentPassword: cur, NewPassword: next}, nil); err != nil {
+			revoke := revokeTokens
+			if !cmd.Flags().Changed("revoke-tokens") && !fromStdin && a.terminal() {
+				if revoke, err = a.askRevokeTokens(cmd.Context(), c, r); err != nil {
+					return err
+				}
+			}
+			// With revoke, the token this request is made with is revoked
+			// too: nothing may be asked of the server after it.
+			if err := c.Do(cmd.Context(), "POST", "/api/v1/auth/password", api.PasswordRequest{CurrentPassword: cur, NewPassword: next,
+				RevokeTokens: revoke}, nil); err != nil {
 				return err
 			}
 			fmt.Fprintln(a.stdout, "Password changed. Your other browser sessions were signed out.")
+			if revoke {
+				fmt.Fprintln(a.stdout, "All your API tokens were revoked, this CLI's too: sign in again with airlock login.")
+			}
 			return nil
 		},
 	}
 	c.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the current and new password from standard input, one per line")
+	c.Flags().BoolVar(&revokeTokens, "revoke-tokens", false, "also revoke all your API tokens, this CLI's included, without asking")
 	return c
+}
+
+// terminal reports whether standard input is a terminal.
+func (a *app) terminal() bool {
+	f, ok := a.stdin.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// askRevokeTokens asks whether to revoke the caller's live API tokens
+// (none: it does not ask).
+func (a *app) askRevokeTokens(ctx context.Context, c *client.Client, r *bufio.Reader) (bool, error) {
+	var toks api.ListResponse[api.TokenJSON]
+	if err := c.Do(ctx, "GET", "/api/v1/tokens", nil, &toks); err != nil {
+		return false, err
+	}
+	live := 0
+	for _, t := range toks.Items {
+		if t.RevokedAt.IsZero() && (t.ExpiresAt.IsZero() || time.Now().Before(t.ExpiresAt)) {
+			live++
+		}
+	}
+	if live == 0 {
+		return false, nil
+	}
+	plural := "s"
+	if live == 1 {
+		plural = ""
+	}
+	fmt.Fprintf(a.stderr, "Also revoke your %d API token%s (this CLI's included)? [y/N] ", live, plural)
+	line, err := r.ReadString('\n')
+	if err != nil && line == "" {
+		return false, fmt.Errorf("reading the answer: %w", err)
+	}
+	answer := strings.ToLower(strings.TrimSpace(line))
+	return answer == "y" || answer == "yes", nil
 }

@@ -154,10 +154,12 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// PasswordRequest changes one's password.
+// PasswordRequest changes one's password. RevokeTokens also revokes all
+// the caller's API tokens, the one the request may come with included.
 type PasswordRequest struct {
 	CurrentPassword string `json:"current_password"`
 	NewPassword     string `json:"new_password"`
+	RevokeTokens    bool   `json:"revoke_tokens,omitempty"`
 }
 
 func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {
@@ -166,7 +168,8 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	if err := h.Identity.ChangePassword(r.Context(), identity.PrincipalFrom(r.Context()), req.CurrentPassword, req.NewPassword); err != nil {
+	if _, err := h.Identity.ChangePasswordWith(r.Context(), identity.PrincipalFrom(r.Context()), identity.PasswordChange{
+		Current: req.CurrentPassword, New: req.NewPassword, RevokeTokens: req.RevokeTokens}); err != nil {
 		writeError(w, r, h.Log, err)
 		return
 	}

@@ -583,26 +583,37 @@ func (s *Service) Logout(ctx context.Context, p *Principal) error {
 // current one, clears the first-login flag, and revokes every other
 // session of the user.
 func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, next string) error {
+	_, err := s.ChangePasswordWith(ctx, p, PasswordChange{Current: current, New: next})
+	return err
+}
+
+// ChangePasswordWith is ChangePassword that can also revoke all the
+// user's API tokens (the one the request came with included), and says
+// what it revoked.
+func (s *Service) ChangePasswordWith(ctx context.Context, p *Principal, c PasswordChange) (*PasswordChanged, error) {
+	current, next := c.Current, c.New
 	if err := validatePassword("new_password", next); err != nil {
-		return err
+		return nil, err
 	}
 	if current == next {
-		return airlock.FieldError("new_password", "must differ from the current password")
+		return nil, airlock.FieldError("new_password", "must differ from the current password")
 	}
 	u, err := s.store.UserGetByID(ctx, p.UserID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if ok, err := VerifyPassword(u.PasswordHash, current); err != nil || !ok {
 		// A wrong current password counts against the account like a
 		// failed login (it is one), and is audited.
 		s.recordLoginEvent(ctx, audit.UserPasswordChange, audit.Failure, u, u.Username, "wrong current password",
 			s.countFailure(ctx, s.now(), u.Username, audit.MetaFrom(ctx).SourceAddr))
-		return &airlock.Error{Kind: airlock.Invalid, Field: "current_password", Message: "is not the current password"}
+		return nil, &airlock.Error{Kind: airlock.Invalid, Field: "current_password", Message: "is not the current password"}
 	}
 	now := s.now().UTC()
 	hash := HashPassword(next)
-	return s.store.Update(ctx, func(tx store.Tx) error {
+	var done PasswordChanged
+	err = s.store.Update(ctx, func(tx store.Tx) error {
+		done = PasswordChanged{}
 		// The user as it is now, not as it was before hashing: an admin
 		// may have disabled it, or the password changed, meanwhile.
 		cur, err := tx.UserGetByID(ctx, u.ID)
@@ -619,13 +630,22 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 		if err := tx.UserUpdate(ctx, cur); err != nil {
 			return err
 		}
-		revoked, err := tx.SessionRevokeForUser(ctx, u.ID, p.SessionID, now)
-		if err != nil {
+		if done.SessionsRevoked, err = tx.SessionRevokeForUser(ctx, u.ID, p.SessionID, now); err != nil {
 			return err
 		}
-		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserPasswordChange, p.Actor(), u.ID, audit.Success,
-			map[string]any{"other_sessions_revoked": revoked}))
+		details := map[string]any{"other_sessions_revoked": done.SessionsRevoked}
+		if c.RevokeTokens {
+			if done.TokensRevoked, err = revokeLiveTokens(ctx, tx, u.ID, now); err != nil {
+				return err
+			}
+			details["tokens_revoked"] = done.TokensRevoked
+		}
+		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserPasswordChange, p.Actor(), u.ID, audit.Success, details))
 	})
+	if err != nil {
+		return nil, err
+	}
+	return &done, nil
 }
 
 // enabled refuses, inside a write transaction, a user that is disabled

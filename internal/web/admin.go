@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -170,13 +171,20 @@ func (h *Handler) accountPage(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, status int, errMsg, flash, newToken string) {
 	ctx := r.Context()
-	tokens, err := h.Identity.ListTokens(ctx, identity.PrincipalFrom(ctx))
+	p := identity.PrincipalFrom(ctx)
+	tokens, err := h.Identity.ListTokens(ctx, p)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	// What "also revoke my API tokens" would revoke.
+	live, err := h.Identity.LiveTokens(ctx, p)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	h.render(w, r, status, "account", page{Title: "Account", Error: errMsg, Flash: flash,
-		Data: map[string]any{"Tokens": tokens, "NewToken": newToken, "Now": h.now()}})
+		Data: map[string]any{"Tokens": tokens, "LiveTokens": live, "NewToken": newToken, "Now": h.now()}})
 }
 
 func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {
@@ -186,12 +194,18 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := identity.PrincipalFrom(ctx)
-	if err := h.Identity.ChangePassword(ctx, p, r.PostFormValue("current"), r.PostFormValue("new")); err != nil {
+	done, err := h.Identity.ChangePasswordWith(ctx, p, identity.PasswordChange{Current: r.PostFormValue("current"),
+		New: r.PostFormValue("new"), RevokeTokens: r.PostFormValue("revoke_tokens") == "on"})
+	if err != nil {
 		h.renderAccount(w, r, airlockStatus(err), userMessage(err), "", "")
 		return
 	}
 	p.MustChangePassword = false
-	h.renderAccount(w, r, http.StatusOK, "", "Password changed.", "")
+	flash := "Password changed. Your other sessions were signed out."
+	if done.TokensRevoked > 0 {
+		flash += fmt.Sprintf(" %d API token(s) revoked.", done.TokensRevoked)
+	}
+	h.renderAccount(w, r, http.StatusOK, "", flash, "")
 }
 
 func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
