@@ -147,7 +147,10 @@ func errCode(out map[string]any) string {
 }
 
 func TestWrongPasswordIsGeneric401AndThrottled(t *testing.T) {
-	e := newEnv(t, nil)
+	// Every attempt audited by itself (login.audit_window 0); the default,
+	// one event with a count for a source's window, is tested in
+	// loginreports_test.go.
+	e := newEnv(t, func(c *config.Config) { c.Login.AuditWindow = 0 })
 	pw := e.user("alice", "dev")
 	code, out, _ := e.call("POST", "/api/v1/auth/login", "", api.LoginRequest{Username: "alice", Password: "wrong"})
 	if code != 401 || out["error"].(map[string]any)["message"] != "invalid username or password" {

@@ -93,6 +93,7 @@ func ssoEnv(t *testing.T) (*env, *idp) {
 		c.OIDC.ClientID = cfg.ClientID
 		c.OIDC.ClientSecret = cfg.ClientSecret
 		c.OIDC.GroupMap = map[string]string{"idp-ops": "ops", "idp-sec": "security"}
+		c.Login.AuditWindow = 0 // every refused callback is an event of its own
 	})
 	return e, p
 }

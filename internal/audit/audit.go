@@ -25,6 +25,9 @@ const (
 	UserLogin          = "user.login"
 	UserLoginFailed    = "user.login_failed"
 	UserLoginThrottled = "user.login_throttled"
+	// UserLoginFailures records the failed and throttled sign-ins from
+	// one source address in a window after the first, with their count.
+	UserLoginFailures  = "user.login_failures"
 	UserLogout         = "user.logout"
 	GroupCreate        = "group.create"
 	GroupMemberAdd     = "group.member_add"

@@ -135,6 +135,7 @@ type Login struct {
 	MaxAddressFailures int           `yaml:"max_address_failures"`
 	MaxDelay           time.Duration `yaml:"max_delay"`
 	Window             time.Duration `yaml:"window"`
+	AuditWindow        time.Duration `yaml:"audit_window"`
 }
 
 // Default returns the defaults.
@@ -146,7 +147,7 @@ func Default() Config {
 		Log:          Log{Format: "text", Level: "info"},
 		Session:      Session{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: 12 * time.Hour},
 		Tokens:       Tokens{DefaultTTL: 90 * 24 * time.Hour, MaxTTL: 366 * 24 * time.Hour},
-		Login:        Login{PairFailures: 3, MaxAccountFailures: 100, MaxAddressFailures: 20, MaxDelay: 15 * time.Minute, Window: 24 * time.Hour},
+		Login:        Login{PairFailures: 3, MaxAccountFailures: 100, MaxAddressFailures: 20, MaxDelay: 15 * time.Minute, Window: 24 * time.Hour, AuditWindow: time.Minute},
 		AdminGroup:   "admins",
 		Environments: []string{"staging", "production"},
 		Audit:        Audit{Origin: "airlock", CheckpointEvents: 1000, CheckpointInterval: time.Minute},
@@ -330,6 +331,9 @@ func (c *Config) Validate() error {
 		if f.d <= 0 {
 			return &FieldError{f.key, "expected a positive duration"}
 		}
+	}
+	if c.Login.AuditWindow < 0 {
+		return &FieldError{"login.audit_window", "expected a duration, 0 to audit every failed login by itself"}
 	}
 	if c.Session.IdleTimeout > c.Session.AbsoluteTimeout {
 		return &FieldError{"session.idle_timeout", "expected at most session.absolute_timeout"}

@@ -385,7 +385,7 @@ func (s *Service) PasswordLogin(ctx context.Context, username, password string) 
 	if wait, err := s.throttled(ctx, now, username, meta.SourceAddr); err != nil {
 		return nil, err
 	} else if wait > 0 {
-		s.recordLoginEvent(ctx, audit.UserLoginThrottled, audit.Denied, nil, username, "throttled", nil)
+		s.recordLoginFailure(ctx, now, audit.UserLoginThrottled, audit.Denied, nil, username, "throttled", false)
 		return nil, errThrottledFor(wait)
 	}
 	u, err := s.store.UserGetByUsername(ctx, username)
@@ -413,7 +413,7 @@ func (s *Service) PasswordLogin(ctx context.Context, username, password string) 
 		reason = "user disabled"
 	}
 	if reason != "" {
-		s.recordLoginEvent(ctx, audit.UserLoginFailed, audit.Failure, u, username, reason, s.countFailure(ctx, now, username, meta.SourceAddr))
+		s.recordLoginFailure(ctx, now, audit.UserLoginFailed, audit.Failure, u, username, reason, true)
 		return nil, errBadLogin
 	}
 	return u, nil
@@ -443,7 +443,7 @@ func (s *Service) recordLoginEvent(ctx context.Context, typ, outcome string, u *
 // RecordSSOFailure audits a refused single sign-on callback. reason is
 // for the log and the audit trail, never for the caller.
 func (s *Service) RecordSSOFailure(ctx context.Context, reason string) {
-	s.recordLoginEvent(ctx, audit.UserLoginFailed, audit.Failure, nil, "", "sso: "+reason, nil)
+	s.recordLoginFailure(ctx, s.now(), audit.UserLoginFailed, audit.Failure, nil, "", "sso: "+reason, false)
 }
 
 // NewSession starts a browser session for u and returns the cookie

@@ -35,12 +35,16 @@ type ThrottleConfig struct {
 	// MaxDelay caps a delay.
 	MaxDelay time.Duration
 	Window   time.Duration
+	// AuditWindow: failed and throttled sign-ins from one address after
+	// the first in this window are audited together, as one event with
+	// their count (see recordLoginFailure); 0 audits each.
+	AuditWindow time.Duration
 }
 
 // DefaultThrottleConfig returns the documented defaults.
 func DefaultThrottleConfig() ThrottleConfig {
 	return ThrottleConfig{PairFailures: 3, MaxAddressFailures: 20, MaxAccountFailures: 100,
-		MaxDelay: 15 * time.Minute, Window: 24 * time.Hour}
+		MaxDelay: 15 * time.Minute, Window: 24 * time.Hour, AuditWindow: time.Minute}
 }
 
 // throttleBaseDelay is the first delay; each further failure doubles it.

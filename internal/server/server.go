@@ -163,7 +163,8 @@ func (s *Server) build(ctx context.Context) error {
 		SessionIdleTimeout: cfg.Session.IdleTimeout, SessionAbsoluteTimeout: cfg.Session.AbsoluteTimeout,
 		TokenDefaultTTL: cfg.Tokens.DefaultTTL, TokenMaxTTL: cfg.Tokens.MaxTTL, AdminGroup: cfg.AdminGroup,
 		Throttle: identity.ThrottleConfig{PairFailures: cfg.Login.PairFailures, MaxAccountFailures: cfg.Login.MaxAccountFailures,
-			MaxAddressFailures: cfg.Login.MaxAddressFailures, MaxDelay: cfg.Login.MaxDelay, Window: cfg.Login.Window},
+			MaxAddressFailures: cfg.Login.MaxAddressFailures, MaxDelay: cfg.Login.MaxDelay, Window: cfg.Login.Window,
+			AuditWindow: cfg.Login.AuditWindow},
 	}
 	s.Identity = identity.New(s.Store, icfg, s.Log, s.now)
 	s.Authz = authz.New(s.Store, cfg.Environments, s.Log, s.now)
@@ -499,6 +500,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	go func() { defer close(runsDone); s.Runs.Start(runsCtx) }()
 	cpDone := make(chan struct{})
 	go func() { defer close(cpDone); s.AuditLog.Run(runsCtx) }()
+	// Failed-login windows close by time too: record their counts even
+	// when their source never comes back.
+	reportsDone := make(chan struct{})
+	go func() {
+		defer close(reportsDone)
+		s.Identity.RunLoginReports(runsCtx, max(s.Config.Login.AuditWindow/4, time.Second))
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
 	var err error
@@ -516,6 +524,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	stopRuns()
 	<-runsDone
 	<-cpDone
+	<-reportsDone
 	if cerr := s.Store.Close(); err == nil {
 		err = cerr
 	}

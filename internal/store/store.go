@@ -57,6 +57,13 @@ type Store interface {
 	RunHeartbeat(ctx context.Context, workerID string, runIDs []string, at time.Time) error
 	RunOutputAppend(ctx context.Context, lease Lease, chunks []*OutputChunk) error
 
+	// LoginFailureTally counts a failed or throttled sign-in in its
+	// source's open report and reports whether there was one; without
+	// one it changes nothing, and the caller audits the attempt and opens
+	// a report (LoginReportRestart). Bookkeeping outside Update: what it
+	// counts is recorded by the summary event that closes the report.
+	LoginFailureTally(ctx context.Context, t LoginTally) (bool, error)
+
 	// SessionTouch and TokenTouch record last use. They are bookkeeping,
 	// not security-relevant state changes, so they run outside Update and
 	// leave no audit event.
@@ -98,6 +105,9 @@ type Reader interface {
 	// LoginFailureStats counts failed logins since a time: on one
 	// account from one source address, from the address, on the account.
 	LoginFailureStats(ctx context.Context, account, addr string, since time.Time) (*LoginFailureStats, error)
+	// LoginReportsClosed lists the source addresses whose login report's
+	// window started at or before openSince.
+	LoginReportsClosed(ctx context.Context, openSince time.Time) ([]string, error)
 
 	ProcedureGetByName(ctx context.Context, name string) (*Procedure, error)
 	ProcedureGetByID(ctx context.Context, id string) (*Procedure, error)
@@ -180,6 +190,14 @@ type Tx interface {
 	// successful login). Both go with the login's audit event.
 	LoginFailureAdd(ctx context.Context, account, addr string, at, pruneBefore time.Time) error
 	LoginFailuresClear(ctx context.Context, account string) error
+	// LoginReportRestart starts a new report window for addr at at and
+	// returns what the closed one counted (nil when nothing); a report
+	// still open (its window started after openSince) is kept. With
+	// attempts counted, the caller appends their summary event.
+	LoginReportRestart(ctx context.Context, addr string, at, openSince time.Time) (*LoginReport, error)
+	// LoginReportTake removes addr's report if its window started at or
+	// before openSince and returns it when it counted attempts.
+	LoginReportTake(ctx context.Context, addr string, openSince time.Time) (*LoginReport, error)
 
 	ProcedureInsert(ctx context.Context, p *Procedure) error
 	ProcedureUpdate(ctx context.Context, p *Procedure) error
