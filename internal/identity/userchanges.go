@@ -116,18 +116,7 @@ func (s *Service) ProposeUserChange(ctx context.Context, p *Principal, in UserCh
 		if err := tx.UserChangeInsert(ctx, c); err != nil {
 			return err
 		}
-		if err := tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserChangeApprove, p.Actor(), c.ID, audit.Success, d)); err != nil {
-			return err
-		}
-		u, err := s.apply(ctx, tx, p, c, hash)
-		if err != nil {
-			return err
-		}
-		c.UserID, res.User = u.ID, u
-		if c.Kind == store.UserChangeCreate {
-			res.OneTimePassword = pw
-		}
-		return tx.UserChangeDecide(ctx, c)
+		return s.approve(ctx, tx, p, c, d, pw, hash, res)
 	})
 	if err != nil {
 		return nil, err
@@ -308,18 +297,7 @@ func (s *Service) DecideUserChange(ctx context.Context, p *Principal, id, decisi
 		if err := applicable(ctx, tx, c); err != nil {
 			return err
 		}
-		if err := tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserChangeApprove, p.Actor(), c.ID, audit.Success, d)); err != nil {
-			return err
-		}
-		u, err := s.apply(ctx, tx, p, c, hash)
-		if err != nil {
-			return err
-		}
-		c.Status, c.UserID, res.User = store.UserChangeApproved, u.ID, u
-		if c.Kind == store.UserChangeCreate {
-			res.OneTimePassword = pw
-		}
-		return tx.UserChangeDecide(ctx, c)
+		return s.approve(ctx, tx, p, c, d, pw, hash, res)
 	})
 	if denied != nil {
 		_ = s.store.Update(ctx, func(tx store.Tx) error {
@@ -331,6 +309,24 @@ func (s *Service) DecideUserChange(ctx context.Context, p *Principal, id, decisi
 		return nil, err
 	}
 	return res, nil
+}
+
+// approve records p's approval of c (details d), makes the change, and
+// fills res; a new user gets the password pw (hashed: hash).
+func (s *Service) approve(ctx context.Context, tx store.Tx, p *Principal, c *store.UserChange, d map[string]any, pw, hash string,
+	res *UserChangeResult) error {
+	if err := tx.AuditAppend(ctx, audit.New(ctx, s.now().UTC(), audit.UserChangeApprove, p.Actor(), c.ID, audit.Success, d)); err != nil {
+		return err
+	}
+	u, err := s.apply(ctx, tx, p, c, hash)
+	if err != nil {
+		return err
+	}
+	c.Status, c.UserID, res.User = store.UserChangeApproved, u.ID, u
+	if c.Kind == store.UserChangeCreate {
+		res.OneTimePassword = pw
+	}
+	return tx.UserChangeDecide(ctx, c)
 }
 
 // apply makes an approved change, audited as the approver's act with the
@@ -469,13 +465,18 @@ func Linked(ctx context.Context, r store.Reader, a, b string) (string, error) {
 	return "", nil
 }
 
-// LinkedToAny is Linked against each of others, stopping at the first
-// link.
-func LinkedToAny(ctx context.Context, r store.Reader, a string, others []string) (string, error) {
-	for _, o := range others {
-		if l, err := Linked(ctx, r, a, o); l != "" || err != nil {
-			return l, err
+// OnePerson refuses an approval by who whose account counts as one of
+// counted (the requester or author, and those who approved before): a
+// Forbidden error saying how, or nil.
+func OnePerson(ctx context.Context, r store.Reader, who string, counted []string) (*airlock.Error, error) {
+	for _, o := range counted {
+		link, err := Linked(ctx, r, who, o)
+		if err != nil {
+			return nil, err
+		}
+		if link != "" {
+			return airlock.Errorf(airlock.Forbidden, "your approval would count for a person already counted (%s): a person counts once", link), nil
 		}
 	}
-	return "", nil
+	return nil, nil
 }

@@ -384,12 +384,9 @@ func (s *Service) Review(ctx context.Context, p *identity.Principal, versionID, 
 					others = append(others, r.ReviewerID)
 				}
 			}
-			link, err := identity.LinkedToAny(ctx, tx, p.UserID, others)
-			if err != nil {
+			if denied, err = identity.OnePerson(ctx, tx, p.UserID, others); err != nil {
 				return err
-			}
-			if link != "" {
-				denied = airlock.Errorf(airlock.Forbidden, "your approval would count for a person already counted (%s): a person counts once", link)
+			} else if denied != nil {
 				return denied
 			}
 		}

@@ -89,12 +89,9 @@ func (s *Service) Decide(ctx context.Context, p *identity.Principal, id, decisio
 					others = append(others, a.ApproverID)
 				}
 			}
-			link, err := identity.LinkedToAny(ctx, tx, p.UserID, others)
-			if err != nil {
+			if denied, err = identity.OnePerson(ctx, tx, p.UserID, others); err != nil {
 				return err
-			}
-			if link != "" {
-				denied = airlock.Errorf(airlock.Forbidden, "your approval would count for a person already counted (%s): a person counts once", link)
+			} else if denied != nil {
 				return denied
 			}
 		}

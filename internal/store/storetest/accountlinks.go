@@ -13,6 +13,13 @@ import (
 	"github.com/airlockhq/airlock/internal/store/sqlstore"
 )
 
+// UpgradeCheck migrates db (of dialect d) part-way through ms, fills it
+// as an older Airlock would, and checks what reopen — with every
+// migration applied — finds.
+type UpgradeCheck func(t *testing.T, db *sql.DB, d sqlstore.Dialect, ms []sqlstore.Migration, lock string, reopen func(t *testing.T) store.Store)
+
+var _ UpgradeCheck = SecretScopesUpgrade
+
 // AccountLinksUpgrade: the accounts created, and the memberships
 // granted, by a person before user changes were under dual control are
 // linked to that person at the upgrade, as the audit log recorded them —

@@ -11,7 +11,9 @@ import (
 	"github.com/airlockhq/airlock/internal/store/storetest"
 )
 
-func TestUpgradeLinksAccountsToTheirCreators(t *testing.T) {
+// upgrade runs check on a fresh database file, opened afterwards with
+// every migration applied.
+func upgrade(t *testing.T, check storetest.UpgradeCheck) {
 	path := filepath.Join(t.TempDir(), "airlock.db")
 	ms, err := sqlite.Migrations()
 	if err != nil {
@@ -23,7 +25,7 @@ func TestUpgradeLinksAccountsToTheirCreators(t *testing.T) {
 	}
 	db.SetMaxOpenConns(1)
 	defer db.Close()
-	storetest.AccountLinksUpgrade(t, db, sqlite.Dialect, ms, "", func(t *testing.T) store.Store {
+	check(t, db, sqlite.Dialect, ms, "", func(t *testing.T) store.Store {
 		db.Close()
 		s, err := sqlite.Open(context.Background(), path)
 		if err != nil {
@@ -33,3 +35,10 @@ func TestUpgradeLinksAccountsToTheirCreators(t *testing.T) {
 		return s
 	})
 }
+
+// TestUpgradeScopesSecrets: secrets stored before scopes existed are
+// scoped, at the upgrade, to the procedures whose approved versions name
+// them, and to nothing else.
+func TestUpgradeScopesSecrets(t *testing.T) { upgrade(t, storetest.SecretScopesUpgrade) }
+
+func TestUpgradeLinksAccountsToTheirCreators(t *testing.T) { upgrade(t, storetest.AccountLinksUpgrade) }

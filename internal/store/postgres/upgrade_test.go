@@ -15,10 +15,10 @@ import (
 	"github.com/airlockhq/airlock/internal/testenv"
 )
 
-// TestUpgradeScopesSecrets: secrets stored before scopes existed are
-// scoped, at the upgrade, to the procedures whose approved versions name
-// them, and to nothing else.
-func TestUpgradeScopesSecrets(t *testing.T) {
+// upgrade hands check an empty schema of its own (dropped afterwards) to
+// migrate part-way and fill as an older Airlock would, and a way to open
+// it with every migration applied.
+func upgrade(t *testing.T, check storetest.UpgradeCheck) {
 	ctx := context.Background()
 	url := testenv.PostgresURL(t)
 	b := make([]byte, 6)
@@ -43,7 +43,7 @@ func TestUpgradeScopesSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	storetest.SecretScopesUpgrade(t, db, postgres.Dialect, ms, postgres.MigrateLock, func(t *testing.T) store.Store {
+	check(t, db, postgres.Dialect, ms, postgres.MigrateLock, func(t *testing.T) store.Store {
 		s, err := postgres.Open(ctx, url, postgres.Options{Schema: schema})
 		if err != nil {
 			t.Fatal(err)
@@ -52,3 +52,10 @@ func TestUpgradeScopesSecrets(t *testing.T) {
 		return s
 	})
 }
+
+// TestUpgradeScopesSecrets: secrets stored before scopes existed are
+// scoped, at the upgrade, to the procedures whose approved versions name
+// them, and to nothing else.
+func TestUpgradeScopesSecrets(t *testing.T) { upgrade(t, storetest.SecretScopesUpgrade) }
+
+func TestUpgradeLinksAccountsToTheirCreators(t *testing.T) { upgrade(t, storetest.AccountLinksUpgrade) }
