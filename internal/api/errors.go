@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/airlockhq/airlock"
@@ -60,11 +58,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 			"request_id", requestID(r.Context()), "err", err)
 	}
 	if kind == airlock.TooManyRequests {
-		retry := int64(60)
-		if d := identity.RetryAfter(err); d > 0 {
-			retry = int64((d + time.Second - 1) / time.Second) // whole seconds, rounded up
-		}
-		w.Header().Set("Retry-After", strconv.FormatInt(retry, 10))
+		w.Header().Set("Retry-After", identity.RetryAfterHeader(err))
 	}
 	writeJSON(w, Status(kind), ErrorBody{Error: ErrorDetail{Code: string(kind), Message: airlock.ErrorMessage(err),
 		Field: airlock.ErrorField(err), RequestID: requestID(r.Context())}})

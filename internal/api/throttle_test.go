@@ -122,3 +122,21 @@ func TestDistributedGuessIsSlowedNotLocked(t *testing.T) {
 		t.Fatalf("owner during a distributed guess: %d (Retry-After %q), want 201", code, retry)
 	}
 }
+
+// TestOwnerSigningInDoesNotResetAStranger: the owner's good password
+// clears the failures of the owner's source only. It used to clear every
+// failure on the account, handing the stranger a fresh allowance each
+// time the owner signed in.
+func TestOwnerSigningInDoesNotResetAStranger(t *testing.T) {
+	e, _, pw := throttleEnv(t, nil)
+	const stranger, owner = "127.0.0.2", "127.0.0.1"
+	for range 3 {
+		e.loginFrom(stranger, "alice", "wrong")
+	}
+	if code, _ := e.loginFrom(owner, "alice", pw); code != 201 {
+		t.Fatalf("owner: %d, want 201", code)
+	}
+	if code, retry := e.loginFrom(stranger, "alice", "wrong"); code != 429 || retry != "1" {
+		t.Fatalf("stranger after the owner signed in: %d Retry-After %q, want 429 and 1 (still throttled)", code, retry)
+	}
+}

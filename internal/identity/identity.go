@@ -470,8 +470,11 @@ func (s *Service) NewSession(ctx context.Context, u *store.User, method, previou
 		if err := tx.SessionInsert(ctx, sess); err != nil {
 			return err
 		}
-		if method == "password" { // a good password ends the account's run of failures
-			if err := tx.LoginFailuresClear(ctx, u.Username); err != nil {
+		// A good password ends this source's run of failures on the
+		// account, not a stranger's elsewhere: the owner signing in must
+		// not give a guesser a fresh allowance.
+		if method == "password" {
+			if err := tx.LoginFailuresClear(ctx, u.Username, audit.MetaFrom(ctx).SourceAddr); err != nil {
 				return err
 			}
 		}
@@ -705,7 +708,7 @@ func (s *Service) IssueLoginToken(ctx context.Context, u *store.User, name strin
 		return "", nil, err
 	}
 	s.recordLoginEvent(ctx, audit.UserLogin, audit.Success, u, u.Username, "", func(tx store.Tx) error {
-		return tx.LoginFailuresClear(ctx, u.Username)
+		return tx.LoginFailuresClear(ctx, u.Username, audit.MetaFrom(ctx).SourceAddr)
 	})
 	return secret, tok, nil
 }

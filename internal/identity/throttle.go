@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/airlockhq/airlock"
@@ -108,6 +109,16 @@ func (r retryAfter) Error() string { return fmt.Sprintf("retry after %s", time.D
 // errThrottledFor is the error of an attempt that must wait d.
 func errThrottledFor(d time.Duration) error {
 	return &airlock.Error{Kind: airlock.TooManyRequests, Message: errThrottled.Message, Err: retryAfter(d)}
+}
+
+// RetryAfterHeader is the Retry-After value for a refused sign-in: whole
+// seconds, rounded up; 60 when err does not say.
+func RetryAfterHeader(err error) string {
+	retry := int64(60)
+	if d := RetryAfter(err); d > 0 {
+		retry = int64((d + time.Second - 1) / time.Second)
+	}
+	return strconv.FormatInt(retry, 10)
 }
 
 // RetryAfter returns how long the caller refused with err should wait

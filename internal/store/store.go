@@ -186,10 +186,11 @@ type Tx interface {
 	// exceptID (may be empty) and returns how many it revoked.
 	SessionRevokeForUser(ctx context.Context, userID, exceptID string, at time.Time) (int64, error)
 	// LoginFailureAdd records a failed login and forgets those before
-	// pruneBefore; LoginFailuresClear forgets an account's failures (a
-	// successful login). Both go with the login's audit event.
+	// pruneBefore; LoginFailuresClear forgets the failures on an account
+	// from one source address (a successful login from there: others'
+	// failures on the account stay). Both go with the login's audit event.
 	LoginFailureAdd(ctx context.Context, account, addr string, at, pruneBefore time.Time) error
-	LoginFailuresClear(ctx context.Context, account string) error
+	LoginFailuresClear(ctx context.Context, account, addr string) error
 	// LoginReportRestart starts a new report window for addr at at and
 	// returns what the closed one counted (nil when nothing); a report
 	// still open (its window started after openSince) is kept. With

@@ -270,7 +270,12 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	ctx := audit.WithMeta(r.Context(), audit.Meta{SourceAddr: clientAddr(r), UserAgent: r.UserAgent()})
 	u, err := h.Identity.PasswordLogin(ctx, username, password)
 	if err != nil {
-		h.render(w, r, http.StatusUnauthorized, "login", page{Title: "Sign in", Error: airlock.ErrorMessage(err),
+		status := http.StatusUnauthorized
+		if airlock.ErrorKind(err) == airlock.TooManyRequests {
+			status = http.StatusTooManyRequests
+			w.Header().Set("Retry-After", identity.RetryAfterHeader(err))
+		}
+		h.render(w, r, status, "login", page{Title: "Sign in", Error: airlock.ErrorMessage(err),
 			Data: map[string]any{"Next": next, "SSO": h.SSO, "Username": username}})
 		return
 	}

@@ -226,8 +226,8 @@ func (tx *Tx) LoginFailureAdd(ctx context.Context, account, addr string, at, pru
 	return err
 }
 
-func (tx *Tx) LoginFailuresClear(ctx context.Context, account string) error {
-	_, err := tx.change(ctx, `DELETE FROM login_failures WHERE account = ?`, account)
+func (tx *Tx) LoginFailuresClear(ctx context.Context, account, addr string) error {
+	_, err := tx.change(ctx, `DELETE FROM login_failures WHERE account = ? AND addr = ?`, account, addr)
 	return err
 }
 

@@ -322,18 +322,20 @@ func testLoginFailures(t *testing.T, h Harness, t0 time.Time) {
 	if got, want := stats("alice", "192.0.2.1", t0.Add(-time.Hour)), "0/1/1 - 2m0s 2m30s"; got != want {
 		t.Fatalf("after pruning %s, want %s", got, want)
 	}
-	if err := s.Update(ctx, func(tx store.Tx) error { return tx.LoginFailuresClear(ctx, "carol") }); err == nil {
+	add("carol", "203.0.113.7", t0.Add(4*time.Minute), t0)
+	if err := s.Update(ctx, func(tx store.Tx) error { return tx.LoginFailuresClear(ctx, "carol", "198.51.100.1") }); err == nil {
 		t.Fatal("clearing failures without an audit event was committed")
 	}
 	if err := s.Update(ctx, func(tx store.Tx) error {
-		if err := tx.LoginFailuresClear(ctx, "carol"); err != nil {
+		if err := tx.LoginFailuresClear(ctx, "carol", "198.51.100.1"); err != nil {
 			return err
 		}
 		return tx.AuditAppend(ctx, event("user.login", ""))
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := stats("carol", "198.51.100.1", t0), "0/0/0 - - -"; got != want {
+	// Only that source's failures go: another address's on carol stay.
+	if got, want := stats("carol", "198.51.100.1", t0), "0/0/1 - - 4m0s"; got != want {
 		t.Fatalf("after clearing %s, want %s", got, want)
 	}
 }
