@@ -92,9 +92,10 @@ func (s *Service) throttled(ctx context.Context, now time.Time, account, addr st
 
 // countFailure records a failed login with its audit event; failures
 // older than the window are forgotten on the way. A successful password
-// login clears the account's failures (NewSession, IssueLoginToken); the
-// address keeps its other accounts' failures, so that one good password
-// does not reset a spray across accounts.
+// login clears the failures on the account from its own source
+// (NewSession, IssueLoginToken): a stranger's failures elsewhere stay,
+// and so do the address's on other accounts, so that one good password
+// resets neither a guess nor a spray.
 func (s *Service) countFailure(ctx context.Context, now time.Time, account, addr string) func(store.Tx) error {
 	return func(tx store.Tx) error {
 		return tx.LoginFailureAdd(ctx, account, addr, now, now.Add(-s.cfg.Throttle.Window))
