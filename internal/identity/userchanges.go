@@ -283,6 +283,10 @@ func (s *Service) DecideUserChange(ctx context.Context, p *Principal, id, decisi
 				denied = airlock.Errorf(airlock.Forbidden, "your account counts as its author's (%s): a second admin must approve", link)
 				return denied
 			}
+			if c.Username == p.Username {
+				denied = airlock.Errorf(airlock.Forbidden, "nobody approves a change to their own account: another admin must")
+				return denied
+			}
 		}
 		c.DecidedByID, c.DecidedByName, c.DecisionComment, c.DecidedAt = p.UserID, p.Username, comment, now
 		d := changeDetails(c)

@@ -123,6 +123,14 @@ func TestUserChangesUnderDualControl(t *testing.T) {
 	if link, _ := identity.Linked(ctx, s, principalOf(t, s, "gone").UserID, bob.UserID); !strings.Contains(link, "granted ops by bob") {
 		t.Fatalf("a granted account is not linked to its granter: %q", link)
 	}
+	// carol may not approve her own promotion, which bob proposed.
+	res, err = svc.ProposeUserChange(ctx, bob, identity.UserChangeParams{Kind: store.UserChangeAddMember, Username: "carol", Group: "security"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.DecideUserChange(ctx, carol, res.Change.ID, "approve", ""); airlock.ErrorKind(err) != airlock.Forbidden || !strings.Contains(err.Error(), "own account") {
+		t.Fatalf("carol approves adding herself to security: %v", err)
+	}
 	// Non-admins propose nothing.
 	if _, err := svc.ProposeUserChange(ctx, principalOf(t, s, "gone"), identity.UserChangeParams{Kind: store.UserChangeAddMember, Username: "gone", Group: "admins"}); airlock.ErrorKind(err) != airlock.Forbidden {
 		t.Fatalf("a non-admin proposes: %v", err)
