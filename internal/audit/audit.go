@@ -112,6 +112,9 @@ type Meta struct {
 	RequestID  string
 	SourceAddr string
 	UserAgent  string
+	// Via names the channel an act came through when it was not the web
+	// UI, the API or the CLI (slack): recorded as "via" in the details.
+	Via string
 }
 
 type metaKey struct{}
@@ -131,6 +134,13 @@ func MetaFrom(ctx context.Context) Meta {
 // never hold a secret.
 func New(ctx context.Context, now time.Time, typ string, actor Actor, subject, outcome string, details any) *store.AuditEvent {
 	m := MetaFrom(ctx)
+	if m.Via != "" {
+		if d, ok := details.(map[string]any); ok {
+			d["via"] = m.Via
+		} else if details == nil {
+			details = map[string]any{"via": m.Via}
+		}
+	}
 	var raw json.RawMessage
 	if details != nil {
 		b, err := json.Marshal(details)

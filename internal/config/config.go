@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/airlockhq/airlock/internal/notify"
 	"github.com/airlockhq/airlock/internal/sso"
 	"github.com/airlockhq/airlock/internal/strictyaml"
 )
@@ -46,7 +48,78 @@ type Config struct {
 	Runs            Runs          `yaml:"runs"`
 	Audit           Audit         `yaml:"audit"`
 	OIDC            sso.Config    `yaml:"oidc"`
+	Notify          Notify        `yaml:"notify"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Notify configures notifications (docs/notifications.md). With no
+// channel configured nothing is queued.
+type Notify struct {
+	Email    NotifyEmail     `yaml:"email"`
+	Slack    NotifySlack     `yaml:"slack"`
+	Teams    []NotifyTeams   `yaml:"teams"`
+	Webhooks []NotifyWebhook `yaml:"webhooks"`
+	// Owners route the notifications of a team's procedures to the
+	// team's own places (a chat channel, a mailing list, a webhook).
+	Owners []NotifyOwner `yaml:"owners"`
+	// ExpiryWarning: how long before a pending run's approval expires
+	// its approvers and requester are reminded; 0 sends no reminder.
+	ExpiryWarning time.Duration `yaml:"expiry_warning"`
+	// MaxAttempts and MaxBackoff bound retries: the wait doubles from a
+	// second up to MaxBackoff; after MaxAttempts the delivery is a dead
+	// letter.
+	MaxAttempts int           `yaml:"max_attempts"`
+	MaxBackoff  time.Duration `yaml:"max_backoff"`
+	// Lease is how long a replica holds a delivery it is sending before
+	// another may send it again (after a crash).
+	Lease time.Duration `yaml:"lease"`
+}
+
+// NotifyEmail is an SMTP server to send email through.
+type NotifyEmail struct {
+	Host string `yaml:"host"` // empty: no email
+	Port int    `yaml:"port"` // default 587 (starttls), 465 (tls), 25 (none)
+	// TLS: starttls (default, required), tls (implicit, port 465) or none
+	// (only for a relay on localhost).
+	TLS          string `yaml:"tls"`
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+	From         string `yaml:"from"`
+}
+
+// NotifySlack is a Slack app (or a Slack-compatible server).
+type NotifySlack struct {
+	// BotTokenFile holds the bot token (xoxb-…) that posts messages;
+	// SigningSecretFile the secret Slack signs interactions with.
+	BotTokenFile      string `yaml:"bot_token_file"`
+	SigningSecretFile string `yaml:"signing_secret_file"`
+	// APIURL is Slack's Web API (default https://slack.com/api/).
+	APIURL string `yaml:"api_url"`
+}
+
+// NotifyTeams is a Microsoft Teams incoming webhook, by name.
+type NotifyTeams struct {
+	Name    string `yaml:"name"`
+	URLFile string `yaml:"url_file"` // the webhook URL is a credential
+}
+
+// NotifyWebhook is an HTTP endpoint that receives events signed per the
+// Standard Webhooks scheme.
+type NotifyWebhook struct {
+	Name       string   `yaml:"name"`
+	URL        string   `yaml:"url"`
+	SecretFile string   `yaml:"secret_file"` // whsec_… (base64 after the prefix)
+	Kinds      []string `yaml:"kinds"`       // empty: every kind
+}
+
+// NotifyOwner routes a team's procedures' notifications.
+type NotifyOwner struct {
+	Team     string   `yaml:"team"`
+	Email    []string `yaml:"email"`
+	Slack    string   `yaml:"slack"` // a channel ID
+	Teams    string   `yaml:"teams"` // a notify.teams name
+	Webhooks []string `yaml:"webhooks"`
+	Kinds    []string `yaml:"kinds"` // empty: every kind
 }
 
 // Database selects the storage driver.
@@ -155,7 +228,9 @@ func Default() Config {
 			MaxOutputBytes: 10 << 20, MaxAttempts: 3},
 		Review: Review{QuorumLow: []string{"ops"}, QuorumMedium: []string{"ops", "security"},
 			QuorumHigh: []string{"ops", "security", "compliance"}},
-		OIDC:            sso.Config{GroupsClaim: "groups", UsernameClaim: "preferred_username"},
+		OIDC: sso.Config{GroupsClaim: "groups", UsernameClaim: "preferred_username"},
+		Notify: Notify{ExpiryWarning: time.Hour, MaxAttempts: 12, MaxBackoff: time.Hour, Lease: time.Minute,
+			Slack: NotifySlack{APIURL: "https://slack.com/api/"}},
 		ShutdownTimeout: 30 * time.Second,
 	}
 }
@@ -248,6 +323,8 @@ func setFromString(f reflect.Value, s string) error {
 			return fmt.Errorf("expected an integer, got %q", s)
 		}
 		f.SetInt(int64(n))
+	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() != reflect.String:
+		return fmt.Errorf("a list of settings: set it in the configuration file")
 	case f.Kind() == reflect.Slice:
 		var items []string
 		for p := range strings.SplitSeq(s, ",") {
@@ -416,6 +493,89 @@ func (c *Config) Validate() error {
 		if c.OIDC.RedirectURL == "" && c.PublicURL == "" {
 			return &FieldError{"oidc.redirect_url", "expected a callback URL (or set public_url)"}
 		}
+	}
+	return c.Notify.validate()
+}
+
+func (n *Notify) validate() error {
+	kinds := func(key string, ks []string) error {
+		for _, k := range ks {
+			if !slices.Contains(notify.Kinds, k) {
+				return &FieldError{key, fmt.Sprintf("expected kinds among %s, got %q", strings.Join(notify.Kinds, ", "), k)}
+			}
+		}
+		return nil
+	}
+	if e := n.Email; e.Host != "" {
+		switch e.TLS {
+		case "", "starttls", "tls", "none":
+		default:
+			return &FieldError{"notify.email.tls", fmt.Sprintf("expected starttls, tls or none, got %q", e.TLS)}
+		}
+		if _, err := mail.ParseAddress(e.From); err != nil {
+			return &FieldError{"notify.email.from", fmt.Sprintf("expected the sender's address, got %q", e.From)}
+		}
+		if e.Port < 0 || e.Port > 65535 {
+			return &FieldError{"notify.email.port", fmt.Sprintf("expected a port, got %d", e.Port)}
+		}
+	}
+	if (n.Slack.BotTokenFile == "") != (n.Slack.SigningSecretFile == "") && n.Slack.BotTokenFile == "" {
+		return &FieldError{"notify.slack.bot_token_file", "expected the bot token too: approvals from Slack answer through it"}
+	}
+	names := map[string]bool{}
+	for i, t := range n.Teams {
+		key := fmt.Sprintf("notify.teams[%d]", i)
+		if t.Name == "" || t.URLFile == "" {
+			return &FieldError{key, "expected a name and a url_file"}
+		}
+		names["teams:"+t.Name] = true
+	}
+	for i, w := range n.Webhooks {
+		key := fmt.Sprintf("notify.webhooks[%d]", i)
+		switch {
+		case w.Name == "" || names["webhook:"+w.Name]:
+			return &FieldError{key + ".name", "expected a name of its own"}
+		case !strings.HasPrefix(w.URL, "https://") && !strings.HasPrefix(w.URL, "http://"):
+			return &FieldError{key + ".url", fmt.Sprintf("expected an http(s) URL, got %q", w.URL)}
+		case w.SecretFile == "":
+			return &FieldError{key + ".secret_file", "expected a file holding the signing secret (whsec_…)"}
+		}
+		if err := kinds(key+".kinds", w.Kinds); err != nil {
+			return err
+		}
+		names["webhook:"+w.Name] = true
+	}
+	for i, o := range n.Owners {
+		key := fmt.Sprintf("notify.owners[%d]", i)
+		if o.Team == "" {
+			return &FieldError{key + ".team", "expected the owning team's name"}
+		}
+		if o.Teams != "" && !names["teams:"+o.Teams] {
+			return &FieldError{key + ".teams", fmt.Sprintf("expected the name of a notify.teams entry, got %q", o.Teams)}
+		}
+		for _, w := range o.Webhooks {
+			if !names["webhook:"+w] {
+				return &FieldError{key + ".webhooks", fmt.Sprintf("expected names of notify.webhooks entries, got %q", w)}
+			}
+		}
+		for _, a := range o.Email {
+			if _, err := mail.ParseAddress(a); err != nil {
+				return &FieldError{key + ".email", fmt.Sprintf("expected email addresses, got %q", a)}
+			}
+		}
+		if err := kinds(key+".kinds", o.Kinds); err != nil {
+			return err
+		}
+	}
+	switch {
+	case n.ExpiryWarning < 0:
+		return &FieldError{"notify.expiry_warning", "expected a duration, 0 for no reminder"}
+	case n.MaxAttempts < 1:
+		return &FieldError{"notify.max_attempts", "expected a positive integer"}
+	case n.MaxBackoff < time.Second:
+		return &FieldError{"notify.max_backoff", "expected a duration of a second or more"}
+	case n.Lease < time.Second:
+		return &FieldError{"notify.lease", "expected a duration of a second or more"}
 	}
 	return nil
 }

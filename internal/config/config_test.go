@@ -47,6 +47,11 @@ func TestBadConfigNamesField(t *testing.T) {
 		{"tls:\n  cert: x\n", "", "tls: expected both"},
 		{"", "AIRLOCK_LOGIN_MAX_ACCOUNT_FAILURES=lots", "AIRLOCK_LOGIN_MAX_ACCOUNT_FAILURES (login.max_account_failures): expected an integer"},
 		{"log: {format: xml}\n", "", "log.format: expected text or json"},
+		{"", "AIRLOCK_NOTIFY_WEBHOOKS=https://x", "AIRLOCK_NOTIFY_WEBHOOKS (notify.webhooks): a list of settings: set it in the configuration file"},
+		{"notify: {email: {host: smtp.example.com}}\n", "", "notify.email.from: expected the sender's address"},
+		{"notify: {webhooks: [{name: ci, url: ftp://x, secret_file: /s}]}\n", "", "notify.webhooks[0].url: expected an http(s) URL"},
+		{"notify: {webhooks: [{name: ci, url: https://x, secret_file: /s, kinds: [everything]}]}\n", "", "notify.webhooks[0].kinds: expected kinds among"},
+		{"notify: {owners: [{team: payments, webhooks: [nope]}]}\n", "", "notify.owners[0].webhooks: expected names of notify.webhooks entries"},
 	}
 	for _, c := range cases {
 		cfg, err := config.Load(write(t, c.file), []string{c.env})
