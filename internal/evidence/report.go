@@ -107,6 +107,12 @@ func accountOrigins(events []*store.AuditEvent) links {
 		why := fmt.Sprintf("%s's account was %s (event %d)", str(d["username"]), what, e.Seq)
 		l.add(userID, byID, why)
 		l.add(str(d["username"]), byName, why)
+		if e.Type == "user.create" && byID != e.ActorID {
+			// The approver of a new user received its one-time password.
+			why := fmt.Sprintf("%s's account was given its one-time password as approver %s (event %d)", str(d["username"]), e.ActorName, e.Seq)
+			l.add(userID, e.ActorID, why)
+			l.add(str(d["username"]), e.ActorName, why)
+		}
 	}
 	return l
 }

@@ -629,6 +629,9 @@ func (s *Service) ChangePasswordWith(ctx context.Context, p *Principal, c Passwo
 		case cur.PasswordHash != u.PasswordHash:
 			return &airlock.Error{Kind: airlock.Conflict, Field: "current_password", Message: "the password was changed meanwhile; sign in again"}
 		}
+		// A one-time password was known to someone else (an approver, an
+		// admin): tokens minted with it, but the one in use, end with it.
+		first := cur.MustChangePassword
 		cur.PasswordHash, cur.MustChangePassword, cur.UpdatedAt = hash, false, now
 		if err := tx.UserUpdate(ctx, cur); err != nil {
 			return err
@@ -639,6 +642,11 @@ func (s *Service) ChangePasswordWith(ctx context.Context, p *Principal, c Passwo
 		details := map[string]any{"other_sessions_revoked": done.SessionsRevoked}
 		if c.RevokeTokens {
 			if done.TokensRevoked, err = revokeLiveTokens(ctx, tx, u.ID, now); err != nil {
+				return err
+			}
+			details["tokens_revoked"] = done.TokensRevoked
+		} else if first {
+			if done.TokensRevoked, err = revokeLiveTokensExcept(ctx, tx, u.ID, p.TokenID, now); err != nil {
 				return err
 			}
 			details["tokens_revoked"] = done.TokensRevoked

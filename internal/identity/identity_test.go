@@ -268,7 +268,14 @@ func TestSSOLoginMapsGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	admin := &identity.Principal{UserID: "usr_x", Username: "root", Groups: []string{"admins"}}
-	if _, err := svc.ProposeUserChange(ctx, admin, identity.UserChangeParams{Kind: store.UserChangeAddMember, Username: "frank", Group: "oncall"}); err != nil {
+	// frank came from SSO, so admin is not setting up alone: a second
+	// admin approves.
+	res, err := svc.ProposeUserChange(ctx, admin, identity.UserChangeParams{Kind: store.UserChangeAddMember, Username: "frank", Group: "oncall"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := &identity.Principal{UserID: "usr_y", Username: "root2", Groups: []string{"admins"}}
+	if _, err := svc.DecideUserChange(ctx, second, res.Change.ID, "approve", ""); err != nil {
 		t.Fatal(err)
 	}
 	in.Groups = []string{"dev"}
@@ -323,8 +330,13 @@ func TestDisableUser(t *testing.T) {
 	if _, err := svc.PasswordLogin(ctx, "frank", "frank-password-1"); err == nil {
 		t.Error("a disabled user signed in")
 	}
-	// root is the only admin: re-enabling takes effect at once.
-	if _, err := svc.ProposeUserChange(ctx, ap, identity.UserChangeParams{Kind: store.UserChangeEnable, Username: "frank"}); err != nil {
+	// Re-enabling is a change a second admin approves.
+	res, err := svc.ProposeUserChange(ctx, ap, identity.UserChangeParams{Kind: store.UserChangeEnable, Username: "frank"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := &identity.Principal{UserID: "usr_y", Username: "root2", Groups: []string{"admins"}}
+	if _, err := svc.DecideUserChange(ctx, second, res.Change.ID, "approve", ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.Authenticate(ctx, token); err == nil {

@@ -44,13 +44,18 @@ func tokenLive(t *store.Token, now time.Time) bool {
 // revokeLiveTokens revokes, in tx, the user's tokens that still work and
 // returns how many.
 func revokeLiveTokens(ctx context.Context, tx store.Tx, userID string, now time.Time) (int, error) {
+	return revokeLiveTokensExcept(ctx, tx, userID, "", now)
+}
+
+// revokeLiveTokensExcept is revokeLiveTokens sparing the token exceptID.
+func revokeLiveTokensExcept(ctx context.Context, tx store.Tx, userID, exceptID string, now time.Time) (int, error) {
 	toks, err := tx.TokenListForUser(ctx, userID)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, t := range toks {
-		if tokenLive(t, now) {
+		if t.ID != exceptID && tokenLive(t, now) {
 			if err := tx.TokenRevoke(ctx, t.ID, now); err != nil {
 				return 0, err
 			}

@@ -124,17 +124,43 @@ func (s *Service) ProposeUserChange(ctx context.Context, p *Principal, in UserCh
 	return res, nil
 }
 
-// soleAdmin reports whether p may make user changes alone: no change was
-// ever approved by a second admin, and no other enabled account is
-// permitted manageUsers.
+// soleAdmin reports whether p may make user changes alone: p is setting
+// up a fresh install. That ends for good as soon as a second account has
+// been permitted manageUsers, which the store shows even after the
+// account was disabled or taken out of its group — both immediate, and
+// otherwise a way back to acting alone:
+//   - no change was ever proposed by another account, nor approved by
+//     an admin other than its author;
+//   - every other account, enabled or not, is one p created alone while
+//     setting up (an install that predates dual control, or where single
+//     sign-on brought users in, is not being set up);
+//   - none of p's own changes gave an account a group permitted
+//     manageUsers, and no other account is permitted it now.
 func (s *Service) soleAdmin(ctx context.Context, tx store.Tx, p *Principal) (bool, error) {
-	done, err := tx.UserChangeList(ctx, store.UserChangeApproved)
+	all, err := tx.UserChangeList(ctx, "")
 	if err != nil {
 		return false, err
 	}
-	for _, c := range done {
+	mine := map[string]bool{} // accounts p created alone
+	for _, c := range all {
+		if c.AuthorID != p.UserID {
+			return false, nil
+		}
+		if c.Status != store.UserChangeApproved {
+			continue
+		}
 		if c.DecidedByID != c.AuthorID {
 			return false, nil
+		}
+		granted := &Principal{UserID: c.UserID, Username: c.Username, Groups: c.Groups}
+		if c.Kind == store.UserChangeAddMember {
+			granted.Groups = []string{c.Group}
+		}
+		if len(granted.Groups) > 0 && s.authz.AllowedSystem(ctx, granted, manageUsers) {
+			return false, nil
+		}
+		if c.Kind == store.UserChangeCreate {
+			mine[c.UserID] = true
 		}
 	}
 	users, err := tx.UserList(ctx)
@@ -142,8 +168,11 @@ func (s *Service) soleAdmin(ctx context.Context, tx store.Tx, p *Principal) (boo
 		return false, err
 	}
 	for _, u := range users {
-		if u.ID == p.UserID || u.Disabled {
+		if u.ID == p.UserID {
 			continue
+		}
+		if !mine[u.ID] {
+			return false, nil
 		}
 		gs, err := tx.GroupListForUser(ctx, u.ID)
 		if err != nil {
@@ -372,6 +401,13 @@ func (s *Service) apply(ctx context.Context, tx store.Tx, p *Principal, c *store
 		}
 		if err := link(u, "created by "+c.AuthorName, e); err != nil {
 			return nil, err
+		}
+		// The approver receives the one-time password: whoever holds it
+		// can sign in as the account, so it counts as the approver's too.
+		if c.DecidedByID != c.AuthorID {
+			if err := linkTo(ctx, tx, p.Actor(), u, "given its one-time password as approver "+p.Username, e, now); err != nil {
+				return nil, err
+			}
 		}
 		return u, addMembers(u, c.Groups)
 	case store.UserChangeAddMember:
