@@ -70,6 +70,30 @@ type Store interface {
 	SessionTouch(ctx context.Context, id string, at time.Time) error
 	TokenTouch(ctx context.Context, id string, at time.Time) error
 
+	// The notification outbox and its deliveries: bookkeeping of the
+	// dispatcher, outside Update (the audit event that caused a
+	// notification is its record). SetOutboxTypes chooses the audit event
+	// types that put a row in the outbox, in their transaction; none by
+	// default. Claims take rows whose lease has run out (or never had
+	// one) for owner until the given time; Expand, Done and Failed act
+	// only while owner still holds the lease.
+	SetOutboxTypes(types []string)
+	// OutboxAdd adds a reminder (ID chosen so that one is made once);
+	// false when it exists.
+	OutboxAdd(ctx context.Context, e *OutboxEntry) (bool, error)
+	OutboxClaim(ctx context.Context, owner string, now, until time.Time, limit int) ([]*OutboxEntry, error)
+	// OutboxExpand stores an entry's deliveries and marks it done; a
+	// lease lost meanwhile is ErrLeaseLost.
+	OutboxExpand(ctx context.Context, id, owner string, ds []*Delivery, at time.Time) error
+	DeliveryClaim(ctx context.Context, owner string, now, until time.Time, limit int) ([]*Delivery, error)
+	DeliveryDone(ctx context.Context, owner string, ids []string, at time.Time) error
+	// DeliveryFailed records a failed attempt: retried at next, or a dead
+	// letter.
+	DeliveryFailed(ctx context.Context, owner, id, lastError string, next time.Time, dead bool) error
+	// SubscriptionSet records a person's choices (a preference, not
+	// audited).
+	SubscriptionSet(ctx context.Context, subs []*Subscription) error
+
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 	// SchemaVersion is the highest migration applied.
@@ -96,6 +120,10 @@ type Reader interface {
 	UserChangeList(ctx context.Context, status string) ([]*UserChange, error)
 	// AccountLinks lists the links that name userID on either side.
 	AccountLinks(ctx context.Context, userID string) ([]*AccountLink, error)
+	DeliveryGet(ctx context.Context, id string) (*Delivery, error)
+	// DeliveryList lists deliveries newest first.
+	DeliveryList(ctx context.Context, p DeliveryListParams) ([]*Delivery, error)
+	SubscriptionList(ctx context.Context, userID string) ([]*Subscription, error)
 
 	TokenGetByHash(ctx context.Context, hash []byte) (*Token, error)
 	TokenGetByID(ctx context.Context, id string) (*Token, error)
@@ -176,6 +204,8 @@ type Tx interface {
 	// status, who decided, their comment and when.
 	UserChangeDecide(ctx context.Context, c *UserChange) error
 	AccountLinkAdd(ctx context.Context, l *AccountLink) error
+	// DeliveryRetry puts a dead letter back in the queue (an admin's act).
+	DeliveryRetry(ctx context.Context, id string, at time.Time) error
 
 	TokenInsert(ctx context.Context, t *Token) error
 	TokenRevoke(ctx context.Context, id string, at time.Time) error
@@ -318,6 +348,56 @@ type AccountLink struct {
 	Reason    string
 	EventID   string
 	CreatedAt time.Time
+}
+
+// OutboxEntry is a notification waiting to be turned into deliveries:
+// an audit event's (EventSeq its position) or a reminder's (EventSeq -1).
+type OutboxEntry struct {
+	ID        string
+	EventSeq  int64
+	Type      string
+	Subject   string
+	CreatedAt time.Time
+}
+
+// Delivery states.
+const (
+	DeliveryPending   = "pending"
+	DeliveryDelivered = "delivered"
+	DeliveryDead      = "dead"
+)
+
+// Delivery is one message of a notification to one channel target.
+type Delivery struct {
+	ID          string
+	OutboxID    string
+	Kind        string
+	Channel     string
+	Target      string
+	UserID      string
+	Status      string
+	Attempts    int
+	NextAt      time.Time
+	LastError   string
+	CreatedAt   time.Time
+	DeliveredAt time.Time
+}
+
+// DeliveryListParams filters DeliveryList; empty fields match all.
+type DeliveryListParams struct {
+	Status   string
+	OutboxID string
+	Limit    int
+}
+
+// Subscription is a person's choice for one kind of notification on one
+// channel.
+type Subscription struct {
+	UserID    string
+	Kind      string
+	Channel   string
+	Enabled   bool
+	UpdatedAt time.Time
 }
 
 // GroupMember links a user to a group.

@@ -122,6 +122,9 @@ func (tx *Tx) AuditAppend(ctx context.Context, e *store.AuditEvent) error {
 		e.RequestID, e.SourceAddr, details); err != nil {
 		return fmt.Errorf("audit append: %w", err)
 	}
+	if err := tx.outboxAdd(ctx, e); err != nil {
+		return fmt.Errorf("audit append: notification outbox: %w", err)
+	}
 	// The tree: the leaf hash and the interior hashes it completes, under
 	// the same lock and in the same transaction as the event.
 	hashes, err := tlog.StoredHashes(e.Seq, e.Leaf(), tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {

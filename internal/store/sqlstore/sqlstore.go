@@ -55,7 +55,9 @@ type DB struct {
 	// the database would not take it (unavailable, connection lost after
 	// retries), until a write succeeds again. Ping reports it.
 	writeFailed atomic.Pointer[error]
-	queries     // reads go to the reader pool
+	// outbox holds the audit event types that notify (SetOutboxTypes).
+	outbox  atomic.Pointer[map[string]bool]
+	queries // reads go to the reader pool
 }
 
 // New returns a store over the given pools. writer and reader may be the
@@ -257,7 +259,7 @@ func (db *DB) update(ctx context.Context, fn func(tx store.Tx) error) (err error
 		return fmt.Errorf("begin: %w", err)
 	}
 	var missed []string
-	tx := &Tx{queries: queries{q: sqlTx, d: &db.dialect, cache: db.writes, missed: &missed}}
+	tx := &Tx{queries: queries{q: sqlTx, d: &db.dialect, cache: db.writes, missed: &missed}, outbox: db.outbox.Load()}
 	defer func() {
 		if err != nil {
 			_ = sqlTx.Rollback()
@@ -369,6 +371,9 @@ func (db *DB) TokenTouch(ctx context.Context, id string, at time.Time) error {
 // Tx implements store.Tx.
 type Tx struct {
 	queries
+	// outbox: the audit event types that put a row in the notification
+	// outbox (nil: none).
+	outbox  *map[string]bool
 	changes int
 	events  int
 	// firstEvent is the ID of the first audit event appended: stored if
