@@ -124,6 +124,10 @@ type Reader interface {
 	// DeliveryList lists deliveries newest first.
 	DeliveryList(ctx context.Context, p DeliveryListParams) ([]*Delivery, error)
 	SubscriptionList(ctx context.Context, userID string) ([]*Subscription, error)
+	// ChatLinkList lists the chat accounts linked to userID, oldest
+	// first; ChatLinkGet finds the link of one chat user.
+	ChatLinkList(ctx context.Context, userID string) ([]*ChatLink, error)
+	ChatLinkGet(ctx context.Context, provider, teamID, externalID string) (*ChatLink, error)
 
 	TokenGetByHash(ctx context.Context, hash []byte) (*Token, error)
 	TokenGetByID(ctx context.Context, id string) (*Token, error)
@@ -206,6 +210,20 @@ type Tx interface {
 	AccountLinkAdd(ctx context.Context, l *AccountLink) error
 	// DeliveryRetry puts a dead letter back in the queue (an admin's act).
 	DeliveryRetry(ctx context.Context, id string, at time.Time) error
+	// ChatLinkAdd links a chat user (Conflict when they are linked
+	// already); ChatLinkDelete unlinks one of userID's chat users.
+	// ChatLinkCodeAdd stores a link code and forgets the expired ones;
+	// ChatLinkCodeTake removes the code with this hash and returns it,
+	// expired or not (NotFound when there is none), so it works once.
+	// ChatSeenAdd records a chat request's signature, forgets those seen
+	// before pruneBefore, and reports false when it was seen already
+	// (a replay). Codes and signatures are bookkeeping that needs no
+	// audit event of its own.
+	ChatLinkAdd(ctx context.Context, l *ChatLink) error
+	ChatLinkDelete(ctx context.Context, userID, provider, teamID, externalID string) error
+	ChatLinkCodeAdd(ctx context.Context, c *ChatLinkCode, now time.Time) error
+	ChatLinkCodeTake(ctx context.Context, hash []byte) (*ChatLinkCode, error)
+	ChatSeenAdd(ctx context.Context, signature string, at, pruneBefore time.Time) (bool, error)
 
 	TokenInsert(ctx context.Context, t *Token) error
 	TokenRevoke(ctx context.Context, id string, at time.Time) error

@@ -20,6 +20,7 @@ func testAnyDay(t *testing.T, h Harness) {
 			t.Run("Sessions", func(t *testing.T) { testSessions(t, h, base) })
 			t.Run("LoginFailures", func(t *testing.T) { testLoginFailures(t, h, base) })
 			t.Run("LoginReports", func(t *testing.T) { testLoginReports(t, h, base) })
+			t.Run("Chat", func(t *testing.T) { testChat(t, h, base) })
 			t.Run("Runs", func(t *testing.T) { testRuns(t, h, base) })
 			t.Run("RunClaimIsExclusive", func(t *testing.T) { testRunClaimExclusive(t, h, base) })
 			t.Run("RunOutput", func(t *testing.T) { testRunOutput(t, h, base) })

@@ -45,6 +45,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, h, t0) })
 	t.Run("LoginFailures", func(t *testing.T) { testLoginFailures(t, h, t0) })
 	t.Run("LoginReports", func(t *testing.T) { testLoginReports(t, h, t0) })
+	t.Run("Chat", func(t *testing.T) { testChat(t, h, t0) })
 	t.Run("AuditAppend", func(t *testing.T) { testAuditAppend(t, h) })
 	t.Run("ChangeNeedsEvent", func(t *testing.T) { testChangeNeedsEvent(t, h) })
 	t.Run("EventRollsBackWithChange", func(t *testing.T) { testEventRollsBack(t, h) })
