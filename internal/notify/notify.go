@@ -20,6 +20,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -137,3 +138,9 @@ func (p permanent) Unwrap() error { return p.err }
 // Permanent wraps err so that the dispatcher makes the delivery a dead
 // letter at once instead of retrying.
 func Permanent(err error) error { return permanent{err} }
+
+// IsPermanent reports whether err was made by Permanent.
+func IsPermanent(err error) bool {
+	var p permanent
+	return errors.As(err, &p)
+}

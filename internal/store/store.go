@@ -387,12 +387,15 @@ const (
 
 // Delivery is one message of a notification to one channel target.
 type Delivery struct {
-	ID          string
-	OutboxID    string
-	Kind        string
-	Channel     string
-	Target      string
-	UserID      string
+	ID       string
+	OutboxID string
+	Kind     string
+	Channel  string
+	Target   string
+	UserID   string
+	// Message is the message as built at expansion (JSON; never a
+	// secret).
+	Message     []byte
 	Status      string
 	Attempts    int
 	NextAt      time.Time

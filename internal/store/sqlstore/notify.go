@@ -101,9 +101,13 @@ func (db *DB) OutboxExpand(ctx context.Context, id, owner string, ds []*store.De
 			return fmt.Errorf("outbox %s: %w", id, store.ErrLeaseLost)
 		}
 		for _, d := range ds {
-			if _, err := q.exec(ctx, `INSERT INTO notify_deliveries (id, outbox_id, kind, channel, target, user_id, status, next_at, created_at)
-				VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
-				d.ID, d.OutboxID, d.Kind, d.Channel, d.Target, d.UserID, store.DeliveryPending, micros(d.NextAt), micros(d.CreatedAt)); err != nil {
+			msg := string(d.Message)
+			if msg == "" {
+				msg = "{}"
+			}
+			if _, err := q.exec(ctx, `INSERT INTO notify_deliveries (id, outbox_id, kind, channel, target, user_id, message, status, next_at, created_at)
+				VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
+				d.ID, d.OutboxID, d.Kind, d.Channel, d.Target, d.UserID, msg, store.DeliveryPending, micros(d.NextAt), micros(d.CreatedAt)); err != nil {
 				return err
 			}
 		}
@@ -111,16 +115,18 @@ func (db *DB) OutboxExpand(ctx context.Context, id, owner string, ds []*store.De
 	})
 }
 
-const deliveryCols = `id, outbox_id, kind, channel, target, user_id, status, attempts, next_at, last_error, created_at, delivered_at`
+const deliveryCols = `id, outbox_id, kind, channel, target, user_id, message, status, attempts, next_at, last_error, created_at, delivered_at`
 
 func scanDelivery(sc interface{ Scan(...any) error }) (*store.Delivery, error) {
 	var d store.Delivery
 	var next, created, delivered sql.NullInt64
-	if err := sc.Scan(&d.ID, &d.OutboxID, &d.Kind, &d.Channel, &d.Target, &d.UserID, &d.Status, &d.Attempts, &next,
+	var msg string
+	if err := sc.Scan(&d.ID, &d.OutboxID, &d.Kind, &d.Channel, &d.Target, &d.UserID, &msg, &d.Status, &d.Attempts, &next,
 		&d.LastError, &created, &delivered); err != nil {
 		return nil, err
 	}
 	d.NextAt, d.CreatedAt, d.DeliveredAt = fromMicros(next), fromMicros(created), fromMicros(delivered)
+	d.Message = []byte(msg)
 	return &d, nil
 }
 

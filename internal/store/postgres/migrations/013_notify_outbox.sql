@@ -21,6 +21,8 @@ CREATE TABLE notify_deliveries (
 	channel TEXT NOT NULL,
 	target TEXT NOT NULL,
 	user_id TEXT NOT NULL DEFAULT '',
+	-- the message as built when the entry was expanded (never a secret)
+	message TEXT NOT NULL DEFAULT '{}',
 	status TEXT NOT NULL,
 	attempts INTEGER NOT NULL DEFAULT 0,
 	next_at BIGINT NOT NULL,
