@@ -15,6 +15,7 @@ import (
 	"github.com/airlockhq/airlock/internal/authz"
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/inventory"
+	"github.com/airlockhq/airlock/internal/notify"
 	"github.com/airlockhq/airlock/internal/review"
 	"github.com/airlockhq/airlock/internal/run"
 	"github.com/airlockhq/airlock/internal/secretstore"
@@ -31,6 +32,7 @@ type Handler struct {
 	Runs     *run.Service
 	Nodes    *inventory.Service
 	Secrets  *secretstore.Service
+	Notify   *notify.Service
 	Store    store.Store
 	SSO      *sso.Provider // nil when SSO is off
 	Log      *slog.Logger
@@ -84,6 +86,11 @@ func Routes() []Route {
 		{Method: "POST", Path: "/api/v1/auth/login", Public: true, Summary: "Log in with a password; starts a browser session", In: LoginRequest{}, Out: LoginResponse{}, handle: (*Handler).login},
 		{Method: "POST", Path: "/api/v1/auth/token", Public: true, Summary: "Exchange a password for an API token (CLI login)", In: LoginRequest{}, Out: NewTokenResponse{}, Code: 201, handle: (*Handler).loginToken},
 		{Method: "POST", Path: "/api/v1/auth/logout", Action: "self", Summary: "End the current session or revoke the current token", DuringPasswordChange: true, Code: 204, handle: (*Handler).logout},
+		{Method: "GET", Path: "/api/v1/me/notifications", Action: "self", Summary: "One's notification choices: every kind on every channel that reaches one", Out: SubscriptionsJSON{}, handle: (*Handler).mySubscriptions},
+		{Method: "PUT", Path: "/api/v1/me/notifications", Action: "self", Summary: "Change some of one's notification choices", In: SubscriptionsRequest{}, Out: SubscriptionsJSON{}, handle: (*Handler).setMySubscriptions},
+		{Method: "GET", Path: "/api/v1/notify/deliveries", Action: "managePolicy", Summary: "Notification deliveries, newest first (?status=pending|delivered|dead&limit=) (admins)", Out: ListResponse[DeliveryJSON]{}, Query: []string{"status", "limit"}, handle: (*Handler).listDeliveries},
+		{Method: "POST", Path: "/api/v1/notify/deliveries/{id}/retry", Action: "managePolicy", Summary: "Send a dead letter again (admins; audited)", Out: DeliveryJSON{}, handle: (*Handler).retryDelivery},
+		{Method: "POST", Path: "/api/v1/notify/test", Action: "managePolicy", Summary: "Send a test message through a channel (admins; audited)", In: NotifyTestRequest{}, Out: NotifyTestResponse{}, Code: 202, handle: (*Handler).notifyTest},
 		{Method: "POST", Path: "/api/v1/auth/password", Action: "self", Summary: "Change one's own password", DuringPasswordChange: true, In: PasswordRequest{}, Code: 204, handle: (*Handler).changePassword},
 		{Method: "GET", Path: "/api/v1/me", Action: "self", Summary: "Who am I", DuringPasswordChange: true, Out: MeResponse{}, handle: (*Handler).me},
 		{Method: "GET", Path: "/api/v1/tokens", Action: "self", Summary: "List one's own API tokens", Out: ListResponse[TokenJSON]{}, handle: (*Handler).listTokens},

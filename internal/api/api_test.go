@@ -70,9 +70,17 @@ func newEnv(t testing.TB, mutate func(*config.Config)) *env {
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.Runs.Start(ctx) }()
+	notified := make(chan struct{})
+	go func() {
+		defer close(notified)
+		if s.Notify != nil {
+			s.Notify.Run(ctx)
+		}
+	}()
 	t.Cleanup(func() {
 		hs.Close()
 		stop()
+		<-notified
 		select {
 		case <-done:
 		case <-time.After(time.Minute):

@@ -46,7 +46,7 @@ const (
 
 // OutboxTypes are the audit event types the store puts in the outbox.
 var OutboxTypes = []string{RunRequest, RunApprove, RunDeny, RunStart, RunFinish, RunCancel, RunExpire,
-	VersionPropose, VersionActivate, VersionReject, PolicyPropose, UserChange}
+	VersionPropose, VersionActivate, VersionReject, PolicyPropose, UserChange, Test}
 
 // Kinds are what a person subscribes to: an event type as people name
 // it. Several event types may map to one kind.

@@ -82,6 +82,9 @@ type about struct {
 // Plan builds what an entry notifies; nil when it notifies nobody (a run
 // request that runs at once, say).
 func (p *Planner) Plan(ctx context.Context, e *store.OutboxEntry) (*Planned, error) {
+	if e.Type == Test {
+		return p.test(ctx, e)
+	}
 	a, err := p.about(ctx, e)
 	if err != nil || a == nil {
 		return nil, err
@@ -172,6 +175,47 @@ func (p *Planner) Plan(ctx context.Context, e *store.OutboxEntry) (*Planned, err
 		return nil, nil
 	}
 	return &Planned{Message: a.msg, Targets: out}, nil
+}
+
+// test plans a test message through one channel (the entry's subject):
+// to a webhook or Teams channel as such, by email and Slack to whoever
+// asked for it.
+func (p *Planner) test(ctx context.Context, e *store.OutboxEntry) (*Planned, error) {
+	ev, err := p.Store.AuditGet(ctx, e.EventSeq)
+	if err != nil {
+		return nil, err
+	}
+	m := &Message{Kind: KindTest, Type: e.Type, Subject: e.Subject, Time: e.CreatedAt, Link: p.link("/admin"),
+		Title: "Airlock test message", Text: fmt.Sprintf("%s asked Airlock to send this through %s: it works.", ev.ActorName, e.Subject),
+		Data: map[string]any{"kind": KindTest, "event": e.Type, "subject": e.Subject, "requested_by": ev.ActorName}}
+	channel, name, _ := strings.Cut(e.Subject, ":")
+	var targets []Delivery
+	switch channel {
+	case "webhook", "teams":
+		targets = append(targets, Delivery{Channel: e.Subject, Target: name})
+	case "email", "slack":
+		u, err := p.Store.UserGetByID(ctx, ev.ActorID)
+		if err != nil {
+			return nil, err
+		}
+		r := &Recipient{UserID: u.ID, Username: u.Username, Email: u.Email}
+		if channel == "email" && u.Email != "" {
+			targets = append(targets, Delivery{Channel: "email", Target: u.Email, Recipient: r})
+		}
+		if channel == "slack" && p.SlackIDs != nil {
+			ids, err := p.SlackIDs(ctx, u.ID)
+			if err != nil {
+				return nil, err
+			}
+			for _, id := range ids {
+				targets = append(targets, Delivery{Channel: "slack", Target: id, Recipient: r})
+			}
+		}
+	}
+	if len(targets) == 0 {
+		return nil, nil
+	}
+	return &Planned{Message: m, Targets: targets}, nil
 }
 
 func (p *Planner) link(path string) string { return strings.TrimRight(p.PublicURL, "/") + path }

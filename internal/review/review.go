@@ -662,3 +662,36 @@ func (s *Service) CanReview(p *identity.Principal, st *Status) bool {
 	}
 	return true
 }
+
+// Reviewers lists the people who could review v: in a group of its
+// risk class's quorum, permitted review by the policy in force, and
+// neither its author nor an account that counts as the author. For
+// telling them; Review still decides.
+func (s *Service) Reviewers(ctx context.Context, v *store.ProcedureVersion) ([]string, error) {
+	risk, _, err := reviewRisk(ctx, s.store, v)
+	if err != nil {
+		return nil, err
+	}
+	_, res0, err := s.procedureResource(ctx, v.ProcedureName)
+	if err != nil {
+		return nil, err
+	}
+	authorGroups, err := authz.GroupsOf(ctx, s.store, v.AuthorID)
+	if err != nil {
+		return nil, err
+	}
+	vres := policy.Resource{Version: &policy.Version{ID: v.ID, Number: v.Number, Risk: v.Risk, Status: v.Status,
+		Author: v.AuthorName, AuthorGroups: authorGroups, Procedure: *res0.Procedure}}
+	var out []string
+	err = authz.People(ctx, s.store, func(p *identity.Principal) error {
+		if p.UserID == v.AuthorID || !s.quorum.Eligible(risk, p.Groups) || !s.authz.Allowed(ctx, p, policy.ActionReview, vres, policy.Context{}) {
+			return nil
+		}
+		if denied, err := identity.OnePerson(ctx, s.store, p.UserID, []string{v.AuthorID}); err != nil || denied != nil {
+			return err
+		}
+		out = append(out, p.Username)
+		return nil
+	})
+	return out, err
+}

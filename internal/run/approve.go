@@ -8,6 +8,7 @@ import (
 
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/audit"
+	"github.com/airlockhq/airlock/internal/authz"
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/policy"
 	"github.com/airlockhq/airlock/internal/store"
@@ -220,4 +221,26 @@ func (s *Service) cancelLocal(id string, cause error) {
 			a.cancel(cause)
 		}
 	}
+}
+
+// Approvers lists the people who could approve r: permitted by the
+// policy in force, and neither the requester nor an account that counts
+// as the requester. For telling them; Decide still decides.
+func (s *Service) Approvers(ctx context.Context, r *store.Run) ([]string, error) {
+	res, c, err := s.resource(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	err = authz.People(ctx, s.store, func(p *identity.Principal) error {
+		if p.UserID == r.RequesterID || !s.authz.Allowed(ctx, p, policy.ActionApproveRun, res, c) {
+			return nil
+		}
+		if denied, err := identity.OnePerson(ctx, s.store, p.UserID, []string{r.RequesterID}); err != nil || denied != nil {
+			return err
+		}
+		out = append(out, p.Username)
+		return nil
+	})
+	return out, err
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/airlockhq/airlock/internal/executor/sshexec"
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/inventory"
+	"github.com/airlockhq/airlock/internal/notify"
 	"github.com/airlockhq/airlock/internal/procedure"
 	"github.com/airlockhq/airlock/internal/review"
 	"github.com/airlockhq/airlock/internal/run"
@@ -59,6 +60,8 @@ type Server struct {
 	Nodes    *inventory.Service
 	Secrets  *secretstore.Service
 	AuditLog *audit.Log
+	// Notify delivers notifications; nil when no channel is configured.
+	Notify *notify.Dispatcher
 	// AuditKeyCreated is the new checkpoint verifier key, when this start
 	// created it (printed once, like the admin password).
 	AuditKeyCreated string
@@ -229,6 +232,9 @@ func (s *Server) build(ctx context.Context) error {
 	s.Runs = run.New(s.Store, s.Authz, keyring, map[string]executor.Executor{
 		store.TransportLocal: local.Executor{Contain: contained}, store.TransportSSH: sshexec.Executor{},
 	}, rc, s.Log, s.now)
+	if err := s.buildNotify(); err != nil {
+		return err
+	}
 
 	var provider *sso.Provider
 	if cfg.OIDC.Enabled() {
@@ -246,7 +252,8 @@ func (s *Server) build(ctx context.Context) error {
 	for name, db := range s.Store.DBs() {
 		reg.MustRegister(collectors.NewDBStatsCollector(db, name))
 	}
-	h := &api.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Runs: s.Runs, Audit: s.AuditLog, Nodes: s.Nodes, Secrets: s.Secrets, Store: s.Store, SSO: provider, Log: s.Log, Metrics: api.NewMetrics(reg),
+	notifications := &notify.Service{Store: s.Store, Authz: s.Authz, Now: s.now, Dispatcher: s.Notify}
+	h := &api.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Runs: s.Runs, Audit: s.AuditLog, Nodes: s.Nodes, Secrets: s.Secrets, Notify: notifications, Store: s.Store, SSO: provider, Log: s.Log, Metrics: api.NewMetrics(reg),
 		Secure: cfg.TLS.Cert != "", SessionMaxAge: int(cfg.Session.AbsoluteTimeout.Seconds()), Now: s.now}
 	mux := http.NewServeMux()
 	h.Register(mux)
@@ -507,6 +514,13 @@ func (s *Server) Serve(ctx context.Context) error {
 		defer close(reportsDone)
 		s.Identity.RunLoginReports(runsCtx, max(s.Config.Login.AuditWindow/4, time.Second))
 	}()
+	notifyDone := make(chan struct{})
+	go func() {
+		defer close(notifyDone)
+		if s.Notify != nil {
+			s.Notify.Run(runsCtx)
+		}
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
 	var err error
@@ -525,6 +539,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	<-runsDone
 	<-cpDone
 	<-reportsDone
+	<-notifyDone
 	if cerr := s.Store.Close(); err == nil {
 		err = cerr
 	}

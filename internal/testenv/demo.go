@@ -70,7 +70,8 @@ func DemoServer(t testing.TB, mutate ...func(*config.Config)) *Demo {
 	return d
 }
 
-// Serve starts the run workers and an HTTP listener, both stopped at
+// Serve starts the run workers, the notification dispatcher (when a
+// channel is configured) and an HTTP listener, both stopped at
 // cleanup before the server closes, and returns the base URL.
 func (d *Demo) Serve(t testing.TB) string {
 	t.Helper()
@@ -79,6 +80,13 @@ func (d *Demo) Serve(t testing.TB) string {
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); d.Runs.Start(ctx) }()
-	t.Cleanup(func() { d.hs.Close(); stop(); <-done })
+	notified := make(chan struct{})
+	go func() {
+		defer close(notified)
+		if d.Notify != nil {
+			d.Notify.Run(ctx)
+		}
+	}()
+	t.Cleanup(func() { d.hs.Close(); stop(); <-done; <-notified })
 	return d.URL
 }
