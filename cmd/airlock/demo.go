@@ -16,7 +16,7 @@ import (
 )
 
 func (a *app) demoCmd() *cobra.Command {
-	var data, listen, credFile, databaseURL string
+	var data, listen, credFile, databaseURL, cfgFile string
 	c := &cobra.Command{
 		Use:   "demo",
 		Short: "Start Airlock with demo users (SQLite, or PostgreSQL with --database-url)",
@@ -32,8 +32,11 @@ func (a *app) demoCmd() *cobra.Command {
 			"  airlock demo --database-url 'postgres://postgres@127.0.0.1:5432/airlock?sslmode=disable' --data /tmp/airlock-ha --listen 127.0.0.1:8081",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			// AIRLOCK_* variables apply to the demo too (not a file).
-			cfg, err := config.Load("", os.Environ())
+			// A configuration file (--config, AIRLOCK_CONFIG) and AIRLOCK_*
+			// variables apply to the demo too, under what the demo sets
+			// (listen, data, policy and inventory): to try notifications,
+			// say.
+			cfg, err := config.Load(cfgFile, os.Environ())
 			if err != nil {
 				return configError(err)
 			}
@@ -110,6 +113,7 @@ func (a *app) demoCmd() *cobra.Command {
 			})
 		},
 	}
+	c.Flags().StringVar(&cfgFile, "config", os.Getenv("AIRLOCK_CONFIG"), "configuration file (YAML) under the demo's own settings, e.g. notify: (default $AIRLOCK_CONFIG)")
 	c.Flags().StringVar(&data, "data", "", "data directory to use instead of a fresh temporary one")
 	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "listen address (127.0.0.1:0 picks a free port)")
 	c.Flags().StringVar(&credFile, "credentials-file", "", "also write the URL and credentials to this file as JSON (mode 0600)")

@@ -176,7 +176,6 @@ func (d *Dispatcher) deliver(ctx context.Context) (int, error) {
 	}
 	var (
 		mu   sync.Mutex
-		done []string
 		errs []error
 		wg   sync.WaitGroup
 		sem  = make(chan struct{}, d.Parallel)
@@ -186,20 +185,22 @@ func (d *Dispatcher) deliver(ctx context.Context) (int, error) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			err := d.send(ctx, dl)
-			mu.Lock()
-			defer mu.Unlock()
-			if err == nil {
-				done = append(done, dl.ID)
-				return
+			// Each is marked as soon as it is sent: a crash then repeats
+			// only what was in flight, never a whole batch.
+			var e error
+			if err := d.send(ctx, dl); err == nil {
+				e = d.Store.DeliveryDone(ctx, d.Owner, []string{dl.ID}, d.Now())
+			} else {
+				e = d.failed(ctx, dl, err)
 			}
-			if e := d.failed(ctx, dl, err); e != nil {
+			if e != nil {
+				mu.Lock()
 				errs = append(errs, e)
+				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	errs = append(errs, d.Store.DeliveryDone(ctx, d.Owner, done, d.Now()))
 	return len(ds), errors.Join(errs...)
 }
 
