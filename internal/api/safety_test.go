@@ -142,7 +142,8 @@ steps:
 // split across writes appear nowhere: not in stored or streamed output,
 // API responses, audit events or logs.
 func TestSecretsNeverLeak(t *testing.T) {
-	d := newDemoEnv(t, nil)
+	rc := newReceiver(t) // notifications are read for leaks too
+	d := newDemoEnv(t, rc.config)
 	const token, password = "tok-9f8e7d6c5b4a", "pa55-w0rd-xyzzy"
 	code, out, _ := d.call("PUT", "/api/v1/secrets/payments/api-token", d.tok["bob"], api.SecretRequest{Value: token, Scope: &secret.Scope{Teams: []string{"payments"}}})
 	if code != 200 || strings.Contains(toJSON(out), token) {
@@ -185,6 +186,19 @@ func TestSecretsNeverLeak(t *testing.T) {
 	chunks, _ := d.srv.Store.RunOutputList(context.Background(), id, 0, 100000)
 	for _, c := range chunks {
 		everything = append(everything, string(c.Data))
+	}
+	// What notifications carried: webhook bodies as received, and every
+	// stored delivery's message, whatever its channel.
+	rc.wait("run_finished", id)
+	rc.mu.Lock()
+	everything = append(everything, rc.raw...)
+	rc.mu.Unlock()
+	ds, _ := d.srv.Store.DeliveryList(context.Background(), store.DeliveryListParams{Limit: 100000})
+	if len(ds) == 0 {
+		t.Fatal("no notification was stored: the check below would prove nothing")
+	}
+	for _, dl := range ds {
+		everything = append(everything, string(dl.Message), dl.LastError)
 	}
 	rec, _ := d.srv.Store.RunGet(context.Background(), id)
 	if !strings.Contains(d.logs.String(), "POST /api/v1/runs") {
