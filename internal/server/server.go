@@ -262,7 +262,7 @@ func (s *Server) build(ctx context.Context) error {
 	})))
 	mux.Handle("GET /readyz", h.Wrap("GET /readyz", http.HandlerFunc(s.readyz)))
 	mux.Handle("GET /metrics", h.Wrap("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
-	ui := &web.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Runs: s.Runs, Store: s.Store, Audit: s.AuditLog, Nodes: s.Nodes, Secrets: s.Secrets, Log: s.Log, Environments: cfg.Environments,
+	ui := &web.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Runs: s.Runs, Store: s.Store, Audit: s.AuditLog, Nodes: s.Nodes, Secrets: s.Secrets, Notify: notifications, Log: s.Log, Environments: cfg.Environments,
 		Secure: cfg.TLS.Cert != "", SSO: provider != nil, SessionMaxAge: int(cfg.Session.AbsoluteTimeout.Seconds()), Now: s.now}
 	ui.Register(mux, h.Wrap)
 	mux.Handle("/", h.Wrap("not found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -293,6 +293,14 @@ func (h *Handler) renderAdmin(w http.ResponseWriter, r *http.Request, status int
 		}
 		data["Users"], data["Groups"], data["UserChanges"] = users, groups, views
 	}
+	if h.Notify != nil && h.allowedQuietly(r, policy.ActionManagePolicy) {
+		dead, err := h.Notify.Deliveries(ctx, p, store.DeliveryDead, 50)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		data["NotifyChannels"], data["DeadLetters"], data["NotifyAllowed"] = h.Notify.Channels(), dead, true
+	}
 	if len(data) == 1 {
 		h.fail(w, r, airlock.Errorf(airlock.NotFound, "no such page"))
 		return
@@ -302,6 +310,25 @@ func (h *Handler) renderAdmin(w http.ResponseWriter, r *http.Request, status int
 		data[k] = v
 	}
 	h.render(w, r, status, "admin", page{Title: "Administration", Error: errMsg, Flash: flash, Data: data})
+}
+
+// notifyTest sends a test message through a channel.
+func (h *Handler) notifyTest(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	channel := r.PostFormValue("channel")
+	_, err := h.Notify.Test(ctx, identity.PrincipalFrom(ctx), channel)
+	h.adminResult(w, r, err, "A test message is on its way through "+channel+".", nil)
+}
+
+// retryDelivery sends a dead letter again.
+func (h *Handler) retryDelivery(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	d, err := h.Notify.Retry(ctx, identity.PrincipalFrom(ctx), r.PathValue("id"))
+	msg := ""
+	if err == nil {
+		msg = "Delivery " + d.ID + " through " + d.Channel + " is queued again."
+	}
+	h.adminResult(w, r, err, msg, nil)
 }
 
 // userChangeView is a pending user change as the admin page shows it.

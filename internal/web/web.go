@@ -26,6 +26,7 @@ import (
 	"github.com/airlockhq/airlock/internal/authz"
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/inventory"
+	"github.com/airlockhq/airlock/internal/notify"
 	"github.com/airlockhq/airlock/internal/policy"
 	"github.com/airlockhq/airlock/internal/review"
 	"github.com/airlockhq/airlock/internal/run"
@@ -50,6 +51,7 @@ type Handler struct {
 	Audit    *audit.Log
 	Nodes    *inventory.Service
 	Secrets  *secretstore.Service
+	Notify   *notify.Service
 	Log      *slog.Logger
 	// Environments offered in forms.
 	Environments []string
@@ -158,6 +160,8 @@ func (h *Handler) routes() []route {
 		{"POST /admin/nodes/{name}/delete", true, h.deleteNode},
 		{"POST /admin/users", true, h.createUser},
 		{"POST /admin/users/{username}/groups", true, h.addMember},
+		{"POST /admin/notify/test", true, h.notifyTest},
+		{"POST /admin/notify/deliveries/{id}/retry", true, h.retryDelivery},
 		{"POST /admin/users/{username}/disable", true, h.disableUser},
 		{"POST /admin/users/{username}/enable", true, h.enableUser},
 		{"POST /admin/user-changes/{id}/approve", true, h.decideUserChange("approve")},
