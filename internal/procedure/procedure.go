@@ -46,20 +46,21 @@ const (
 
 // Procedure is one definition. Field order is the canonical order.
 type Procedure struct {
-	APIVersion  string      `yaml:"apiVersion" json:"apiVersion"`
-	Kind        string      `yaml:"kind" json:"kind"`
-	Name        string      `yaml:"name" json:"name"`
-	Title       string      `yaml:"title,omitempty" json:"title,omitempty"`
-	Description string      `yaml:"description,omitempty" json:"description,omitempty"`
-	Owner       string      `yaml:"owner" json:"owner"`
-	Risk        string      `yaml:"risk" json:"risk"`
-	Idempotent  bool        `yaml:"idempotent,omitempty" json:"idempotent,omitempty"`
-	Parameters  []Parameter `yaml:"parameters,omitempty" json:"parameters,omitempty"`
-	Targets     *Targets    `yaml:"targets,omitempty" json:"targets,omitempty"`
-	Approval    *Approval   `yaml:"approval,omitempty" json:"approval,omitempty"`
-	Timeout     Duration    `yaml:"timeout,omitempty" json:"timeout,omitempty"`
-	Lock        string      `yaml:"lock,omitempty" json:"lock,omitempty"`
-	Steps       []Step      `yaml:"steps" json:"steps"`
+	APIVersion  string       `yaml:"apiVersion" json:"apiVersion"`
+	Kind        string       `yaml:"kind" json:"kind"`
+	Name        string       `yaml:"name" json:"name"`
+	Title       string       `yaml:"title,omitempty" json:"title,omitempty"`
+	Description string       `yaml:"description,omitempty" json:"description,omitempty"`
+	Owner       string       `yaml:"owner" json:"owner"`
+	Risk        string       `yaml:"risk" json:"risk"`
+	Idempotent  bool         `yaml:"idempotent,omitempty" json:"idempotent,omitempty"`
+	Parameters  []Parameter  `yaml:"parameters,omitempty" json:"parameters,omitempty"`
+	Targets     *Targets     `yaml:"targets,omitempty" json:"targets,omitempty"`
+	Approval    *Approval    `yaml:"approval,omitempty" json:"approval,omitempty"`
+	Timeout     Duration     `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	Lock        string       `yaml:"lock,omitempty" json:"lock,omitempty"`
+	Notify      []NotifyRule `yaml:"notify,omitempty" json:"notify,omitempty"`
+	Steps       []Step       `yaml:"steps" json:"steps"`
 }
 
 // Parameter is one typed input.

@@ -121,6 +121,7 @@ func validate(d *strictyaml.Decoder, p *Procedure, lines []string) {
 		d.ErrorAt("timeout", "expected between 1s and %s, got %s", MaxTimeout, p.Timeout)
 	}
 	refs.check("lock", p.Lock)
+	validateNotify(d, p.Notify)
 
 	if len(p.Steps) == 0 {
 		d.ErrorAt("steps", "is required: at least one step")
@@ -345,6 +346,7 @@ func normalize(p *Procedure) {
 	if p.Timeout == 0 {
 		p.Timeout = Duration(DefaultTimeout)
 	}
+	normalizeNotify(p.Notify)
 	for i := range p.Steps {
 		if p.Steps[i].Script != "" && p.Steps[i].Shell == "" {
 			p.Steps[i].Shell = DefaultShell

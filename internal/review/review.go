@@ -19,6 +19,7 @@ import (
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/audit"
 	"github.com/airlockhq/airlock/internal/authz"
+	"github.com/airlockhq/airlock/internal/config"
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/policy"
 	"github.com/airlockhq/airlock/internal/procedure"
@@ -34,6 +35,26 @@ type Service struct {
 	authz  *authz.Authorizer
 	log    *slog.Logger
 	now    func() time.Time
+
+	// KnownTargets, when set, returns the notify.teams and
+	// notify.webhooks names of the server's configuration: a proposal
+	// whose notify: rules name another is refused, at the name's line
+	// and column. Nil: no check (the file's own validation checks only
+	// the names' syntax).
+	KnownTargets func() procedure.KnownTargets
+}
+
+// ConfiguredTargets returns a KnownTargets for the notification targets
+// of a server's configuration.
+func ConfiguredTargets(n config.Notify) func() procedure.KnownTargets {
+	var known procedure.KnownTargets
+	for _, t := range n.Teams {
+		known.Teams = append(known.Teams, t.Name)
+	}
+	for _, w := range n.Webhooks {
+		known.Webhooks = append(known.Webhooks, w.Name)
+	}
+	return func() procedure.KnownTargets { return known }
 }
 
 // New returns a Service.
@@ -177,6 +198,9 @@ func (s *Service) Propose(ctx context.Context, p *identity.Principal, src *proce
 	if err := s.authz.Check(ctx, p, policy.ActionPropose, policy.Resource{Procedure: &target}, policy.Context{}); err != nil {
 		return nil, err
 	}
+	if err := s.checkTargets(src); err != nil {
+		return nil, err
+	}
 	now := s.now().UTC()
 	var res ProposeResult
 	err := s.store.Update(ctx, func(tx store.Tx) error {
@@ -285,6 +309,21 @@ func checkSecretUse(ctx context.Context, tx store.Tx, src *procedure.Source) err
 		return nil
 	}
 	return &airlock.Error{Kind: airlock.Invalid, Field: "source", Message: strings.Join(msgs, "\n")}
+}
+
+// checkTargets refuses a definition whose notify: rules name a Teams
+// webhook or a webhook the server's configuration lacks, each at its line
+// and column: a version must not be reviewed and approved for a place
+// its notifications can never reach.
+func (s *Service) checkTargets(src *procedure.Source) error {
+	if s.KnownTargets == nil || len(src.Procedure.Notify) == 0 {
+		return nil
+	}
+	errs := src.CheckTargets(s.KnownTargets())
+	if len(errs) == 0 {
+		return nil
+	}
+	return &airlock.Error{Kind: airlock.Invalid, Field: "source", Message: errs.Error()}
 }
 
 // ReviewResult tells what a review did.
