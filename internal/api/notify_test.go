@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -246,4 +247,56 @@ func (d *demoEnv) userID(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return u.ID
+}
+
+// jsonFields lists the JSON names of a struct's fields, embedded ones
+// included.
+func jsonFields(t reflect.Type) map[string]bool {
+	out := map[string]bool{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous {
+			for k := range jsonFields(f.Type) {
+				out[k] = true
+			}
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		out[name] = true
+	}
+	return out
+}
+
+// TestWebhookPayloadsAreDocumented: the OpenAPI document describes a
+// webhook for every kind, and what a run's webhooks carry is what the
+// schema says, field for field.
+func TestWebhookPayloadsAreDocumented(t *testing.T) {
+	b, err := api.OpenAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Webhooks map[string]any `json:"webhooks"`
+	}
+	json.Unmarshal(b, &doc)
+	for _, k := range append(notify.Kinds, notify.KindTest) {
+		if doc.Webhooks["notification."+k] == nil {
+			t.Errorf("no webhook schema for %s", k)
+		}
+	}
+	rc := newReceiver(t)
+	d := newDemoEnv(t, rc.config)
+	_, r := d.request(t, "alice", api.RunRequest{Procedure: "flush-cache", Environment: "staging", Params: map[string]any{"cache": "sessions"}})
+	p := rc.wait("run_finished", r["id"].(string))
+	fields := jsonFields(reflect.TypeFor[api.WebhookRun]())
+	for k := range p.Data {
+		if !fields[k] {
+			t.Errorf("run_finished carries %q, which the schema does not describe", k)
+		}
+	}
+	for k := range fields {
+		if _, ok := p.Data[k]; !ok && k != "text" {
+			t.Errorf("the schema describes %q, which run_finished lacks", k)
+		}
+	}
 }
