@@ -300,3 +300,33 @@ func TestWebhookPayloadsAreDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestProcedureRoutesItsNotifications: a procedure's notify: rules, as
+// reviewed, send its notifications to its own places — here a webhook the
+// configuration otherwise sends only policy changes to; an unknown name
+// is refused when the version is proposed.
+func TestProcedureRoutesItsNotifications(t *testing.T) {
+	ops := newReceiver(t)
+	d := newDemoEnv(t, func(c *config.Config) {
+		ops.config(c)
+		c.Notify.Webhooks[0].Name, c.Notify.Webhooks[0].Kinds = "ops", []string{"policy_needed"}
+	})
+	src := strings.Replace(echoProc, "steps:", "notify:\n  - kinds: [run_finished]\n    webhooks: [ops]\nsteps:", 1)
+	if code, out, _ := d.call("POST", "/api/v1/versions", d.tok["alice"], api.ProposeRequest{Source: strings.Replace(src, "[ops]", "[nope]", 1)}); code != 400 ||
+		!strings.Contains(errMessage(out), "nope") {
+		t.Fatalf("an unknown webhook name: %d %v", code, out)
+	}
+	d.install(t, src)
+	_, r := d.request(t, "alice", api.RunRequest{Procedure: "echo-params", Environment: "staging",
+		Params: map[string]any{"s": "x", "n": 1, "b": true, "e": "a b", "m": []string{"t"}}})
+	if p := ops.wait("run_finished", r["id"].(string)); p.Data["procedure"] != "echo-params" {
+		t.Fatalf("payload: %v", p.Data)
+	}
+	ops.mu.Lock()
+	defer ops.mu.Unlock()
+	for _, p := range ops.got {
+		if p.Type != "run_finished" {
+			t.Errorf("the ops webhook got a %s notification: neither its configuration nor the procedure asked for it", p.Type)
+		}
+	}
+}

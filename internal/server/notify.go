@@ -8,6 +8,7 @@ import (
 
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/notify"
+	"github.com/airlockhq/airlock/internal/procedure"
 	notifywebhook "github.com/airlockhq/airlock/internal/notify/webhook"
 	"github.com/airlockhq/airlock/internal/store"
 )
@@ -72,11 +73,33 @@ func (s *Server) buildNotify() error {
 	s.Notify = &notify.Dispatcher{Store: s.Store, Log: s.Log, Owner: airlock.NewID("dsp", s.now()), Now: s.now,
 		Lease: cfg.Lease, MaxAttempts: cfg.MaxAttempts, MaxBackoff: cfg.MaxBackoff, ExpiryWarning: cfg.ExpiryWarning,
 		Planner: &notify.Planner{Store: s.Store, Directory: directory{s}, PublicURL: s.Config.PublicURL, Channels: channels,
-			Webhooks: webhooks, Owners: owners}}
+			Webhooks: webhooks, Owners: owners, ProcedureRoutes: s.procedureRoutes}}
 	names := make([]string, 0, len(channels))
 	for n := range channels {
 		names = append(names, n)
 	}
 	s.Log.Info("notifications", "channels", strings.Join(names, ","))
 	return nil
+}
+
+// procedureRoutes reads the notify: rules of a procedure's version in
+// service: what its reviewers approved.
+func (s *Server) procedureRoutes(ctx context.Context, name string) ([]notify.Route, error) {
+	p, err := s.Store.ProcedureGetByName(ctx, name)
+	if err != nil || p.ActiveVersionID == "" {
+		return nil, nil // gone, or never in service: no routes of its own
+	}
+	v, err := s.Store.ProcedureVersionGet(ctx, p.ActiveVersionID)
+	if err != nil {
+		return nil, err
+	}
+	def, err := procedure.FromCanonical(v.Definition)
+	if err != nil {
+		return nil, err
+	}
+	var out []notify.Route
+	for _, r := range def.Notify {
+		out = append(out, notify.Route{Kinds: r.Kinds, Email: r.Email, Slack: r.Slack, Teams: r.Teams, Webhooks: r.Webhooks})
+	}
+	return out, nil
 }

@@ -175,6 +175,7 @@ func (s *Server) build(ctx context.Context) error {
 	quorum := review.Quorum{procedure.RiskLow: cfg.Review.QuorumLow, procedure.RiskMedium: cfg.Review.QuorumMedium,
 		procedure.RiskHigh: cfg.Review.QuorumHigh}
 	s.Review = review.New(s.Store, quorum, s.Authz, s.Log, s.now)
+	s.Review.KnownTargets = review.ConfiguredTargets(cfg.Notify)
 	// The keys first, and checked against what is stored, before this
 	// start writes anything.
 	keyring, err := s.keyring()
