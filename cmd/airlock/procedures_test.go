@@ -21,14 +21,32 @@ import (
 // root2, and returns the in-process CLI as each of them.
 func inProcess(t *testing.T) func(user string) cli {
 	t.Helper()
-	cfg := config.Default()
+	return inProcessWith(t, "")
+}
+
+// inProcessWith is inProcess with a configuration file (empty: none),
+// and the notification dispatcher running when it configures a channel.
+func inProcessWith(t *testing.T, file string) func(user string) cli {
+	t.Helper()
+	cfg, err := config.Load(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg.Data = t.TempDir()
 	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(s.Handler())
-	t.Cleanup(func() { hs.Close(); s.Close() })
+	dctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if s.Notify != nil {
+			s.Notify.Run(dctx)
+		}
+	}()
+	t.Cleanup(func() { hs.Close(); stop(); <-done; s.Close() })
 	// alice is also in ops, so that policy lets her review: separation of
 	// duties must still stop her reviewing her own versions.
 	users := map[string][]string{"alice": {"dev", "payments", "ops"}, "bob": {"ops"}, "carol": {"security"},
