@@ -43,6 +43,10 @@ type Handler struct {
 	SessionMaxAge int
 	// Now is the clock that dates evidence bundles; nil means time.Now.
 	Now func() time.Time
+	// SlackCommands and SlackInteractions serve Slack's callbacks (the
+	// /airlock command, the Approve and Deny buttons); nil when Slack is
+	// not configured.
+	SlackCommands, SlackInteractions http.Handler
 }
 
 func (h *Handler) now() time.Time {
@@ -93,6 +97,11 @@ func Routes() []Route {
 		{Method: "POST", Path: "/api/v1/notify/test", Action: "managePolicy", Summary: "Send a test message through a channel (admins; audited)", In: NotifyTestRequest{}, Out: NotifyTestResponse{}, Code: 202, handle: (*Handler).notifyTest},
 		{Method: "POST", Path: "/api/v1/auth/password", Action: "self", Summary: "Change one's own password", DuringPasswordChange: true, In: PasswordRequest{}, Code: 204, handle: (*Handler).changePassword},
 		{Method: "GET", Path: "/api/v1/me", Action: "self", Summary: "Who am I", DuringPasswordChange: true, Out: MeResponse{}, handle: (*Handler).me},
+		{Method: "GET", Path: "/api/v1/me/chat-links", Action: "self", Summary: "List the chat accounts (Slack) linked to one's account", Out: ListResponse[ChatLinkJSON]{}, handle: (*Handler).listChatLinks},
+		{Method: "POST", Path: "/api/v1/me/chat-links/code", Action: "self", Summary: "Issue a one-time code (10 minutes) that links the chat account typing it to one's account", Out: ChatLinkCodeResponse{}, Code: 201, handle: (*Handler).chatLinkCode},
+		{Method: "DELETE", Path: "/api/v1/me/chat-links/{provider}/{team}/{id}", Action: "self", Summary: "Unlink one of one's chat accounts", Code: 204, handle: (*Handler).unlinkChat},
+		{Method: "POST", Path: "/api/v1/chat/slack/commands", Public: true, Summary: "Slack's /airlock slash command (form-encoded, authenticated by Slack's request signature)", Out: map[string]any{}, handle: chatEndpoint(func(h *Handler) http.Handler { return h.SlackCommands })},
+		{Method: "POST", Path: "/api/v1/chat/slack/interactions", Public: true, Summary: "Slack's interactions: the Approve and Deny buttons (form-encoded, authenticated by Slack's request signature)", Code: 200, handle: chatEndpoint(func(h *Handler) http.Handler { return h.SlackInteractions })},
 		{Method: "GET", Path: "/api/v1/tokens", Action: "self", Summary: "List one's own API tokens", Out: ListResponse[TokenJSON]{}, handle: (*Handler).listTokens},
 		{Method: "POST", Path: "/api/v1/tokens", Action: "self", Summary: "Create an API token (the secret is shown once)", In: CreateTokenRequest{}, Out: NewTokenResponse{}, Code: 201, handle: (*Handler).createToken},
 		{Method: "DELETE", Path: "/api/v1/tokens/{id}", Action: "self", Summary: "Revoke an API token", Code: 204, handle: (*Handler).revokeToken},

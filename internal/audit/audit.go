@@ -85,6 +85,19 @@ const (
 	// EvidenceExport records who took which evidence bundle out.
 	EvidenceExport = "evidence.export"
 
+	// ChatLinkCode records a one-time code issued to link a chat
+	// account; ChatLink and ChatUnlink the link made with it and its
+	// removal; ChatLinkDenied a code that did not link. A chat
+	// interaction refused before it reached a service (bad signature,
+	// stale timestamp, replay, an unlinked chat user) is
+	// ChatInteractionDenied, at most about one per source a minute with
+	// a count.
+	ChatLinkCode          = "chat.link_code"
+	ChatLink              = "chat.link"
+	ChatUnlink            = "chat.unlink"
+	ChatLinkDenied        = "chat.link_denied"
+	ChatInteractionDenied = "chat.interaction_denied"
+
 	// ProcedureVersionReviewDenied records a refused review attempt:
 	// self-review, a stale digest, an ineligible reviewer.
 	ProcedureVersionReviewDenied = "procedure_version.review_denied"

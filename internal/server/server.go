@@ -36,6 +36,7 @@ import (
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/inventory"
 	"github.com/airlockhq/airlock/internal/notify"
+	"github.com/airlockhq/airlock/internal/notify/slack"
 	"github.com/airlockhq/airlock/internal/procedure"
 	"github.com/airlockhq/airlock/internal/review"
 	"github.com/airlockhq/airlock/internal/run"
@@ -72,6 +73,9 @@ type Server struct {
 	// server, at each use; nil means time.Now. Tests move time with it;
 	// set it before Serve, or while nothing else runs.
 	Now func() time.Time
+	// Slack serves Slack's callbacks when notify.slack is configured
+	// (else nil); its Close records the refusals it is still counting.
+	Slack *slack.Handler
 
 	auditKeyPath   string // where the audit signing key came from
 	masterKeyPath  string // where the master key came from
@@ -256,6 +260,9 @@ func (s *Server) build(ctx context.Context) error {
 	notifications := &notify.Service{Store: s.Store, Authz: s.Authz, Now: s.now, Dispatcher: s.Notify}
 	h := &api.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Runs: s.Runs, Audit: s.AuditLog, Nodes: s.Nodes, Secrets: s.Secrets, Notify: notifications, Store: s.Store, SSO: provider, Log: s.Log, Metrics: api.NewMetrics(reg),
 		Secure: cfg.TLS.Cert != "", SessionMaxAge: int(cfg.Session.AbsoluteTimeout.Seconds()), Now: s.now}
+	if s.Slack, err = s.wireChat(h); err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	h.Register(mux)
 	mux.Handle("GET /healthz", h.Wrap("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
