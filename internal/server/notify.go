@@ -62,6 +62,9 @@ func (s *Server) buildNotify() error {
 		channels[ch.Name()] = ch
 		webhooks[w.Name] = w.Kinds
 	}
+	if err := s.chatChannels(channels); err != nil {
+		return err
+	}
 	if len(channels) == 0 {
 		return nil
 	}
@@ -73,7 +76,7 @@ func (s *Server) buildNotify() error {
 	s.Notify = &notify.Dispatcher{Store: s.Store, Log: s.Log, Owner: airlock.NewID("dsp", s.now()), Now: s.now,
 		Lease: cfg.Lease, MaxAttempts: cfg.MaxAttempts, MaxBackoff: cfg.MaxBackoff, ExpiryWarning: cfg.ExpiryWarning,
 		Planner: &notify.Planner{Store: s.Store, Directory: directory{s}, PublicURL: s.Config.PublicURL, Channels: channels,
-			Webhooks: webhooks, Owners: owners, ProcedureRoutes: s.procedureRoutes}}
+			Webhooks: webhooks, Owners: owners, ProcedureRoutes: s.procedureRoutes, SlackIDs: s.slackIDs}}
 	names := make([]string, 0, len(channels))
 	for n := range channels {
 		names = append(names, n)

@@ -544,6 +544,12 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	stopRuns()
+	if s.Slack != nil {
+		// Refusals still being counted reach the audit log.
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		s.Slack.Close(sctx)
+		cancel()
+	}
 	<-runsDone
 	<-cpDone
 	<-reportsDone

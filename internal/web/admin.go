@@ -12,6 +12,7 @@ import (
 	"github.com/airlockhq/airlock/internal/authz"
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/inventory"
+	"github.com/airlockhq/airlock/internal/notify"
 	"github.com/airlockhq/airlock/internal/policy"
 	"github.com/airlockhq/airlock/internal/secret"
 	"github.com/airlockhq/airlock/internal/store"
@@ -170,6 +171,12 @@ func (h *Handler) accountPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, status int, errMsg, flash, newToken string) {
+	h.renderAccountWith(w, r, status, errMsg, flash, newToken, nil)
+}
+
+// renderAccountWith shows the account page; code is a chat link code
+// just issued (shown once).
+func (h *Handler) renderAccountWith(w http.ResponseWriter, r *http.Request, status int, errMsg, flash, newToken string, code *identity.ChatLinkCode) {
 	ctx := r.Context()
 	p := identity.PrincipalFrom(ctx)
 	tokens, err := h.Identity.ListTokens(ctx, p)
@@ -183,8 +190,87 @@ func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, status i
 		h.fail(w, r, err)
 		return
 	}
-	h.render(w, r, status, "account", page{Title: "Account", Error: errMsg, Flash: flash,
-		Data: map[string]any{"Tokens": tokens, "LiveTokens": live, "NewToken": newToken, "Now": h.now()}})
+	links, err := h.Identity.ChatLinks(ctx, p)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	data := map[string]any{"Tokens": tokens, "LiveTokens": live, "NewToken": newToken, "Now": h.now(), "ChatLinks": links, "LinkCode": code}
+	if h.Notify != nil {
+		choices, err := h.Notify.Subscriptions(ctx, p)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		data["Choices"] = choiceRows(choices)
+	}
+	h.render(w, r, status, "account", page{Title: "Account", Error: errMsg, Flash: flash, Data: data})
+}
+
+// chatLinkCode issues a one-time code that links a chat account (typed
+// there as /airlock link CODE), shown once.
+func (h *Handler) chatLinkCode(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	c, err := h.Identity.IssueChatLinkCode(ctx, identity.PrincipalFrom(ctx))
+	if err != nil {
+		h.renderAccount(w, r, airlockStatus(err), userMessage(err), "", "")
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	h.renderAccountWith(w, r, http.StatusOK, "", "", "", c)
+}
+
+func (h *Handler) unlinkChat(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	err := h.Identity.UnlinkChat(ctx, identity.PrincipalFrom(ctx),
+		identity.ChatAccount{Provider: r.PathValue("provider"), TeamID: r.PathValue("team"), ExternalID: r.PathValue("id")})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/account", http.StatusSeeOther)
+}
+
+// choiceRow is one kind of notification with its channels, for the
+// account page's table.
+type choiceRow struct {
+	Kind    string
+	Choices []notify.Choice
+}
+
+func choiceRows(cs []notify.Choice) []choiceRow {
+	var rows []choiceRow
+	for _, c := range cs {
+		if len(rows) == 0 || rows[len(rows)-1].Kind != c.Kind {
+			rows = append(rows, choiceRow{Kind: c.Kind})
+		}
+		rows[len(rows)-1].Choices = append(rows[len(rows)-1].Choices, c)
+	}
+	return rows
+}
+
+// setNotifications records the account page's notification choices: a
+// box ticked is on, every other box the page showed is off.
+func (h *Handler) setNotifications(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	p := identity.PrincipalFrom(ctx)
+	shown, err := h.Notify.Subscriptions(ctx, p)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	on := map[string]bool{}
+	for _, v := range r.PostForm["on"] {
+		on[v] = true
+	}
+	for i := range shown {
+		shown[i].Enabled = on[shown[i].Kind+":"+shown[i].Channel]
+	}
+	if err := h.Notify.SetSubscriptions(ctx, p, shown); err != nil {
+		h.renderAccount(w, r, airlockStatus(err), userMessage(err), "", "")
+		return
+	}
+	h.renderAccount(w, r, http.StatusOK, "", "Your notification choices are saved.", "")
 }
 
 func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {

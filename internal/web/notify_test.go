@@ -100,3 +100,45 @@ func waitUntil(t *testing.T, within time.Duration, what string, check func() err
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestAccountNotificationChoices: the account page lists every kind on
+// every channel that reaches a person (Slack here), on until changed;
+// the form keeps what is ticked and turns off the rest it showed.
+func TestAccountNotificationChoices(t *testing.T) {
+	slackAPI := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"ok":true}`))
+	}))
+	defer slackAPI.Close()
+	token := filepath.Join(t.TempDir(), "bot.token")
+	os.WriteFile(token, []byte("xoxb-test"), 0o600)
+	s := startServer(t, func(c *config.Config) {
+		c.Notify.Slack.BotTokenFile, c.Notify.Slack.APIURL = token, slackAPI.URL+"/"
+	})
+	alice := s.visitor(t, "alice")
+	_, page := alice.get("/account")
+	if !strings.Contains(page, `value="approval_needed:slack" checked`) || !strings.Contains(page, `value="run_finished:slack" checked`) {
+		t.Fatalf("account page choices: %.3000s", page)
+	}
+	code, page := alice.post("/account/notifications", url.Values{"csrf_token": {alice.csrf()}, "on": {"run_finished:slack"}})
+	if code != http.StatusOK || !strings.Contains(page, "choices are saved") {
+		t.Fatalf("save: %d %.300s", code, page)
+	}
+	if !strings.Contains(page, `value="run_finished:slack" checked`) || strings.Contains(page, `value="approval_decided:slack" checked`) {
+		t.Fatalf("after saving: %.3000s", page)
+	}
+	u, _ := s.srv.Store.UserGetByUsername(t.Context(), "alice")
+	subs, _ := s.srv.Store.SubscriptionList(t.Context(), u.ID)
+	on := 0
+	for _, x := range subs {
+		if x.Enabled {
+			on++
+			if x.Kind != "run_finished" {
+				t.Errorf("%s on", x.Kind)
+			}
+		}
+	}
+	if on != 1 || len(subs) < 10 {
+		t.Fatalf("stored choices: %d on of %d", on, len(subs))
+	}
+}

@@ -170,8 +170,11 @@ func (h *Handler) routes() []route {
 		{"POST /admin/users/{username}/groups/{group}/remove", true, h.removeMember},
 		{"GET /account", true, h.accountPage},
 		{"POST /account/password", true, h.changePassword},
+		{"POST /account/notifications", true, h.setNotifications},
 		{"POST /account/tokens", true, h.createToken},
 		{"POST /account/tokens/{id}/revoke", true, h.revokeToken},
+		{"POST /account/chat-links/code", true, h.chatLinkCode},
+		{"POST /account/chat-links/{provider}/{team}/{id}/unlink", true, h.unlinkChat},
 	}
 }
 
