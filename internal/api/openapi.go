@@ -80,13 +80,13 @@ func OpenAPI() ([]byte, error) {
 	webhooks := map[string]any{}
 	for kind, payload := range webhookKinds() {
 		webhooks["notification."+kind] = map[string]any{"post": map[string]any{
-			"summary": "A " + kind + " notification, signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature)",
+			"summary":     "A " + kind + " notification, signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature)",
 			"requestBody": map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": ref(payload)}}},
 			"responses":   map[string]any{"2XX": map[string]any{"description": "Received; any other answer is retried (408, 429, 5xx) or a dead letter"}},
 		}}
 	}
 	doc := map[string]any{
-		"openapi": "3.1.0",
+		"openapi":  "3.1.0",
 		"webhooks": webhooks,
 		"info": map[string]any{"title": "Airlock API", "version": "v1",
 			"description": "Self-service operations with reviewed procedures, policy, approvals and a tamper-evident audit log. " +

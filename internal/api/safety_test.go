@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/airlockhq/airlock/internal/api"
+	"github.com/airlockhq/airlock/internal/config"
+	"github.com/airlockhq/airlock/internal/notify/slack/slacktest"
 	"github.com/airlockhq/airlock/internal/secret"
 	"github.com/airlockhq/airlock/internal/store"
 )
@@ -142,8 +144,18 @@ steps:
 // split across writes appear nowhere: not in stored or streamed output,
 // API responses, audit events or logs.
 func TestSecretsNeverLeak(t *testing.T) {
-	rc := newReceiver(t) // notifications are read for leaks too
-	d := newDemoEnv(t, rc.config)
+	// Notifications are read for leaks too, on every channel: a webhook,
+	// and Slack (bob linked).
+	rc := newReceiver(t)
+	fake := slacktest.New(t, "8f742231b10e8888abcd99yyyzzz85a5")
+	d := newDemoEnv(t, func(c *config.Config) {
+		rc.config(c)
+		tok, sec := filepath.Join(c.Data, "slack-bot-token"), filepath.Join(c.Data, "slack-signing-secret")
+		os.WriteFile(tok, []byte("xoxb-test-token\n"), 0o600)
+		os.WriteFile(sec, []byte(fake.Secret+"\n"), 0o600)
+		c.Notify.Slack = config.NotifySlack{BotTokenFile: tok, SigningSecretFile: sec, APIURL: fake.APIURL()}
+	})
+	linkSlack(t, d, fake, "bob", "UBOB")
 	const token, password = "tok-9f8e7d6c5b4a", "pa55-w0rd-xyzzy"
 	code, out, _ := d.call("PUT", "/api/v1/secrets/payments/api-token", d.tok["bob"], api.SecretRequest{Value: token, Scope: &secret.Scope{Teams: []string{"payments"}}})
 	if code != 200 || strings.Contains(toJSON(out), token) {
@@ -193,6 +205,12 @@ func TestSecretsNeverLeak(t *testing.T) {
 	rc.mu.Lock()
 	everything = append(everything, rc.raw...)
 	rc.mu.Unlock()
+	fake.Wait("bob told in Slack his run finished", func(c slacktest.Call) bool {
+		return c.Method == "chat.postMessage" && strings.Contains(c.Form.Get("blocks"), id) && strings.Contains(c.Form.Get("text"), "failed")
+	})
+	for _, c := range fake.Calls() {
+		everything = append(everything, c.Form.Encode(), toJSON(c.JSON))
+	}
 	ds, _ := d.srv.Store.DeliveryList(context.Background(), store.DeliveryListParams{Limit: 100000})
 	if len(ds) == 0 {
 		t.Fatal("no notification was stored: the check below would prove nothing")
