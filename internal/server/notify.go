@@ -8,8 +8,8 @@ import (
 
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/notify"
-	"github.com/airlockhq/airlock/internal/procedure"
 	notifywebhook "github.com/airlockhq/airlock/internal/notify/webhook"
+	"github.com/airlockhq/airlock/internal/procedure"
 	"github.com/airlockhq/airlock/internal/store"
 )
 
