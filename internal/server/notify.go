@@ -8,6 +8,7 @@ import (
 
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/notify"
+	"github.com/airlockhq/airlock/internal/notify/email"
 	notifywebhook "github.com/airlockhq/airlock/internal/notify/webhook"
 	"github.com/airlockhq/airlock/internal/procedure"
 	"github.com/airlockhq/airlock/internal/store"
@@ -61,6 +62,20 @@ func (s *Server) buildNotify() error {
 		ch := notifywebhook.New(w.Name, w.URL, key, nil, s.now)
 		channels[ch.Name()] = ch
 		webhooks[w.Name] = w.Kinds
+	}
+	if e := cfg.Email; e.Host != "" {
+		password := ""
+		if e.PasswordFile != "" {
+			var err error
+			if password, err = readSecretFile("notify.email.password_file", e.PasswordFile); err != nil {
+				return err
+			}
+		}
+		ch, err := email.New(e, password)
+		if err != nil {
+			return err
+		}
+		channels[ch.Name()] = ch
 	}
 	if err := s.chatChannels(channels); err != nil {
 		return err
