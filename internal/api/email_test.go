@@ -1,10 +1,16 @@
 package api_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
 	"net"
+	netmail "net/mail"
+	"net/textproto"
 	"sort"
 	"strings"
 	"sync"
@@ -138,8 +144,45 @@ func TestEmailGoesToThoseConcerned(t *testing.T) {
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
 	for _, m := range mb.mail {
-		if !strings.Contains(m.data, "Content-Type: text/html") || !strings.Contains(m.data, d.url+"/") {
+		if !strings.Contains(m.data, "Content-Type: text/html") || !strings.Contains(decoded(t, m.data), d.url+"/") ||
+			!strings.Contains(decoded(t, m.data), "Open in Airlock") {
 			t.Fatalf("a message without its HTML part or link: %s", m.data)
 		}
 	}
+}
+
+// decoded is a message's text as a reader sees it: each part's body
+// decoded from its transfer encoding (a secret base64-encoded in transit
+// must be caught too).
+func decoded(t *testing.T, data string) string {
+	t.Helper()
+	msg, err := netmail.ReadMessage(strings.NewReader(data))
+	if err != nil {
+		t.Fatalf("not a message: %v", err)
+	}
+	var out strings.Builder
+	var walk func(h textproto.MIMEHeader, body io.Reader)
+	walk = func(h textproto.MIMEHeader, body io.Reader) {
+		mt, params, _ := mime.ParseMediaType(h.Get("Content-Type"))
+		if strings.HasPrefix(mt, "multipart/") {
+			mr := multipart.NewReader(body, params["boundary"])
+			for {
+				p, err := mr.NextPart()
+				if err != nil {
+					return
+				}
+				walk(p.Header, p)
+			}
+		}
+		switch strings.ToLower(h.Get("Content-Transfer-Encoding")) {
+		case "base64":
+			body = base64.NewDecoder(base64.StdEncoding, body)
+		case "quoted-printable":
+			body = quotedprintable.NewReader(body)
+		}
+		b, _ := io.ReadAll(body)
+		out.Write(b)
+	}
+	walk(textproto.MIMEHeader(msg.Header), msg.Body)
+	return out.String()
 }

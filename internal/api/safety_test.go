@@ -145,11 +145,12 @@ steps:
 // API responses, audit events or logs.
 func TestSecretsNeverLeak(t *testing.T) {
 	// Notifications are read for leaks too, on every channel: a webhook,
-	// and Slack (bob linked).
-	rc := newReceiver(t)
+	// email, and Slack (bob linked).
+	rc, mb := newReceiver(t), newMailbox(t)
 	fake := slacktest.New(t, "8f742231b10e8888abcd99yyyzzz85a5")
 	d := newDemoEnv(t, func(c *config.Config) {
 		rc.config(c)
+		mb.config(c)
 		tok, sec := filepath.Join(c.Data, "slack-bot-token"), filepath.Join(c.Data, "slack-signing-secret")
 		os.WriteFile(tok, []byte("xoxb-test-token\n"), 0o600)
 		os.WriteFile(sec, []byte(fake.Secret+"\n"), 0o600)
@@ -211,6 +212,12 @@ func TestSecretsNeverLeak(t *testing.T) {
 	for _, c := range fake.Calls() {
 		everything = append(everything, c.Form.Encode(), toJSON(c.JSON))
 	}
+	mb.to(t, 1, id, "X-Airlock-Event: run.finish")
+	mb.mu.Lock()
+	for _, m := range mb.mail {
+		everything = append(everything, m.data, decoded(t, m.data))
+	}
+	mb.mu.Unlock()
 	ds, _ := d.srv.Store.DeliveryList(context.Background(), store.DeliveryListParams{Limit: 100000})
 	if len(ds) == 0 {
 		t.Fatal("no notification was stored: the check below would prove nothing")
