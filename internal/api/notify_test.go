@@ -330,3 +330,25 @@ func TestProcedureRoutesItsNotifications(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnersRouteTheirProceduresNotifications: notify.owners sends a
+// team's procedures' notifications of the kinds it lists to the team's
+// places — here a webhook the configuration otherwise sends only policy
+// changes to.
+func TestOwnersRouteTheirProceduresNotifications(t *testing.T) {
+	team := newReceiver(t)
+	d := newDemoEnv(t, func(c *config.Config) {
+		team.config(c)
+		c.Notify.Webhooks[0].Name, c.Notify.Webhooks[0].Kinds = "payments-team", []string{"policy_needed"}
+		c.Notify.Owners = []config.NotifyOwner{{Team: "payments", Webhooks: []string{"payments-team"}, Kinds: []string{"run_finished"}}}
+	})
+	_, r := d.request(t, "alice", api.RunRequest{Procedure: "flush-cache", Environment: "staging", Params: map[string]any{"cache": "sessions"}})
+	team.wait("run_finished", r["id"].(string))
+	team.mu.Lock()
+	defer team.mu.Unlock()
+	for _, p := range team.got {
+		if p.Type != "run_finished" {
+			t.Errorf("the team's webhook got a %s notification it did not ask for", p.Type)
+		}
+	}
+}
