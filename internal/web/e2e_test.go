@@ -40,18 +40,26 @@ type site struct {
 // (Debian's, as installed by .ci/run).
 func newSite(t *testing.T, mutate ...func(*config.Config)) *site {
 	t.Helper()
+	alloc := headless(t)
+	st := startServer(t, mutate...)
+	st.alloc = alloc
+	return st
+}
+
+// headless is a headless Chromium allocator (Debian's, as installed by
+// .ci/run), closed at cleanup.
+func headless(t *testing.T) context.Context {
+	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		testenv.Missing(t, "Chromium is not installed ("+chromiumPath+"; apt-get install chromium); skipping browser tests")
 	}
-	st := startServer(t, mutate...)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromiumPath), chromedp.NoSandbox,
 		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
 		chromedp.WindowSize(1200, 900))
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancelAlloc)
-	st.alloc = alloc
-	return st
+	return alloc
 }
 
 // startServer starts a server on the demo data with its run workers.
