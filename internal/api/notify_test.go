@@ -352,3 +352,33 @@ func TestOwnersRouteTheirProceduresNotifications(t *testing.T) {
 		}
 	}
 }
+
+// TestExpiringThenExpired: a pending request is recalled to its
+// approvers and requester once before it expires (within
+// notify.expiry_warning), and they are told when it expired unapproved.
+func TestExpiringThenExpired(t *testing.T) {
+	rc := newReceiver(t)
+	d := newDemoEnv(t, func(c *config.Config) {
+		rc.config(c)
+		c.Runs.ApprovalTTL = 3 * time.Second // within the hour's warning at once
+	})
+	_, r := d.request(t, "alice", api.RunRequest{Procedure: "flush-cache", Environment: "production", Params: map[string]any{"cache": "catalog"}})
+	id := r["id"].(string)
+	if p := rc.wait("approval_expiring", id); !strings.Contains(p.Data["title"].(string), "expires at") {
+		t.Fatalf("approval_expiring: %v", p.Data)
+	}
+	if p := rc.wait("approval_expired", id); !strings.Contains(p.Data["title"].(string), "expired unapproved") {
+		t.Fatalf("approval_expired: %v", p.Data)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	n := 0
+	for _, p := range rc.got {
+		if p.Type == "approval_expiring" && p.Data["subject"] == id {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d reminders, want one", n)
+	}
+}
