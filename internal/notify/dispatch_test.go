@@ -1,0 +1,106 @@
+package notify_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/airlockhq/airlock/internal/audit"
+	"github.com/airlockhq/airlock/internal/notify"
+	"github.com/airlockhq/airlock/internal/store"
+	"github.com/airlockhq/airlock/internal/store/sqlite"
+)
+
+// flaky is a channel that fails with err until told otherwise.
+type flaky struct {
+	mu   sync.Mutex
+	err  error
+	sent []string
+}
+
+func (f *flaky) Name() string { return "webhook:ci" }
+func (f *flaky) Send(_ context.Context, m *notify.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	f.sent = append(f.sent, m.ID)
+	return nil
+}
+
+// TestRetriesBackOffThenDeadLetter: a failing channel is tried again
+// after a wait that doubles (within jitter) and never beyond the cap;
+// after the last attempt the delivery is a dead letter; a permanent
+// error makes one at once. The clock is the test's.
+func TestRetriesBackOffThenDeadLetter(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.SetOutboxTypes(notify.OutboxTypes)
+	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	ch := &flaky{err: errors.New("503")}
+	d := &notify.Dispatcher{Store: s, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Owner: "t", Now: func() time.Time { return now },
+		MaxAttempts: 4, MaxBackoff: 3 * time.Second,
+		Planner: &notify.Planner{Store: s, Channels: map[string]notify.Channel{ch.Name(): ch}}}
+	test := func() {
+		t.Helper()
+		if err := s.Update(ctx, func(tx store.Tx) error {
+			return tx.AuditAppend(ctx, audit.New(ctx, now, notify.Test, audit.Actor{ID: "usr_x", Name: "x"}, "webhook:ci", audit.Success, nil))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	test()
+	one := func() *store.Delivery {
+		t.Helper()
+		if _, err := d.Once(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ds, err := s.DeliveryList(ctx, store.DeliveryListParams{})
+		if err != nil || len(ds) == 0 {
+			t.Fatalf("deliveries: %v %v", ds, err)
+		}
+		return ds[0]
+	}
+	dl := one()
+	var waits []time.Duration
+	for dl.Status == store.DeliveryPending {
+		wait := dl.NextAt.Sub(now)
+		waits = append(waits, wait)
+		if d2 := one(); d2.Attempts != dl.Attempts {
+			t.Fatalf("tried again %v before its time", wait)
+		}
+		now = dl.NextAt
+		dl = one()
+	}
+	if dl.Status != store.DeliveryDead || dl.Attempts != 4 || dl.LastError != "503" {
+		t.Fatalf("after the attempts: %+v", dl)
+	}
+	// Waits after attempts 1, 2, 3: about 1 s, 2 s, then the 3 s cap
+	// (each between half and all of it).
+	for i, max := range []time.Duration{time.Second, 2 * time.Second, 3 * time.Second} {
+		if i >= len(waits) || waits[i] < max/2 || waits[i] > max {
+			t.Fatalf("waits %v: attempt %d should wait between %v and %v", waits, i+1, max/2, max)
+		}
+	}
+	// A permanent error: a dead letter at the first attempt.
+	ch.mu.Lock()
+	ch.err = notify.Permanent(errors.New("410 gone"))
+	ch.mu.Unlock()
+	test()
+	if dl := one(); dl.Status != store.DeliveryDead || dl.Attempts != 1 || dl.LastError != "410 gone" {
+		t.Fatalf("a permanent error: %+v", dl)
+	}
+	if len(ch.sent) != 0 {
+		t.Fatalf("sent %v", ch.sent)
+	}
+}
