@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/airlockhq/airlock/internal/api"
 	"github.com/airlockhq/airlock/internal/config"
@@ -145,12 +148,25 @@ steps:
 // API responses, audit events or logs.
 func TestSecretsNeverLeak(t *testing.T) {
 	// Notifications are read for leaks too, on every channel: a webhook,
-	// email, and Slack (bob linked).
+	// email, Slack (bob linked) and the owning team's Teams channel.
 	rc, mb := newReceiver(t), newMailbox(t)
 	fake := slacktest.New(t, "8f742231b10e8888abcd99yyyzzz85a5")
+	var teamsMu sync.Mutex
+	var teamsGot []string
+	teamsHook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		teamsMu.Lock()
+		teamsGot = append(teamsGot, string(b))
+		teamsMu.Unlock()
+	}))
+	defer teamsHook.Close()
 	d := newDemoEnv(t, func(c *config.Config) {
 		rc.config(c)
 		mb.config(c)
+		urlFile := filepath.Join(c.Data, "teams.url")
+		os.WriteFile(urlFile, []byte(teamsHook.URL), 0o600)
+		c.Notify.Teams = []config.NotifyTeams{{Name: "payments", URLFile: urlFile}}
+		c.Notify.Owners = []config.NotifyOwner{{Team: "payments", Teams: "payments"}}
 		tok, sec := filepath.Join(c.Data, "slack-bot-token"), filepath.Join(c.Data, "slack-signing-secret")
 		os.WriteFile(tok, []byte("xoxb-test-token\n"), 0o600)
 		os.WriteFile(sec, []byte(fake.Secret+"\n"), 0o600)
@@ -212,6 +228,14 @@ func TestSecretsNeverLeak(t *testing.T) {
 	for _, c := range fake.Calls() {
 		everything = append(everything, c.Form.Encode(), toJSON(c.JSON))
 	}
+	waitUntil(t, 30*time.Second, "the run's end in the team's Teams channel", func() bool {
+		teamsMu.Lock()
+		defer teamsMu.Unlock()
+		return strings.Contains(strings.Join(teamsGot, "\n"), id)
+	})
+	teamsMu.Lock()
+	everything = append(everything, teamsGot...)
+	teamsMu.Unlock()
 	mb.to(t, 1, id, "X-Airlock-Event: run.finish")
 	mb.mu.Lock()
 	for _, m := range mb.mail {
@@ -250,4 +274,17 @@ func TestSecretsNeverLeak(t *testing.T) {
 func toJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// waitUntil waits, up to within, for ok, and fails naming what it waited
+// for.
+func waitUntil(t *testing.T, within time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
