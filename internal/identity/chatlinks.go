@@ -171,6 +171,22 @@ func (s *Service) UnlinkChat(ctx context.Context, p *Principal, a ChatAccount) e
 	})
 }
 
+// unlinkAllChats removes, in tx, every chat account linked to the user:
+// a link acts as the user as a token does, so what revokes the user's
+// tokens ends their links too. It returns how many it removed.
+func unlinkAllChats(ctx context.Context, tx store.Tx, userID string) (int, error) {
+	ls, err := tx.ChatLinkList(ctx, userID)
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range ls {
+		if err := tx.ChatLinkDelete(ctx, userID, l.Provider, l.TeamID, l.ExternalID); err != nil {
+			return 0, err
+		}
+	}
+	return len(ls), nil
+}
+
 // ErrChatNotLinked is the answer to a chat account no Airlock user has
 // linked.
 var ErrChatNotLinked = errors.New("chat account not linked")

@@ -261,11 +261,6 @@ func (s *Service) ensureGroup(ctx context.Context, tx store.Tx, actor audit.Acto
 	return g, tx.AuditAppend(ctx, audit.New(ctx, now, audit.GroupCreate, actor, g.ID, audit.Success, map[string]any{"name": name}))
 }
 
-func (s *Service) addMember(ctx context.Context, tx store.Tx, actor audit.Actor, group string, u *store.User, source string) error {
-	_, err := s.addMemberEvent(ctx, tx, actor, group, u, source, nil)
-	return err
-}
-
 // addMemberEvent adds u to group with extra in its audit event's details,
 // and returns the event.
 func (s *Service) addMemberEvent(ctx context.Context, tx store.Tx, actor audit.Actor, group string, u *store.User, source string,
@@ -330,8 +325,13 @@ func (s *Service) Disable(ctx context.Context, p *Principal, username string) er
 				revoked++
 			}
 		}
+		unlinked, err := unlinkAllChats(ctx, tx, u.ID)
+		if err != nil {
+			return err
+		}
 		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserUpdate, p.Actor(), u.ID, audit.Success,
-			map[string]any{"username": u.Username, "disabled": true, "sessions_ended": n, "tokens_revoked": revoked}))
+			map[string]any{"username": u.Username, "disabled": true, "sessions_ended": n, "tokens_revoked": revoked,
+				"chat_links_removed": unlinked}))
 	})
 }
 
@@ -645,6 +645,11 @@ func (s *Service) ChangePasswordWith(ctx context.Context, p *Principal, c Passwo
 				return err
 			}
 			details["tokens_revoked"] = done.TokensRevoked
+			// A chat link acts as the user like a token: one made by
+			// whoever held the stolen password or session ends too.
+			if details["chat_links_removed"], err = unlinkAllChats(ctx, tx, u.ID); err != nil {
+				return err
+			}
 		} else if first {
 			if done.TokensRevoked, err = revokeLiveTokensExcept(ctx, tx, u.ID, p.TokenID, now); err != nil {
 				return err

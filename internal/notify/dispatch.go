@@ -170,7 +170,10 @@ func (d *Dispatcher) expand(ctx context.Context) (int, error) {
 
 func (d *Dispatcher) deliver(ctx context.Context) (int, error) {
 	now := d.Now()
-	ds, err := d.Store.DeliveryClaim(ctx, d.Owner, now, now.Add(d.Lease), 4*d.Parallel)
+	// Only as many as are sent at once: each delivery claimed starts at
+	// once, well within its lease, so that no other replica can claim it
+	// while it waits its turn here.
+	ds, err := d.Store.DeliveryClaim(ctx, d.Owner, now, now.Add(d.Lease), d.Parallel)
 	if err != nil || len(ds) == 0 {
 		return 0, err
 	}
@@ -214,7 +217,9 @@ func (d *Dispatcher) send(ctx context.Context, dl *store.Delivery) error {
 		return Permanent(fmt.Errorf("stored message: %w", err))
 	}
 	m.ID = dl.ID
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// A send ends before its lease does: another replica may take the
+	// delivery over only once this one gave up on it.
+	ctx, cancel := context.WithTimeout(ctx, min(30*time.Second, d.Lease*3/4))
 	defer cancel()
 	return ch.Send(ctx, &m)
 }

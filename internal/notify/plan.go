@@ -362,6 +362,7 @@ func (p *Planner) about(ctx context.Context, e *store.OutboxEntry) (*about, erro
 		}
 		return &about{kind: KindUserChangeNeeded, people: without(without(people, c.AuthorName), c.Username), msg: &Message{
 			Title:  fmt.Sprintf("%s proposes a user change: it waits for a second admin", c.AuthorName),
+			Text:   summary,
 			Link:   p.link("/admin"),
 			Fields: []Field{{"Change", c.Kind}, {"User", c.Username}, {"Author", c.AuthorName}},
 			Data:   map[string]any{"change_id": c.ID, "change": c.Kind, "username": c.Username, "author": c.AuthorName},

@@ -95,8 +95,10 @@ func (s *Service) Retry(ctx context.Context, p *identity.Principal, id string) (
 		if err := tx.DeliveryRetry(ctx, id, now); err != nil {
 			return err
 		}
+		// Not the last error: an endpoint's answer has no place in the
+		// permanent log.
 		return tx.AuditAppend(ctx, audit.New(ctx, now, "notify.retry", p.Actor(), id, audit.Success,
-			map[string]any{"channel": d.Channel, "kind": d.Kind, "last_error": d.LastError}))
+			map[string]any{"channel": d.Channel, "kind": d.Kind, "attempts": d.Attempts}))
 	})
 	if err != nil {
 		return nil, err

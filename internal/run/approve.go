@@ -233,7 +233,10 @@ func (s *Service) Approvers(ctx context.Context, r *store.Run) ([]string, error)
 	}
 	var out []string
 	err = authz.People(ctx, s.store, func(p *identity.Principal) error {
-		if p.UserID == r.RequesterID || !s.authz.Allowed(ctx, p, policy.ActionApproveRun, res, c) {
+		// Those who may approve it and see it: a notification shows
+		// nobody a run they could not open.
+		if p.UserID == r.RequesterID || !s.authz.Allowed(ctx, p, policy.ActionApproveRun, res, c) ||
+			!s.authz.Allowed(ctx, p, policy.ActionViewRun, res, c) {
 			return nil
 		}
 		if denied, err := identity.OnePerson(ctx, s.store, p.UserID, []string{r.RequesterID}); err != nil || denied != nil {

@@ -25,7 +25,7 @@ func (s *Server) wireChat(h *api.Handler) (*slack.Handler, error) {
 		return nil, err
 	}
 	sh := slack.NewHandler(slack.HandlerConfig{Store: s.Store, Identity: s.Identity, Runs: s.Runs, SigningSecret: secret,
-		PublicURL: s.Config.PublicURL, Log: s.Log, Now: s.now})
+		PublicURL: s.Config.PublicURL, Log: s.Log, Now: s.now, APIURL: sc.APIURL})
 	h.SlackCommands, h.SlackInteractions = sh.Commands(), sh.Interactions()
 	return sh, nil
 }

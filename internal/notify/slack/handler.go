@@ -48,6 +48,10 @@ type HandlerConfig struct {
 	// Client posts replies to response_url; nil means a client with a
 	// 10-second timeout.
 	Client *http.Client
+	// APIURL is notify.slack.api_url: a Slack-compatible server's replies
+	// go to its host. Otherwise a response_url must be Slack's
+	// (https://hooks.slack.com/…).
+	APIURL string
 }
 
 // Handler serves the slash command and the interactions endpoints.
@@ -324,6 +328,20 @@ func (h *Handler) interactions(w http.ResponseWriter, r *http.Request) {
 	h.reply(p.ResponseURL, text)
 }
 
+// replyAllowed reports whether u is where Slack takes replies: Slack's
+// own hooks host over https, or the configured API server's scheme and
+// host. Airlock never posts to any other address a payload names.
+func (h *Handler) replyAllowed(u *url.URL) bool {
+	if u.Scheme == "https" && strings.EqualFold(u.Host, "hooks.slack.com") {
+		return true
+	}
+	if h.cfg.APIURL == "" {
+		return false
+	}
+	api, err := url.Parse(h.cfg.APIURL)
+	return err == nil && api.Host != "" && u.Scheme == api.Scheme && strings.EqualFold(u.Host, api.Host)
+}
+
 // refusalText says why Decide refused, as the API would, without
 // internals.
 func (h *Handler) refusalText(err error, link string) string {
@@ -347,8 +365,12 @@ func (h *Handler) refusalText(err error, link string) string {
 // in the background: Slack has been answered already.
 func (h *Handler) reply(responseURL, text string) {
 	u, err := url.Parse(responseURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 		h.cfg.Log.Warn("slack: no response_url to reply to")
+		return
+	}
+	if !h.replyAllowed(u) {
+		h.cfg.Log.Warn("slack: refusing to reply to a response_url that is not Slack's", "host", cap64(u.Host))
 		return
 	}
 	b, _ := json.Marshal(ephemeral{ResponseType: "ephemeral", Text: text})

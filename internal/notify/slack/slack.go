@@ -105,7 +105,9 @@ func Fallback(m *notify.Message) string {
 
 // Escape makes s literal in Slack's mrkdwn: the three characters Slack
 // gives a meaning to (&, <, >) become entities, so a value cannot make a
-// link, a mention (<!channel>) or a formatted span.
+// link, a mention (<!channel>) or a formatted span. The text objects that
+// carry values are verbatim as well, so that Slack does not auto-link a
+// bare URL, link-ify a #channel or parse an @mention in them.
 func Escape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
@@ -151,7 +153,7 @@ func Blocks(m *notify.Message) []slack.Block {
 	var blocks []slack.Block
 	blocks = append(blocks, slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, cut(m.Title, maxHeader), false, false)))
 	if m.Text != "" {
-		blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, cut(Escape(m.Text), maxSection), false, false), nil, nil))
+		blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, cut(Escape(m.Text), maxSection), false, true), nil, nil))
 	}
 	var fields []*slack.TextBlockObject
 	for i, f := range m.Fields {
@@ -159,7 +161,7 @@ func Blocks(m *notify.Message) []slack.Block {
 			break
 		}
 		text := "*" + Escape(f.Label) + "*\n" + Escape(f.Value)
-		fields = append(fields, slack.NewTextBlockObject(slack.MarkdownType, cut(text, maxFieldText), false, false))
+		fields = append(fields, slack.NewTextBlockObject(slack.MarkdownType, cut(text, maxFieldText), false, true))
 	}
 	if len(fields) > 0 {
 		blocks = append(blocks, slack.NewSectionBlock(nil, fields, nil))
@@ -174,7 +176,7 @@ func Blocks(m *notify.Message) []slack.Block {
 	if !m.Time.IsZero() {
 		ctx += " · " + m.Time.UTC().Format("2006-01-02 15:04 UTC")
 	}
-	blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, Escape(ctx), false, false)))
+	blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, Escape(ctx), false, true)))
 	var buttons []slack.BlockElement
 	if m.Link != "" && len(m.Link) <= maxURL {
 		buttons = append(buttons, slack.NewButtonBlockElement(ActionOpen, "", slack.NewTextBlockObject(slack.PlainTextType, "Open in Airlock", false, false)).WithURL(m.Link))

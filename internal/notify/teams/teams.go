@@ -40,18 +40,28 @@ func New(name, url string, client *http.Client) *Channel {
 // Name implements notify.Channel.
 func (c *Channel) Name() string { return "teams:" + c.name }
 
+// markdown escapes the characters Teams' markdown subset gives a meaning
+// to (CommonMark backslash escapes): TextBlock, Fact.Title and Fact.Value
+// are all rendered as markdown, so a requester's reason or parameter
+// would otherwise make a link ([text](url)), emphasis or a list.
+var markdown = strings.NewReplacer(`\`, `\\`, "[", `\[`, "]", `\]`, "(", `\(`, ")", `\)`, "*", `\*`, "_", `\_`,
+	"~", `\~`, "`", "\\`", "<", `\<`, ">", `\>`, "#", `\#`)
+
+// Escape makes s literal in an Adaptive Card's markdown.
+func Escape(s string) string { return markdown.Replace(s) }
+
 // Card is the webhook's body: a message with one Adaptive Card.
 func Card(m *notify.Message) map[string]any {
 	body := []map[string]any{
-		{"type": "TextBlock", "text": m.Title, "weight": "Bolder", "size": "Medium", "wrap": true},
+		{"type": "TextBlock", "text": Escape(m.Title), "weight": "Bolder", "size": "Medium", "wrap": true},
 	}
 	if m.Text != "" {
-		body = append(body, map[string]any{"type": "TextBlock", "text": m.Text, "wrap": true})
+		body = append(body, map[string]any{"type": "TextBlock", "text": Escape(m.Text), "wrap": true})
 	}
 	if len(m.Fields) > 0 {
 		facts := make([]map[string]any, len(m.Fields))
 		for i, f := range m.Fields {
-			facts[i] = map[string]any{"title": f.Label, "value": f.Value}
+			facts[i] = map[string]any{"title": Escape(f.Label), "value": Escape(f.Value)}
 		}
 		body = append(body, map[string]any{"type": "FactSet", "facts": facts})
 	}
@@ -78,9 +88,8 @@ func Card(m *notify.Message) map[string]any {
 	}
 }
 
-// Send implements notify.Channel. Teams' markdown subset is not
-// interpreted in facts, and a TextBlock's markdown cannot run anything;
-// the text is sent as it is.
+// Send implements notify.Channel. Every value is escaped (Escape): Teams
+// renders markdown in TextBlocks and in facts, titles and values alike.
 func (c *Channel) Send(ctx context.Context, m *notify.Message) error {
 	b, err := json.Marshal(Card(m))
 	if err != nil {

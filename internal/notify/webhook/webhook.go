@@ -13,9 +13,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -100,7 +102,13 @@ func (c *Channel) Send(ctx context.Context, m *notify.Message) error {
 	req.Header.Set("webhook-signature", Sign(c.secret, m.ID, ts, body))
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return err
+		// Not the URL: it may carry a credential in its query, and the
+		// error is kept and shown.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("%s: %w", c.name, err)
 	}
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 200))

@@ -93,7 +93,12 @@ func TestReceiverVerifiesWithAnotherImplementation(t *testing.T) {
 		}
 	}
 	srv.Close()
-	if err := ch.Send(context.Background(), m); err == nil {
-		t.Error("an endpoint that is down: no error")
+	if err := ch.Send(context.Background(), m); err == nil || notify.IsPermanent(err) {
+		t.Errorf("an endpoint that is down: %v, want an error to retry", err)
+	}
+	// The URL, which may carry a credential, is not in the error.
+	withToken := webhook.New("ci", srv.URL+"/hook?token=s3cr3t-query", key, nil, nil)
+	if err := withToken.Send(context.Background(), m); err == nil || strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("error %v shows the URL's query", err)
 	}
 }
