@@ -23,14 +23,15 @@ func ago(t time.Time) string {
 func (a *app) tokensCmd() *cobra.Command {
 	c := &cobra.Command{Use: "tokens", Short: "Manage your API tokens"}
 	var ttl string
+	var scope []string
 	create := &cobra.Command{
 		Use:     "create NAME",
 		Short:   "Create an API token; its secret is printed once",
-		Example: "  airlock tokens create ci-deploy --ttl 720h",
+		Example: "  airlock tokens create ci-deploy --ttl 720h\n  airlock tokens create payments-ci --scope propose:payments-*",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var resp api.NewTokenResponse
-			if err := a.call(cmd.Context(), "POST", "/api/v1/tokens", api.CreateTokenRequest{Name: args[0], TTL: ttl}, &resp); err != nil {
+			if err := a.call(cmd.Context(), "POST", "/api/v1/tokens", api.CreateTokenRequest{Name: args[0], TTL: ttl, Scope: scope}, &resp); err != nil {
 				return err
 			}
 			return a.print(resp, func(w io.Writer) {
@@ -39,6 +40,7 @@ func (a *app) tokensCmd() *cobra.Command {
 		},
 	}
 	create.Flags().StringVar(&ttl, "ttl", "", "lifetime, e.g. 720h (default: the server's tokens.default_ttl)")
+	create.Flags().StringSliceVar(&scope, "scope", nil, "limit the token (repeatable): ACTION, ACTION:PROCEDURE or ACTION:PROCEDURE@ENV, e.g. propose or run:flush-cache@staging")
 	list := &cobra.Command{
 		Use:     "list",
 		Short:   "List your API tokens",
@@ -51,9 +53,13 @@ func (a *app) tokensCmd() *cobra.Command {
 			}
 			return a.print(resp, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tNAME\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
+				fmt.Fprintln(tw, "ID\tNAME\tSCOPE\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
 				for _, t := range resp.Items {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, ago(t.CreatedAt), ago(t.ExpiresAt), ago(t.LastUsedAt), ago(t.RevokedAt))
+					scope := strings.Join(t.Scope, ",")
+					if scope == "" {
+						scope = "-"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, scope, ago(t.CreatedAt), ago(t.ExpiresAt), ago(t.LastUsedAt), ago(t.RevokedAt))
 				}
 				tw.Flush()
 			})

@@ -48,6 +48,8 @@ type TokenJSON struct {
 	ExpiresAt  time.Time `json:"expires_at,omitzero"`
 	LastUsedAt time.Time `json:"last_used_at,omitzero"`
 	RevokedAt  time.Time `json:"revoked_at,omitzero"`
+	// Scope limits the token beyond policy; absent: no limit.
+	Scope []string `json:"scope,omitempty"`
 }
 
 // NewTokenResponse carries a token's secret, the one time it is shown.
@@ -59,7 +61,7 @@ type NewTokenResponse struct {
 }
 
 func tokenJSON(t *store.Token) TokenJSON {
-	return TokenJSON{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt, RevokedAt: t.RevokedAt}
+	return TokenJSON{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt, RevokedAt: t.RevokedAt, Scope: t.Scope}
 }
 
 func userJSON(u *store.User, groups []string) UserJSON {
@@ -200,6 +202,10 @@ type CreateTokenRequest struct {
 	Name string `json:"name"`
 	// TTL is a Go duration ("720h"); empty for the default.
 	TTL string `json:"ttl,omitempty"`
+	// Scope limits the token to some actions, procedures and
+	// environments, beyond policy: ACTION, ACTION:PROCEDURE or
+	// ACTION:PROCEDURE@ENVIRONMENT (PROCEDURE may end with *).
+	Scope []string `json:"scope,omitempty"`
 }
 
 func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
@@ -217,7 +223,7 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
 		}
 		ttl = d
 	}
-	secret, tok, err := h.Identity.CreateToken(r.Context(), identity.PrincipalFrom(r.Context()), req.Name, ttl)
+	secret, tok, err := h.Identity.CreateScopedToken(r.Context(), identity.PrincipalFrom(r.Context()), req.Name, ttl, req.Scope)
 	if err != nil {
 		writeError(w, r, h.Log, err)
 		return

@@ -109,7 +109,41 @@ func (a *Authorizer) Allowed(ctx context.Context, p *identity.Principal, action 
 		a.log.ErrorContext(ctx, "authorize", "action", action, "err", err)
 		return false
 	}
-	return d.Allowed
+	return d.Allowed && inScope(p, action, res, c)
+}
+
+// DecideFor is Decide for p, with p's token scope, if any, narrowing an
+// allowed decision to a denied one (without policies: the scope, not a
+// policy, refused).
+func (a *Authorizer) DecideFor(ctx context.Context, p *identity.Principal, req policy.Request) (policy.Decision, error) {
+	d, err := a.Decide(ctx, req)
+	if err == nil && d.Allowed && !inScope(p, req.Action, req.Resource, req.Context) {
+		d = policy.Decision{}
+	}
+	return d, err
+}
+
+// inScope reports whether p's token scope, if any, covers action on res
+// in c's environment. Policy decides first; a scope only narrows.
+func inScope(p *identity.Principal, action string, res policy.Resource, c policy.Context) bool {
+	if p.Scope == nil {
+		return true
+	}
+	procedure, env := "", c.Environment
+	switch {
+	case res.Run != nil:
+		procedure, env = res.Run.Procedure.Name, res.Run.Environment
+	case res.Version != nil:
+		procedure = res.Version.Procedure.Name
+	case res.Procedure != nil:
+		procedure = res.Procedure.Name
+	}
+	for _, e := range p.Scope {
+		if e.Permits(action, procedure, env) {
+			return true
+		}
+	}
+	return false
 }
 
 // AllowedSystem reports whether p may do a system action, without
@@ -127,6 +161,11 @@ func (a *Authorizer) Check(ctx context.Context, p *identity.Principal, action st
 	d, err := a.Decide(ctx, req)
 	if err != nil {
 		return err
+	}
+	if d.Allowed && !inScope(p, action, res, c) {
+		// Policy allows the owner; the token's scope does not.
+		a.recordDenialReason(ctx, p, req, "outside the token's scope", d.Policies)
+		return errNotPermitted
 	}
 	if d.Allowed {
 		return nil
@@ -158,6 +197,10 @@ func (a *Authorizer) CheckObject(ctx context.Context, p *identity.Principal, act
 		a.recordDenial(ctx, p, req, d)
 		return airlock.Errorf(airlock.NotFound, "%s not found", what)
 	}
+	if !inScope(p, see, res, c) {
+		a.recordDenialReason(ctx, p, req, "outside the token's scope", d.Policies)
+		return airlock.Errorf(airlock.NotFound, "%s not found", what)
+	}
 	if action == see {
 		return nil
 	}
@@ -177,7 +220,11 @@ func describe(res policy.Resource) string {
 }
 
 func (a *Authorizer) recordDenial(ctx context.Context, p *identity.Principal, req policy.Request, d policy.Decision) {
-	details := map[string]any{"action": req.Action, "resource": describe(req.Resource), "reason": d.Reason(), "policies": d.Policies}
+	a.recordDenialReason(ctx, p, req, d.Reason(), d.Policies)
+}
+
+func (a *Authorizer) recordDenialReason(ctx context.Context, p *identity.Principal, req policy.Request, reason string, policies []string) {
+	details := map[string]any{"action": req.Action, "resource": describe(req.Resource), "reason": reason, "policies": policies}
 	if req.Context.Environment != "" {
 		details["environment"] = req.Context.Environment
 	}

@@ -187,11 +187,11 @@ func (s *Service) Plan(ctx context.Context, p *identity.Principal, rp RequestPar
 	pc := policy.Context{Environment: rp.Environment, Params: plain, Targets: names}
 	plan := &Plan{Procedure: proc, Version: v, Definition: def, Environment: rp.Environment, Params: plain, secrets: secrets,
 		Targets: targets, NeedsApproval: authz.NeedsApproval(def, rp.Environment)}
-	runD, err := s.authz.Decide(ctx, policy.Request{Principal: authz.PrincipalOf(p), Action: policy.ActionRun, Resource: policy.Resource{Procedure: &pr}, Context: pc})
+	runD, err := s.authz.DecideFor(ctx, p, policy.Request{Principal: authz.PrincipalOf(p), Action: policy.ActionRun, Resource: policy.Resource{Procedure: &pr}, Context: pc})
 	if err != nil {
 		return nil, err
 	}
-	reqD, err := s.authz.Decide(ctx, policy.Request{Principal: authz.PrincipalOf(p), Action: policy.ActionRequest, Resource: policy.Resource{Procedure: &pr}, Context: pc})
+	reqD, err := s.authz.DecideFor(ctx, p, policy.Request{Principal: authz.PrincipalOf(p), Action: policy.ActionRequest, Resource: policy.Resource{Procedure: &pr}, Context: pc})
 	if err != nil {
 		return nil, err
 	}

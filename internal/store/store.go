@@ -439,6 +439,9 @@ type Token struct {
 	ExpiresAt  time.Time // zero: never
 	LastUsedAt time.Time // zero: never used
 	RevokedAt  time.Time // zero: live
+	// Scope limits what the token may do beyond what policy allows its
+	// owner (identity.ParseScope); empty: no limit.
+	Scope []string
 }
 
 // Session is a browser session. Only the SHA-256 of the cookie value is

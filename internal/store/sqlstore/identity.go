@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"time"
 
 	"github.com/airlockhq/airlock/internal/store"
@@ -115,13 +116,17 @@ func (tx *Tx) GroupMemberRemove(ctx context.Context, groupID, userID string) err
 	return expectOne(res, "group membership")
 }
 
-const tokenCols = `id, user_id, name, hash, created_at, expires_at, last_used_at, revoked_at`
+const tokenCols = `id, user_id, name, hash, created_at, expires_at, last_used_at, revoked_at, scope`
 
 func scanToken(sc interface{ Scan(...any) error }) (*store.Token, error) {
 	var t store.Token
 	var created, expires, used, revoked sql.NullInt64
-	if err := sc.Scan(&t.ID, &t.UserID, &t.Name, &t.Hash, &created, &expires, &used, &revoked); err != nil {
+	var scope string
+	if err := sc.Scan(&t.ID, &t.UserID, &t.Name, &t.Hash, &created, &expires, &used, &revoked, &scope); err != nil {
 		return nil, err
+	}
+	if scope != "" {
+		t.Scope = strings.Split(scope, ",")
 	}
 	t.CreatedAt, t.ExpiresAt = fromMicros(created), fromMicros(expires)
 	t.LastUsedAt, t.RevokedAt = fromMicros(used), fromMicros(revoked)
@@ -143,8 +148,9 @@ func (q queries) TokenListForUser(ctx context.Context, userID string) ([]*store.
 }
 
 func (tx *Tx) TokenInsert(ctx context.Context, t *store.Token) error {
-	_, err := tx.change(ctx, `INSERT INTO api_tokens (`+tokenCols+`) VALUES (?,?,?,?,?,?,?,?)`,
-		t.ID, t.UserID, t.Name, t.Hash, micros(t.CreatedAt), micros(t.ExpiresAt), micros(t.LastUsedAt), micros(t.RevokedAt))
+	_, err := tx.change(ctx, `INSERT INTO api_tokens (`+tokenCols+`) VALUES (?,?,?,?,?,?,?,?,?)`,
+		t.ID, t.UserID, t.Name, t.Hash, micros(t.CreatedAt), micros(t.ExpiresAt), micros(t.LastUsedAt), micros(t.RevokedAt),
+		strings.Join(t.Scope, ","))
 	return err
 }
 

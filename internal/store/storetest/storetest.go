@@ -233,7 +233,8 @@ func testTokens(t *testing.T, h Harness, t0 time.Time) {
 	u := newUser("alice")
 	insertUser(t, s, u)
 	tok := &store.Token{ID: airlock.NewID(airlock.PrefixToken, t0), UserID: u.ID, Name: "ci",
-		Hash: []byte("0123456789abcdef0123456789abcdef"), CreatedAt: t0, ExpiresAt: t0.Add(24 * time.Hour)}
+		Hash: []byte("0123456789abcdef0123456789abcdef"), CreatedAt: t0, ExpiresAt: t0.Add(24 * time.Hour),
+		Scope: []string{"propose", "run:flush-cache@staging"}}
 	err := s.Update(ctx, func(tx store.Tx) error {
 		if err := tx.TokenInsert(ctx, tok); err != nil {
 			return err
@@ -244,7 +245,8 @@ func testTokens(t *testing.T, h Harness, t0 time.Time) {
 		t.Fatal(err)
 	}
 	got, err := s.TokenGetByHash(ctx, tok.Hash)
-	if err != nil || got.ID != tok.ID || !got.ExpiresAt.Equal(tok.ExpiresAt) || !got.RevokedAt.IsZero() || !got.LastUsedAt.IsZero() {
+	if err != nil || got.ID != tok.ID || !got.ExpiresAt.Equal(tok.ExpiresAt) || !got.RevokedAt.IsZero() || !got.LastUsedAt.IsZero() ||
+		strings.Join(got.Scope, " ") != "propose run:flush-cache@staging" {
 		t.Fatalf("by hash = %+v, %v", got, err)
 	}
 	if err := s.TokenTouch(ctx, tok.ID, t0.Add(time.Minute)); err != nil {
