@@ -47,6 +47,11 @@ func TestScopedTokens(t *testing.T) {
 	if code, _, _ := d.call("POST", "/api/v1/tokens", ci, api.CreateTokenRequest{Name: "wider"}); code != 403 {
 		t.Fatalf("the CI token makes an unscoped token: %d", code)
 	}
+	// Nor a way around its scope through chat, where a linked account
+	// acts with alice's full rights.
+	if code, _, _ := d.call("POST", "/api/v1/me/chat-links/code", ci, nil); code != 403 {
+		t.Fatalf("the CI token asks for a chat link code: %d", code)
+	}
 	runner := d.scoped(t, "alice", "run:flush-cache@staging")
 	code, r, _ := d.call("POST", "/api/v1/runs", runner, api.RunRequest{Procedure: "flush-cache", Environment: "staging", Params: map[string]any{"cache": "sessions"}})
 	if code != 201 {

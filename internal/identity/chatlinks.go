@@ -51,6 +51,10 @@ func codeHash(code string) []byte { return hashSecret("chatlink:" + normalizeCod
 // 29-letter alphabet: 58 bits) that links the chat account that types
 // it to p within ChatLinkCodeTTL. Only its hash is stored.
 func (s *Service) IssueChatLinkCode(ctx context.Context, p *Principal) (*ChatLinkCode, error) {
+	if p.Scope != nil {
+		// A linked chat account acts with the person's full rights.
+		return nil, airlock.Errorf(airlock.Forbidden, "a token with a scope cannot link a chat account; sign in or use an unscoped token")
+	}
 	var sb strings.Builder
 	for n, buf := 0, make([]byte, 1); n < 12; {
 		rand.Read(buf)
