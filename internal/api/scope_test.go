@@ -47,6 +47,12 @@ func TestScopedTokens(t *testing.T) {
 	if code, _, _ := d.call("POST", "/api/v1/tokens", ci, api.CreateTokenRequest{Name: "wider"}); code != 403 {
 		t.Fatalf("the CI token makes an unscoped token: %d", code)
 	}
+	// It revokes itself, no other token of alice's.
+	_, toks, _ := d.call("GET", "/api/v1/tokens", d.tok["alice"], nil)
+	other := toks["items"].([]any)[0].(map[string]any)["id"].(string)
+	if code, _, _ := d.call("DELETE", "/api/v1/tokens/"+other, ci, nil); code != 403 {
+		t.Fatalf("the CI token revokes another token: %d", code)
+	}
 	// Nor a way around its scope through chat, where a linked account
 	// acts with alice's full rights.
 	if code, _, _ := d.call("POST", "/api/v1/me/chat-links/code", ci, nil); code != 403 {
@@ -79,7 +85,7 @@ func TestScopedTokens(t *testing.T) {
 	if !found {
 		t.Fatal("no refusal names the token's scope")
 	}
-	_, toks, _ := d.call("GET", "/api/v1/tokens", d.tok["alice"], nil)
+	_, toks, _ = d.call("GET", "/api/v1/tokens", d.tok["alice"], nil)
 	if !strings.Contains(toJSON(toks), `"scope":["run:flush-cache@staging"]`) {
 		t.Fatalf("tokens list: %v", toks)
 	}

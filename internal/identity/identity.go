@@ -753,6 +753,9 @@ func (s *Service) ListTokens(ctx context.Context, p *Principal) ([]*store.Token,
 // manageUsers, anyone's. A token the caller may not touch is "not
 // found", so IDs leak nothing.
 func (s *Service) RevokeToken(ctx context.Context, p *Principal, id string) error {
+	if p.Scope != nil && id != p.TokenID {
+		return airlock.Errorf(airlock.Forbidden, "a token with a scope revokes only itself")
+	}
 	tok, err := s.store.TokenGetByID(ctx, id)
 	if err != nil {
 		return err

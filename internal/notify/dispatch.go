@@ -139,7 +139,12 @@ func (d *Dispatcher) expand(ctx context.Context) (int, error) {
 	}
 	for _, e := range es {
 		plan, err := d.Planner.Plan(ctx, e)
-		if err != nil {
+		switch {
+		case airlock.ErrorKind(err) == airlock.NotFound:
+			// What it was about is gone: nothing to tell, ever.
+			d.Log.Warn("notification about something gone: dropped", "entry", e.ID, "type", e.Type, "err", err)
+			plan, err = nil, nil
+		case err != nil:
 			// Left for the lease to run out and a later round to try again.
 			d.Log.Warn("plan notification", "entry", e.ID, "type", e.Type, "err", err)
 			continue

@@ -104,3 +104,29 @@ func TestRetriesBackOffThenDeadLetter(t *testing.T) {
 		t.Fatalf("sent %v", ch.sent)
 	}
 }
+
+// TestNotificationAboutSomethingGoneIsDropped: an entry whose subject no
+// longer exists is dropped at once, not retried every lease for ever.
+func TestNotificationAboutSomethingGoneIsDropped(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	ch := &flaky{}
+	d := &notify.Dispatcher{Store: s, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Owner: "t", Now: func() time.Time { return now },
+		Planner: &notify.Planner{Store: s, Channels: map[string]notify.Channel{ch.Name(): ch}}}
+	if _, err := s.OutboxAdd(ctx, &store.OutboxEntry{ID: "run.expiring:run_gone", EventSeq: -1, Type: notify.RunExpiring,
+		Subject: "run_gone", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Hour) // every lease long over
+	if left, err := s.OutboxClaim(ctx, "other", now, now.Add(time.Minute), 10); err != nil || len(left) != 0 {
+		t.Fatalf("the entry is still waiting: %v %v", left, err)
+	}
+}
