@@ -3,17 +3,12 @@ package notify_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/airlockhq/airlock/internal/audit"
 	"github.com/airlockhq/airlock/internal/notify"
 	"github.com/airlockhq/airlock/internal/store"
-	"github.com/airlockhq/airlock/internal/store/sqlite"
 )
 
 // flaky is a channel that fails with err until told otherwise.
@@ -40,25 +35,12 @@ func (f *flaky) Send(_ context.Context, m *notify.Message) error {
 // error makes one at once. The clock is the test's.
 func TestRetriesBackOffThenDeadLetter(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.SetOutboxTypes(notify.OutboxTypes)
+	s := newStore(t)
 	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	ch := &flaky{err: errors.New("503")}
-	d := &notify.Dispatcher{Store: s, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Owner: "t", Now: func() time.Time { return now },
-		MaxAttempts: 4, MaxBackoff: 3 * time.Second,
-		Planner: &notify.Planner{Store: s, Channels: map[string]notify.Channel{ch.Name(): ch}}}
-	test := func() {
-		t.Helper()
-		if err := s.Update(ctx, func(tx store.Tx) error {
-			return tx.AuditAppend(ctx, audit.New(ctx, now, notify.Test, audit.Actor{ID: "usr_x", Name: "x"}, "webhook:ci", audit.Success, nil))
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d := dispatcher(s, "t", func() time.Time { return now }, ch)
+	d.MaxAttempts, d.MaxBackoff = 4, 3*time.Second
+	test := func() { t.Helper(); queueTests(t, s, 1, ch.Name(), now) }
 	test()
 	one := func() *store.Delivery {
 		t.Helper()
@@ -109,15 +91,9 @@ func TestRetriesBackOffThenDeadLetter(t *testing.T) {
 // longer exists is dropped at once, not retried every lease for ever.
 func TestNotificationAboutSomethingGoneIsDropped(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := newStore(t)
 	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
-	ch := &flaky{}
-	d := &notify.Dispatcher{Store: s, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Owner: "t", Now: func() time.Time { return now },
-		Planner: &notify.Planner{Store: s, Channels: map[string]notify.Channel{ch.Name(): ch}}}
+	d := dispatcher(s, "t", func() time.Time { return now }, &flaky{})
 	if _, err := s.OutboxAdd(ctx, &store.OutboxEntry{ID: "run.expiring:run_gone", EventSeq: -1, Type: notify.RunExpiring,
 		Subject: "run_gone", CreatedAt: now}); err != nil {
 		t.Fatal(err)

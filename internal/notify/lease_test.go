@@ -2,91 +2,81 @@ package notify_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/airlockhq/airlock"
-	"github.com/airlockhq/airlock/internal/audit"
 	"github.com/airlockhq/airlock/internal/notify"
-	"github.com/airlockhq/airlock/internal/store"
-	"github.com/airlockhq/airlock/internal/store/sqlite"
 )
 
-// slowChannel takes a while to send and counts each delivery it sent.
-type slowChannel struct {
-	delay time.Duration
-	mu    sync.Mutex
-	sent  map[string]int
+// overrun is a channel each of whose sends by the first replica takes
+// three quarters of a lease (the most a send is given), while the other
+// replica works the queue.
+type overrun struct {
+	mu     sync.Mutex
+	now    time.Time
+	other  *notify.Dispatcher
+	nested bool
+	sent   map[string]int
 }
 
-func (c *slowChannel) Name() string { return "webhook:slow" }
-func (c *slowChannel) Send(ctx context.Context, m *notify.Message) error {
-	time.Sleep(c.delay)
+func (c *overrun) Name() string { return "webhook:slow" }
+func (c *overrun) clock() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+func (c *overrun) Send(ctx context.Context, m *notify.Message) error {
 	c.mu.Lock()
 	c.sent[m.ID]++
+	nested := c.nested
+	if !nested {
+		c.now = c.now.Add(45 * time.Second)
+		c.nested = true
+	}
 	c.mu.Unlock()
-	return nil
+	if nested {
+		return nil // the other replica's send
+	}
+	_, err := c.other.Once(ctx)
+	c.mu.Lock()
+	c.nested = false
+	c.mu.Unlock()
+	return err
 }
 
-// TestRT15LeaseOverrunSendsTwice: a dispatcher claims 4×Parallel
-// deliveries but sends only Parallel at a time, so the last ones of a
-// batch start after their lease ran out; another replica claims them
-// meanwhile and both send the same delivery.
-func TestRT15LeaseOverrunSendsTwice(t *testing.T) {
+// TestNoDeliveryOutlivesItsLeaseUnsent: a replica claims only what it
+// sends at once, so a slow send leaves nothing claimed and waiting whose
+// lease runs out: another replica sending meanwhile never sends the same
+// delivery. (A dispatcher that claimed a batch larger than it sends at
+// once sent deliveries twice, a red-team finding.)
+func TestNoDeliveryOutlivesItsLeaseUnsent(t *testing.T) {
+	s := newStore(t)
+	ch := &overrun{now: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC), sent: map[string]int{}}
+	a, b := dispatcher(s, "replica-a", ch.clock, ch), dispatcher(s, "replica-b", ch.clock, ch)
+	a.Parallel, b.Parallel = 1, 1
+	ch.other = b
+	queueTests(t, s, 3, ch.Name(), ch.clock())
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.SetOutboxTypes(notify.OutboxTypes)
-	ch := &slowChannel{delay: 200 * time.Millisecond, sent: map[string]int{}}
-	mk := func(owner string) *notify.Dispatcher {
-		return &notify.Dispatcher{Store: s, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Owner: owner,
-			Lease: 300 * time.Millisecond, Parallel: 1, MaxAttempts: 12, MaxBackoff: time.Second,
-			Planner: &notify.Planner{Store: s, Channels: map[string]notify.Channel{ch.Name(): ch}}}
-	}
-	a, b := mk("replica-a"), mk("replica-b")
-	if err := s.Update(ctx, func(tx store.Tx) error {
-		for range 3 {
-			now := time.Now()
-			e := audit.New(ctx, now, notify.Test, audit.Actor{ID: "usr_x", Name: "admin"}, "webhook:slow", audit.Success, nil)
-			e.ID = airlock.NewID(airlock.PrefixEvent, now)
-			if err := tx.AuditAppend(ctx, e); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	loop := func(d *notify.Dispatcher, after time.Duration) {
-		defer wg.Done()
-		time.Sleep(after)
-		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
-			if _, err := d.Once(ctx); err != nil {
-				t.Error(err)
-			}
-			time.Sleep(20 * time.Millisecond)
+	for range 3 {
+		if _, err := a.Once(ctx); err != nil {
+			t.Fatal(err)
 		}
 	}
-	wg.Add(2)
-	go loop(a, 0)
-	go loop(b, 350*time.Millisecond)
-	wg.Wait()
 	ch.mu.Lock()
-	defer ch.mu.Unlock()
+	ch.nested = true // what is left, b alone
+	ch.mu.Unlock()
+	for range 3 {
+		if _, err := b.Once(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if len(ch.sent) != 3 {
 		t.Fatalf("sent %d distinct deliveries, want 3: %v", len(ch.sent), ch.sent)
 	}
 	for id, n := range ch.sent {
 		if n != 1 {
-			t.Errorf("delivery %s sent %d times by two replicas: its lease ran out before its owner started it", id, n)
+			t.Errorf("delivery %s sent %d times", id, n)
 		}
 	}
 }
