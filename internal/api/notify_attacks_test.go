@@ -25,13 +25,14 @@ import (
 	"github.com/airlockhq/airlock/internal/store"
 )
 
-// TestRT15TeamsCardCarriesRequesterLinks: a requester's reason reaches
+// TestTeamsCardShowsRequesterTextAsText: a requester's reason reaches
 // the approvers' Teams channel as an Adaptive Card fact; Teams renders
 // markdown in Fact.Value and TextBlock (Microsoft: "Markdown is supported
 // in Adaptive Card TextBlock, Fact.Title and Fact.Value"), so the
-// requester puts a link of their choosing, styled as they like, in a card
-// Airlock posts — a phishing link beside the real "Open in Airlock".
-func TestRT15TeamsCardCarriesRequesterLinks(t *testing.T) {
+// requester could put a link of their choosing in a card Airlock posts —
+// a phishing link beside the real "Open in Airlock". Escaped, it shows as
+// text.
+func TestTeamsCardShowsRequesterTextAsText(t *testing.T) {
 	var mu sync.Mutex
 	var cards []string
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -60,8 +61,6 @@ func TestRT15TeamsCardCarriesRequesterLinks(t *testing.T) {
 		got := strings.Join(cards, "\n")
 		mu.Unlock()
 		if strings.Contains(got, r["id"].(string)) {
-			var card map[string]any
-			json.Unmarshal([]byte(got), &card)
 			if strings.Contains(got, "[Approve in Airlock](https://airlock-login.evil.example") {
 				t.Fatalf("the requester's markdown link reaches the Teams card as is:\n%s", got)
 			}
@@ -74,13 +73,13 @@ func TestRT15TeamsCardCarriesRequesterLinks(t *testing.T) {
 	}
 }
 
-// TestRT15SlackReplyGoesOnlyToSlack: Airlock posts its reply to whatever
-// response_url a signed interaction names. Only Slack signs, but the
-// signing secret is then all that stands between anyone and a POST from
-// Airlock's network position to any URL (internal services included);
-// the reply should go only to Slack (hooks.slack.com) or the configured
-// Slack-compatible API host.
-func TestRT15SlackReplyGoesOnlyToSlack(t *testing.T) {
+// TestSlackRepliesGoOnlyToSlack: a signed interaction names the
+// response_url Airlock replies to. Only Slack signs, but were any URL
+// taken, the signing secret would be all that stands between anyone and
+// a POST from Airlock's network position to internal services: the reply
+// goes only to Slack (hooks.slack.com) or the configured Slack-compatible
+// API host.
+func TestSlackRepliesGoOnlyToSlack(t *testing.T) {
 	d, fake := newSlackEnv(t)
 	linkSlack(t, d, fake, "bob", "UBOB")
 	var hit atomic.Int32
@@ -103,15 +102,13 @@ func TestRT15SlackReplyGoesOnlyToSlack(t *testing.T) {
 	}
 }
 
-// TestRT15SlackLinkOutlivesRevocation: a Slack link is a credential — the
+// TestSlackLinksGoWithRevokedTokens: a Slack link is a credential — the
 // linked Slack user approves and denies as the Airlock user. Someone who
 // held bob's session for a moment links their own Slack account; bob then
 // changes his password revoking every token ("a password thought stolen
-// may have been used to make some"): the Slack link survives and keeps
-// approving as bob. (Disable, documented as "re-enabled, they start
-// afresh", leaves the links too: they act again once the user is
-// re-enabled.)
-func TestRT15SlackLinkOutlivesRevocation(t *testing.T) {
+// may have been used to make some"): the Slack link goes with them, as it
+// does when the account is disabled (re-enabled users start afresh).
+func TestSlackLinksGoWithRevokedTokens(t *testing.T) {
 	d, fake := newSlackEnv(t)
 	ctx := context.Background()
 	// The intruder, with bob's session, links a Slack account of theirs.

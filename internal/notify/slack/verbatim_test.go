@@ -9,12 +9,11 @@ import (
 	"github.com/airlockhq/airlock/internal/notify/slack"
 )
 
-// TestRT15MrkdwnIsVerbatim: Escape stops <!channel> and <url|text>, but a
-// mrkdwn text object that is not verbatim still has Slack auto-link bare
-// URLs, link-ify #channel names and parse some mentions in what the
-// requester wrote (reason, parameters). Every mrkdwn object that carries
-// such a value must be verbatim.
-func TestRT15MrkdwnIsVerbatim(t *testing.T) {
+// TestMrkdwnIsVerbatim: Escape stops <!channel> and <url|text>, but
+// Slack still auto-links bare URLs, #channel names and some mentions in
+// a mrkdwn text object that is not verbatim. Every mrkdwn object that
+// carries what a requester wrote (reason, parameters) is verbatim.
+func TestMrkdwnIsVerbatim(t *testing.T) {
 	m := &notify.Message{Title: "alice asks to run flush-cache in production", Text: "Comment: see https://evil.example/login @here #general",
 		Fields: []notify.Field{{Label: "Reason", Value: "approve fast: https://evil.example/login @channel"}}, Type: "run.request", Subject: "run_1"}
 	b, _ := json.Marshal(slack.Blocks(m))
