@@ -222,12 +222,16 @@ func (p *Planner) link(path string) string { return strings.TrimRight(p.PublicUR
 
 func (p *Planner) about(ctx context.Context, e *store.OutboxEntry) (*about, error) {
 	var d map[string]any
+	actor := "Airlock" // who did it, named in some titles
 	if e.EventSeq >= 0 {
 		ev, err := p.Store.AuditGet(ctx, e.EventSeq)
 		if err != nil {
 			return nil, err
 		}
 		_ = json.Unmarshal(ev.Details, &d)
+		if ev.ActorName != "" {
+			actor = ev.ActorName
+		}
 	}
 	str := func(k string) string { s, _ := d[k].(string); return s }
 	switch e.Type {
@@ -259,7 +263,7 @@ func (p *Planner) about(ctx context.Context, e *store.OutboxEntry) (*about, erro
 			if e.Type == RunDeny {
 				verb = "denied"
 			}
-			a.msg.Title = fmt.Sprintf("%s %s your run of %s in %s", actorOf(p, ctx, e), verb, r.ProcedureName, r.Environment)
+			a.msg.Title = fmt.Sprintf("%s %s your run of %s in %s", actor, verb, r.ProcedureName, r.Environment)
 			if c := str("comment"); c != "" {
 				a.msg.Text = "Comment: " + c
 			}
@@ -324,7 +328,7 @@ func (p *Planner) about(ctx context.Context, e *store.OutboxEntry) (*about, erro
 			a.msg.Title = fmt.Sprintf("Version %d of %s is approved and in service", v.Number, v.ProcedureName)
 		case VersionReject:
 			a.kind, a.people = KindReviewDecided, []string{v.AuthorName}
-			a.msg.Title = fmt.Sprintf("%s rejected version %d of %s", actorOf(p, ctx, e), v.Number, v.ProcedureName)
+			a.msg.Title = fmt.Sprintf("%s rejected version %d of %s", actor, v.Number, v.ProcedureName)
 			a.msg.Text = "Comment: " + str("comment")
 		}
 		return a, nil
@@ -399,17 +403,6 @@ func (p *Planner) runMessage(r *store.Run) *Message {
 		"run_id": r.ID, "procedure": r.ProcedureName, "digest": r.Digest, "environment": r.Environment, "params": params,
 		"targets": r.Targets, "requester": r.RequesterName, "reason": r.Reason, "ticket": r.Ticket, "status": r.Status,
 		"expires_at": timeOrNil(r.ExpiresAt)}}
-}
-
-func actorOf(p *Planner, ctx context.Context, e *store.OutboxEntry) string {
-	if e.EventSeq < 0 {
-		return "Airlock"
-	}
-	ev, err := p.Store.AuditGet(ctx, e.EventSeq)
-	if err != nil || ev.ActorName == "" {
-		return "Airlock"
-	}
-	return ev.ActorName
 }
 
 func short(digest string) string {

@@ -150,10 +150,10 @@ func (s *Service) Subscriptions(ctx context.Context, p *identity.Principal) ([]C
 	for _, x := range subs {
 		off[[2]string{x.Kind, x.Channel}] = !x.Enabled
 	}
-	out := []Choice{}
+	out, configured := []Choice{}, s.Channels()
 	for _, k := range Kinds {
 		for _, c := range personal {
-			if slices.Contains(s.Channels(), c) {
+			if slices.Contains(configured, c) {
 				out = append(out, Choice{Kind: k, Channel: c, Enabled: !off[[2]string{k, c}]})
 			}
 		}
