@@ -121,18 +121,12 @@ func (p *Planner) Plan(ctx context.Context, e *store.OutboxEntry) (*Planned, err
 				off[s.Channel] = true
 			}
 		}
-		r := &Recipient{UserID: u.ID, Username: u.Username, Email: u.Email}
-		if !off["email"] && u.Email != "" {
-			add(Delivery{Channel: "email", Target: u.Email, Recipient: r})
+		ds, err := p.reach(ctx, u, off)
+		if err != nil {
+			return nil, err
 		}
-		if !off["slack"] && p.SlackIDs != nil {
-			ids, err := p.SlackIDs(ctx, u.ID)
-			if err != nil {
-				return nil, err
-			}
-			for _, id := range ids {
-				add(Delivery{Channel: "slack", Target: id, Recipient: r})
-			}
+		for _, d := range ds {
+			add(d)
 		}
 	}
 	var routes []Route
@@ -198,24 +192,35 @@ func (p *Planner) test(ctx context.Context, e *store.OutboxEntry) (*Planned, err
 		if err != nil {
 			return nil, err
 		}
-		r := &Recipient{UserID: u.ID, Username: u.Username, Email: u.Email}
-		if channel == "email" && u.Email != "" {
-			targets = append(targets, Delivery{Channel: "email", Target: u.Email, Recipient: r})
-		}
-		if channel == "slack" && p.SlackIDs != nil {
-			ids, err := p.SlackIDs(ctx, u.ID)
-			if err != nil {
-				return nil, err
-			}
-			for _, id := range ids {
-				targets = append(targets, Delivery{Channel: "slack", Target: id, Recipient: r})
-			}
+		// Only the channel tested: the others are off.
+		if targets, err = p.reach(ctx, u, map[string]bool{"email": channel != "email", "slack": channel != "slack"}); err != nil {
+			return nil, err
 		}
 	}
 	if len(targets) == 0 {
 		return nil, nil
 	}
 	return &Planned{Message: m, Targets: targets}, nil
+}
+
+// reach is where u is reached in person: their account's email address,
+// their linked Slack accounts — but the channels off names.
+func (p *Planner) reach(ctx context.Context, u *store.User, off map[string]bool) ([]Delivery, error) {
+	r := &Recipient{UserID: u.ID, Username: u.Username, Email: u.Email}
+	var out []Delivery
+	if !off["email"] && u.Email != "" {
+		out = append(out, Delivery{Channel: "email", Target: u.Email, Recipient: r})
+	}
+	if !off["slack"] && p.SlackIDs != nil {
+		ids, err := p.SlackIDs(ctx, u.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			out = append(out, Delivery{Channel: "slack", Target: id, Recipient: r})
+		}
+	}
+	return out, nil
 }
 
 func (p *Planner) link(path string) string { return strings.TrimRight(p.PublicURL, "/") + path }
