@@ -165,6 +165,17 @@ type Reader interface {
 	// RunList lists runs newest first, filtered by the non-empty fields.
 	RunList(ctx context.Context, p RunListParams) ([]*Run, error)
 	RunApprovalList(ctx context.Context, runID string) ([]*RunApproval, error)
+	// StandingGet, StandingGetByName (not deleted) and StandingList
+	// (kind and status may be empty for all; by name) read standing
+	// requests; StandingApprovalList lists decisions oldest first;
+	// StandingEventList lists what one did, newest first;
+	// StandingEventCount counts its events at or after since.
+	StandingGet(ctx context.Context, id string) (*Standing, error)
+	StandingGetByName(ctx context.Context, kind, name string) (*Standing, error)
+	StandingList(ctx context.Context, kind, status string) ([]*Standing, error)
+	StandingApprovalList(ctx context.Context, standingID string) ([]*StandingApproval, error)
+	StandingEventList(ctx context.Context, standingID string, limit int) ([]*StandingEvent, error)
+	StandingEventCount(ctx context.Context, standingID string, since time.Time) (int, error)
 	RunNodeList(ctx context.Context, runID string) ([]*RunNode, error)
 	RunStepList(ctx context.Context, runID string) ([]*RunStep, error)
 	// RunOutputList returns chunks with Seq > after, in order.
@@ -275,6 +286,15 @@ type Tx interface {
 	RunClaim(ctx context.Context, workerID string, at time.Time) (*Run, error)
 	RunLockRelease(ctx context.Context, runID string) error
 	RunApprovalInsert(ctx context.Context, a *RunApproval) error
+	// StandingInsert stores a standing request (Conflict when a live one
+	// of its kind has its name); StandingUpdate writes its mutable fields
+	// (version, digest, binding, targets, approvals required, status and
+	// reason, cursor, updated). StandingEventInsert records one outcome
+	// per key: a second for the same key is Conflict.
+	StandingInsert(ctx context.Context, s *Standing) error
+	StandingUpdate(ctx context.Context, s *Standing) error
+	StandingApprovalInsert(ctx context.Context, a *StandingApproval) error
+	StandingEventInsert(ctx context.Context, e *StandingEvent) error
 	RunNodePut(ctx context.Context, n *RunNode) error
 	RunStepPut(ctx context.Context, s *RunStep) error
 	// RunOutputPrune deletes the output of at most limit runs that
@@ -287,10 +307,21 @@ type Tx interface {
 	AuditAppend(ctx context.Context, e *AuditEvent) error
 }
 
+// Account kinds: a person signs in; a service account only holds API
+// tokens, and never approves or reviews.
+const (
+	AccountPerson  = "person"
+	AccountService = "service"
+)
+
 // User is a person or service account.
 type User struct {
-	ID                 string
-	Username           string
+	ID       string
+	Username string
+	// Kind is AccountPerson or AccountService; OwnerTeam is the team
+	// that owns a service account.
+	Kind               string
+	OwnerTeam          string
 	DisplayName        string
 	Email              string
 	PasswordHash       string // argon2id PHC string; empty for SSO-only users
@@ -344,6 +375,10 @@ type UserChange struct {
 	DisplayName string
 	Email       string
 	Groups      []string
+	// AccountKind and OwnerTeam: a create_user change may create a
+	// service account owned by a team.
+	AccountKind string
+	OwnerTeam   string
 	Status      string
 	AuthorID    string
 	AuthorName  string
@@ -673,14 +708,17 @@ type Run struct {
 	Binding        string
 	Idempotent     bool
 	IdempotencyKey string
-	CreatedAt      time.Time
-	ExpiresAt      time.Time
-	QueuedAt       time.Time
-	StartedAt      time.Time
-	FinishedAt     time.Time
-	HeartbeatAt    time.Time
-	WorkerID       string
-	Attempt        int
+	// StandingID names the schedule or trigger that started the run
+	// under its standing approval; empty for a person's request.
+	StandingID  string
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+	QueuedAt    time.Time
+	StartedAt   time.Time
+	FinishedAt  time.Time
+	HeartbeatAt time.Time
+	WorkerID    string
+	Attempt     int
 	// CancelRequested tells the worker running it, on any replica, to
 	// stop it.
 	CancelRequested bool
@@ -710,6 +748,86 @@ type RunApproval struct {
 	Comment      string
 	Binding      string
 	CreatedAt    time.Time
+}
+
+// Standing request kinds and statuses. A standing request is proposed,
+// approved by others once (bound like a run approval), and then starts
+// runs unattended while it is active; a new version of its procedure,
+// changed targets or a policy that no longer permits it suspends it
+// until it is approved again.
+const (
+	StandingSchedule = "schedule"
+	StandingTrigger  = "trigger"
+
+	StandingPending   = "pending_approval"
+	StandingActive    = "active"
+	StandingPaused    = "paused"
+	StandingSuspended = "suspended"
+	StandingDenied    = "denied"
+	StandingDeleted   = "deleted"
+)
+
+// Standing is a schedule or an event trigger.
+type Standing struct {
+	ID            string
+	Kind          string
+	Name          string
+	ProcedureID   string
+	ProcedureName string
+	Environment   string
+	// Params are a schedule's parameters (JSON object of typed values).
+	Params []byte
+	// Spec is the kind's own definition (JSON): a schedule's cron, time
+	// zone, missed-tick and overlap rules; a trigger's preset, mapping,
+	// authentication scheme and limits.
+	Spec []byte
+	// Secret is a trigger's sealed signing or bearer secret.
+	Secret []byte
+	// VersionID, Digest, Binding and Targets are what the approvals
+	// approve: the version in service, and for a schedule its run
+	// binding (digest, parameters, targets).
+	VersionID         string
+	Digest            string
+	Binding           string
+	Targets           []string
+	ApprovalsRequired int
+	Status            string
+	StatusReason      string
+	ProposerID        string
+	ProposerName      string
+	// AccountID and AccountName: the service account a trigger's runs
+	// are requested as.
+	AccountID   string
+	AccountName string
+	// Cursor: a schedule's ticks up to and including it are dealt with.
+	Cursor    time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// StandingApproval is one person's decision on a standing request.
+type StandingApproval struct {
+	ID           string
+	StandingID   string
+	ApproverID   string
+	ApproverName string
+	Decision     string // approve | deny
+	Comment      string
+	Binding      string
+	CreatedAt    time.Time
+}
+
+// StandingEvent is one thing a standing request did: a schedule's tick
+// (Key its time, RFC 3339) or a trigger's alert (Key its dedup key).
+type StandingEvent struct {
+	StandingID string
+	Key        string
+	At         time.Time
+	// Outcome: started, requested, skipped_overlap, missed, suspended,
+	// ignored, refused.
+	Outcome string
+	RunID   string
+	Detail  string
 }
 
 // RunNode is a run's outcome on one node.

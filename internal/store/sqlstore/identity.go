@@ -9,13 +9,14 @@ import (
 	"github.com/airlockhq/airlock/internal/store"
 )
 
-const userCols = `id, username, display_name, email, password_hash, must_change_password, disabled, issuer, subject, created_at, updated_at`
+const userCols = `id, username, display_name, email, password_hash, must_change_password, disabled, issuer, subject, created_at, updated_at,
+	kind, owner_team`
 
 func scanUser(sc interface{ Scan(...any) error }) (*store.User, error) {
 	var u store.User
 	var created, updated sql.NullInt64
 	if err := sc.Scan(&u.ID, &u.Username, &u.DisplayName, &u.Email, &u.PasswordHash,
-		&u.MustChangePassword, &u.Disabled, &u.Issuer, &u.Subject, &created, &updated); err != nil {
+		&u.MustChangePassword, &u.Disabled, &u.Issuer, &u.Subject, &created, &updated, &u.Kind, &u.OwnerTeam); err != nil {
 		return nil, err
 	}
 	u.CreatedAt, u.UpdatedAt = fromMicros(created), fromMicros(updated)
@@ -42,9 +43,13 @@ func (q queries) UserList(ctx context.Context) ([]*store.User, error) {
 }
 
 func (tx *Tx) UserInsert(ctx context.Context, u *store.User) error {
-	_, err := tx.change(ctx, `INSERT INTO users (`+userCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+	kind := u.Kind
+	if kind == "" {
+		kind = store.AccountPerson
+	}
+	_, err := tx.change(ctx, `INSERT INTO users (`+userCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		u.ID, u.Username, u.DisplayName, u.Email, u.PasswordHash, u.MustChangePassword, u.Disabled,
-		u.Issuer, u.Subject, micros(u.CreatedAt), micros(u.UpdatedAt))
+		u.Issuer, u.Subject, micros(u.CreatedAt), micros(u.UpdatedAt), kind, u.OwnerTeam)
 	return err
 }
 

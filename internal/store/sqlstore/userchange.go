@@ -9,14 +9,14 @@ import (
 )
 
 const userChangeCols = `id, kind, username, group_name, display_name, email, groups, status, author_id, author_name, user_id,
-	decided_by_id, decided_by_name, decision_comment, created_at, decided_at`
+	decided_by_id, decided_by_name, decision_comment, created_at, decided_at, account_kind, owner_team`
 
 func scanUserChange(sc interface{ Scan(...any) error }) (*store.UserChange, error) {
 	var c store.UserChange
 	var groups string
 	var created, decided sql.NullInt64
 	if err := sc.Scan(&c.ID, &c.Kind, &c.Username, &c.Group, &c.DisplayName, &c.Email, &groups, &c.Status, &c.AuthorID,
-		&c.AuthorName, &c.UserID, &c.DecidedByID, &c.DecidedByName, &c.DecisionComment, &created, &decided); err != nil {
+		&c.AuthorName, &c.UserID, &c.DecidedByID, &c.DecidedByName, &c.DecisionComment, &created, &decided, &c.AccountKind, &c.OwnerTeam); err != nil {
 		return nil, err
 	}
 	c.CreatedAt, c.DecidedAt = fromMicros(created), fromMicros(decided)
@@ -42,9 +42,13 @@ func (tx *Tx) UserChangeInsert(ctx context.Context, c *store.UserChange) error {
 	if groups == nil {
 		groups = []string{}
 	}
-	_, err := tx.change(ctx, `INSERT INTO user_changes (`+userChangeCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	kind := c.AccountKind
+	if kind == "" {
+		kind = store.AccountPerson
+	}
+	_, err := tx.change(ctx, `INSERT INTO user_changes (`+userChangeCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		c.ID, c.Kind, c.Username, c.Group, c.DisplayName, c.Email, jsonText(groups), c.Status, c.AuthorID, c.AuthorName,
-		c.UserID, c.DecidedByID, c.DecidedByName, c.DecisionComment, micros(c.CreatedAt), micros(c.DecidedAt))
+		c.UserID, c.DecidedByID, c.DecidedByName, c.DecisionComment, micros(c.CreatedAt), micros(c.DecidedAt), kind, c.OwnerTeam)
 	return err
 }
 

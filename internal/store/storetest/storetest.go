@@ -46,6 +46,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("LoginFailures", func(t *testing.T) { testLoginFailures(t, h, t0) })
 	t.Run("LoginReports", func(t *testing.T) { testLoginReports(t, h, t0) })
 	t.Run("Chat", func(t *testing.T) { testChat(t, h, t0) })
+	t.Run("Standing", func(t *testing.T) { testStanding(t, h, t0) })
 	t.Run("AuditAppend", func(t *testing.T) { testAuditAppend(t, h) })
 	t.Run("ChangeNeedsEvent", func(t *testing.T) { testChangeNeedsEvent(t, h) })
 	t.Run("EventRollsBackWithChange", func(t *testing.T) { testEventRollsBack(t, h) })
@@ -78,7 +79,7 @@ func event(typ, subject string) *store.AuditEvent {
 }
 
 func newUser(name string) *store.User {
-	return &store.User{ID: airlock.NewID(airlock.PrefixUser, t0), Username: name, DisplayName: strings.ToUpper(name),
+	return &store.User{ID: airlock.NewID(airlock.PrefixUser, t0), Username: name, Kind: store.AccountPerson, DisplayName: strings.ToUpper(name),
 		Email: name + "@example.com", PasswordHash: "$argon2id$x", CreatedAt: t0, UpdatedAt: t0}
 }
 
