@@ -9,6 +9,7 @@ import (
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/airlockhq/airlock/internal/audit"
@@ -86,6 +87,10 @@ type Route struct {
 
 // Routes returns the route table.
 func Routes() []Route {
+	return slices.Concat(coreRoutes(), scheduleRoutes(), triggerRoutes())
+}
+
+func coreRoutes() []Route {
 	return []Route{
 		{Method: "POST", Path: "/api/v1/auth/login", Public: true, Summary: "Log in with a password; starts a browser session", In: LoginRequest{}, Out: LoginResponse{}, handle: (*Handler).login},
 		{Method: "POST", Path: "/api/v1/auth/token", Public: true, Summary: "Exchange a password for an API token (CLI login)", In: LoginRequest{}, Out: NewTokenResponse{}, Code: 201, handle: (*Handler).loginToken},

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -130,6 +131,10 @@ type route struct {
 
 // routes is every page and form of the UI.
 func (h *Handler) routes() []route {
+	return slices.Concat(h.coreRoutes(), h.scheduleRoutes(), h.triggerRoutes())
+}
+
+func (h *Handler) coreRoutes() []route {
 	return []route{
 		{"GET /login", false, h.loginPage},
 		{"POST /login", false, h.login},

@@ -1,0 +1,4 @@
+package api
+
+// scheduleRoutes are the schedules' routes.
+func scheduleRoutes() []Route { return nil }

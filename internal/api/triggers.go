@@ -1,0 +1,4 @@
+package api
+
+// triggerRoutes are the event triggers' routes.
+func triggerRoutes() []Route { return nil }
