@@ -24,6 +24,10 @@ const (
 	PrefixRun         = "run"
 	PrefixRunApproval = "rap"
 	PrefixUserChange  = "uch"
+	PrefixSchedule    = "sch"
+	PrefixTrigger     = "trg"
+	// PrefixStandingApproval: a decision on a schedule or trigger.
+	PrefixStandingApproval = "sap"
 )
 
 var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)

@@ -98,6 +98,35 @@ const (
 	ChatLinkDenied        = "chat.link_denied"
 	ChatInteractionDenied = "chat.interaction_denied"
 
+	// Schedules and event triggers (standing requests): proposed,
+	// approved or denied (a refused decision is *.approve_denied),
+	// active from the approval that completes the quorum, paused and
+	// resumed by people, suspended by Airlock when what was approved no
+	// longer holds, deleted. A schedule's tick and a summary of missed
+	// ticks; a trigger's accepted delivery (fire) and a refused one.
+	SchedulePropose       = "schedule.propose"
+	ScheduleApprove       = "schedule.approve"
+	ScheduleDeny          = "schedule.deny"
+	ScheduleApproveDenied = "schedule.approve_denied"
+	ScheduleActivate      = "schedule.activate"
+	SchedulePause         = "schedule.pause"
+	ScheduleResume        = "schedule.resume"
+	ScheduleSuspend       = "schedule.suspend"
+	ScheduleDelete        = "schedule.delete"
+	ScheduleTick          = "schedule.tick"
+	ScheduleMissed        = "schedule.missed"
+	TriggerPropose        = "trigger.propose"
+	TriggerApprove        = "trigger.approve"
+	TriggerDeny           = "trigger.deny"
+	TriggerApproveDenied  = "trigger.approve_denied"
+	TriggerActivate       = "trigger.activate"
+	TriggerPause          = "trigger.pause"
+	TriggerResume         = "trigger.resume"
+	TriggerSuspend        = "trigger.suspend"
+	TriggerDelete         = "trigger.delete"
+	TriggerFire           = "trigger.fire"
+	TriggerRefused        = "trigger.refused"
+
 	// ProcedureVersionReviewDenied records a refused review attempt:
 	// self-review, a stale digest, an ineligible reviewer.
 	ProcedureVersionReviewDenied = "procedure_version.review_denied"

@@ -289,7 +289,7 @@ type Tx interface {
 	// StandingInsert stores a standing request (Conflict when a live one
 	// of its kind has its name); StandingUpdate writes its mutable fields
 	// (version, digest, binding, targets, approvals required, status and
-	// reason, cursor, updated). StandingEventInsert records one outcome
+	// reason, cursor, proposed, updated). StandingEventInsert records one outcome
 	// per key: a second for the same key is Conflict.
 	StandingInsert(ctx context.Context, s *Standing) error
 	StandingUpdate(ctx context.Context, s *Standing) error
@@ -800,9 +800,12 @@ type Standing struct {
 	AccountID   string
 	AccountName string
 	// Cursor: a schedule's ticks up to and including it are dealt with.
-	Cursor    time.Time
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Cursor time.Time
+	// ProposedAt: when it was (last) proposed; approvals before it do
+	// not count.
+	ProposedAt time.Time
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // StandingApproval is one person's decision on a standing request.

@@ -11,19 +11,19 @@ import (
 
 const standingCols = `id, kind, name, procedure_id, procedure_name, environment, params, spec, secret, version_id, digest, binding,
 	targets, approvals_required, status, status_reason, proposer_id, proposer_name, account_id, account_name, cursor_at,
-	created_at, updated_at`
+	proposed_at, created_at, updated_at`
 
 func scanStanding(sc interface{ Scan(...any) error }) (*store.Standing, error) {
 	var s store.Standing
 	var params, spec, targets string
-	var cursor, created, updated sql.NullInt64
+	var cursor, proposed, created, updated sql.NullInt64
 	if err := sc.Scan(&s.ID, &s.Kind, &s.Name, &s.ProcedureID, &s.ProcedureName, &s.Environment, &params, &spec, &s.Secret,
 		&s.VersionID, &s.Digest, &s.Binding, &targets, &s.ApprovalsRequired, &s.Status, &s.StatusReason, &s.ProposerID,
-		&s.ProposerName, &s.AccountID, &s.AccountName, &cursor, &created, &updated); err != nil {
+		&s.ProposerName, &s.AccountID, &s.AccountName, &cursor, &proposed, &created, &updated); err != nil {
 		return nil, err
 	}
 	s.Params, s.Spec = []byte(params), []byte(spec)
-	s.Cursor, s.CreatedAt, s.UpdatedAt = fromMicros(cursor), fromMicros(created), fromMicros(updated)
+	s.Cursor, s.ProposedAt, s.CreatedAt, s.UpdatedAt = fromMicros(cursor), fromMicros(proposed), fromMicros(created), fromMicros(updated)
 	return &s, json.Unmarshal([]byte(targets), &s.Targets)
 }
 
@@ -69,10 +69,10 @@ func (tx *Tx) StandingInsert(ctx context.Context, s *store.Standing) error {
 	if targets == nil {
 		targets = []string{}
 	}
-	_, err := tx.change(ctx, `INSERT INTO standing (`+standingCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := tx.change(ctx, `INSERT INTO standing (`+standingCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		s.ID, s.Kind, s.Name, s.ProcedureID, s.ProcedureName, s.Environment, orEmpty(s.Params, "{}"), orEmpty(s.Spec, "{}"), s.Secret,
 		s.VersionID, s.Digest, s.Binding, jsonText(targets), s.ApprovalsRequired, s.Status, s.StatusReason, s.ProposerID,
-		s.ProposerName, s.AccountID, s.AccountName, micros(s.Cursor), micros(s.CreatedAt), micros(s.UpdatedAt))
+		s.ProposerName, s.AccountID, s.AccountName, micros(s.Cursor), micros(s.ProposedAt), micros(s.CreatedAt), micros(s.UpdatedAt))
 	return err
 }
 
@@ -82,9 +82,9 @@ func (tx *Tx) StandingUpdate(ctx context.Context, s *store.Standing) error {
 		targets = []string{}
 	}
 	res, err := tx.change(ctx, `UPDATE standing SET version_id = ?, digest = ?, binding = ?, targets = ?, approvals_required = ?,
-		status = ?, status_reason = ?, cursor_at = ?, updated_at = ? WHERE id = ?`,
+		status = ?, status_reason = ?, cursor_at = ?, proposed_at = ?, updated_at = ? WHERE id = ?`,
 		s.VersionID, s.Digest, s.Binding, jsonText(targets), s.ApprovalsRequired, s.Status, s.StatusReason, micros(s.Cursor),
-		micros(s.UpdatedAt), s.ID)
+		micros(s.ProposedAt), micros(s.UpdatedAt), s.ID)
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ func testStanding(t *testing.T, h Harness, t0 time.Time) {
 	sch := &store.Standing{ID: "sch_1", Kind: store.StandingSchedule, Name: "nightly", ProcedureID: "prc_1", ProcedureName: "rotate",
 		Environment: "staging", Params: []byte(`{"n":1}`), Spec: []byte(`{"cron":"0 3 * * *"}`), Digest: "sha256:d", Binding: "b1",
 		Targets: []string{"web-1"}, ApprovalsRequired: 1, Status: store.StandingPending, ProposerID: "usr_a", ProposerName: "alice",
-		CreatedAt: t0, UpdatedAt: t0}
+		ProposedAt: t0, CreatedAt: t0, UpdatedAt: t0}
 	if err := update(func(tx store.Tx) error { return tx.StandingInsert(ctx, sch) }); err != nil {
 		t.Fatal(err)
 	}
@@ -50,11 +50,11 @@ func testStanding(t *testing.T, h Harness, t0 time.Time) {
 	if err != nil || got.ID != sch.ID || string(got.Params) != `{"n":1}` || !slices.Equal(got.Targets, sch.Targets) || !got.CreatedAt.Equal(t0) {
 		t.Fatalf("get: %+v %v", got, err)
 	}
-	got.Status, got.Cursor, got.UpdatedAt = store.StandingActive, t0.Add(time.Hour), t0.Add(time.Minute)
+	got.Status, got.Cursor, got.ProposedAt, got.UpdatedAt = store.StandingActive, t0.Add(time.Hour), t0.Add(2*time.Hour), t0.Add(time.Minute)
 	if err := update(func(tx store.Tx) error { return tx.StandingUpdate(ctx, got) }); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.StandingGet(ctx, "sch_1"); got.Status != store.StandingActive || !got.Cursor.Equal(t0.Add(time.Hour)) {
+	if got, _ := s.StandingGet(ctx, "sch_1"); got.Status != store.StandingActive || !got.Cursor.Equal(t0.Add(time.Hour)) || !got.ProposedAt.Equal(t0.Add(2*time.Hour)) {
 		t.Fatalf("after update: %+v", got)
 	}
 	if l, _ := s.StandingList(ctx, store.StandingTrigger, ""); len(l) != 1 || l[0].ID != "trg_1" || string(l[0].Secret) != "\x01\x02" {

@@ -29,6 +29,8 @@ CREATE TABLE standing (
 	account_id TEXT NOT NULL DEFAULT '',
 	account_name TEXT NOT NULL DEFAULT '',
 	cursor_at BIGINT,
+	-- proposed_at: approvals made before it (a re-proposal) do not count.
+	proposed_at BIGINT NOT NULL,
 	created_at BIGINT NOT NULL,
 	updated_at BIGINT NOT NULL
 );
