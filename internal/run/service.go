@@ -108,6 +108,9 @@ type RequestParams struct {
 	Reason         string
 	Ticket         string
 	IdempotencyKey string
+	// StandingID names the event trigger that requests the run (set by
+	// the trigger, never from a request body).
+	StandingID string
 }
 
 // Plan is what a request would do, before anything is stored: the dry
@@ -257,7 +260,7 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 		VersionID: plan.Version.ID, Digest: plan.Version.Digest, Environment: plan.Environment, Params: params,
 		RequesterID: p.UserID, RequesterName: p.Username, Reason: rp.Reason, Ticket: rp.Ticket, Targets: names,
 		LockKey: plan.LockKey, Binding: binding(plan.Version.Digest, plan.Environment, plan.Params, plan.Targets),
-		Idempotent: plan.Definition.Idempotent, IdempotencyKey: rp.IdempotencyKey, CreatedAt: now}
+		Idempotent: plan.Definition.Idempotent, IdempotencyKey: rp.IdempotencyKey, StandingID: rp.StandingID, CreatedAt: now}
 	if len(plan.secrets) > 0 {
 		b, _ := json.Marshal(plan.secrets)
 		if r.SecretParams, err = s.keyring.Seal(b, []byte(r.ID)); err != nil {
@@ -295,11 +298,15 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 			}
 			return err
 		}
-		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunRequest, p.Actor(), r.ID, audit.Success, map[string]any{
+		d := map[string]any{
 			"procedure": r.ProcedureName, "version_id": r.VersionID, "digest": r.Digest, "environment": r.Environment,
 			"params": plan.Params, "secret_params": len(plan.secrets), "targets": names, "status": r.Status, "decision": why,
 			"policies": plan.Policies, "approvals_required": r.ApprovalsRequired, "reason": r.Reason, "ticket": r.Ticket,
-			"binding": r.Binding}))
+			"binding": r.Binding}
+		if r.StandingID != "" {
+			d["standing_id"] = r.StandingID
+		}
+		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunRequest, p.Actor(), r.ID, audit.Success, d))
 	})
 	if err != nil {
 		return nil, err
