@@ -21,6 +21,7 @@ import (
 	"github.com/airlockhq/airlock/internal/run"
 	"github.com/airlockhq/airlock/internal/secretstore"
 	"github.com/airlockhq/airlock/internal/sso"
+	"github.com/airlockhq/airlock/internal/standing"
 	"github.com/airlockhq/airlock/internal/store"
 )
 
@@ -31,6 +32,8 @@ type Handler struct {
 	Authz    *authz.Authorizer
 	Audit    *audit.Log
 	Runs     *run.Service
+	// Standing holds schedules and triggers.
+	Standing *standing.Service
 	Nodes    *inventory.Service
 	Secrets  *secretstore.Service
 	Notify   *notify.Service

@@ -46,6 +46,7 @@ type Config struct {
 	InventoryFile   string        `yaml:"inventory_file"`
 	Secrets         Secrets       `yaml:"secrets"`
 	Runs            Runs          `yaml:"runs"`
+	Schedules       Schedules     `yaml:"schedules"`
 	Audit           Audit         `yaml:"audit"`
 	OIDC            sso.Config    `yaml:"oidc"`
 	Notify          Notify        `yaml:"notify"`
@@ -183,6 +184,16 @@ type Runs struct {
 	OutputRetention time.Duration `yaml:"output_retention"`
 }
 
+// Schedules tunes the scheduler of schedules and triggers.
+type Schedules struct {
+	// Interval: how often each replica looks for due ticks and checks
+	// that what was approved still holds.
+	Interval time.Duration `yaml:"interval"`
+	// Grace: a tick first seen later than this after its time was missed
+	// (the server was down); the schedule's missed-tick rule applies.
+	Grace time.Duration `yaml:"grace"`
+}
+
 // Log configures structured logging.
 type Log struct {
 	Format string `yaml:"format"` // text | json
@@ -226,6 +237,7 @@ func Default() Config {
 		Audit:        Audit{Origin: "airlock", CheckpointEvents: 1000, CheckpointInterval: time.Minute},
 		Runs: Runs{Workers: 8, ApprovalTTL: 24 * time.Hour, HeartbeatInterval: 2 * time.Second, HeartbeatTimeout: 20 * time.Second,
 			MaxOutputBytes: 10 << 20, MaxAttempts: 3},
+		Schedules: Schedules{Interval: 5 * time.Second, Grace: 5 * time.Minute},
 		Review: Review{QuorumLow: []string{"ops"}, QuorumMedium: []string{"ops", "security"},
 			QuorumHigh: []string{"ops", "security", "compliance"}},
 		OIDC: sso.Config{GroupsClaim: "groups", UsernameClaim: "preferred_username"},
@@ -458,7 +470,8 @@ func (c *Config) Validate() error {
 	for _, f := range []struct {
 		key string
 		d   time.Duration
-	}{{"runs.approval_ttl", c.Runs.ApprovalTTL}, {"runs.heartbeat_interval", c.Runs.HeartbeatInterval}, {"runs.heartbeat_timeout", c.Runs.HeartbeatTimeout}} {
+	}{{"runs.approval_ttl", c.Runs.ApprovalTTL}, {"runs.heartbeat_interval", c.Runs.HeartbeatInterval}, {"runs.heartbeat_timeout", c.Runs.HeartbeatTimeout},
+		{"schedules.interval", c.Schedules.Interval}, {"schedules.grace", c.Schedules.Grace}} {
 		if f.d <= 0 {
 			return &FieldError{f.key, "expected a positive duration"}
 		}

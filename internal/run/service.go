@@ -335,12 +335,27 @@ func (s *Service) resource(ctx context.Context, r *store.Run) (policy.Resource, 
 	if err != nil {
 		return policy.Resource{}, policy.Context{}, err
 	}
-	var params map[string]any
-	if err := json.Unmarshal(r.Params, &params); err != nil {
+	typed, err := PolicyParams(r.Params)
+	if err != nil {
 		return policy.Resource{}, policy.Context{}, err
 	}
+	groups, err := authz.GroupsOf(ctx, s.store, r.RequesterID)
+	if err != nil {
+		return policy.Resource{}, policy.Context{}, err
+	}
+	return policy.Resource{Run: &policy.RunInfo{ID: r.ID, Requester: r.RequesterName, RequesterGroups: groups, Environment: r.Environment, Status: r.Status, Procedure: pr}},
+		policy.Context{Environment: r.Environment, Params: typed, Targets: r.Targets}, nil
+}
+
+// PolicyParams reads stored parameters (a JSON object) back into the
+// types policies see: numbers as int64, lists as []string.
+func PolicyParams(raw []byte) (map[string]any, error) {
+	var params map[string]any
+	if err := json.Unmarshal(raw, &params); err != nil {
+		return nil, err
+	}
 	typed := map[string]any{}
-	for k, v := range params { // JSON numbers back to int64, lists to []string
+	for k, v := range params {
 		switch x := v.(type) {
 		case float64:
 			typed[k] = int64(x)
@@ -354,12 +369,7 @@ func (s *Service) resource(ctx context.Context, r *store.Run) (policy.Resource, 
 			typed[k] = x
 		}
 	}
-	groups, err := authz.GroupsOf(ctx, s.store, r.RequesterID)
-	if err != nil {
-		return policy.Resource{}, policy.Context{}, err
-	}
-	return policy.Resource{Run: &policy.RunInfo{ID: r.ID, Requester: r.RequesterName, RequesterGroups: groups, Environment: r.Environment, Status: r.Status, Procedure: pr}},
-		policy.Context{Environment: r.Environment, Params: typed, Targets: r.Targets}, nil
+	return typed, nil
 }
 
 // Get returns a run p may view; one they may not is "not found".

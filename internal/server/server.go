@@ -43,6 +43,7 @@ import (
 	"github.com/airlockhq/airlock/internal/secret"
 	"github.com/airlockhq/airlock/internal/secretstore"
 	"github.com/airlockhq/airlock/internal/sso"
+	"github.com/airlockhq/airlock/internal/standing"
 	"github.com/airlockhq/airlock/internal/store"
 	"github.com/airlockhq/airlock/internal/store/postgres"
 	"github.com/airlockhq/airlock/internal/store/sqlite"
@@ -58,6 +59,8 @@ type Server struct {
 	Review   *review.Service
 	Authz    *authz.Authorizer
 	Runs     *run.Service
+	// Standing holds schedules and triggers and runs the scheduler.
+	Standing *standing.Service
 	Nodes    *inventory.Service
 	Secrets  *secretstore.Service
 	AuditLog *audit.Log
@@ -237,6 +240,7 @@ func (s *Server) build(ctx context.Context) error {
 	s.Runs = run.New(s.Store, s.Authz, keyring, map[string]executor.Executor{
 		store.TransportLocal: local.Executor{Contain: contained}, store.TransportSSH: sshexec.Executor{},
 	}, rc, s.Log, s.now)
+	s.Standing = standing.New(s.Store, s.Authz, s.Runs, standing.Config{Interval: cfg.Schedules.Interval, Grace: cfg.Schedules.Grace}, s.Log, s.now)
 	if err := s.buildNotify(); err != nil {
 		return err
 	}
@@ -258,7 +262,7 @@ func (s *Server) build(ctx context.Context) error {
 		reg.MustRegister(collectors.NewDBStatsCollector(db, name))
 	}
 	notifications := &notify.Service{Store: s.Store, Authz: s.Authz, Now: s.now, Dispatcher: s.Notify}
-	h := &api.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Runs: s.Runs, Audit: s.AuditLog, Nodes: s.Nodes, Secrets: s.Secrets, Notify: notifications, Store: s.Store, SSO: provider, Log: s.Log, Metrics: api.NewMetrics(reg),
+	h := &api.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Runs: s.Runs, Standing: s.Standing, Audit: s.AuditLog, Nodes: s.Nodes, Secrets: s.Secrets, Notify: notifications, Store: s.Store, SSO: provider, Log: s.Log, Metrics: api.NewMetrics(reg),
 		Secure: cfg.TLS.Cert != "", SessionMaxAge: int(cfg.Session.AbsoluteTimeout.Seconds()), Now: s.now}
 	if s.Slack, err = s.wireChat(h); err != nil {
 		return err
@@ -270,7 +274,7 @@ func (s *Server) build(ctx context.Context) error {
 	})))
 	mux.Handle("GET /readyz", h.Wrap("GET /readyz", http.HandlerFunc(s.readyz)))
 	mux.Handle("GET /metrics", h.Wrap("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
-	ui := &web.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Runs: s.Runs, Store: s.Store, Audit: s.AuditLog, Nodes: s.Nodes, Secrets: s.Secrets, Notify: notifications, Log: s.Log, Environments: cfg.Environments,
+	ui := &web.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Runs: s.Runs, Standing: s.Standing, Store: s.Store, Audit: s.AuditLog, Nodes: s.Nodes, Secrets: s.Secrets, Notify: notifications, Log: s.Log, Environments: cfg.Environments,
 		Secure: cfg.TLS.Cert != "", SSO: provider != nil, SessionMaxAge: int(cfg.Session.AbsoluteTimeout.Seconds()), Now: s.now}
 	ui.Register(mux, h.Wrap)
 	mux.Handle("/", h.Wrap("not found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -513,6 +517,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	runsCtx, stopRuns := context.WithCancel(context.Background())
 	runsDone := make(chan struct{})
 	go func() { defer close(runsDone); s.Runs.Start(runsCtx) }()
+	schedDone := make(chan struct{})
+	go func() { defer close(schedDone); s.Standing.Start(runsCtx) }()
 	cpDone := make(chan struct{})
 	go func() { defer close(cpDone); s.AuditLog.Run(runsCtx) }()
 	// Failed-login windows close by time too: record their counts even
@@ -551,6 +557,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		cancel()
 	}
 	<-runsDone
+	<-schedDone
 	<-cpDone
 	<-reportsDone
 	<-notifyDone

@@ -33,6 +33,7 @@ import (
 	"github.com/airlockhq/airlock/internal/run"
 	"github.com/airlockhq/airlock/internal/secretstore"
 	"github.com/airlockhq/airlock/internal/sso"
+	"github.com/airlockhq/airlock/internal/standing"
 	"github.com/airlockhq/airlock/internal/store"
 )
 
@@ -48,6 +49,8 @@ type Handler struct {
 	Review   *review.Service
 	Authz    *authz.Authorizer
 	Runs     *run.Service
+	// Standing holds schedules and triggers.
+	Standing *standing.Service
 	Store    store.Store
 	Audit    *audit.Log
 	Nodes    *inventory.Service
