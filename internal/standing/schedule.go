@@ -186,7 +186,7 @@ func rawParams(st *store.Standing) (map[string]any, error) {
 func (s *Service) checkSchedule(ctx context.Context, st *store.Standing) (*Fresh, error) {
 	p, why, err := PrincipalOf(ctx, s.store, st.ProposerID)
 	if err != nil || why != "" {
-		return &Fresh{Why: why}, err
+		return &Fresh{Why: why, Blocked: true}, err
 	}
 	raw, err := rawParams(st)
 	if err != nil {
@@ -196,14 +196,14 @@ func (s *Service) checkSchedule(ctx context.Context, st *store.Standing) (*Fresh
 	if err != nil {
 		var e *airlock.Error
 		if errors.As(err, &e) {
-			return &Fresh{Why: e.Error()}, nil
+			return &Fresh{Why: e.Error(), Blocked: true}, nil
 		}
 		return nil, err
 	}
 	f := &Fresh{VersionID: plan.Version.ID, Digest: plan.Version.Digest, Binding: plan.Binding(), Targets: plan.TargetNames(), Approvals: plan.Approvals}
 	switch {
 	case plan.Decision == "refused":
-		f.Why = fmt.Sprintf("no policy in force lets %s request %s in %s any more", p.Username, st.ProcedureName, st.Environment)
+		f.Why, f.Blocked = fmt.Sprintf("no policy in force lets %s request %s in %s any more", p.Username, st.ProcedureName, st.Environment), true
 	case plan.Version.Digest != st.Digest:
 		f.Why = fmt.Sprintf("version %d of %s (%s) is in service now, not the approved %s", plan.Version.Number, st.ProcedureName, plan.Version.Digest, st.Digest)
 	case !slices.Equal(f.Targets, st.Targets):
@@ -214,7 +214,7 @@ func (s *Service) checkSchedule(ctx context.Context, st *store.Standing) (*Fresh
 		f.Why = fmt.Sprintf("%s now needs %d approvals in %s, it had %d", st.ProcedureName, plan.Approvals, st.Environment, st.ApprovalsRequired)
 	}
 	if plan.HasSecrets() {
-		f.Why = "the procedure now takes a secret parameter"
+		f.Why, f.Blocked = "the procedure now takes a secret parameter", true
 	}
 	return f, nil
 }

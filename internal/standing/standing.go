@@ -53,8 +53,11 @@ type Fresh struct {
 	Binding   string
 	Targets   []string
 	Approvals int
-	// Why is set when it cannot be approved or kept active now.
+	// Why is set when what was approved no longer holds.
 	Why string
+	// Blocked: Why is not fixed by approving it again (its proposer or
+	// account cannot act, policy refuses, the procedure cannot run).
+	Blocked bool
 }
 
 // Checker replans a standing request of one kind as of now.
@@ -308,6 +311,12 @@ func (s *Service) Decide(ctx context.Context, p *identity.Principal, kind, name,
 	} else if svc {
 		return refuse(airlock.Errorf(airlock.Forbidden, "a service account cannot approve or deny a %s", what))
 	}
+	switch p.UserID {
+	case st.ProposerID:
+		return refuse(airlock.Errorf(airlock.Forbidden, "you proposed this %s; someone else must approve it", what))
+	case st.AccountID:
+		return refuse(airlock.Errorf(airlock.Forbidden, "this %s runs as you; someone else must approve it", what))
+	}
 	res, c, err := s.resource(ctx, st)
 	if err != nil {
 		return nil, err
@@ -437,11 +446,11 @@ func (s *Service) Resume(ctx context.Context, p *identity.Principal, kind, name,
 		if st.Status != store.StandingPaused && st.Status != store.StandingSuspended {
 			return airlock.Errorf(airlock.Conflict, "%s %s is %s; only a paused or suspended one can be resumed", What(kind), st.Name, st.Status)
 		}
-		if f.Why != "" {
+		if f.Blocked {
 			return airlock.Errorf(airlock.Conflict, "%s %s cannot be resumed: %s", What(kind), st.Name, f.Why)
 		}
 		now := s.now().UTC()
-		if st.Status == store.StandingPaused && f.Binding == st.Binding && f.Approvals <= st.ApprovalsRequired {
+		if st.Status == store.StandingPaused && f.Why == "" {
 			// Ticks while it was paused are not missed ones.
 			st.Status, st.StatusReason, st.Cursor = store.StandingActive, "", now
 			return nil
