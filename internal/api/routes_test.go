@@ -103,6 +103,9 @@ var bodies = map[string]any{
 	"PUT /api/v1/secrets/{name...}":                    api.SecretRequest{Value: "hunter2-hunter2"},
 	"PATCH /api/v1/secrets/{name...}":                  api.SecretScopeRequest{Scope: secret.Scope{Teams: []string{"payments"}}},
 	"POST /api/v1/evidence":                            api.EvidenceRequest{From: "2026-01-01", To: "2030-01-01"},
+	"POST /api/v1/schedules":                           api.ScheduleRequest{Name: "nightly", Procedure: "flush-cache", Environment: "staging", Params: map[string]any{"cache": "sessions"}, Cron: "@daily"},
+	"POST /api/v1/schedules/{name}/approve":            api.DecisionRequest{Binding: "sha256:x", Comment: "ok"},
+	"POST /api/v1/schedules/{name}/deny":               api.DecisionRequest{Comment: "no"},
 }
 
 // stateCounts summarizes what a refused request must not change.
