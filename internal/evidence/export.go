@@ -93,6 +93,9 @@ func Export(ctx context.Context, s store.Store, log *audit.Log, p Params, w io.W
 	if events, err = withAccountOrigins(ctx, s, cp.Size, events); err != nil {
 		return err
 	}
+	if events, err = withStandingOrigins(ctx, s, cp.Size, runs, events); err != nil {
+		return err
+	}
 	proofs := Proofs{Size: cp.Size, Root: cp.RootHash, Proofs: map[string][]string{}}
 	var ev bytes.Buffer
 	enc := json.NewEncoder(&ev)
@@ -334,6 +337,39 @@ func withAccountOrigins(ctx context.Context, s store.Reader, size int64, events 
 	for _, typ := range []string{audit.UserCreate, audit.GroupMemberAdd} {
 		if err := listEvents(ctx, s, store.AuditListParams{Type: typ, Before: size}, func(e *store.AuditEvent) {
 			if !have[e.Seq] && e.ActorID != "" {
+				have[e.Seq] = true
+				events = append(events, e)
+			}
+		}); err != nil {
+			return nil, err
+		}
+	}
+	sort.Slice(events, func(i, j int) bool { return events[i].Seq < events[j].Seq })
+	return events, nil
+}
+
+// withStandingOrigins adds, for each run a schedule or trigger started,
+// the standing request's history from the log (from before the period
+// too): its proposal, decisions, activations, pauses and suspensions —
+// what the standing-approvals control needs. Its ticks and deliveries
+// outside the period stay out.
+func withStandingOrigins(ctx context.Context, s store.Reader, size int64, runs []RunRecord, events []*store.AuditEvent) ([]*store.AuditEvent, error) {
+	have := map[int64]bool{}
+	for _, e := range events {
+		have[e.Seq] = true
+	}
+	seen := map[string]bool{}
+	for _, r := range runs {
+		if r.StandingID == "" || seen[r.StandingID] {
+			continue
+		}
+		seen[r.StandingID] = true
+		if err := listEvents(ctx, s, store.AuditListParams{Subject: r.StandingID, Before: size}, func(e *store.AuditEvent) {
+			switch e.Type[strings.IndexByte(e.Type, '.')+1:] {
+			case "tick", "missed", "fire", "refused":
+				return
+			}
+			if !have[e.Seq] {
 				have[e.Seq] = true
 				events = append(events, e)
 			}

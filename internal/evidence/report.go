@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/airlockhq/airlock/internal/store"
@@ -34,6 +35,85 @@ type Summary struct {
 	Events   int       `json:"events"`
 	Runs     int       `json:"runs"`
 	Controls []Control `json:"controls"`
+	// Unattended are the runs a schedule or trigger started, with the
+	// standing approval each ran under.
+	Unattended []UnattendedRun `json:"unattended_runs"`
+}
+
+// UnattendedRun is a run started by a schedule or an event trigger, and
+// the standing approval in force when it was requested.
+type UnattendedRun struct {
+	Run         string    `json:"run"`
+	Kind        string    `json:"kind"`
+	Name        string    `json:"name"`
+	StandingID  string    `json:"standing_id"`
+	Proposer    string    `json:"proposer"`
+	Approvers   []string  `json:"approvers"`
+	ActivatedAt time.Time `json:"activated_at,omitzero"`
+	Binding     string    `json:"binding,omitempty"`
+}
+
+// standingHistory is what the bundle's events say about one schedule or
+// trigger, in log order.
+type standingHistory []*store.AuditEvent
+
+// inForceAt returns the activation in force at t, or nil with why not:
+// the latest activation at or before t, not followed (before t) by a
+// pause, suspension, denial or deletion.
+func (h standingHistory) inForceAt(t time.Time) (*store.AuditEvent, string) {
+	var act *store.AuditEvent
+	why := "no standing approval in the bundle"
+	for _, e := range h {
+		if e.Time.After(t) {
+			break
+		}
+		switch verb := e.Type[strings.IndexByte(e.Type, '.')+1:]; verb {
+		case "activate":
+			act, why = e, ""
+		case "resume":
+			if d := details(e); d["status"] == store.StandingActive {
+				act, why = e, ""
+			} else {
+				act, why = nil, "proposed again and not yet approved"
+			}
+		case "pause", "suspend", "deny", "delete":
+			past := map[string]string{"pause": "paused", "suspend": "suspended", "deny": "denied", "delete": "deleted"}[verb]
+			act, why = nil, fmt.Sprintf("%s at %s", past, e.Time.UTC().Format(time.RFC3339))
+		}
+	}
+	return act, why
+}
+
+// proposerAt is who proposed it, as of the event at position seq.
+func (h standingHistory) proposerAt(seq int64) string {
+	who := ""
+	for _, e := range h {
+		if e.Seq > seq {
+			break
+		}
+		if strings.HasSuffix(e.Type, ".propose") {
+			who = e.ActorName
+		}
+	}
+	return who
+}
+
+// approversOf returns who approved the activation act (from its own
+// details, or from the activation a resume restored).
+func (h standingHistory) approversOf(act *store.AuditEvent) []string {
+	for i := len(h) - 1; i >= 0; i-- {
+		e := h[i]
+		if e.Seq > act.Seq || !strings.HasSuffix(e.Type, ".activate") {
+			continue
+		}
+		var out []string
+		as, _ := details(e)["approvers"].([]any)
+		for _, a := range as {
+			out = append(out, str(a))
+		}
+		return out
+	}
+	return nil
 }
 
 func details(e *store.AuditEvent) map[string]any {
@@ -138,6 +218,52 @@ func Summarize(events []*store.AuditEvent, runs []RunRecord, versions []VersionR
 	access := Control{ID: "permitted-requesters", Title: "Every run was requested by someone policy permitted",
 		Frameworks: []string{"SOC 2 CC6.1", "ISO 27001 A.5.15"},
 		Statement:  "Each request passes the Cedar authorizer; refused requests are audited with the deciding policies."}
+	standing := Control{ID: "standing-approvals", Title: "Every unattended run ran under a standing approval by someone other than its proposer",
+		Frameworks: []string{"SOC 2 CC6.3", "SOC 2 CC8.1", "ISO 27001 A.5.3"},
+		Statement: "Schedules and event triggers start runs only while active: approved once by people other than their proposer, bound to the procedure's version digest " +
+			"(and a schedule's parameters and targets); a new version, changed targets or a policy that no longer permits it suspends them until approved again."}
+	histories := map[string]standingHistory{}
+	for _, e := range events {
+		if e.Subject != "" && (strings.HasPrefix(e.Type, "schedule.") || strings.HasPrefix(e.Type, "trigger.")) {
+			histories[e.Subject] = append(histories[e.Subject], e)
+		}
+	}
+	var unattended []UnattendedRun
+	for _, r := range runs {
+		if r.StandingID == "" {
+			continue
+		}
+		standing.Checked++
+		h := histories[r.StandingID]
+		u := UnattendedRun{Run: r.ID, StandingID: r.StandingID, Kind: "schedule", Binding: r.Binding}
+		if strings.HasPrefix(r.StandingID, "trg_") {
+			u.Kind = "trigger"
+		}
+		act, why := h.inForceAt(r.CreatedAt)
+		if act == nil {
+			standing.Exceptions = append(standing.Exceptions, Finding{r.ID, fmt.Sprintf("requested by %s %s while it was not approved: %s", u.Kind, r.StandingID, why)})
+			unattended = append(unattended, u)
+			continue
+		}
+		u.Name, u.ActivatedAt = str(details(act)["name"]), act.Time
+		u.Proposer, u.Approvers = h.proposerAt(act.Seq), h.approversOf(act)
+		if len(u.Approvers) == 0 {
+			standing.Exceptions = append(standing.Exceptions, Finding{r.ID, fmt.Sprintf("%s %s was active with no approver", u.Kind, u.Name)})
+		}
+		for _, a := range u.Approvers {
+			if a == u.Proposer {
+				standing.Exceptions = append(standing.Exceptions, Finding{r.ID, fmt.Sprintf("%s %s was approved by its proposer %s", u.Kind, u.Name, a)})
+			} else if why := linked.between(a, u.Proposer); why != "" {
+				standing.Exceptions = append(standing.Exceptions, Finding{r.ID, fmt.Sprintf("%s %s was approved by %s, who counts as its proposer %s: %s", u.Kind, u.Name, a, u.Proposer, why)})
+			}
+		}
+		unattended = append(unattended, u)
+	}
+	for _, e := range events {
+		if !e.Time.Before(from) && strings.HasSuffix(e.Type, ".approve_denied") && (strings.HasPrefix(e.Type, "schedule.") || strings.HasPrefix(e.Type, "trigger.")) {
+			standing.Attempts = append(standing.Attempts, Finding{e.Subject, fmt.Sprintf("%s: %v", e.ActorName, details(e)["reason"])})
+		}
+	}
 	for _, r := range runs {
 		if r.StartedAt.IsZero() {
 			continue
@@ -260,7 +386,7 @@ func Summarize(events []*store.AuditEvent, runs []RunRecord, versions []VersionR
 			access.Checked++
 		}
 	}
-	controls := []Control{change, fourEyes, access, review, dual, users, logging}
+	controls := []Control{change, fourEyes, access, standing, review, dual, users, logging}
 	for i := range controls {
 		c := &controls[i]
 		for _, l := range []*[]Finding{&c.Exceptions, &c.Attempts} {
@@ -270,7 +396,10 @@ func Summarize(events []*store.AuditEvent, runs []RunRecord, versions []VersionR
 			sort.SliceStable(*l, func(a, b int) bool { return (*l)[a].Ref < (*l)[b].Ref })
 		}
 	}
-	return Summary{Events: len(events), Runs: len(runs), Controls: controls}
+	if unattended == nil {
+		unattended = []UnattendedRun{}
+	}
+	return Summary{Events: len(events), Runs: len(runs), Controls: controls, Unattended: unattended}
 }
 
 var reportTmpl = template.Must(template.New("report").Parse(`<!doctype html>
@@ -292,6 +421,13 @@ signed with the log's key <code>{{.Key}}</code>; verify the bundle offline with
 {{if .Exceptions}}<strong class="bad">{{len .Exceptions}} exception(s).</strong>{{else}}<strong class="ok">No exceptions.</strong>{{end}}</p>
 {{if .Exceptions}}<h3>Exceptions</h3><table>{{range .Exceptions}}<tr><td><code>{{.Ref}}</code></td><td>{{.Detail}}</td></tr>{{end}}</table>{{end}}
 {{if .Attempts}}<h3>Refused attempts (the control held)</h3><table>{{range .Attempts}}<tr><td><code>{{.Ref}}</code></td><td>{{.Detail}}</td></tr>{{end}}</table>{{end}}
+{{end}}
+{{if .Summary.Unattended}}
+<h2>Unattended runs</h2>
+<p>Runs a schedule or an event trigger started, and the standing approval each ran under.</p>
+<table><tr><th>Run</th><th>Started by</th><th>Proposed by</th><th>Approved by</th><th>Active since</th></tr>
+{{range .Summary.Unattended}}<tr><td><code>{{.Run}}</code></td><td>{{.Kind}} {{.Name}} <code>{{.StandingID}}</code></td><td>{{.Proposer}}</td><td>{{range $i, $a := .Approvers}}{{if $i}}, {{end}}{{$a}}{{end}}</td><td>{{if not .ActivatedAt.IsZero}}{{.ActivatedAt.UTC.Format "2006-01-02 15:04 UTC"}}{{end}}</td></tr>
+{{end}}</table>
 {{end}}
 </main></body></html>
 `))

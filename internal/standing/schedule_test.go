@@ -1,7 +1,10 @@
 package standing_test
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/authz"
+	"github.com/airlockhq/airlock/internal/evidence"
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/procedure"
 	"github.com/airlockhq/airlock/internal/run"
@@ -415,4 +419,62 @@ func TestScheduleProposalRefused(t *testing.T) {
 	if l, _ := d.Store.StandingList(ctx, "", ""); len(l) != 0 {
 		t.Fatalf("refused proposals were stored: %+v", l)
 	}
+}
+
+// TestEvidenceShowsStandingApprovals: a bundle of a period in which a
+// schedule ran lists each scheduled run with the standing approval it
+// ran under (proposer alice, approver bob, from events before the
+// period too), the standing-approvals control holds, alice's refused
+// self-approval is a refused attempt, and the bundle verifies offline.
+func TestEvidenceShowsStandingApprovals(t *testing.T) {
+	d, c := demo(t, "sqlite")
+	ctx := context.Background()
+	st := propose(t, d, "hourly", standing.ScheduleSpec{Cron: "@hourly", AllowOverlap: true})
+	d.Standing.Decide(ctx, person(t, d, "alice"), store.StandingSchedule, st.Name, "approve", st.Binding, "")
+	approve(t, d, st, "bob")
+	from := start.Add(90 * time.Minute) // after the approval
+	for i := 1; i <= 3; i++ {
+		c.Set(start.Add(time.Duration(i)*time.Hour + time.Second))
+		pass(t, d)
+	}
+	var buf bytes.Buffer
+	if err := evidence.Export(ctx, d.Store, d.AuditLog, evidence.Params{From: from, To: start.Add(4 * time.Hour), Now: c.Now}, &buf); err != nil {
+		t.Fatal(err)
+	}
+	res, err := evidence.Verify(buf.Bytes(), d.AuditLog.VerifierKey)
+	if err != nil || !res.OK() {
+		t.Fatalf("verify: %+v %v", res, err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum evidence.Summary
+	for _, f := range zr.File {
+		if f.Name != "summary.json" {
+			continue
+		}
+		rc, _ := f.Open()
+		json.NewDecoder(rc).Decode(&sum)
+		rc.Close()
+	}
+	if len(sum.Unattended) != 2 {
+		t.Fatalf("unattended runs in the period: %+v", sum.Unattended)
+	}
+	for _, u := range sum.Unattended {
+		if u.Name != "hourly" || u.Proposer != "alice" || len(u.Approvers) != 1 || u.Approvers[0] != "bob" || u.Kind != "schedule" {
+			t.Fatalf("unattended run: %+v", u)
+		}
+	}
+	for _, ctl := range sum.Controls {
+		if ctl.ID != "standing-approvals" {
+			continue
+		}
+		if ctl.Checked != 2 || len(ctl.Exceptions) != 0 || len(ctl.Attempts) != 0 {
+			// alice's refusal was before the period: not an attempt in it.
+			t.Fatalf("standing-approvals: %+v", ctl)
+		}
+		return
+	}
+	t.Fatal("no standing-approvals control")
 }
