@@ -1,6 +1,9 @@
 package api_test
 
 import (
+	"context"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -65,5 +68,42 @@ func TestSchedulesOverHTTP(t *testing.T) {
 	// The name is free again.
 	if code, out, _ := d.call("POST", "/api/v1/schedules", d.tok["alice"], req); code != 201 {
 		t.Fatalf("propose again: %d %v", code, out)
+	}
+}
+
+// TestScheduleNotifications: a proposed schedule is announced to those
+// who could approve it (bob, not alice who proposed it), its activation
+// to its proposer; the webhook payloads carry what the schema says.
+func TestScheduleNotifications(t *testing.T) {
+	rc := newReceiver(t)
+	d := newDemoEnv(t, rc.config)
+	code, out, _ := d.call("POST", "/api/v1/schedules", d.tok["alice"], api.ScheduleRequest{Name: "hourly", Procedure: "rotate-logs",
+		Environment: "staging", Cron: "@hourly"})
+	if code != 201 {
+		t.Fatalf("propose: %d %v", code, out)
+	}
+	id := out["id"].(string)
+	p := rc.wait("standing_needed", id)
+	fields := jsonFields(reflect.TypeFor[api.WebhookStanding]())
+	for k := range p.Data {
+		if !fields[k] {
+			t.Errorf("standing_needed carries %q, which the schema does not describe", k)
+		}
+	}
+	if p.Data["standing_kind"] != "schedule" || p.Data["name"] != "hourly" || p.Data["proposer"] != "alice" {
+		t.Fatalf("payload: %v", p.Data)
+	}
+	st, err := d.srv.Store.StandingGet(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if who, err := d.srv.Standing.Approvers(context.Background(), st); err != nil || !slices.Equal(who, []string{"bob"}) {
+		t.Fatalf("approvers: %v %v", who, err)
+	}
+	if code, out, _ := d.call("POST", "/api/v1/schedules/hourly/approve", d.tok["bob"], api.DecisionRequest{Binding: out["binding"].(string)}); code != 200 {
+		t.Fatalf("approve: %d %v", code, out)
+	}
+	if p := rc.wait("standing_changed", id); p.Data["status"] != "active" {
+		t.Fatalf("activation: %v", p.Data)
 	}
 }

@@ -71,6 +71,20 @@ type WebhookUserChange struct {
 	Author   string `json:"author"`
 }
 
+// WebhookStanding is the data of standing_needed and standing_changed:
+// a schedule or trigger.
+type WebhookStanding struct {
+	WebhookCommon
+	StandingID   string `json:"standing_id"`
+	StandingKind string `json:"standing_kind"` // schedule | trigger
+	Name         string `json:"name"`
+	Procedure    string `json:"procedure"`
+	Environment  string `json:"environment"`
+	Status       string `json:"status"`
+	Reason       string `json:"reason,omitempty"`
+	Proposer     string `json:"proposer"`
+}
+
 // WebhookTest is the data of test.
 type WebhookTest struct {
 	WebhookCommon
@@ -87,6 +101,8 @@ func webhookKinds() map[string]any {
 		"review_needed": version, "review_decided": version,
 		"policy_needed":      WebhookPayload[WebhookPolicy]{},
 		"user_change_needed": WebhookPayload[WebhookUserChange]{},
+		"standing_needed":    WebhookPayload[WebhookStanding]{},
+		"standing_changed":   WebhookPayload[WebhookStanding]{},
 		"test":               WebhookPayload[WebhookTest]{},
 	}
 }

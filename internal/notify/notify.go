@@ -42,11 +42,26 @@ const (
 	PolicyPropose   = "policy.propose"
 	UserChange      = "user_change.propose"
 	Test            = "notify.test"
+
+	// Schedules and triggers: proposed (or proposed again), activated,
+	// denied, suspended.
+	SchedulePropose  = "schedule.propose"
+	ScheduleResume   = "schedule.resume"
+	ScheduleActivate = "schedule.activate"
+	ScheduleDeny     = "schedule.deny"
+	ScheduleSuspend  = "schedule.suspend"
+	TriggerPropose   = "trigger.propose"
+	TriggerResume    = "trigger.resume"
+	TriggerActivate  = "trigger.activate"
+	TriggerDeny      = "trigger.deny"
+	TriggerSuspend   = "trigger.suspend"
 )
 
 // OutboxTypes are the audit event types the store puts in the outbox.
 var OutboxTypes = []string{RunRequest, RunApprove, RunDeny, RunStart, RunFinish, RunCancel, RunExpire,
-	VersionPropose, VersionActivate, VersionReject, PolicyPropose, UserChange, Test}
+	VersionPropose, VersionActivate, VersionReject, PolicyPropose, UserChange, Test,
+	SchedulePropose, ScheduleResume, ScheduleActivate, ScheduleDeny, ScheduleSuspend,
+	TriggerPropose, TriggerResume, TriggerActivate, TriggerDeny, TriggerSuspend}
 
 // Kinds are what a person subscribes to: an event type as people name
 // it. Several event types may map to one kind.
@@ -61,12 +76,18 @@ const (
 	KindReviewDecided    = "review_decided"
 	KindPolicyNeeded     = "policy_needed" // a policy change waits for a second admin
 	KindUserChangeNeeded = "user_change_needed"
-	KindTest             = "test"
+	// KindStandingNeeded: a schedule or trigger waits for your approval;
+	// KindStandingChanged: one you proposed (or your team's) was
+	// approved, denied or suspended.
+	KindStandingNeeded  = "standing_needed"
+	KindStandingChanged = "standing_changed"
+	KindTest            = "test"
 )
 
 // Kinds lists every kind, in the order pages show them.
 var Kinds = []string{KindApprovalNeeded, KindApprovalDecided, KindRunStarted, KindRunFinished, KindApprovalExpiring,
-	KindApprovalExpired, KindReviewNeeded, KindReviewDecided, KindPolicyNeeded, KindUserChangeNeeded}
+	KindApprovalExpired, KindReviewNeeded, KindReviewDecided, KindPolicyNeeded, KindUserChangeNeeded, KindStandingNeeded,
+	KindStandingChanged}
 
 // Recipient is a person a message is for. Team and procedure targets
 // (a chat channel, a mailing list) have none.

@@ -21,6 +21,9 @@ type Directory interface {
 	// Permitted lists the enabled users policy permits a system action
 	// (managePolicy, manageUsers).
 	Permitted(ctx context.Context, action string) ([]string, error)
+	// StandingApprovers lists the people who could approve a proposed
+	// schedule or trigger.
+	StandingApprovers(ctx context.Context, st *store.Standing) ([]string, error)
 }
 
 // Route is a place beyond people: a team's (configuration) or a
@@ -353,6 +356,9 @@ func (p *Planner) about(ctx context.Context, e *store.OutboxEntry) (*about, erro
 			Fields: []Field{{"Policy", fmt.Sprintf("v%d", pv.Number)}, {"Digest", short(pv.Digest)}, {"Author", pv.AuthorName}},
 			Data:   map[string]any{"policy_id": pv.ID, "number": pv.Number, "digest": pv.Digest, "author": pv.AuthorName},
 		}}, nil
+	case SchedulePropose, ScheduleResume, ScheduleActivate, ScheduleDeny, ScheduleSuspend,
+		TriggerPropose, TriggerResume, TriggerActivate, TriggerDeny, TriggerSuspend:
+		return p.aboutStanding(ctx, e, actor, str)
 	case UserChange:
 		c, err := p.Store.UserChangeGet(ctx, e.Subject)
 		if err != nil {
@@ -378,6 +384,54 @@ func (p *Planner) about(ctx context.Context, e *store.OutboxEntry) (*about, erro
 		}}, nil
 	}
 	return nil, nil
+}
+
+// aboutStanding: a proposed schedule or trigger goes to those who could
+// approve it; its activation, denial or suspension to its proposer and
+// the procedure's owner team.
+func (p *Planner) aboutStanding(ctx context.Context, e *store.OutboxEntry, actor string, str func(string) string) (*about, error) {
+	st, err := p.Store.StandingGet(ctx, e.Subject)
+	if err != nil {
+		return nil, err
+	}
+	what := st.Kind
+	a := &about{procedure: st.ProcedureName, msg: &Message{Link: p.link("/" + what + "s/" + st.Name),
+		Fields: []Field{{"Procedure", st.ProcedureName}, {"Environment", st.Environment}, {"Proposed by", st.ProposerName},
+			{"Digest", short(st.Digest)}},
+		Data: map[string]any{"standing_id": st.ID, "standing_kind": what, "name": st.Name, "procedure": st.ProcedureName,
+			"environment": st.Environment, "status": st.Status, "reason": st.StatusReason, "proposer": st.ProposerName}}}
+	if proc, err := p.Store.ProcedureGetByName(ctx, st.ProcedureName); err == nil {
+		a.owner = proc.Owner
+	}
+	verb := e.Type[strings.IndexByte(e.Type, '.')+1:]
+	switch verb {
+	case "propose", "resume":
+		if st.Status != store.StandingPending {
+			return nil, nil
+		}
+		a.kind = KindStandingNeeded
+		if a.people, err = p.Directory.StandingApprovers(ctx, st); err != nil {
+			return nil, err
+		}
+		a.owner = "" // the team hears of the outcome
+		a.msg.Title = fmt.Sprintf("%s proposes the %s %s (%s in %s): it waits for your approval", st.ProposerName, what, st.Name,
+			st.ProcedureName, st.Environment)
+		a.msg.Text = "Once approved it starts runs on its own, bound to what you approve; a new version or a policy change suspends it."
+	case "activate":
+		a.kind, a.people = KindStandingChanged, []string{st.ProposerName}
+		a.msg.Title = fmt.Sprintf("The %s %s is approved and active", what, st.Name)
+	case "deny":
+		a.kind, a.people = KindStandingChanged, []string{st.ProposerName}
+		a.msg.Title = fmt.Sprintf("%s denied the %s %s", actor, what, st.Name)
+		a.msg.Text = "Comment: " + str("comment")
+	case "suspend":
+		a.kind, a.people = KindStandingChanged, []string{st.ProposerName}
+		a.msg.Title = fmt.Sprintf("The %s %s is suspended: it starts no runs until approved again", what, st.Name)
+		a.msg.Text = str("reason")
+	default:
+		return nil, nil
+	}
+	return a, nil
 }
 
 // runMessage is the facts of a run: what will run where, never a secret

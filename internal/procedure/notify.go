@@ -34,7 +34,7 @@ type NotifyRule struct {
 // test keeps the two lists equal): the notify package reads procedures,
 // so this one cannot import it, and it would bring the store with it.
 var NotifyKinds = []string{"approval_needed", "approval_decided", "run_started", "run_finished", "approval_expiring",
-	"approval_expired", "review_needed", "review_decided", "policy_needed", "user_change_needed"}
+	"approval_expired", "review_needed", "review_decided", "policy_needed", "user_change_needed", "standing_needed", "standing_changed"}
 
 // Limits of notify: rules.
 const (

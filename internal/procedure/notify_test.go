@@ -94,7 +94,7 @@ func TestNotifyRulesRefused(t *testing.T) {
 			[]string{"7:12: notify[0].kinds: expected at least one kind; leave kinds out for every kind"}},
 		{"unknown kind", "notify:\n  - kinds: [run_finished, run_exploded]\n    email: [a@example.com]\n",
 			[]string{`7:27: notify[0].kinds[1]: expected one of approval_needed, approval_decided, run_started, run_finished, ` +
-				`approval_expiring, approval_expired, review_needed, review_decided, policy_needed, user_change_needed, got "run_exploded"`}},
+				`approval_expiring, approval_expired, review_needed, review_decided, policy_needed, user_change_needed, standing_needed, standing_changed, got "run_exploded"`}},
 		{"bad email", "notify:\n  - email: [a@example.com, not-an-address]\n",
 			[]string{`7:28: notify[0].email[1]: expected a plain email address such as payments-oncall@example.com, got "not-an-address"`}},
 		{"display name", "notify:\n  - email: ['Payments <payments@example.com>']\n",
@@ -118,7 +118,7 @@ func TestNotifyRulesRefused(t *testing.T) {
 		{"every problem at once", "notify:\n  - kinds: [nope]\n  - slack: '#ops'\n",
 			[]string{"7:5: notify[0]: expected at least one target: email, slack, teams or webhooks",
 				`7:13: notify[0].kinds[0]: expected one of approval_needed, approval_decided, run_started, run_finished, ` +
-					`approval_expiring, approval_expired, review_needed, review_decided, policy_needed, user_change_needed, got "nope"`,
+					`approval_expiring, approval_expired, review_needed, review_decided, policy_needed, user_change_needed, standing_needed, standing_changed, got "nope"`,
 				`8:12: notify[1].slack: expected a Slack channel ID such as C0123ABCDEF (a channel's name can change, its ID cannot), got "#ops"`}},
 	}
 	for _, c := range cases {

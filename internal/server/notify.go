@@ -26,6 +26,10 @@ func (d directory) Reviewers(ctx context.Context, v *store.ProcedureVersion) ([]
 	return d.s.Review.Reviewers(ctx, v)
 }
 
+func (d directory) StandingApprovers(ctx context.Context, st *store.Standing) ([]string, error) {
+	return d.s.Standing.Approvers(ctx, st)
+}
+
 func (d directory) Permitted(ctx context.Context, action string) ([]string, error) {
 	return d.s.Authz.PermittedUsers(ctx, action)
 }

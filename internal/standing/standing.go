@@ -267,6 +267,36 @@ func (s *Service) MayApprove(ctx context.Context, p *identity.Principal, st *sto
 	return err == nil && s.authz.Allowed(ctx, p, policy.ActionApproveRun, res, c)
 }
 
+// Approvers lists the people who could approve a proposed standing
+// request: policy lets them approve such a run, they are not its
+// proposer or service account nor count as either, and are persons.
+// For telling them; Decide decides.
+func (s *Service) Approvers(ctx context.Context, st *store.Standing) ([]string, error) {
+	res, c, err := s.resource(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	err = authz.People(ctx, s.store, func(p *identity.Principal) error {
+		if p.UserID == st.ProposerID || p.UserID == st.AccountID || !s.authz.Allowed(ctx, p, policy.ActionApproveRun, res, c) {
+			return nil
+		}
+		if svc, err := isService(ctx, s.store, p.UserID); err != nil || svc {
+			return err
+		}
+		others := []string{st.ProposerID}
+		if st.AccountID != "" {
+			others = append(others, st.AccountID)
+		}
+		if denied, err := identity.OnePerson(ctx, s.store, p.UserID, others); err != nil || denied != nil {
+			return err
+		}
+		out = append(out, p.Username)
+		return nil
+	})
+	return out, err
+}
+
 // isService reports whether userID is a service account.
 func isService(ctx context.Context, r store.Reader, userID string) (bool, error) {
 	u, err := r.UserGetByID(ctx, userID)
