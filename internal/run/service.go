@@ -339,11 +339,19 @@ func (s *Service) resource(ctx context.Context, r *store.Run) (policy.Resource, 
 	if err != nil {
 		return policy.Resource{}, policy.Context{}, err
 	}
-	groups, err := authz.GroupsOf(ctx, s.store, r.RequesterID)
+	// A schedule's runs are its proposer's to policies (who may follow
+	// and cancel them); the run records the schedule as its requester.
+	requesterID, requester := r.RequesterID, r.RequesterName
+	if r.StandingID != "" && r.StandingID == r.RequesterID {
+		if st, err := s.store.StandingGet(ctx, r.StandingID); err == nil {
+			requesterID, requester = st.ProposerID, st.ProposerName
+		}
+	}
+	groups, err := authz.GroupsOf(ctx, s.store, requesterID)
 	if err != nil {
 		return policy.Resource{}, policy.Context{}, err
 	}
-	return policy.Resource{Run: &policy.RunInfo{ID: r.ID, Requester: r.RequesterName, RequesterGroups: groups, Environment: r.Environment, Status: r.Status, Procedure: pr}},
+	return policy.Resource{Run: &policy.RunInfo{ID: r.ID, Requester: requester, RequesterGroups: groups, Environment: r.Environment, Status: r.Status, Procedure: pr}},
 		policy.Context{Environment: r.Environment, Params: typed, Targets: r.Targets}, nil
 }
 

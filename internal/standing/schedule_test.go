@@ -161,6 +161,14 @@ func TestScheduleLifecycle(t *testing.T) {
 			if r.RequesterName != "schedule:nightly-rotate" || r.Status != store.RunQueued || r.ApprovalsRequired != 1 || r.Binding != st.Binding {
 				t.Fatalf("scheduled run: %+v", r)
 			}
+			// alice follows her schedule's runs as her own (policy:
+			// requesters-follow-their-runs); erin does not.
+			if _, err := d.Runs.Get(ctx, person(t, d, "alice"), r.ID); err != nil {
+				t.Fatalf("alice views her schedule's run: %v", err)
+			}
+			if _, err := d.Runs.Get(ctx, person(t, d, "erin"), r.ID); airlock.ErrorKind(err) != airlock.NotFound {
+				t.Fatalf("erin views alice's schedule's run: %v", err)
+			}
 			as, err := d.Store.RunApprovalList(ctx, r.ID)
 			if err != nil || len(as) != 1 || as[0].ApproverName != "bob" || as[0].Binding != r.Binding {
 				t.Fatalf("the run's approvals: %+v %v", as, err)
