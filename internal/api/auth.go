@@ -14,10 +14,14 @@ import (
 
 // UserJSON is a user as the API shows it.
 type UserJSON struct {
-	ID                 string    `json:"id"`
-	Username           string    `json:"username"`
-	DisplayName        string    `json:"display_name,omitempty"`
-	Email              string    `json:"email,omitempty"`
+	ID          string `json:"id"`
+	Username    string `json:"username"`
+	DisplayName string `json:"display_name,omitempty"`
+	Email       string `json:"email,omitempty"`
+	// Kind is person or service; a service account's OwnerTeam is the
+	// group whose members make its tokens.
+	Kind               string    `json:"kind"`
+	OwnerTeam          string    `json:"owner_team,omitempty"`
 	Groups             []string  `json:"groups"`
 	MustChangePassword bool      `json:"must_change_password"`
 	Disabled           bool      `json:"disabled,omitempty"`
@@ -68,7 +72,11 @@ func userJSON(u *store.User, groups []string) UserJSON {
 	if groups == nil {
 		groups = []string{}
 	}
-	return UserJSON{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Email: u.Email, Groups: groups,
+	kind := u.Kind
+	if kind == "" {
+		kind = store.AccountPerson
+	}
+	return UserJSON{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Email: u.Email, Kind: kind, OwnerTeam: u.OwnerTeam, Groups: groups,
 		MustChangePassword: u.MustChangePassword, Disabled: u.Disabled, SSO: u.Subject != "", CreatedAt: u.CreatedAt}
 }
 
@@ -185,6 +193,8 @@ type MeResponse struct {
 	Groups             []string `json:"groups"`
 	Via                string   `json:"via"`
 	MustChangePassword bool     `json:"must_change_password"`
+	// Kind is person or service.
+	Kind string `json:"kind"`
 }
 
 func (h *Handler) me(w http.ResponseWriter, r *http.Request) {
@@ -193,8 +203,12 @@ func (h *Handler) me(w http.ResponseWriter, r *http.Request) {
 	if groups == nil {
 		groups = []string{}
 	}
+	kind := store.AccountPerson
+	if p.Service {
+		kind = store.AccountService
+	}
 	writeJSON(w, http.StatusOK, MeResponse{ID: p.UserID, Username: p.Username, Groups: groups, Via: p.Via,
-		MustChangePassword: p.MustChangePassword})
+		MustChangePassword: p.MustChangePassword, Kind: kind})
 }
 
 // CreateTokenRequest creates an API token.
@@ -214,14 +228,10 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	var ttl time.Duration
-	if req.TTL != "" {
-		d, err := time.ParseDuration(req.TTL)
-		if err != nil {
-			writeError(w, r, h.Log, airlock.FieldError("ttl", "expected a duration such as 720h"))
-			return
-		}
-		ttl = d
+	ttl, err := parseTTL(req.TTL)
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
 	}
 	secret, tok, err := h.Identity.CreateScopedToken(r.Context(), identity.PrincipalFrom(r.Context()), req.Name, ttl, req.Scope)
 	if err != nil {
@@ -229,6 +239,18 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, NewTokenResponse{Token: secret, Info: tokenJSON(tok), Notice: "store this token now: it is not shown again"})
+}
+
+// parseTTL reads a token's lifetime; empty is zero, the default.
+func parseTTL(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, airlock.FieldError("ttl", "expected a duration such as 720h")
+	}
+	return d, nil
 }
 
 // ListResponse wraps list results.
@@ -271,12 +293,18 @@ func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request) {
 }
 
 // CreateUserRequest proposes a local user, created when another admin
-// approves; the approver receives its one-time password.
+// approves; the approver receives its one-time password. Kind service
+// proposes a service account instead: owned by OwnerTeam (an existing
+// group), with no password, acting only through tokens its team makes
+// (POST /api/v1/users/{username}/tokens).
 type CreateUserRequest struct {
 	Username    string   `json:"username"`
 	DisplayName string   `json:"display_name,omitempty"`
 	Email       string   `json:"email,omitempty"`
 	Groups      []string `json:"groups,omitempty"`
+	// Kind is person (default) or service.
+	Kind      string `json:"kind,omitempty"`
+	OwnerTeam string `json:"owner_team,omitempty"`
 }
 
 func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
@@ -286,7 +314,47 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.proposeUserChange(w, r, identity.UserChangeParams{Kind: store.UserChangeCreate, Username: req.Username,
-		DisplayName: req.DisplayName, Email: req.Email, Groups: req.Groups})
+		DisplayName: req.DisplayName, Email: req.Email, Groups: req.Groups, AccountKind: req.Kind, OwnerTeam: req.OwnerTeam})
+}
+
+func (h *Handler) createServiceToken(w http.ResponseWriter, r *http.Request) {
+	var req CreateTokenRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	ttl, err := parseTTL(req.TTL)
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	secret, tok, err := h.Identity.CreateServiceToken(r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("username"), req.Name, ttl, req.Scope)
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, NewTokenResponse{Token: secret, Info: tokenJSON(tok), Notice: "store this token now: it is not shown again"})
+}
+
+func (h *Handler) listServiceTokens(w http.ResponseWriter, r *http.Request) {
+	toks, err := h.Identity.ServiceTokens(r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("username"))
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	out := ListResponse[TokenJSON]{Items: []TokenJSON{}}
+	for _, t := range toks {
+		out.Items = append(out.Items, tokenJSON(t))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) revokeServiceToken(w http.ResponseWriter, r *http.Request) {
+	if err := h.Identity.RevokeServiceToken(r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("username"), r.PathValue("id")); err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // MemberRequest adds a member to a group.

@@ -11,14 +11,18 @@ import (
 // UserChangeJSON is a proposed change to users or group membership,
 // in force once another admin approves it.
 type UserChangeJSON struct {
-	ID              string    `json:"id"`
-	Kind            string    `json:"kind"`
-	Summary         string    `json:"summary"`
-	Username        string    `json:"username"`
-	Group           string    `json:"group,omitempty"`
-	DisplayName     string    `json:"display_name,omitempty"`
-	Email           string    `json:"email,omitempty"`
-	Groups          []string  `json:"groups,omitempty"`
+	ID          string   `json:"id"`
+	Kind        string   `json:"kind"`
+	Summary     string   `json:"summary"`
+	Username    string   `json:"username"`
+	Group       string   `json:"group,omitempty"`
+	DisplayName string   `json:"display_name,omitempty"`
+	Email       string   `json:"email,omitempty"`
+	Groups      []string `json:"groups,omitempty"`
+	// AccountKind and OwnerTeam: a create_user change of a service
+	// account.
+	AccountKind     string    `json:"account_kind,omitempty"`
+	OwnerTeam       string    `json:"owner_team,omitempty"`
 	Status          string    `json:"status"`
 	Author          string    `json:"author"`
 	DecidedBy       string    `json:"decided_by,omitempty"`
@@ -29,7 +33,7 @@ type UserChangeJSON struct {
 
 func userChangeJSON(c *store.UserChange) *UserChangeJSON {
 	return &UserChangeJSON{ID: c.ID, Kind: c.Kind, Summary: identity.Describe(c), Username: c.Username, Group: c.Group,
-		DisplayName: c.DisplayName, Email: c.Email, Groups: c.Groups, Status: c.Status, Author: c.AuthorName,
+		DisplayName: c.DisplayName, Email: c.Email, Groups: c.Groups, AccountKind: accountKind(c), OwnerTeam: c.OwnerTeam, Status: c.Status, Author: c.AuthorName,
 		DecidedBy: c.DecidedByName, DecisionComment: c.DecisionComment, CreatedAt: c.CreatedAt, DecidedAt: c.DecidedAt}
 }
 
@@ -108,4 +112,16 @@ func (h *Handler) withdrawUserChange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, userChangeJSON(c))
+}
+
+// accountKind is the kind of account a create_user change makes; empty
+// for other changes.
+func accountKind(c *store.UserChange) string {
+	switch {
+	case c.Kind != store.UserChangeCreate:
+		return ""
+	case c.AccountKind == "":
+		return store.AccountPerson
+	}
+	return c.AccountKind
 }

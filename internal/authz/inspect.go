@@ -166,8 +166,8 @@ func (a *Authorizer) outcome(ctx context.Context, set *policy.Set, req policy.Re
 	}
 	var approvers []string
 	for _, u := range users {
-		if u.Username == req.Principal.Username || u.Disabled {
-			continue // nobody approves their own run
+		if u.Username == req.Principal.Username || u.Disabled || u.Kind == store.AccountService {
+			continue // nobody approves their own run; a service account, none
 		}
 		p, err := a.principalByName(ctx, u.Username)
 		if err != nil {

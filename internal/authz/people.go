@@ -8,16 +8,17 @@ import (
 	"github.com/airlockhq/airlock/internal/store"
 )
 
-// People calls fn with every enabled user as a principal, in username
-// order: for questions such as who may approve a run, asked to tell
-// those people about it.
+// People calls fn with every enabled person (not service accounts,
+// which never approve or review) as a principal, in username order: for
+// questions such as who may approve a run, asked to tell those people
+// about it.
 func People(ctx context.Context, r store.Reader, fn func(*identity.Principal) error) error {
 	users, err := r.UserList(ctx)
 	if err != nil {
 		return err
 	}
 	for _, u := range users {
-		if u.Disabled {
+		if u.Disabled || u.Kind == store.AccountService {
 			continue
 		}
 		gs, err := GroupsOf(ctx, r, u.ID)
@@ -31,7 +32,7 @@ func People(ctx context.Context, r store.Reader, fn func(*identity.Principal) er
 	return nil
 }
 
-// PermittedUsers lists the enabled users the policy in force permits a
+// PermittedUsers lists the enabled people the policy in force permits a
 // system action (managePolicy, manageUsers), without auditing anything.
 func (a *Authorizer) PermittedUsers(ctx context.Context, action string) ([]string, error) {
 	var out []string

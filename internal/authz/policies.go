@@ -154,6 +154,11 @@ func (a *Authorizer) DecidePolicy(ctx context.Context, p *identity.Principal, id
 		if v.Status != store.PolicyProposed {
 			return airlock.Errorf(airlock.Conflict, "policy v%d is %s; only proposed versions can be decided", v.Number, v.Status)
 		}
+		if denied, err = identity.PeopleOnly(ctx, tx, p, "approve or reject policy changes"); err != nil {
+			return err
+		} else if denied != nil {
+			return denied
+		}
 		switch {
 		case v.AuthorID == p.UserID:
 			denied = airlock.Errorf(airlock.Forbidden, "nobody approves their own policy change: a second admin must")

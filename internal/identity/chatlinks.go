@@ -55,6 +55,10 @@ func (s *Service) IssueChatLinkCode(ctx context.Context, p *Principal) (*ChatLin
 		// A linked chat account acts with the person's full rights.
 		return nil, airlock.Errorf(airlock.Forbidden, "a token with a scope cannot link a chat account; sign in or use an unscoped token")
 	}
+	if p.Service {
+		// Chat is where people approve; a service account never does.
+		return nil, airlock.Errorf(airlock.Forbidden, "a service account cannot link a chat account")
+	}
 	var sb strings.Builder
 	for n, buf := 0, make([]byte, 1); n < 12; {
 		rand.Read(buf)

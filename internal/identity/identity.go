@@ -79,6 +79,9 @@ type Principal struct {
 	Username           string
 	Groups             []string
 	MustChangePassword bool
+	// Service marks a service account: it holds API tokens only, and
+	// never signs in, approves or reviews, whatever policy says.
+	Service bool
 	// Via is "session" or "token"; SessionID or TokenID names which.
 	Via       string
 	SessionID string
@@ -90,6 +93,25 @@ type Principal struct {
 
 // Actor returns the audit actor for p.
 func (p *Principal) Actor() audit.Actor { return audit.Actor{ID: p.UserID, Name: p.Username} }
+
+// PeopleOnly refuses a service account what only a person may do
+// (what: "approve runs", "review versions"): a Forbidden error saying
+// so, or nil. It reads the account's kind from r too, so a principal
+// built without it is refused all the same.
+func PeopleOnly(ctx context.Context, r store.Reader, p *Principal, what string) (*airlock.Error, error) {
+	service := p.Service
+	if !service {
+		u, err := r.UserGetByID(ctx, p.UserID)
+		if err != nil && airlock.ErrorKind(err) != airlock.NotFound {
+			return nil, err
+		}
+		service = u != nil && u.Kind == store.AccountService
+	}
+	if service {
+		return airlock.Errorf(airlock.Forbidden, "a service account cannot %s", what), nil
+	}
+	return nil, nil
+}
 
 // InGroup reports whether p is a member of group.
 func (p *Principal) InGroup(group string) bool { return slices.Contains(p.Groups, group) }
@@ -408,6 +430,8 @@ func (s *Service) PasswordLogin(ctx context.Context, username, password string) 
 		s.log.Error("verify password", "user_id", u.ID, "err", verr)
 	case u == nil:
 		reason = "unknown user"
+	case u.Kind == store.AccountService:
+		reason = "service account"
 	case u.PasswordHash == "":
 		reason = "no password set"
 	case !ok:
@@ -463,6 +487,9 @@ func (s *Service) NewSession(ctx context.Context, u *store.User, method, previou
 		if err := enabled(ctx, tx, u.ID); err != nil {
 			return err
 		}
+		if err := person(ctx, tx, u.ID); err != nil {
+			return err
+		}
 		if previous != "" {
 			if old, err := tx.SessionGetByHash(ctx, hashSecret(previous)); err == nil && old.RevokedAt.IsZero() {
 				if err := tx.SessionRevoke(ctx, old.ID, now); err != nil {
@@ -507,6 +534,9 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Principal, 
 		p, err := s.principal(ctx, sess.UserID)
 		if err != nil {
 			return nil, err
+		}
+		if p.Service {
+			return nil, errNotLoggedIn // a service account has no sessions
 		}
 		p.Via, p.SessionID = "session", sess.ID
 		// Record activity at most once a minute, to keep reads read-only.
@@ -561,7 +591,7 @@ func (s *Service) principal(ctx context.Context, userID string) (*Principal, err
 	if err != nil {
 		return nil, err
 	}
-	p := &Principal{UserID: u.ID, Username: u.Username, MustChangePassword: u.MustChangePassword}
+	p := &Principal{UserID: u.ID, Username: u.Username, MustChangePassword: u.MustChangePassword, Service: u.Kind == store.AccountService}
 	for _, g := range gs {
 		p.Groups = append(p.Groups, g.Name)
 	}
@@ -685,6 +715,20 @@ func enabled(ctx context.Context, tx store.Tx, userID string) error {
 	return nil
 }
 
+// person refuses, inside a write transaction, a service account signing
+// in, with the error a wrong password gets: nothing tells the caller
+// the account exists.
+func person(ctx context.Context, tx store.Tx, userID string) error {
+	u, err := tx.UserGetByID(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if u.Kind == store.AccountService {
+		return errBadLogin
+	}
+	return nil
+}
+
 // CreateToken creates an API token for the principal and returns its
 // secret, which is shown once and never stored.
 func (s *Service) CreateToken(ctx context.Context, p *Principal, name string, ttl time.Duration) (string, *store.Token, error) {
@@ -694,40 +738,57 @@ func (s *Service) CreateToken(ctx context.Context, p *Principal, name string, tt
 // CreateScopedToken is CreateToken limited to scope (ParseScope; empty:
 // no limit). A scoped token creates no token: it could widen itself.
 func (s *Service) CreateScopedToken(ctx context.Context, p *Principal, name string, ttl time.Duration, scope []string) (string, *store.Token, error) {
-	if p.Scope != nil {
-		return "", nil, airlock.Errorf(airlock.Forbidden, "a token with a scope cannot create tokens; sign in or use an unscoped token")
+	if p.Service {
+		return "", nil, airlock.Errorf(airlock.Forbidden, "a service account's tokens are made by its owner team or an admin")
 	}
-	if _, err := ParseScope(scope); err != nil {
-		return "", nil, airlock.FieldError("scope", "%v", err)
+	tok, secret, err := s.newToken(p, p.UserID, name, ttl, scope)
+	if err != nil {
+		return "", nil, err
 	}
-	name = strings.TrimSpace(name)
-	if name == "" || len(name) > 100 {
-		return "", nil, airlock.FieldError("name", "must be 1-100 characters")
-	}
-	if ttl == 0 {
-		ttl = s.cfg.TokenDefaultTTL
-	}
-	if ttl < time.Minute || ttl > s.cfg.TokenMaxTTL {
-		return "", nil, airlock.FieldError("ttl", "must be between 1m and %s", s.cfg.TokenMaxTTL)
-	}
-	now := s.now().UTC()
-	secret := newSecret("alt_")
-	tok := &store.Token{ID: airlock.NewID(airlock.PrefixToken, now), UserID: p.UserID, Name: name,
-		Hash: hashSecret(secret), CreatedAt: now, ExpiresAt: now.Add(ttl), Scope: scope}
-	err := s.store.Update(ctx, func(tx store.Tx) error {
+	now := tok.CreatedAt
+	err = s.store.Update(ctx, func(tx store.Tx) error {
 		if err := enabled(ctx, tx, p.UserID); err != nil {
+			return err
+		}
+		if err := person(ctx, tx, p.UserID); err != nil {
 			return err
 		}
 		if err := tx.TokenInsert(ctx, tok); err != nil {
 			return err
 		}
 		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.TokenCreate, p.Actor(), tok.ID, audit.Success,
-			map[string]any{"name": name, "user_id": p.UserID, "expires_at": tok.ExpiresAt, "scope": scope}))
+			map[string]any{"name": tok.Name, "user_id": p.UserID, "expires_at": tok.ExpiresAt, "scope": scope}))
 	})
 	if err != nil {
 		return "", nil, err
 	}
 	return secret, tok, nil
+}
+
+// newToken checks a new token's name, lifetime and scope, and makes it
+// for userID with its secret, unstored. p, who asks for it, must hold no
+// scope: a scoped token could widen itself.
+func (s *Service) newToken(p *Principal, userID, name string, ttl time.Duration, scope []string) (*store.Token, string, error) {
+	if p.Scope != nil {
+		return nil, "", airlock.Errorf(airlock.Forbidden, "a token with a scope cannot create tokens; sign in or use an unscoped token")
+	}
+	if _, err := ParseScope(scope); err != nil {
+		return nil, "", airlock.FieldError("scope", "%v", err)
+	}
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 100 {
+		return nil, "", airlock.FieldError("name", "must be 1-100 characters")
+	}
+	if ttl == 0 {
+		ttl = s.cfg.TokenDefaultTTL
+	}
+	if ttl < time.Minute || ttl > s.cfg.TokenMaxTTL {
+		return nil, "", airlock.FieldError("ttl", "must be between 1m and %s", s.cfg.TokenMaxTTL)
+	}
+	now := s.now().UTC()
+	secret := newSecret("alt_")
+	return &store.Token{ID: airlock.NewID(airlock.PrefixToken, now), UserID: userID, Name: name,
+		Hash: hashSecret(secret), CreatedAt: now, ExpiresAt: now.Add(ttl), Scope: scope}, secret, nil
 }
 
 // IssueLoginToken creates an API token for a user who just proved their
@@ -850,6 +911,9 @@ func (s *Service) SSOLogin(ctx context.Context, in SSOUser) (*store.User, error)
 		case err == nil:
 			if u.Disabled {
 				return errNotLoggedIn
+			}
+			if u.Kind == store.AccountService {
+				return airlock.Errorf(airlock.Unauthenticated, "single sign-on failed")
 			}
 			if u.Email != in.Email || (in.Name != "" && u.DisplayName != in.Name) {
 				u.Email, u.UpdatedAt = in.Email, now

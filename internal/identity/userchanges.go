@@ -35,6 +35,11 @@ type UserChangeParams struct {
 	DisplayName string   // create_user
 	Email       string   // create_user
 	Groups      []string // create_user
+	// AccountKind (create_user) is store.AccountPerson (default) or
+	// store.AccountService; a service account names its OwnerTeam, an
+	// existing group.
+	AccountKind string
+	OwnerTeam   string
 }
 
 const maxProfileField = 200
@@ -70,6 +75,19 @@ func (s *Service) ProposeUserChange(ctx context.Context, p *Principal, in UserCh
 			}
 		}
 		in.Groups = slices.Compact(slices.Sorted(slices.Values(in.Groups)))
+		switch in.AccountKind {
+		case "", store.AccountPerson:
+			in.AccountKind = store.AccountPerson
+			if in.OwnerTeam != "" {
+				return nil, airlock.FieldError("owner_team", "only a service account has an owner team")
+			}
+		case store.AccountService:
+			if !ValidUsername(in.OwnerTeam) {
+				return nil, airlock.FieldError("owner_team", "a service account needs the name of the group that owns it")
+			}
+		default:
+			return nil, airlock.FieldError("kind", "expected %s or %s, got %q", store.AccountPerson, store.AccountService, in.AccountKind)
+		}
 	case store.UserChangeAddMember:
 		if !ValidUsername(in.Group) {
 			return nil, airlock.FieldError("group", "%q is not a valid group name", in.Group)
@@ -84,8 +102,8 @@ func (s *Service) ProposeUserChange(ctx context.Context, p *Principal, in UserCh
 	var res *UserChangeResult
 	err := s.store.Update(ctx, func(tx store.Tx) error {
 		c := &store.UserChange{ID: airlock.NewID(airlock.PrefixUserChange, now), Kind: in.Kind, Username: in.Username, Group: in.Group,
-			DisplayName: in.DisplayName, Email: in.Email, Groups: in.Groups, Status: store.UserChangePending,
-			AuthorID: p.UserID, AuthorName: p.Username, CreatedAt: now}
+			DisplayName: in.DisplayName, Email: in.Email, Groups: in.Groups, AccountKind: in.AccountKind, OwnerTeam: in.OwnerTeam,
+			Status: store.UserChangePending, AuthorID: p.UserID, AuthorName: p.Username, CreatedAt: now}
 		res = &UserChangeResult{Change: c} // Update may run this again
 		if err := applicable(ctx, tx, c); err != nil {
 			return err
@@ -99,9 +117,13 @@ func (s *Service) ProposeUserChange(ctx context.Context, p *Principal, in UserCh
 				return airlock.Errorf(airlock.Conflict, "change %s, proposed by %s, already awaits approval: %s", o.ID, o.AuthorName, Describe(o))
 			}
 		}
-		sole, err := s.soleAdmin(ctx, tx, p)
-		if err != nil {
-			return err
+		// Setting up alone makes the second admin, never a service
+		// account: that always waits for another admin.
+		sole := false
+		if c.AccountKind != store.AccountService {
+			if sole, err = s.soleAdmin(ctx, tx, p); err != nil {
+				return err
+			}
 		}
 		d := changeDetails(c)
 		if !sole {
@@ -204,6 +226,13 @@ func applicable(ctx context.Context, tx store.Tx, c *store.UserChange) error {
 		if u != nil {
 			return &airlock.Error{Kind: airlock.Conflict, Field: "username", Message: fmt.Sprintf("user %q already exists", c.Username)}
 		}
+		if c.AccountKind == store.AccountService {
+			if _, err := tx.GroupGetByName(ctx, c.OwnerTeam); airlock.ErrorKind(err) == airlock.NotFound {
+				return airlock.FieldError("owner_team", "no group %q: a service account is owned by an existing group", c.OwnerTeam)
+			} else if err != nil {
+				return err
+			}
+		}
 		return nil
 	}
 	if u == nil {
@@ -232,10 +261,14 @@ func applicable(ctx context.Context, tx store.Tx, c *store.UserChange) error {
 func Describe(c *store.UserChange) string {
 	switch c.Kind {
 	case store.UserChangeCreate:
-		if len(c.Groups) == 0 {
-			return "create user " + c.Username
+		what := "user " + c.Username
+		if c.AccountKind == store.AccountService {
+			what = fmt.Sprintf("service account %s owned by %s", c.Username, c.OwnerTeam)
 		}
-		return fmt.Sprintf("create user %s in %s", c.Username, strings.Join(c.Groups, ", "))
+		if len(c.Groups) == 0 {
+			return "create " + what
+		}
+		return fmt.Sprintf("create %s in %s", what, strings.Join(c.Groups, ", "))
 	case store.UserChangeAddMember:
 		return fmt.Sprintf("add %s to %s", c.Username, c.Group)
 	case store.UserChangeEnable:
@@ -251,6 +284,9 @@ func changeDetails(c *store.UserChange) map[string]any {
 	}
 	if c.Kind == store.UserChangeCreate {
 		d["groups"] = c.Groups
+		if c.AccountKind == store.AccountService {
+			d["account_kind"], d["owner_team"] = c.AccountKind, c.OwnerTeam
+		}
 	}
 	return d
 }
@@ -298,6 +334,11 @@ func (s *Service) DecideUserChange(ctx context.Context, p *Principal, id, decisi
 		res.Change = c
 		if c.Status != store.UserChangePending {
 			return airlock.Errorf(airlock.Conflict, "change %s is %s; only pending changes can be decided", c.ID, c.Status)
+		}
+		if denied, err = PeopleOnly(ctx, tx, p, "approve or reject user changes"); err != nil {
+			return err
+		} else if denied != nil {
+			return denied
 		}
 		if decision == "approve" {
 			if c.AuthorID == p.UserID {
@@ -356,7 +397,7 @@ func (s *Service) approve(ctx context.Context, tx store.Tx, p *Principal, c *sto
 		return err
 	}
 	c.Status, c.UserID, res.User = store.UserChangeApproved, u.ID, u
-	if c.Kind == store.UserChangeCreate {
+	if c.Kind == store.UserChangeCreate && c.AccountKind != store.AccountService {
 		res.OneTimePassword = pw
 	}
 	return tx.UserChangeDecide(ctx, c)
@@ -389,11 +430,21 @@ func (s *Service) apply(ctx context.Context, tx store.Tx, p *Principal, c *store
 	switch c.Kind {
 	case store.UserChangeCreate:
 		u := &store.User{ID: airlock.NewID(airlock.PrefixUser, now), Username: c.Username, DisplayName: c.DisplayName,
-			Email: c.Email, PasswordHash: hash, MustChangePassword: true, CreatedAt: now, UpdatedAt: now}
+			Email: c.Email, PasswordHash: hash, MustChangePassword: true, Kind: store.AccountPerson, CreatedAt: now, UpdatedAt: now}
+		service := c.AccountKind == store.AccountService
+		if service {
+			// No password: a service account never signs in. Its
+			// credentials are tokens made for it later, each linking
+			// whoever made it.
+			u.PasswordHash, u.MustChangePassword, u.Kind, u.OwnerTeam = "", false, store.AccountService, c.OwnerTeam
+		}
 		if err := tx.UserInsert(ctx, u); err != nil {
 			return nil, err
 		}
-		d := map[string]any{"username": u.Username, "groups": c.Groups, "must_change_password": true}
+		d := map[string]any{"username": u.Username, "groups": c.Groups, "must_change_password": u.MustChangePassword}
+		if service {
+			d["account_kind"], d["owner_team"] = u.Kind, u.OwnerTeam
+		}
 		maps.Copy(d, extra)
 		e := audit.New(ctx, now, audit.UserCreate, p.Actor(), u.ID, audit.Success, d)
 		if err := tx.AuditAppend(ctx, e); err != nil {
@@ -404,7 +455,7 @@ func (s *Service) apply(ctx context.Context, tx store.Tx, p *Principal, c *store
 		}
 		// The approver receives the one-time password: whoever holds it
 		// can sign in as the account, so it counts as the approver's too.
-		if c.DecidedByID != c.AuthorID {
+		if c.DecidedByID != c.AuthorID && !service {
 			if err := linkTo(ctx, tx, p.Actor(), u, "given its one-time password as approver "+p.Username, e, now); err != nil {
 				return nil, err
 			}

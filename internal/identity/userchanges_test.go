@@ -175,3 +175,43 @@ func TestSoleAdminSetsUp(t *testing.T) {
 		t.Fatalf("an admin left alone after dual control began: %+v %v", res, err)
 	}
 }
+
+// TestSoleAdminCannotCreateServiceAccountAlone: setting up alone makes
+// the second admin, never a service account: its creation waits for a
+// second admin even on a fresh install, and gives nobody a password.
+func TestSoleAdminCannotCreateServiceAccountAlone(t *testing.T) {
+	svc, s, _ := setup(t)
+	ctx := context.Background()
+	svc.CreateUser(ctx, audit.System, identity.CreateUserParams{Username: "root", Password: "root-password-123", Groups: []string{"admins"}})
+	root := principalOf(t, s, "root")
+	res, err := svc.ProposeUserChange(ctx, root, identity.UserChangeParams{Kind: store.UserChangeCreate, Username: "ci",
+		AccountKind: store.AccountService, OwnerTeam: "admins", Groups: []string{"admins"}})
+	if err != nil || res.Change.Status != store.UserChangePending || res.OneTimePassword != "" {
+		t.Fatalf("the sole admin creates a service account: %+v %v", res, err)
+	}
+	if _, err := svc.DecideUserChange(ctx, root, res.Change.ID, "approve", ""); airlock.ErrorKind(err) != airlock.Forbidden {
+		t.Fatalf("root approves his own service account: %v", err)
+	}
+	if _, err := s.UserGetByUsername(ctx, "ci"); airlock.ErrorKind(err) != airlock.NotFound {
+		t.Fatalf("ci exists: %v", err)
+	}
+	// The setting up itself goes on: root still creates the second admin.
+	if res, err := svc.ProposeUserChange(ctx, root, identity.UserChangeParams{Kind: store.UserChangeCreate, Username: "carol", Groups: []string{"admins"}}); err != nil || res.Change.Status != store.UserChangeApproved {
+		t.Fatalf("the sole admin creates the second: %+v %v", res, err)
+	}
+	carol := principalOf(t, s, "carol")
+	res, err = svc.DecideUserChange(ctx, carol, res.Change.ID, "approve", "")
+	if err != nil || res.OneTimePassword != "" || res.User.Kind != store.AccountService || res.User.PasswordHash != "" {
+		t.Fatalf("carol approves the service account: %+v %v", res, err)
+	}
+	// Its principal says what it is, and it can sign in nowhere.
+	if _, err := svc.PasswordLogin(ctx, "ci", ""); airlock.ErrorKind(err) != airlock.Unauthenticated {
+		t.Fatalf("ci logs in: %v", err)
+	}
+	if _, _, err := svc.NewSession(ctx, res.User, "sso", ""); airlock.ErrorKind(err) != airlock.Unauthenticated {
+		t.Fatalf("a session for ci: %v", err)
+	}
+	if _, _, err := svc.IssueLoginToken(ctx, res.User, "cli"); airlock.ErrorKind(err) != airlock.Unauthenticated {
+		t.Fatalf("a login token for ci: %v", err)
+	}
+}

@@ -383,6 +383,11 @@ func (s *Service) Review(ctx context.Context, p *identity.Principal, versionID, 
 		if v.Status != store.VersionProposed {
 			return airlock.Errorf(airlock.Conflict, "version %d of %s is %s; only proposed versions can be reviewed", v.Number, v.ProcedureName, v.Status)
 		}
+		if denied, err = identity.PeopleOnly(ctx, tx, p, "review procedure versions"); err != nil {
+			return err
+		} else if denied != nil {
+			return denied
+		}
 		switch {
 		case digest != v.Digest:
 			denied = &airlock.Error{Kind: airlock.Conflict, Field: "digest",
@@ -689,9 +694,10 @@ func Diff(from, to *store.ProcedureVersion) (string, error) {
 }
 
 // CanReview reports whether p could review the version now: proposed, not
-// theirs, not yet reviewed by them, and in one of its quorum's groups.
+// theirs, not yet reviewed by them, in one of its quorum's groups, and
+// a person.
 func (s *Service) CanReview(p *identity.Principal, st *Status) bool {
-	if st.Version.Status != store.VersionProposed || st.Version.AuthorID == p.UserID || !s.quorum.Eligible(st.Risk, p.Groups) {
+	if p.Service || st.Version.Status != store.VersionProposed || st.Version.AuthorID == p.UserID || !s.quorum.Eligible(st.Risk, p.Groups) {
 		return false
 	}
 	for _, r := range st.Reviews {

@@ -59,6 +59,11 @@ func (s *Service) Decide(ctx context.Context, p *identity.Principal, id, decisio
 		if r.Status != store.RunPending {
 			return airlock.Errorf(airlock.Conflict, "run %s is %s; only runs pending approval can be approved or denied", r.ID, r.Status)
 		}
+		if denied, err = identity.PeopleOnly(ctx, tx, p, "approve or deny runs"); err != nil {
+			return err
+		} else if denied != nil {
+			return denied
+		}
 		switch {
 		case r.RequesterID == p.UserID:
 			denied = airlock.Errorf(airlock.Forbidden, "you cannot approve or deny your own run")
