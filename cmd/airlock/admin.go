@@ -21,17 +21,27 @@ func ago(t time.Time) string {
 }
 
 func (a *app) tokensCmd() *cobra.Command {
-	c := &cobra.Command{Use: "tokens", Short: "Manage your API tokens"}
-	var ttl string
+	c := &cobra.Command{Use: "tokens", Short: "Manage your API tokens, or (--for) a service account's"}
+	var ttl, forAccount string
 	var scope []string
+	// tokensPath is the caller's own tokens, or with --for a service
+	// account's.
+	tokensPath := func() string {
+		if forAccount != "" {
+			return "/api/v1/users/" + url.PathEscape(forAccount) + "/tokens"
+		}
+		return "/api/v1/tokens"
+	}
+	c.PersistentFlags().StringVar(&forAccount, "for", "", "a service account whose tokens to manage (its owner team, admins)")
 	create := &cobra.Command{
-		Use:     "create NAME",
-		Short:   "Create an API token; its secret is printed once",
-		Example: "  airlock tokens create ci-deploy --ttl 720h\n  airlock tokens create payments-ci --scope propose:payments-*",
-		Args:    cobra.ExactArgs(1),
+		Use:   "create NAME",
+		Short: "Create an API token; its secret is printed once",
+		Example: "  airlock tokens create ci-deploy --ttl 720h\n  airlock tokens create payments-ci --scope propose:payments-*\n" +
+			"  airlock tokens create github-actions --for payments-ci --scope propose --ttl 720h",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var resp api.NewTokenResponse
-			if err := a.call(cmd.Context(), "POST", "/api/v1/tokens", api.CreateTokenRequest{Name: args[0], TTL: ttl, Scope: scope}, &resp); err != nil {
+			if err := a.call(cmd.Context(), "POST", tokensPath(), api.CreateTokenRequest{Name: args[0], TTL: ttl, Scope: scope}, &resp); err != nil {
 				return err
 			}
 			return a.print(resp, func(w io.Writer) {
@@ -44,11 +54,11 @@ func (a *app) tokensCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use:     "list",
 		Short:   "List your API tokens",
-		Example: "  airlock tokens list -o json",
+		Example: "  airlock tokens list -o json\n  airlock tokens list --for payments-ci",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var resp api.ListResponse[api.TokenJSON]
-			if err := a.call(cmd.Context(), "GET", "/api/v1/tokens", nil, &resp); err != nil {
+			if err := a.call(cmd.Context(), "GET", tokensPath(), nil, &resp); err != nil {
 				return err
 			}
 			return a.print(resp, func(w io.Writer) {
@@ -68,10 +78,10 @@ func (a *app) tokensCmd() *cobra.Command {
 	revoke := &cobra.Command{
 		Use:     "revoke ID",
 		Short:   "Revoke an API token",
-		Example: "  airlock tokens revoke tok_01jd5...",
+		Example: "  airlock tokens revoke tok_01jd5...\n  airlock tokens revoke tok_01jd5... --for payments-ci",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.call(cmd.Context(), "DELETE", "/api/v1/tokens/"+args[0], nil, nil); err != nil {
+			if err := a.call(cmd.Context(), "DELETE", tokensPath()+"/"+url.PathEscape(args[0]), nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "Revoked %s.\n", args[0])
@@ -96,26 +106,40 @@ func (a *app) usersCmd() *cobra.Command {
 			}
 			return a.print(resp, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "USERNAME\tID\tGROUPS\tSSO\tCREATED")
+				fmt.Fprintln(tw, "USERNAME\tKIND\tOWNER TEAM\tID\tGROUPS\tSSO\tCREATED")
 				for _, u := range resp.Items {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", u.Username, u.ID, strings.Join(u.Groups, ","), u.SSO, ago(u.CreatedAt))
+					owner := u.OwnerTeam
+					if owner == "" {
+						owner = "-"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\n", u.Username, u.Kind, owner, u.ID, strings.Join(u.Groups, ","), u.SSO, ago(u.CreatedAt))
 				}
 				tw.Flush()
 			})
 		},
 	}
 	var groups []string
-	var display, email string
+	var display, email, ownerTeam string
+	var service bool
 	create := &cobra.Command{
-		Use:     "create USERNAME",
-		Short:   "Propose a local user; created when another admin approves",
-		Example: "  airlock users create frank --group dev --group qa",
+		Use:   "create USERNAME",
+		Short: "Propose a local user or a service account; created when another admin approves",
+		Long: "Propose a local user or, with --service and --owner-team, a service account: a non-human account\n" +
+			"that never signs in, approves or reviews, and acts only through API tokens that members of its\n" +
+			"owner team or admins make for it (airlock tokens create --for USERNAME).",
+		Example: "  airlock users create frank --group dev --group qa\n  airlock users create payments-ci --service --owner-team payments --group dev",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.propose(cmd, "/api/v1/users", api.CreateUserRequest{Username: args[0], DisplayName: display, Email: email, Groups: groups})
+			req := api.CreateUserRequest{Username: args[0], DisplayName: display, Email: email, Groups: groups, OwnerTeam: ownerTeam}
+			if service {
+				req.Kind = "service"
+			}
+			return a.propose(cmd, "/api/v1/users", req)
 		},
 	}
 	create.Flags().StringSliceVarP(&groups, "group", "g", nil, "group to add the user to (repeatable)")
+	create.Flags().BoolVar(&service, "service", false, "propose a service account (needs --owner-team)")
+	create.Flags().StringVar(&ownerTeam, "owner-team", "", "the group that owns the service account and makes its tokens")
 	create.Flags().StringVar(&display, "display-name", "", "display name")
 	create.Flags().StringVar(&email, "email", "", "email address")
 	disable := &cobra.Command{
@@ -165,6 +189,10 @@ func (a *app) printChange(w io.Writer, resp api.UserChangeResponse) {
 	}
 	if resp.OneTimePassword != "" {
 		fmt.Fprintf(w, "One-time password for %s, to hand over and be changed at first login:\n\n    %s\n", c.Username, resp.OneTimePassword)
+	}
+	if c.Status == "approved" && c.AccountKind == "service" {
+		fmt.Fprintf(w, "Service account %s has no password. Its owner team (%s) or an admin makes its tokens:\n\n    airlock tokens create NAME --for %s --scope propose --ttl 720h\n",
+			c.Username, c.OwnerTeam, c.Username)
 	}
 }
 

@@ -61,3 +61,46 @@ func TestUserChangesFromTheCLI(t *testing.T) {
 		t.Fatalf("all changes: %s", out)
 	}
 }
+
+var tokenID = regexp.MustCompile(`tok_[0-9a-z]+`)
+
+// TestServiceAccountFromTheCLI: a service account is proposed with
+// --service and --owner-team, in force when another admin approves (no
+// password for anyone), listed with its kind, and its owner team makes,
+// lists and revokes its tokens with --for; others cannot.
+func TestServiceAccountFromTheCLI(t *testing.T) {
+	as := inProcess(t)
+	root1, root2, alice, bob := as("root1"), as("root2"), as("alice"), as("bob")
+	if code, _, stderr := root1.run("users", "create", "ci", "--service", "--owner-team", "no-such-team"); code != 1 || !strings.Contains(stderr, "owner_team") {
+		t.Fatalf("an unknown owner team: %d %s", code, stderr)
+	}
+	code, out, stderr := root1.run("users", "create", "payments-ci", "--service", "--owner-team", "payments", "--group", "payments")
+	if code != 0 || !strings.Contains(out, "create service account payments-ci owned by payments in payments") {
+		t.Fatalf("create: %d %s %s", code, out, stderr)
+	}
+	code, out, stderr = root2.run("users", "changes", "approve", changeID.FindString(out))
+	if code != 0 || strings.Contains(out, "One-time password") || !strings.Contains(out, "tokens create NAME --for payments-ci") {
+		t.Fatalf("approve: %d %s %s", code, out, stderr)
+	}
+	if code, out, _ := root1.run("users", "list"); code != 0 || !regexp.MustCompile(`payments-ci\s+service\s+payments`).MatchString(out) ||
+		!regexp.MustCompile(`alice\s+person\s+-`).MatchString(out) {
+		t.Fatalf("users list: %s", out)
+	}
+	if code, _, stderr := bob.run("tokens", "create", "ci", "--for", "payments-ci", "--scope", "propose"); code != 1 || !strings.Contains(stderr, "not permitted") {
+		t.Fatalf("bob, not in payments, makes its token: %d %s", code, stderr)
+	}
+	code, out, stderr = alice.run("tokens", "create", "github", "--for", "payments-ci", "--scope", "propose", "--ttl", "720h")
+	if code != 0 || !strings.HasPrefix(out, "alt_") {
+		t.Fatalf("alice makes its token: %d %s %s", code, out, stderr)
+	}
+	id := tokenID.FindString(out)
+	if code, out, _ := alice.run("tokens", "list", "--for", "payments-ci"); code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "propose") {
+		t.Fatalf("tokens list --for: %d %s", code, out)
+	}
+	if code, out, _ := alice.run("tokens", "list"); code != 0 || strings.Contains(out, id) {
+		t.Fatalf("alice's own tokens show the account's: %s", out)
+	}
+	if code, out, stderr := alice.run("tokens", "revoke", id, "--for", "payments-ci"); code != 0 || !strings.Contains(out, "Revoked") {
+		t.Fatalf("revoke --for: %d %s %s", code, out, stderr)
+	}
+}
