@@ -107,3 +107,35 @@ func TestScheduleNotifications(t *testing.T) {
 		t.Fatalf("activation: %v", p.Data)
 	}
 }
+
+// TestScheduleScopedToken: alice's token scoped to proposing versions
+// cannot propose, pause or delete her schedules; one scoped to
+// requesting rotate-logs in staging can.
+func TestScheduleScopedToken(t *testing.T) {
+	d := newDemoEnv(t, nil)
+	req := api.ScheduleRequest{Name: "hourly", Procedure: "rotate-logs", Environment: "staging", Cron: "@hourly"}
+	ci := d.scoped(t, "alice", "propose")
+	if code, out, _ := d.call("POST", "/api/v1/schedules", ci, req); code != 403 && code != 404 {
+		t.Fatalf("a propose-only token proposes a schedule: %d %v", code, out)
+	}
+	code, out, _ := d.call("POST", "/api/v1/schedules", d.tok["alice"], req)
+	if code != 201 {
+		t.Fatalf("propose: %d %v", code, out)
+	}
+	if code, out, _ := d.call("POST", "/api/v1/schedules/hourly/approve", d.tok["bob"], api.DecisionRequest{Binding: out["binding"].(string)}); code != 200 {
+		t.Fatalf("approve: %d %v", code, out)
+	}
+	for _, verb := range []string{"pause", "delete"} {
+		method, path, body := "POST", "/api/v1/schedules/hourly/"+verb, any(api.StandingChangeRequest{})
+		if verb == "delete" {
+			method, path, body = "DELETE", "/api/v1/schedules/hourly", nil
+		}
+		if code, out, _ := d.call(method, path, ci, body); code != 403 && code != 404 {
+			t.Fatalf("a propose-only token: %s: %d %v", verb, code, out)
+		}
+	}
+	ops := d.scoped(t, "alice", "request:rotate-logs@staging")
+	if code, out, _ := d.call("POST", "/api/v1/schedules/hourly/pause", ops, api.StandingChangeRequest{}); code != 200 {
+		t.Fatalf("a token scoped to the run pauses: %d %v", code, out)
+	}
+}

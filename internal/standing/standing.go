@@ -441,8 +441,10 @@ func (s *Service) Decide(ctx context.Context, p *identity.Principal, kind, name,
 
 // mayManage: the proposer, anyone policy lets approve it, and policy
 // admins may pause, resume and delete a standing request.
+// A token's scope narrows this too: its owner's token may manage only
+// what the scope lets it request, run or approve.
 func (s *Service) mayManage(ctx context.Context, p *identity.Principal, st *store.Standing, act string) error {
-	if p.UserID == st.ProposerID || s.authz.AllowedSystem(ctx, p, policy.ActionManagePolicy) {
+	if p.UserID == st.ProposerID && scopeAllows(p, st) || s.authz.AllowedSystem(ctx, p, policy.ActionManagePolicy) {
 		return nil
 	}
 	res, c, err := s.resource(ctx, st)
@@ -453,6 +455,20 @@ func (s *Service) mayManage(ctx context.Context, p *identity.Principal, st *stor
 		return nil
 	}
 	return s.authz.Check(ctx, p, policy.ActionApproveRun, res, c)
+}
+
+func scopeAllows(p *identity.Principal, st *store.Standing) bool {
+	if p.Scope == nil {
+		return true
+	}
+	for _, e := range p.Scope {
+		for _, a := range []string{policy.ActionRun, policy.ActionRequest, policy.ActionApproveRun} {
+			if e.Permits(a, st.ProcedureName, st.Environment) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Pause stops an active standing request from starting runs until it
