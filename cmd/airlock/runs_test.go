@@ -22,7 +22,13 @@ import (
 // returns the in-process CLI as each demo user.
 func demoInProcess(t *testing.T) func(user string) cli {
 	t.Helper()
-	d := testenv.DemoServer(t)
+	return serveDemo(t, testenv.DemoServer(t))
+}
+
+// serveDemo serves d with its workers and returns the in-process CLI as
+// each demo user.
+func serveDemo(t *testing.T, d *testenv.Demo) func(user string) cli {
+	t.Helper()
 	url := d.Serve(t)
 	ctx := context.Background()
 	tokens := map[string]string{}
