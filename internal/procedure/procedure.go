@@ -260,9 +260,11 @@ func Parse(file string, data []byte) ([]*Source, error) {
 		d := strictyaml.NewDecoder(file)
 		var p Procedure
 		d.Value(root, reflect.ValueOf(&p).Elem(), "")
-		if d.Errors() == nil {
-			validate(d, &p, lines)
-		}
+		// Every problem in one pass: the checks run on what decoded,
+		// without repeating what decoding said about a value.
+		decoded := d.Count()
+		validate(d, &p, lines)
+		d.Covered(decoded)
 		if err := d.Errors(); err != nil {
 			errs = append(errs, err.(strictyaml.Errors)...)
 			continue

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -85,6 +86,36 @@ func (d *Decoder) Errors() error {
 		return nil
 	}
 	return d.errs
+}
+
+// Count is how many errors were recorded so far.
+func (d *Decoder) Count() int { return len(d.errs) }
+
+// Covered drops the errors recorded after the first n whose path is the
+// path of one of the first n, lies under it or above it: a check made
+// after decoding repeats nothing decoding already said about a value,
+// nor what a value it could not decode (a misspelt field) caused.
+func (d *Decoder) Covered(n int) {
+	kept := d.errs[:n]
+	for _, e := range d.errs[n:] {
+		covered := false
+		for _, f := range d.errs[:n] {
+			if f.Path != "" && (e.Path == f.Path || under(e.Path, f.Path)) || e.Path != "" && under(f.Path, e.Path) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			kept = append(kept, e)
+		}
+	}
+	d.errs = kept
+	sort.SliceStable(d.errs, func(i, j int) bool { return d.errs[i].Line < d.errs[j].Line })
+}
+
+// under reports whether path lies below parent.
+func under(path, parent string) bool {
+	return strings.HasPrefix(path, parent+".") || strings.HasPrefix(path, parent+"[")
 }
 
 // ErrorPos records an error at an explicit line and column.
