@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/airlockhq/airlock/internal/api"
 	"github.com/airlockhq/airlock/internal/audit"
+	"github.com/airlockhq/airlock/internal/config"
 	"github.com/airlockhq/airlock/internal/evidence"
 	"github.com/airlockhq/airlock/internal/server"
 	"github.com/airlockhq/airlock/internal/store"
@@ -87,19 +87,9 @@ func (a *app) auditCmd() *cobra.Command {
 			defer st.Close()
 			vkey := keyArg
 			if vkey == "" {
-				path := cfg.Audit.KeyFile
-				if path == "" {
-					path = filepath.Join(cfg.Data, "audit.key")
+				if vkey, err = localVerifierKey(cfg); err != nil {
+					return fmt.Errorf("%w (pass --key)", err)
 				}
-				b, err := os.ReadFile(path)
-				if err != nil {
-					return fmt.Errorf("verifier key: %w (pass --key)", err)
-				}
-				fields := strings.Fields(string(b))
-				if len(fields) < 1 {
-					return errors.New("verifier key file is empty")
-				}
-				vkey = fields[len(fields)-1]
 			}
 			v, err := note.NewVerifier(vkey)
 			if err != nil {
@@ -263,6 +253,57 @@ func (a *app) auditCmd() *cobra.Command {
 			return a.print(cp, func(w io.Writer) { fmt.Fprintln(w, cp.Note) })
 		},
 	}
-	c.AddCommand(verify, search, tail, checkpoint)
+	var kf serveFlags
+	key := &cobra.Command{
+		Use:   "key [--config F | --data DIR]",
+		Short: "Print the audit log's public (verifier) key",
+		Long: "Print the key that checkpoints and evidence bundles are verified with. With --config or --data it is\n" +
+			"read from the data directory on this host (what to pin: the key `airlock serve` printed at first start);\n" +
+			"without, it is asked of the server one is logged in to. An auditor pins the key once, out of band, and\n" +
+			"does not fetch it again from the server being checked.",
+		Example: "  airlock audit key --data /var/lib/airlock > airlock-audit.pub\n" +
+			"  airlock evidence verify q4.zip --key \"$(cat airlock-audit.pub)\"",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out struct {
+				Key    string `json:"key"`
+				Origin string `json:"origin,omitempty"`
+			}
+			if kf.config != "" || kf.data != "" {
+				cfg, err := kf.load(cmd)
+				if err != nil {
+					return err
+				}
+				if out.Key, err = localVerifierKey(cfg); err != nil {
+					return err
+				}
+				out.Origin = cfg.Audit.Origin
+			} else if err := a.call(cmd.Context(), "GET", "/api/v1/audit/key", nil, &out); err != nil {
+				return err
+			}
+			return a.print(out, func(w io.Writer) { fmt.Fprintln(w, out.Key) })
+		},
+	}
+	kf.register(key)
+	key.Flags().MarkHidden("listen")
+	c.AddCommand(verify, search, tail, checkpoint, key)
 	return c
+}
+
+// localVerifierKey reads the audit log's public key from the key file
+// in the configuration's data directory (its last field).
+func localVerifierKey(cfg config.Config) (string, error) {
+	path := cfg.Audit.KeyFile
+	if path == "" {
+		path = filepath.Join(cfg.Data, "audit.key")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("verifier key: %w", err)
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) < 1 {
+		return "", fmt.Errorf("verifier key: %s is empty", path)
+	}
+	return fields[len(fields)-1], nil
 }

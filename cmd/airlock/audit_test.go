@@ -103,3 +103,33 @@ func TestAuditVerifyRefusesWhatItCannotVouchFor(t *testing.T) {
 		t.Fatalf("verify --allow-no-checkpoint: exit %d %q", code, out)
 	}
 }
+
+// TestAuditKey: `airlock audit key` prints the verifier key from the
+// data directory (what an operator pins) and from the server (for the
+// logged-in auditor), without signing a checkpoint to read it; one
+// without readAudit is refused.
+func TestAuditKey(t *testing.T) {
+	as := demoInProcess(t)
+	code, fromServer, stderr := as("dana").run("audit", "key")
+	if code != 0 || !strings.HasPrefix(fromServer, "airlock+") {
+		t.Fatalf("audit key from the server: %d %q %s", code, fromServer, stderr)
+	}
+	if code, _, _ := as("alice").run("audit", "key"); code == 0 {
+		t.Fatal("alice, without readAudit, read the key")
+	}
+	data := t.TempDir()
+	cfg := config.Default()
+	cfg.Data = data
+	cfg.PolicyFile = filepath.Join(data, "policy.cedar")
+	os.WriteFile(cfg.PolicyFile, []byte(demo.Policy), 0o600)
+	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := s.AuditLog.VerifierKey
+	s.Close()
+	code, out, stderr := runCLI(t, "", "audit", "key", "--data", data)
+	if code != 0 || strings.TrimSpace(out) != want {
+		t.Fatalf("audit key --data: %d %q %s, want %s", code, out, stderr, want)
+	}
+}
