@@ -506,7 +506,8 @@ func (h *Handler) deleteNode(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
 	h.proposeUserChange(w, r, identity.UserChangeParams{Kind: store.UserChangeCreate,
 		Username: strings.TrimSpace(r.PostFormValue("username")), DisplayName: strings.TrimSpace(r.PostFormValue("display_name")),
-		Email: strings.TrimSpace(r.PostFormValue("email")), Groups: splitList(r.PostFormValue("groups"))})
+		Email: strings.TrimSpace(r.PostFormValue("email")), Groups: splitList(r.PostFormValue("groups")),
+		AccountKind: r.PostFormValue("kind"), OwnerTeam: strings.TrimSpace(r.PostFormValue("owner_team"))})
 }
 
 // addMember proposes adding a user to a group; removeMember removes at

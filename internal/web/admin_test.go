@@ -652,3 +652,42 @@ func TestExplainFromThePolicyPage(t *testing.T) {
 		t.Errorf("alice explains bob's access: %d, want 403", code)
 	}
 }
+
+// TestAdminProposesAServiceAccount: the admin page proposes a service
+// account (an unknown owner team is refused, naming the field), another
+// admin approves it without receiving a password, the user list shows
+// its kind and owner, and the sign-in page refuses it as it refuses a
+// wrong password.
+func TestAdminProposesAServiceAccount(t *testing.T) {
+	s := startServer(t)
+	bob, carol := s.visitor(t, "bob"), s.visitor(t, "carol")
+	form := func(owner string) url.Values {
+		return url.Values{"csrf_token": {bob.csrf()}, "username": {"payments-ci"}, "kind": {"service"}, "owner_team": {owner}, "groups": {"payments"}}
+	}
+	if code, body := bob.post("/admin/users", form("no-such-team")); code != http.StatusBadRequest || !strings.Contains(body, "owner_team") {
+		t.Fatalf("an unknown owner team: %d", code)
+	}
+	code, body := bob.post("/admin/users", form("payments"))
+	if code != http.StatusOK || !strings.Contains(body, "create service account payments-ci owned by payments in payments") {
+		t.Fatalf("bob proposes a service account: %d", code)
+	}
+	_, body = carol.get("/admin")
+	m := pendingChange.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("carol sees no change to approve")
+	}
+	code, body = carol.post("/admin/user-changes/"+m[1]+"/approve", url.Values{"csrf_token": {carol.csrf()}})
+	if code != http.StatusOK || newPassword.MatchString(body) {
+		t.Fatalf("carol approves: %d (a one-time password shown: %v)", code, newPassword.MatchString(body))
+	}
+	if _, body := bob.get("/admin"); !strings.Contains(body, "service account of payments") || !strings.Contains(body, "person, password") {
+		t.Fatal("the user list does not say which account is a service account")
+	}
+	wrongCode, wrong := s.visitor(t, "").post("/login", url.Values{"username": {"alice"}, "password": {"not-her-password"}})
+	for _, pw := range []string{"", "anything-at-all"} {
+		code, body := s.visitor(t, "").post("/login", url.Values{"username": {"payments-ci"}, "password": {pw}})
+		if code != wrongCode || strings.Contains(body, "Sign out") || !strings.Contains(wrong, "invalid username or password") || !strings.Contains(body, "invalid username or password") {
+			t.Errorf("signing in as payments-ci with %q: %d, want what a wrong password gets (%d)", pw, code, wrongCode)
+		}
+	}
+}
