@@ -19,7 +19,6 @@ import (
 	"github.com/airlockhq/airlock/internal/config"
 	"github.com/airlockhq/airlock/internal/evidence"
 	"github.com/airlockhq/airlock/internal/server"
-	"github.com/airlockhq/airlock/internal/store"
 )
 
 // splitNotes splits a file of signed notes written one after another.
@@ -161,21 +160,21 @@ func (a *app) auditCmd() *cobra.Command {
 	var typ, actor, subject string
 	var n int
 	var follow bool
-	printEvents := func(w io.Writer, evs []*store.AuditEvent) {
+	printEvents := func(w io.Writer, evs []api.AuditEventJSON) {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, e := range evs {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Local().Format("2006-01-02 15:04:05"), e.Type, e.ActorName, e.Outcome, e.Subject, string(e.Details))
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Local().Format("2006-01-02 15:04:05"), e.Type, e.Actor, e.Outcome, e.Subject, string(e.Details))
 		}
 		tw.Flush()
 	}
-	fetch := func(ctx context.Context, after int64, limit int) ([]*store.AuditEvent, error) {
+	fetch := func(ctx context.Context, after int64, limit int) ([]api.AuditEventJSON, error) {
 		q := url.Values{"after": {fmt.Sprint(after)}, "limit": {fmt.Sprint(limit)}}
 		for k, v := range map[string]string{"type": typ, "actor": actor, "subject": subject} {
 			if v != "" {
 				q.Set(k, v)
 			}
 		}
-		var resp api.ListResponse[*store.AuditEvent]
+		var resp api.ListResponse[api.AuditEventJSON]
 		err := a.call(ctx, "GET", "/api/v1/audit/events?"+q.Encode(), nil, &resp)
 		return resp.Items, err
 	}
@@ -185,7 +184,7 @@ func (a *app) auditCmd() *cobra.Command {
 		Example: "  airlock audit search --type run.approve_denied\n  airlock audit search --actor bob -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var all []*store.AuditEvent
+			var all []api.AuditEventJSON
 			after := int64(-1)
 			for {
 				evs, err := fetch(cmd.Context(), after, 1000)

@@ -379,7 +379,12 @@ func printRun(w io.Writer, r *api.RunJSON) {
 	if r.ApprovalsRequired > 0 {
 		fmt.Fprintf(tw, "approvals\t%d required; binding %s\n", r.ApprovalsRequired, r.Binding)
 		for _, ap := range r.Approvals {
-			fmt.Fprintf(tw, "\t%s %s: %s\n", ap.ApproverName, ap.Decision, ap.Comment)
+			verb := map[string]string{"approve": "approved", "deny": "denied"}[ap.Decision]
+			if ap.Comment == "" {
+				fmt.Fprintf(tw, "\t%s %s\n", ap.Approver, verb)
+			} else {
+				fmt.Fprintf(tw, "\t%s %s: %s\n", ap.Approver, verb, ap.Comment)
+			}
 		}
 	}
 	fmt.Fprintf(tw, "created\t%s\n", ago(r.CreatedAt))

@@ -76,10 +76,7 @@ func (h *Handler) auditEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	if evs == nil {
-		evs = []*store.AuditEvent{}
-	}
-	writeJSON(w, http.StatusOK, ListResponse[*store.AuditEvent]{Items: evs})
+	writeJSON(w, http.StatusOK, ListResponse[AuditEventJSON]{Items: auditEventsJSON(evs)})
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

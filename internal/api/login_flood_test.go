@@ -32,11 +32,11 @@ func TestLoginCannotFloodTheAudit(t *testing.T) {
 	evs := events()
 	last := evs[0].(map[string]any)
 	for _, e := range evs {
-		if e.(map[string]any)["Seq"].(float64) > last["Seq"].(float64) {
+		if e.(map[string]any)["seq"].(float64) > last["seq"].(float64) {
 			last = e.(map[string]any)
 		}
 	}
-	name, _ := last["Details"].(map[string]any)["username"].(string)
+	name, _ := last["details"].(map[string]any)["username"].(string)
 	if len(name) > 200 || !strings.HasSuffix(name, "…(4000 bytes)") {
 		t.Fatalf("the audited username is %d bytes: %.80q…", len(name), name)
 	}

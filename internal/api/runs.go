@@ -52,9 +52,75 @@ type RunJSON struct {
 	OutputBytes       int64                `json:"output_bytes"`
 	OutputTruncated   bool                 `json:"output_truncated,omitempty"`
 	OutputDigest      string               `json:"output_digest,omitempty"`
-	Approvals         []*store.RunApproval `json:"approvals,omitempty"`
-	Nodes             []*store.RunNode     `json:"nodes,omitempty"`
-	Steps             []*store.RunStep     `json:"steps,omitempty"`
+	// StandingID names the schedule or trigger that started the run.
+	StandingID string             `json:"standing_id,omitempty"`
+	Approvals  []RunApprovalJSON `json:"approvals,omitempty"`
+	Nodes      []RunNodeJSON     `json:"nodes,omitempty"`
+	Steps      []RunStepJSON     `json:"steps,omitempty"`
+}
+
+// RunApprovalJSON is one person's decision on a run.
+type RunApprovalJSON struct {
+	ID        string    `json:"id"`
+	Approver  string    `json:"approver"`
+	Decision  string    `json:"decision"`
+	Comment   string    `json:"comment,omitempty"`
+	Binding   string    `json:"binding"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// RunNodeJSON is a run's outcome on one node.
+type RunNodeJSON struct {
+	Node       string    `json:"node"`
+	Status     string    `json:"status"`
+	ExitCode   int       `json:"exit_code"`
+	Error      string    `json:"error,omitempty"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+}
+
+// RunStepJSON is one step's outcome on one node in one attempt.
+type RunStepJSON struct {
+	Attempt    int       `json:"attempt"`
+	Node       string    `json:"node"`
+	Index      int       `json:"index"`
+	Step       string    `json:"step"`
+	Status     string    `json:"status"`
+	ExitCode   int       `json:"exit_code"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+}
+
+// AuditEventJSON is one event of the audit log.
+type AuditEventJSON struct {
+	Seq        int64           `json:"seq"`
+	ID         string          `json:"id"`
+	Time       time.Time       `json:"time"`
+	Type       string          `json:"type"`
+	ActorID    string          `json:"actor_id,omitempty"`
+	Actor      string          `json:"actor"`
+	Subject    string          `json:"subject,omitempty"`
+	Outcome    string          `json:"outcome"`
+	RequestID  string          `json:"request_id,omitempty"`
+	SourceAddr string          `json:"source_addr,omitempty"`
+	Details    json.RawMessage `json:"details,omitempty"`
+}
+
+func auditEventsJSON(evs []*store.AuditEvent) []AuditEventJSON {
+	out := make([]AuditEventJSON, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, AuditEventJSON{Seq: e.Seq, ID: e.ID, Time: e.Time, Type: e.Type, ActorID: e.ActorID, Actor: e.ActorName,
+			Subject: e.Subject, Outcome: e.Outcome, RequestID: e.RequestID, SourceAddr: e.SourceAddr, Details: e.Details})
+	}
+	return out
+}
+
+func runNodesJSON(ns []*store.RunNode) []RunNodeJSON {
+	out := make([]RunNodeJSON, 0, len(ns))
+	for _, n := range ns {
+		out = append(out, RunNodeJSON{Node: n.Node, Status: n.Status, ExitCode: n.ExitCode, Error: n.Error, StartedAt: n.StartedAt, FinishedAt: n.FinishedAt})
+	}
+	return out
 }
 
 func runJSON(r *store.Run, d *run.Details) *RunJSON {
@@ -62,9 +128,19 @@ func runJSON(r *store.Run, d *run.Details) *RunJSON {
 		Params: json.RawMessage(r.Params), Requester: r.RequesterName, Reason: r.Reason, Ticket: r.Ticket, Status: r.Status,
 		Targets: r.Targets, ApprovalsRequired: r.ApprovalsRequired, Binding: r.Binding, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
 		QueuedAt: r.QueuedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Attempt: r.Attempt, Error: r.Error,
-		OutputBytes: r.OutputBytes, OutputTruncated: r.OutputTruncated, OutputDigest: r.OutputDigest}
+		OutputBytes: r.OutputBytes, OutputTruncated: r.OutputTruncated, OutputDigest: r.OutputDigest, StandingID: r.StandingID}
 	if d != nil {
-		j.Approvals, j.Nodes, j.Steps = d.Approvals, d.Nodes, d.Steps
+		for _, a := range d.Approvals {
+			j.Approvals = append(j.Approvals, RunApprovalJSON{ID: a.ID, Approver: a.ApproverName, Decision: a.Decision, Comment: a.Comment,
+				Binding: a.Binding, CreatedAt: a.CreatedAt})
+		}
+		if len(d.Nodes) > 0 {
+			j.Nodes = runNodesJSON(d.Nodes)
+		}
+		for _, s := range d.Steps {
+			j.Steps = append(j.Steps, RunStepJSON{Attempt: s.Attempt, Node: s.Node, Index: s.Index, Step: s.Step, Status: s.Status,
+				ExitCode: s.ExitCode, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt})
+		}
 	}
 	return j
 }
@@ -341,10 +417,7 @@ func (h *Handler) runEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	out := ListResponse[*store.AuditEvent]{Items: evs}
-	if out.Items == nil {
-		out.Items = []*store.AuditEvent{}
-	}
+	out := ListResponse[AuditEventJSON]{Items: auditEventsJSON(evs)}
 	writeJSON(w, http.StatusOK, out)
 }
 

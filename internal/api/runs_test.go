@@ -106,13 +106,13 @@ func TestRunLocallyWithAuditTrail(t *testing.T) {
 	_, evs, _ := d.call("GET", "/api/v1/runs/"+id+"/events", d.tok["alice"], nil)
 	var types []string
 	for _, e := range evs["items"].([]any) {
-		types = append(types, e.(map[string]any)["Type"].(string))
+		types = append(types, e.(map[string]any)["type"].(string))
 	}
 	if strings.Join(types, ",") != "run.request,run.start,run.step,run.finish" {
 		t.Fatalf("events: %v", types)
 	}
 	last := evs["items"].([]any)[3].(map[string]any)
-	details, _ := json.Marshal(last["Details"])
+	details, _ := json.Marshal(last["details"])
 	if !strings.Contains(string(details), final["output_digest"].(string)) {
 		t.Fatalf("finish event lacks the output digest: %s", details)
 	}

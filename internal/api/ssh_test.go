@@ -65,14 +65,14 @@ func TestSSHFanOut(t *testing.T) {
 	nodes := final["nodes"].([]any)
 	for _, n := range nodes {
 		n := n.(map[string]any)
-		name := n["Node"].(string)
+		name := n["node"].(string)
 		if name == "node-07" {
-			if n["Status"] != "failed" || !strings.Contains(n["Error"].(string), "host key of node node-07 changed") {
+			if n["status"] != "failed" || !strings.Contains(n["error"].(string), "host key of node node-07 changed") {
 				t.Errorf("node-07: %v", n)
 			}
 			continue
 		}
-		if n["Status"] != "succeeded" {
+		if n["status"] != "succeeded" {
 			t.Errorf("%s: %v", name, n)
 		}
 		if !strings.Contains(out, "hi; id from "+name+"\n") || !strings.Contains(out, name+"/hi; id\n") {

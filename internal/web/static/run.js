@@ -36,7 +36,8 @@
     cell.textContent = a.approvals.length + " of " + a.required + " needed";
     a.approvals.forEach(function (d) {
       cell.appendChild(document.createElement("br"));
-      cell.appendChild(document.createTextNode(d.approver + " " + d.decision + ": " + (d.comment || "")));
+      var verb = d.decision === "approve" ? "approved" : "denied";
+      cell.appendChild(document.createTextNode(d.approver + " " + verb + (d.comment ? ": " + d.comment : "")));
     });
   });
   es.addEventListener("node", function (e) {
