@@ -23,6 +23,7 @@ import (
 	"github.com/airlockhq/airlock/internal/sso"
 	"github.com/airlockhq/airlock/internal/standing"
 	"github.com/airlockhq/airlock/internal/store"
+	"github.com/airlockhq/airlock/internal/trigger"
 )
 
 // Handler serves the API.
@@ -34,6 +35,8 @@ type Handler struct {
 	Runs     *run.Service
 	// Standing holds schedules and triggers.
 	Standing *standing.Service
+	// Triggers takes event triggers' webhooks.
+	Triggers *trigger.Service
 	Nodes    *inventory.Service
 	Secrets  *secretstore.Service
 	Notify   *notify.Service

@@ -47,6 +47,7 @@ import (
 	"github.com/airlockhq/airlock/internal/store"
 	"github.com/airlockhq/airlock/internal/store/postgres"
 	"github.com/airlockhq/airlock/internal/store/sqlite"
+	"github.com/airlockhq/airlock/internal/trigger"
 	"github.com/airlockhq/airlock/internal/web"
 )
 
@@ -61,6 +62,8 @@ type Server struct {
 	Runs     *run.Service
 	// Standing holds schedules and triggers and runs the scheduler.
 	Standing *standing.Service
+	// Triggers takes event triggers' webhooks.
+	Triggers *trigger.Service
 	Nodes    *inventory.Service
 	Secrets  *secretstore.Service
 	AuditLog *audit.Log
@@ -241,6 +244,7 @@ func (s *Server) build(ctx context.Context) error {
 		store.TransportLocal: local.Executor{Contain: contained}, store.TransportSSH: sshexec.Executor{},
 	}, rc, s.Log, s.now)
 	s.Standing = standing.New(s.Store, s.Authz, s.Runs, standing.Config{Interval: cfg.Schedules.Interval, Grace: cfg.Schedules.Grace}, s.Log, s.now)
+	s.Triggers = trigger.New(s.Standing, s.Store, s.Authz, keyring, s.Log, s.now)
 	if err := s.buildNotify(); err != nil {
 		return err
 	}
@@ -262,7 +266,7 @@ func (s *Server) build(ctx context.Context) error {
 		reg.MustRegister(collectors.NewDBStatsCollector(db, name))
 	}
 	notifications := &notify.Service{Store: s.Store, Authz: s.Authz, Now: s.now, Dispatcher: s.Notify}
-	h := &api.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Runs: s.Runs, Standing: s.Standing, Audit: s.AuditLog, Nodes: s.Nodes, Secrets: s.Secrets, Notify: notifications, Store: s.Store, SSO: provider, Log: s.Log, Metrics: api.NewMetrics(reg),
+	h := &api.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Runs: s.Runs, Standing: s.Standing, Triggers: s.Triggers, Audit: s.AuditLog, Nodes: s.Nodes, Secrets: s.Secrets, Notify: notifications, Store: s.Store, SSO: provider, Log: s.Log, Metrics: api.NewMetrics(reg),
 		Secure: cfg.TLS.Cert != "", SessionMaxAge: int(cfg.Session.AbsoluteTimeout.Seconds()), Now: s.now}
 	if s.Slack, err = s.wireChat(h); err != nil {
 		return err
@@ -274,7 +278,7 @@ func (s *Server) build(ctx context.Context) error {
 	})))
 	mux.Handle("GET /readyz", h.Wrap("GET /readyz", http.HandlerFunc(s.readyz)))
 	mux.Handle("GET /metrics", h.Wrap("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
-	ui := &web.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Runs: s.Runs, Standing: s.Standing, Store: s.Store, Audit: s.AuditLog, Nodes: s.Nodes, Secrets: s.Secrets, Notify: notifications, Log: s.Log, Environments: cfg.Environments,
+	ui := &web.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Runs: s.Runs, Standing: s.Standing, Triggers: s.Triggers, Store: s.Store, Audit: s.AuditLog, Nodes: s.Nodes, Secrets: s.Secrets, Notify: notifications, Log: s.Log, Environments: cfg.Environments,
 		Secure: cfg.TLS.Cert != "", SSO: provider != nil, SessionMaxAge: int(cfg.Session.AbsoluteTimeout.Seconds()), Now: s.now}
 	ui.Register(mux, h.Wrap)
 	mux.Handle("/", h.Wrap("not found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -519,6 +523,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	go func() { defer close(runsDone); s.Runs.Start(runsCtx) }()
 	schedDone := make(chan struct{})
 	go func() { defer close(schedDone); s.Standing.Start(runsCtx) }()
+	// Refused webhook deliveries counted in a window that closes reach
+	// the audit log even when no refusal follows.
+	triggersDone := make(chan struct{})
+	go func() { defer close(triggersDone); s.Triggers.Start(runsCtx) }()
 	cpDone := make(chan struct{})
 	go func() { defer close(cpDone); s.AuditLog.Run(runsCtx) }()
 	// Failed-login windows close by time too: record their counts even
@@ -558,6 +566,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	<-runsDone
 	<-schedDone
+	<-triggersDone
 	<-cpDone
 	<-reportsDone
 	<-notifyDone

@@ -35,6 +35,7 @@ import (
 	"github.com/airlockhq/airlock/internal/sso"
 	"github.com/airlockhq/airlock/internal/standing"
 	"github.com/airlockhq/airlock/internal/store"
+	"github.com/airlockhq/airlock/internal/trigger"
 )
 
 //go:embed templates/*.html
@@ -51,6 +52,8 @@ type Handler struct {
 	Runs     *run.Service
 	// Standing holds schedules and triggers.
 	Standing *standing.Service
+	// Triggers holds event triggers.
+	Triggers *trigger.Service
 	Store    store.Store
 	Audit    *audit.Log
 	Nodes    *inventory.Service
