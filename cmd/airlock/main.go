@@ -90,7 +90,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		a.proceduresCmd(), a.proposeCmd(), a.reviewCmd(), a.policyCmd(),
 		a.runCmd(), a.runsCmd(), a.decideCmd("approve"), a.decideCmd("deny"), a.nodesCmd(), a.secretsCmd(), a.auditCmd(), a.evidenceCmd(),
 		a.notifyCmd(),
-		a.schedulesCmd(),
+		a.schedulesCmd(), a.triggersCmd(),
 	)
 	// Unknown commands and wrong argument counts are usage errors too.
 	for _, c := range root.Commands() {
