@@ -121,7 +121,7 @@ func TestEvidenceBundle(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("summary:\n%s\n\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if !bytes.Contains(files["report.html"], []byte("SOC 2 CC8.1")) || !bytes.Contains(files["report.html"], []byte("you cannot approve or deny your own run")) {
+	if !bytes.Contains(files["report.html"], []byte("SOC 2 CC8.1")) || !bytes.Contains(files["report.html"], []byte("you requested this run; someone else must approve it")) {
 		t.Fatal("report lacks the control mapping or the refused attempt")
 	}
 

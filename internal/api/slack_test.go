@@ -116,7 +116,7 @@ func TestApproveFromSlack(t *testing.T) {
 	}{
 		{"UNOBODY", value, "Link your account first"},
 		{"UERIN", value, "Not done:"},
-		{"UBOB", own["id"].(string) + " " + own["binding"].(string), "you cannot approve or deny your own run"},
+		{"UBOB", own["id"].(string) + " " + own["binding"].(string), "you requested this run; someone else must approve it"},
 		{"UBOB", runID + " " + other["binding"].(string), "the run changed since this message; look at it again: " + runLink},
 	} {
 		click, reply := fake.Click("T1", c.who, slack.ActionApprove, c.value, time.Now())

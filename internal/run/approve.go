@@ -41,6 +41,21 @@ func (s *Service) Decide(ctx context.Context, p *identity.Principal, id, decisio
 	if err != nil {
 		return nil, err
 	}
+	now := s.now().UTC()
+	var denied *airlock.Error
+	refused := func() {
+		_ = s.store.Update(ctx, func(tx store.Tx) error {
+			return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunApproveDenied, p.Actor(), id, audit.Denied,
+				map[string]any{"decision": decision, "reason": denied.Message}))
+		})
+	}
+	// Said before policy's answer: the requester learns why, whatever
+	// policy would say about them.
+	if r.RequesterID == p.UserID {
+		denied = airlock.Errorf(airlock.Forbidden, "you requested this run; someone else must approve it")
+		refused()
+		return nil, denied
+	}
 	res, c, err := s.resource(ctx, r)
 	if err != nil {
 		return nil, err
@@ -48,8 +63,6 @@ func (s *Service) Decide(ctx context.Context, p *identity.Principal, id, decisio
 	if err := s.authz.Check(ctx, p, policy.ActionApproveRun, res, c); err != nil {
 		return nil, err
 	}
-	now := s.now().UTC()
-	var denied *airlock.Error
 	err = s.store.Update(ctx, func(tx store.Tx) error {
 		denied = nil // Update may run this again
 		var err error
@@ -64,9 +77,16 @@ func (s *Service) Decide(ctx context.Context, p *identity.Principal, id, decisio
 		} else if denied != nil {
 			return denied
 		}
+		if decision == "approve" {
+			if denied, err = superseded(ctx, tx, r); err != nil {
+				return err
+			} else if denied != nil {
+				return denied
+			}
+		}
 		switch {
 		case r.RequesterID == p.UserID:
-			denied = airlock.Errorf(airlock.Forbidden, "you cannot approve or deny your own run")
+			denied = airlock.Errorf(airlock.Forbidden, "you requested this run; someone else must approve it")
 		case seen != r.Binding:
 			denied = &airlock.Error{Kind: airlock.Conflict, Field: "binding",
 				Message: fmt.Sprintf("this approval is for %q, but the run's binding is %s: look at the run again", seen, r.Binding)}
@@ -129,10 +149,7 @@ func (s *Service) Decide(ctx context.Context, p *identity.Principal, id, decisio
 		return nil
 	})
 	if denied != nil {
-		_ = s.store.Update(ctx, func(tx store.Tx) error {
-			return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunApproveDenied, p.Actor(), id, audit.Denied,
-				map[string]any{"decision": decision, "reason": denied.Message}))
-		})
+		refused()
 	}
 	if err != nil {
 		return nil, err
@@ -142,6 +159,44 @@ func (s *Service) Decide(ctx context.Context, p *identity.Principal, id, decisio
 		s.Wake()
 	}
 	return r, nil
+}
+
+// superseded refuses the approval of a run whose version is no longer
+// the one in service (or whose procedure was retired): approved, it
+// would be refused at start. Nothing is carried over to the version in
+// service; the requester requests again.
+func superseded(ctx context.Context, r store.Reader, run *store.Run) (*airlock.Error, error) {
+	proc, err := r.ProcedureGetByID(ctx, run.ProcedureID)
+	if err != nil {
+		return nil, err
+	}
+	if !proc.RetiredAt.IsZero() {
+		return airlock.Errorf(airlock.Conflict, "%s was retired after this request; it cannot run", proc.Name), nil
+	}
+	if proc.ActiveVersionID == run.VersionID {
+		return nil, nil
+	}
+	v, err := r.ProcedureVersionGet(ctx, run.VersionID)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := r.ProcedureVersionGet(ctx, proc.ActiveVersionID)
+	if err != nil {
+		return nil, err
+	}
+	return airlock.Errorf(airlock.Conflict, "this run is bound to version %d of %s, superseded by version %d since it was requested: "+
+		"approved, it would not start; deny it, and the requester requests it again on version %d", v.Number, proc.Name, cur.Number, cur.Number), nil
+}
+
+// Superseded reports, for pages, why a pending run can no longer be
+// approved: its version was superseded or its procedure retired ("" when
+// it can).
+func (s *Service) Superseded(ctx context.Context, r *store.Run) string {
+	e, err := superseded(ctx, s.store, r)
+	if err != nil || e == nil {
+		return ""
+	}
+	return e.Message
 }
 
 // Cancel stops a run: a pending or queued one at once; a running one by
