@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"text/tabwriter"
 
@@ -140,5 +141,11 @@ func (a *app) printDemo(c DemoCredentials, data string) {
 		}
 		tw.Flush()
 	}
-	fmt.Fprintf(w, "\nTry:\n  airlock login --server %s --username carol\n  airlock procedures list\n  airlock review list\n  airlock review show toggle-feature-flag@2\n\nPress Ctrl-C to stop.\n", c.URL)
+	fmt.Fprintln(w, "\nTry:")
+	if _, err := exec.LookPath("airlock"); err != nil {
+		// Started with go run: the commands below need the CLI on the
+		// PATH first.
+		fmt.Fprintln(w, "  go install ./cmd/airlock      # from the repository: puts airlock in $(go env GOPATH)/bin, which must be on your PATH")
+	}
+	fmt.Fprintf(w, "  airlock login --server %s --username carol\n  airlock procedures list\n  airlock review list\n  airlock review show toggle-feature-flag@2\n\nPress Ctrl-C to stop.\n", c.URL)
 }
