@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -89,11 +90,18 @@ func (a *app) loginCmd() *cobra.Command {
 				return err
 			}
 			ps.Profiles[name] = &client.Profile{Server: c.Server, Username: username, Token: resp.Token, TokenID: resp.Info.ID}
+			was := ps.Current
 			ps.Current = name
 			if err := ps.Save(); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "Logged in to %s as %s (profile %q, token expires %s).\n", c.Server, username, name, resp.Info.ExpiresAt.Format("2006-01-02"))
+			if was != name && ps.Profiles[was] != nil {
+				fmt.Fprintf(a.stdout, "Profile %q is now the current one (it was %q): commands without --profile act as %s. Switch back with: airlock profiles use %s\n",
+					name, was, username, was)
+			} else {
+				fmt.Fprintf(a.stdout, "Profile %q is the current one: commands without --profile act as %s.\n", name, username)
+			}
 			if resp.User != nil && resp.User.MustChangePassword {
 				fmt.Fprintln(a.stdout, "You must change your password before anything else: airlock passwd")
 			}
@@ -103,6 +111,78 @@ func (a *app) loginCmd() *cobra.Command {
 	c.Flags().StringVar(&server, "server", "", "server URL, e.g. http://127.0.0.1:8080")
 	c.Flags().StringVarP(&username, "username", "u", "", "username")
 	c.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
+	return c
+}
+
+func (a *app) profilesCmd() *cobra.Command {
+	c := &cobra.Command{Use: "profiles", Short: "List login profiles and choose the current one"}
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List the login profiles; * marks the current one",
+		Example: "  airlock profiles list",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ps, err := client.LoadProfiles()
+			if err != nil {
+				return err
+			}
+			type row struct {
+				Name     string `json:"name"`
+				Server   string `json:"server"`
+				Username string `json:"username"`
+				Current  bool   `json:"current"`
+				LoggedIn bool   `json:"logged_in"`
+			}
+			rows := []row{}
+			for name, p := range ps.Profiles {
+				rows = append(rows, row{Name: name, Server: p.Server, Username: p.Username, Current: name == ps.Current, LoggedIn: p.Token != ""})
+			}
+			sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
+			return a.print(rows, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "\tPROFILE\tUSER\tSERVER\tTOKEN")
+				for _, r := range rows {
+					mark, tok := "", "logged out"
+					if r.Current {
+						mark = "*"
+					}
+					if r.LoggedIn {
+						tok = "yes"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", mark, r.Name, r.Username, r.Server, tok)
+				}
+				tw.Flush()
+			})
+		},
+	}
+	use := &cobra.Command{
+		Use:     "use PROFILE",
+		Short:   "Make a profile the current one",
+		Example: "  airlock profiles use alice",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ps, err := client.LoadProfiles()
+			if err != nil {
+				return err
+			}
+			p := ps.Profiles[args[0]]
+			if p == nil {
+				names := make([]string, 0, len(ps.Profiles))
+				for n := range ps.Profiles {
+					names = append(names, n)
+				}
+				sort.Strings(names)
+				return usageError{fmt.Errorf("no profile %q (profiles: %s); create one with airlock login --profile %s", args[0], strings.Join(names, ", "), args[0])}
+			}
+			ps.Current = args[0]
+			if err := ps.Save(); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "Profile %q is now the current one: commands without --profile act as %s on %s.\n", args[0], p.Username, p.Server)
+			return nil
+		},
+	}
+	c.AddCommand(list, use)
 	return c
 }
 

@@ -85,7 +85,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&a.profile, "profile", "", "login profile to use (default: the current one)")
 	root.AddCommand(
 		a.serveCmd(), a.demoCmd(), a.versionCmd(),
-		a.loginCmd(), a.logoutCmd(), a.whoamiCmd(), a.passwdCmd(),
+		a.loginCmd(), a.logoutCmd(), a.profilesCmd(), a.whoamiCmd(), a.passwdCmd(),
 		a.tokensCmd(), a.usersCmd(), a.groupsCmd(),
 		a.proceduresCmd(), a.proposeCmd(), a.reviewCmd(), a.policyCmd(),
 		a.runCmd(), a.runsCmd(), a.decideCmd("approve"), a.decideCmd("deny"), a.nodesCmd(), a.secretsCmd(), a.auditCmd(), a.evidenceCmd(),
