@@ -166,6 +166,9 @@ func (a *app) explainCmd(name string) *cobra.Command {
 				return err
 			}
 			return a.print(ans, func(w io.Writer) {
+				if line := outcomeLine(q.Username, q.Procedure, q.Environment, ans); line != "" {
+					fmt.Fprintf(w, "%s\n\n", line)
+				}
 				verdict := "DENY"
 				if ans.Allowed {
 					verdict = "ALLOW"
@@ -183,12 +186,6 @@ func (a *app) explainCmd(name string) *cobra.Command {
 				}
 				for _, e := range ans.Errors {
 					fmt.Fprintf(w, "evaluation error (counts as not matching): %s\n", e)
-				}
-				if ans.Outcome != "" {
-					fmt.Fprintf(w, "\nsuch a run: %s\n", ans.Outcome)
-					if len(ans.Approvers) > 0 {
-						fmt.Fprintf(w, "who could approve it: %s\n", strings.Join(ans.Approvers, ", "))
-					}
 				}
 			})
 		},
@@ -266,4 +263,27 @@ func (a *app) schemaCmd() *cobra.Command {
 			return a.print(s, func(w io.Writer) { fmt.Fprint(w, s.Schema) })
 		},
 	}
+}
+
+// outcomeLine is what a person asking about a run wants to know first:
+// who can run or request it, and who can approve it.
+func outcomeLine(user, proc, env string, ans authz.Answer) string {
+	what := proc
+	if env != "" {
+		what += " in " + env
+	}
+	switch {
+	case ans.Outcome == "":
+		return ""
+	case ans.Outcome == "runs at once":
+		return fmt.Sprintf("%s can run %s; it runs at once.", user, what)
+	case ans.Outcome == "refused":
+		return fmt.Sprintf("%s can neither run nor request %s.", user, what)
+	}
+	why := strings.TrimPrefix(ans.Outcome, "waits for approval ")
+	line := fmt.Sprintf("%s can request %s; it waits for approval %s.", user, what, why)
+	if len(ans.Approvers) == 0 {
+		return line + " Nobody could approve it now."
+	}
+	return line + " " + strings.Join(ans.Approvers, " or ") + " can approve it."
 }

@@ -51,3 +51,20 @@ func TestPolicyDualControlFromTheCLI(t *testing.T) {
 		t.Fatalf("missing --user is a usage error: %d", code)
 	}
 }
+
+// TestExplainLeadsWithTheOutcome: explain's first line is what the
+// person asking cares about — who can run or request it, and who can
+// approve it — before the deciding policies.
+func TestExplainLeadsWithTheOutcome(t *testing.T) {
+	as := demoInProcess(t)
+	for _, tc := range []struct{ user, env, want string }{
+		{"alice", "production", "alice can request flush-cache in production; it waits for approval (policy allows only a request). bob can approve it."},
+		{"alice", "staging", "alice can run flush-cache in staging; it runs at once."},
+		{"dana", "staging", "dana can neither run nor request flush-cache in staging."},
+	} {
+		code, out, stderr := as("bob").run("policy", "explain", "--user", tc.user, "--action", "run", "--procedure", "flush-cache", "--env", tc.env, "-p", "cache=sessions")
+		if first, _, _ := strings.Cut(out, "\n"); code != 0 || first != tc.want {
+			t.Errorf("explain %s in %s: %d %q %s\nwant first line %q", tc.user, tc.env, code, out, stderr, tc.want)
+		}
+	}
+}

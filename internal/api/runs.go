@@ -29,31 +29,31 @@ type RunRequest struct {
 
 // RunJSON is a run.
 type RunJSON struct {
-	ID                string               `json:"id"`
-	Procedure         string               `json:"procedure"`
-	VersionID         string               `json:"version_id"`
-	Digest            string               `json:"digest"`
-	Environment       string               `json:"environment"`
-	Params            json.RawMessage      `json:"params"`
-	Requester         string               `json:"requester"`
-	Reason            string               `json:"reason,omitempty"`
-	Ticket            string               `json:"ticket,omitempty"`
-	Status            string               `json:"status"`
-	Targets           []string             `json:"targets"`
-	ApprovalsRequired int                  `json:"approvals_required"`
-	Binding           string               `json:"binding"`
-	CreatedAt         time.Time            `json:"created_at"`
-	ExpiresAt         time.Time            `json:"expires_at,omitzero"`
-	QueuedAt          time.Time            `json:"queued_at,omitzero"`
-	StartedAt         time.Time            `json:"started_at,omitzero"`
-	FinishedAt        time.Time            `json:"finished_at,omitzero"`
-	Attempt           int                  `json:"attempt,omitempty"`
-	Error             string               `json:"error,omitempty"`
-	OutputBytes       int64                `json:"output_bytes"`
-	OutputTruncated   bool                 `json:"output_truncated,omitempty"`
-	OutputDigest      string               `json:"output_digest,omitempty"`
+	ID                string          `json:"id"`
+	Procedure         string          `json:"procedure"`
+	VersionID         string          `json:"version_id"`
+	Digest            string          `json:"digest"`
+	Environment       string          `json:"environment"`
+	Params            json.RawMessage `json:"params"`
+	Requester         string          `json:"requester"`
+	Reason            string          `json:"reason,omitempty"`
+	Ticket            string          `json:"ticket,omitempty"`
+	Status            string          `json:"status"`
+	Targets           []string        `json:"targets"`
+	ApprovalsRequired int             `json:"approvals_required"`
+	Binding           string          `json:"binding"`
+	CreatedAt         time.Time       `json:"created_at"`
+	ExpiresAt         time.Time       `json:"expires_at,omitzero"`
+	QueuedAt          time.Time       `json:"queued_at,omitzero"`
+	StartedAt         time.Time       `json:"started_at,omitzero"`
+	FinishedAt        time.Time       `json:"finished_at,omitzero"`
+	Attempt           int             `json:"attempt,omitempty"`
+	Error             string          `json:"error,omitempty"`
+	OutputBytes       int64           `json:"output_bytes"`
+	OutputTruncated   bool            `json:"output_truncated,omitempty"`
+	OutputDigest      string          `json:"output_digest,omitempty"`
 	// StandingID names the schedule or trigger that started the run.
-	StandingID string             `json:"standing_id,omitempty"`
+	StandingID string            `json:"standing_id,omitempty"`
 	Approvals  []RunApprovalJSON `json:"approvals,omitempty"`
 	Nodes      []RunNodeJSON     `json:"nodes,omitempty"`
 	Steps      []RunStepJSON     `json:"steps,omitempty"`

@@ -64,7 +64,7 @@ func (s *Service) InsertStanding(ctx context.Context, tx store.Tx, plan *Plan, s
 	return r, tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunRequest, actor, r.ID, audit.Success, map[string]any{
 		"procedure": r.ProcedureName, "version_id": r.VersionID, "digest": r.Digest, "environment": r.Environment,
 		"params": plan.Params, "secret_params": 0, "targets": names, "status": r.Status,
-		"decision": fmt.Sprintf("standing approval of %s %s by %v", st.Kind, st.Name, approvers),
+		"decision":    fmt.Sprintf("standing approval of %s %s by %v", st.Kind, st.Name, approvers),
 		"standing_id": st.ID, "proposer": st.ProposerName, "approvers": approvers, "tick": tick.UTC().Format(time.RFC3339),
 		"approvals_required": r.ApprovalsRequired, "reason": r.Reason, "binding": r.Binding}))
 }
