@@ -56,10 +56,11 @@ func TestPagesPassAnAccessibilityAudit(t *testing.T) {
 	alice := s.visitor(t, "alice")
 	runID := requestProductionFlush(t, alice)
 	pending := s.pendingVersionID(t)
+	proposeSchedule(t, alice, "nightly-rotate")
 	pages := map[string][]string{
 		"":      {"/login"},
-		"alice": {"/", "/procedures/db-readonly-query", "/procedures/restart-service", "/runs", "/runs/" + runID, "/inbox", "/account"},
-		"bob":   {"/inbox", "/runs/" + runID, "/policies", "/admin", "/versions/" + pending, "/procedures/rotate-logs"},
+		"alice": {"/", "/procedures/db-readonly-query", "/procedures/restart-service", "/runs", "/runs/" + runID, "/inbox", "/account", "/schedules?procedure=rotate-logs", "/schedules/nightly-rotate"},
+		"bob":   {"/inbox", "/runs/" + runID, "/policies", "/admin", "/versions/" + pending, "/procedures/rotate-logs", "/schedules", "/schedules/nightly-rotate"},
 		"dana":  {"/audit", "/admin"},
 	}
 	for user, paths := range pages {
@@ -87,6 +88,14 @@ func TestPagesPassAnAccessibilityAudit(t *testing.T) {
 			}
 			check(t, ctx, script, "alice's form with an error")
 			screenshot(t, ctx, "a11y-form-error")
+			if err := chromedp.Run(ctx, chromedp.Navigate(s.url+"/schedules?procedure=rotate-logs"),
+				chromedp.SetValue("#s-name", "Not A Name", chromedp.ByID),
+				chromedp.SetValue("#s-cron", "@daily", chromedp.ByID),
+				chromedp.Click("#propose", chromedp.ByID),
+				waitText(ctx, "#se-name", "expected lower-case")); err != nil {
+				t.Fatal(err)
+			}
+			check(t, ctx, script, "alice's schedule form with an error")
 		}
 	}
 }

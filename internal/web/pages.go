@@ -209,9 +209,44 @@ func (h *Handler) requestRun(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
 	d.Values["environment"] = r.PostFormValue("environment")
 	d.Values["reason"] = r.PostFormValue("reason")
+	params := readParams(r, d.Params)
+	p := identity.PrincipalFrom(ctx)
+	rp := run.RequestParams{Procedure: name, Environment: d.Values["environment"], Params: params, Reason: d.Values["reason"]}
+	var runID string
+	if r.PostFormValue("plan") != "" {
+		d.Plan, err = h.Runs.Plan(ctx, p, rp)
+	} else {
+		var rr *store.Run
+		if rr, err = h.Runs.Request(ctx, p, rp); err == nil {
+			runID = rr.ID
+		}
+	}
+	if err != nil {
+		pg := page{Title: name, Data: d, Script: "form.js", Error: airlock.ErrorMessage(err)}
+		if placeParamError(d.Params, err) {
+			pg.Error = checkParams
+		}
+		status := http.StatusBadRequest
+		if airlock.ErrorKind(err) == airlock.Forbidden {
+			status = http.StatusForbidden
+		}
+		h.render(w, r, status, "procedure", pg)
+		return
+	}
+	if runID == "" {
+		h.render(w, r, http.StatusOK, "procedure", page{Title: name, Data: d, Script: "form.js"})
+		return
+	}
+	http.Redirect(w, r, "/runs/"+runID, http.StatusSeeOther)
+}
+
+// readParams reads a form's parameter values (p.NAME) as a run request
+// takes them, and keeps what was entered in the fields to show it again
+// (never a secret's value).
+func readParams(r *http.Request, fields []paramField) map[string]any {
 	params := map[string]any{}
-	for i := range d.Params {
-		f := &d.Params[i]
+	for i := range fields {
+		f := &fields[i]
 		vals := r.PostForm["p."+f.Name]
 		f.Selected = map[string]bool{}
 		switch f.Type {
@@ -236,44 +271,20 @@ func (h *Handler) requestRun(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	p := identity.PrincipalFrom(ctx)
-	rp := run.RequestParams{Procedure: name, Environment: d.Values["environment"], Params: params, Reason: d.Values["reason"]}
-	var runID string
-	if r.PostFormValue("plan") != "" {
-		d.Plan, err = h.Runs.Plan(ctx, p, rp)
-	} else {
-		var rr *store.Run
-		if rr, err = h.Runs.Request(ctx, p, rp); err == nil {
-			runID = rr.ID
+	return params
+}
+
+// placeParamError shows an error about a parameter's value next to its
+// field, and reports whether it was one.
+func placeParamError(fields []paramField, err error) bool {
+	field := airlock.ErrorField(err)
+	for i := range fields {
+		if field == "params."+fields[i].Name {
+			fields[i].Error = airlock.ErrorMessage(err)
+			return true
 		}
 	}
-	if err != nil {
-		msg := airlock.ErrorMessage(err)
-		field := airlock.ErrorField(err)
-		placed := false
-		for i := range d.Params {
-			if field == "params."+d.Params[i].Name {
-				d.Params[i].Error, placed = msg, true
-			}
-		}
-		pg := page{Title: name, Data: d, Script: "form.js"}
-		if !placed {
-			pg.Error = msg
-		} else {
-			pg.Error = checkParams
-		}
-		status := http.StatusBadRequest
-		if airlock.ErrorKind(err) == airlock.Forbidden {
-			status = http.StatusForbidden
-		}
-		h.render(w, r, status, "procedure", pg)
-		return
-	}
-	if runID == "" {
-		h.render(w, r, http.StatusOK, "procedure", page{Title: name, Data: d, Script: "form.js"})
-		return
-	}
-	http.Redirect(w, r, "/runs/"+runID, http.StatusSeeOther)
+	return false
 }
 
 // runStatuses are the statuses the runs page filters by.

@@ -1,10 +1,11 @@
-// Checks a procedure's run form before it is sent, with the server's own
-// messages: each field carries its rules and messages (data-rules, made by
+// Checks a procedure's run form (or the schedule form, which has the same
+// parameter fields) before it is sent, with the server's own messages:
+// each field carries its rules and messages (data-rules, made by
 // procedure.Parameter.Rules, the code the server checks with). The server
 // checks again; without this script the form still works.
 (function () {
   "use strict";
-  var form = document.getElementById("run-form");
+  var form = document.getElementById("run-form") || document.getElementById("schedule-form");
   if (!form) { return; }
 
   // quote renders a value as Go's strconv.Quote does, so that messages
