@@ -318,3 +318,17 @@ func TestApprovalOfSupersededVersionRefused(t *testing.T) {
 		t.Fatalf("bob denies it: %d %v", code, res)
 	}
 }
+
+// TestRefusalsSayWhy: a refusal names what the caller asked and that no
+// policy allows it — never which policies exist or who else may.
+func TestRefusalsSayWhy(t *testing.T) {
+	d := newDemoEnv(t, nil)
+	code, out := d.request(t, "dana", api.RunRequest{Procedure: "flush-cache", Environment: "staging", Params: map[string]any{"cache": "sessions"}})
+	if msg, _ := out["error"].(map[string]any)["message"].(string); code != 403 || msg != "not permitted: no policy lets you run or request flush-cache in staging" {
+		t.Fatalf("dana runs flush-cache: %d %v", code, out)
+	}
+	code, res, _ := d.call("GET", "/api/v1/audit/events", d.tok["alice"], nil)
+	if msg, _ := res["error"].(map[string]any)["message"].(string); code != 403 || msg != "not permitted: no policy lets you read the audit log" {
+		t.Fatalf("alice reads the audit log: %d %v", code, res)
+	}
+}

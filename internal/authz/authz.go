@@ -152,7 +152,44 @@ func (a *Authorizer) AllowedSystem(ctx context.Context, p *identity.Principal, a
 	return a.Allowed(ctx, p, action, policy.Resource{}, policy.Context{})
 }
 
-var errNotPermitted = airlock.Errorf(airlock.Forbidden, "not permitted")
+// actionWords says what an action is, for refusals.
+var actionWords = map[string]string{
+	policy.ActionView: "see", policy.ActionRun: "run", policy.ActionRequest: "run or request",
+	policy.ActionApproveRun: "approve runs of", policy.ActionCancelRun: "cancel runs of", policy.ActionViewRun: "see runs of",
+	policy.ActionPropose: "propose versions of", policy.ActionReview: "review versions of", policy.ActionRetire: "retire",
+	policy.ActionReadAudit: "read the audit log", policy.ActionExportEvidence: "export evidence",
+	policy.ActionManagePolicy: "manage policy", policy.ActionManageNodes: "manage nodes",
+	policy.ActionManageSecrets: "manage secrets", policy.ActionManageUsers: "manage users",
+}
+
+// notPermitted says why a check refused, in terms of what the caller
+// asked (the action, the procedure they named, the environment) and
+// never of what they may not see: which policies exist, who else may.
+func notPermitted(action string, res policy.Resource, c policy.Context, scope bool) error {
+	what := actionWords[action]
+	if what == "" {
+		what = action
+	}
+	var on, env string
+	switch {
+	case res.Run != nil:
+		on, env = res.Run.Procedure.Name, res.Run.Environment
+	case res.Version != nil:
+		on = res.Version.Procedure.Name
+	case res.Procedure != nil:
+		on, env = res.Procedure.Name, c.Environment
+	}
+	if on != "" {
+		what += " " + on
+	}
+	if env != "" {
+		what += " in " + env
+	}
+	if scope {
+		return airlock.Errorf(airlock.Forbidden, "not permitted: your token's scope does not let it %s", what)
+	}
+	return airlock.Errorf(airlock.Forbidden, "not permitted: no policy lets you %s", what)
+}
 
 // Check decides and, when denied, audits the decision with the policies
 // that determined it and returns a generic Forbidden error.
@@ -165,13 +202,13 @@ func (a *Authorizer) Check(ctx context.Context, p *identity.Principal, action st
 	if d.Allowed && !inScope(p, action, res, c) {
 		// Policy allows the owner; the token's scope does not.
 		a.recordDenialReason(ctx, p, req, "outside the token's scope", d.Policies)
-		return errNotPermitted
+		return notPermitted(action, res, c, true)
 	}
 	if d.Allowed {
 		return nil
 	}
 	a.recordDenial(ctx, p, req, d)
-	return errNotPermitted
+	return notPermitted(action, res, c, false)
 }
 
 // CheckSystem checks a system-wide action (readAudit, manageUsers, …).
