@@ -267,7 +267,7 @@ func TestProductionRequestApprovedFromBobsInbox(t *testing.T) {
 	}
 	// alice's open page followed without a reload.
 	var same bool
-	err = chromedp.Run(alice, waitText(alice, "#status", "succeeded"), waitText(alice, "#approvals", "bob approve: fine, after the sale"),
+	err = chromedp.Run(alice, waitText(alice, "#status", "succeeded"), waitText(alice, "#approvals", "bob approved: fine, after the sale"),
 		chromedp.Evaluate(`window.__stillTheSamePage === true`, &same))
 	screenshot(t, alice, "alice-after-approval")
 	if err != nil || !same {

@@ -59,7 +59,6 @@ func proposeTrigger(t *testing.T, s *site, name string) string {
 	return secret
 }
 
-
 // TestTriggerPagesAndApproval: the triggers list and a trigger's page
 // show its mapping, binding and status and never its secret; erin, who
 // proposed it, is told someone else must approve; bob approves it with
