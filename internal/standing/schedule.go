@@ -87,13 +87,44 @@ func NextTicks(spec ScheduleSpec, from time.Time, n int) ([]time.Time, error) {
 	}
 	var out []time.Time
 	for t := from; len(out) < n; {
-		t = sched.Next(t)
+		t = next(spec, sched, t)
 		if t.IsZero() {
 			break
 		}
 		out = append(out, t)
 	}
 	return out, nil
+}
+
+// next is the tick after t. A schedule at fixed hours fires once a day
+// at its wall-clock time, also on the night the clocks go back, when
+// that time happens twice (cron's own rule); one with a wildcard hour
+// (@hourly, "0 * * * *") fires every hour of that night, both included.
+// On the night the clocks go forward a time that does not happen does
+// not fire.
+func next(spec ScheduleSpec, sched cron.Schedule, t time.Time) time.Time {
+	n := sched.Next(t)
+	if n.IsZero() || !fixedHours(spec.Cron) || t.IsZero() {
+		return n
+	}
+	const wall = "2006-01-02 15:04"
+	if n.Format(wall) == t.In(n.Location()).Format(wall) {
+		return sched.Next(n)
+	}
+	return n
+}
+
+// fixedHours reports whether a cron expression names its hours (not
+// "*", "*/N" or @hourly).
+func fixedHours(expr string) bool {
+	f := strings.Fields(expr)
+	switch {
+	case len(f) == 1: // a macro: @yearly, @monthly, @weekly, @daily, @midnight fix the hour
+		return f[0] != "@hourly"
+	case len(f) >= 2:
+		return !strings.Contains(f[1], "*")
+	}
+	return false
 }
 
 // SpecOf reads a schedule's spec.
@@ -288,7 +319,7 @@ func (s *Service) ticks(ctx context.Context, st *store.Standing) error {
 	}
 	now := s.now()
 	var missed, onTime []time.Time
-	for t := sched.Next(st.Cursor); !t.IsZero() && !t.After(now) && len(missed)+len(onTime) < maxDue; t = sched.Next(t) {
+	for t := next(spec, sched, st.Cursor); !t.IsZero() && !t.After(now) && len(missed)+len(onTime) < maxDue; t = next(spec, sched, t) {
 		if now.Sub(t) > s.cfg.Grace {
 			missed = append(missed, t)
 		} else {

@@ -486,3 +486,35 @@ func TestEvidenceShowsStandingApprovals(t *testing.T) {
 	}
 	t.Fatal("no standing-approvals control")
 }
+
+// TestDaylightSavingTicks: in Europe/Berlin a daily 02:30 schedule does
+// not fire on the night the clocks go forward (02:30 does not happen)
+// and fires once, not twice, on the night they go back; an hourly one
+// fires every real hour of that night.
+func TestDaylightSavingTicks(t *testing.T) {
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	daily := standing.ScheduleSpec{Cron: "30 2 * * *", TimeZone: "Europe/Berlin"}
+	back := time.Date(2027, 10, 30, 12, 0, 0, 0, berlin) // clocks go back on the 31st
+	ticks, err := standing.NextTicks(daily, back, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Time{time.Date(2027, 10, 31, 0, 30, 0, 0, time.UTC), time.Date(2027, 11, 1, 1, 30, 0, 0, time.UTC), time.Date(2027, 11, 2, 1, 30, 0, 0, time.UTC)}
+	for i := range want {
+		if !ticks[i].Equal(want[i]) {
+			t.Fatalf("daily ticks around the autumn change: %v, want %v", ticks, want)
+		}
+	}
+	forward := time.Date(2027, 3, 27, 12, 0, 0, 0, berlin) // clocks go forward on the 28th
+	ticks, _ = standing.NextTicks(daily, forward, 2)
+	if ticks[0].In(berlin).Day() == 28 && ticks[0].In(berlin).Hour() == 2 {
+		t.Fatalf("a 02:30 tick on the spring night: %v", ticks)
+	}
+	hourly := standing.ScheduleSpec{Cron: "0 * * * *", TimeZone: "Europe/Berlin"}
+	// 02:00 CEST (00:00 UTC) and 02:00 CET (01:00 UTC) are both hours.
+	ticks, _ = standing.NextTicks(hourly, time.Date(2027, 10, 30, 23, 30, 0, 0, time.UTC), 3)
+	if !ticks[0].Equal(time.Date(2027, 10, 31, 0, 0, 0, 0, time.UTC)) || !ticks[1].Equal(time.Date(2027, 10, 31, 1, 0, 0, 0, time.UTC)) ||
+		!ticks[2].Equal(time.Date(2027, 10, 31, 2, 0, 0, 0, time.UTC)) {
+		t.Fatalf("hourly ticks through the autumn change: %v", ticks)
+	}
+}
