@@ -14,8 +14,9 @@ import (
 
 // Who may sign in, and the groups that carry permissions, are under dual
 // control like policy: one admin proposes creating a user, adding a
-// member to a group or enabling a disabled user, and the change takes
-// effect only when another admin approves it. Taking access away —
+// member to a group, enabling a disabled user or resetting a local
+// user's password, and the change takes effect only when another admin
+// approves it. Taking access away —
 // disabling a user, removing a member — is immediate.
 //
 // An account a person created, or granted a group, counts as that person
@@ -93,8 +94,13 @@ func (s *Service) ProposeUserChange(ctx context.Context, p *Principal, in UserCh
 			return nil, airlock.FieldError("group", "%q is not a valid group name", in.Group)
 		}
 	case store.UserChangeEnable:
+	case store.UserChangeResetPassword:
+		if in.Username == p.Username {
+			return nil, airlock.FieldError("username", "change your own password on your account page, not by a reset")
+		}
 	default:
-		return nil, airlock.FieldError("kind", "expected %s, %s or %s", store.UserChangeCreate, store.UserChangeAddMember, store.UserChangeEnable)
+		return nil, airlock.FieldError("kind", "expected %s, %s, %s or %s", store.UserChangeCreate, store.UserChangeAddMember,
+			store.UserChangeEnable, store.UserChangeResetPassword)
 	}
 	now := s.now().UTC()
 	pw := RandomPassword()
@@ -118,9 +124,11 @@ func (s *Service) ProposeUserChange(ctx context.Context, p *Principal, in UserCh
 			}
 		}
 		// Setting up alone makes the second admin, never a service
-		// account: that always waits for another admin.
+		// account: that always waits for another admin. A reset always
+		// waits too: its one-time password goes to an approver other
+		// than the author.
 		sole := false
-		if c.AccountKind != store.AccountService {
+		if c.AccountKind != store.AccountService && c.Kind != store.UserChangeResetPassword {
 			if sole, err = s.soleAdmin(ctx, tx, p); err != nil {
 				return err
 			}
@@ -253,6 +261,15 @@ func applicable(ctx context.Context, tx store.Tx, c *store.UserChange) error {
 		if !u.Disabled {
 			return airlock.Errorf(airlock.Conflict, "%s is not disabled", c.Username)
 		}
+	case store.UserChangeResetPassword:
+		switch {
+		case u.Kind == store.AccountService:
+			return &airlock.Error{Kind: airlock.Invalid, Field: "username",
+				Message: fmt.Sprintf("%s is a service account: it has no password; revoke its tokens and make new ones", c.Username)}
+		case u.Subject != "":
+			return &airlock.Error{Kind: airlock.Invalid, Field: "username",
+				Message: fmt.Sprintf("%s signs in with single sign-on: their password is the identity provider's", c.Username)}
+		}
 	}
 	return nil
 }
@@ -273,6 +290,8 @@ func Describe(c *store.UserChange) string {
 		return fmt.Sprintf("add %s to %s", c.Username, c.Group)
 	case store.UserChangeEnable:
 		return "enable user " + c.Username
+	case store.UserChangeResetPassword:
+		return "reset the password of " + c.Username
 	}
 	return c.Kind + " " + c.Username
 }
@@ -292,8 +311,8 @@ func changeDetails(c *store.UserChange) map[string]any {
 }
 
 // UserChangeResult is what a decision did. OneTimePassword is set when an
-// approval created a user: it goes to the approver, never the proposer,
-// and must be changed at first sign-in.
+// approval created a user or reset a password: it goes to the approver,
+// never the proposer, and must be changed at first sign-in.
 type UserChangeResult struct {
 	Change          *store.UserChange
 	User            *store.User
@@ -357,6 +376,17 @@ func (s *Service) DecideUserChange(ctx context.Context, p *Principal, id, decisi
 				denied = airlock.Errorf(airlock.Forbidden, "nobody approves a change to their own account: another admin must")
 				return denied
 			}
+			if c.Kind == store.UserChangeResetPassword {
+				// The approver receives the account's password: one who
+				// already counts as that account would hold a second
+				// credential for one person — an admin's, say.
+				if denied, err = resetByLinked(ctx, tx, p, c.Username); err != nil || denied != nil {
+					if denied != nil {
+						return denied
+					}
+					return err
+				}
+			}
 		}
 		c.DecidedByID, c.DecidedByName, c.DecisionComment, c.DecidedAt = p.UserID, p.Username, comment, now
 		d := changeDetails(c)
@@ -397,10 +427,25 @@ func (s *Service) approve(ctx context.Context, tx store.Tx, p *Principal, c *sto
 		return err
 	}
 	c.Status, c.UserID, res.User = store.UserChangeApproved, u.ID, u
-	if c.Kind == store.UserChangeCreate && c.AccountKind != store.AccountService {
+	if (c.Kind == store.UserChangeCreate && c.AccountKind != store.AccountService) || c.Kind == store.UserChangeResetPassword {
 		res.OneTimePassword = pw
 	}
 	return tx.UserChangeDecide(ctx, c)
+}
+
+// resetByLinked refuses the approval of a reset of username's password
+// by p when p's account counts as that account (one created or granted a
+// group the other): a Forbidden error saying how, or nil.
+func resetByLinked(ctx context.Context, tx store.Tx, p *Principal, username string) (*airlock.Error, error) {
+	u, err := tx.UserGetByUsername(ctx, username)
+	if err != nil {
+		return nil, err
+	}
+	link, err := Linked(ctx, tx, p.UserID, u.ID)
+	if err != nil || link == "" {
+		return nil, err
+	}
+	return airlock.Errorf(airlock.Forbidden, "your account counts as %s's (%s): an admin who is not linked to it must approve the reset", username, link), nil
 }
 
 // apply makes an approved change, audited as the approver's act with the
@@ -479,8 +524,43 @@ func (s *Service) apply(ctx context.Context, tx store.Tx, p *Principal, c *store
 		d := map[string]any{"username": u.Username, "disabled": false}
 		maps.Copy(d, extra)
 		return u, tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserUpdate, p.Actor(), u.ID, audit.Success, d))
+	case store.UserChangeResetPassword:
+		return s.resetPassword(ctx, tx, p, c, hash, extra)
 	}
 	return nil, fmt.Errorf("user change %s: unknown kind %q", c.ID, c.Kind)
+}
+
+// resetPassword gives c's user the one-time password hashed as hash, to
+// be changed at next sign-in, and ends their sessions and revokes their
+// API tokens: whoever held the old password is out. The approver, who
+// receives the password, counts as the account from then on, as for a
+// user they approved creating.
+func (s *Service) resetPassword(ctx context.Context, tx store.Tx, p *Principal, c *store.UserChange, hash string, extra map[string]any) (*store.User, error) {
+	now := s.now().UTC()
+	u, err := tx.UserGetByUsername(ctx, c.Username)
+	if err != nil {
+		return nil, err
+	}
+	u.PasswordHash, u.MustChangePassword, u.UpdatedAt = hash, true, now
+	if err := tx.UserUpdate(ctx, u); err != nil {
+		return nil, err
+	}
+	sessions, err := tx.SessionRevokeForUser(ctx, u.ID, "", now)
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := revokeLiveTokens(ctx, tx, u.ID, now)
+	if err != nil {
+		return nil, err
+	}
+	d := map[string]any{"username": u.Username, "password_reset": true, "must_change_password": true,
+		"sessions_ended": sessions, "tokens_revoked": tokens}
+	maps.Copy(d, extra)
+	e := audit.New(ctx, now, audit.UserUpdate, p.Actor(), u.ID, audit.Success, d)
+	if err := tx.AuditAppend(ctx, e); err != nil {
+		return nil, err
+	}
+	return u, linkTo(ctx, tx, p.Actor(), u, "given a reset one-time password as approver "+p.Username, e, now)
 }
 
 // WithdrawUserChange withdraws one's own pending change.

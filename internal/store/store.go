@@ -350,11 +350,12 @@ const (
 
 // User changes are proposed by one admin and take effect when another
 // approves: creating a user, adding a member to a group, enabling a
-// disabled user.
+// disabled user, resetting a local user's password.
 const (
-	UserChangeCreate    = "create_user"
-	UserChangeAddMember = "add_member"
-	UserChangeEnable    = "enable_user"
+	UserChangeCreate        = "create_user"
+	UserChangeAddMember     = "add_member"
+	UserChangeEnable        = "enable_user"
+	UserChangeResetPassword = "reset_password"
 
 	UserChangePending   = "pending"
 	UserChangeApproved  = "approved"
