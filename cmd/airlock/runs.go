@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -60,16 +61,19 @@ func (a *app) runCmd() *cobra.Command {
 	var params []string
 	var follow, dry bool
 	c := &cobra.Command{
-		Use:   "run PROCEDURE --env ENV [-p NAME=VALUE]...",
+		Use:   "run PROCEDURE[@VERSION] --env ENV [-p NAME=VALUE]...",
 		Short: "Request a run of a procedure",
 		Long: "Request a run. Parameters are validated against the procedure's active version before anything is stored.\n" +
 			"Policy decides: the run is queued, waits for someone else's approval, or is refused.\n" +
 			"--dry-run shows the target nodes and the decision without requesting anything.\n" +
 			"With --follow the output streams as it happens and the exit status is the run's:\n" +
-			"0 succeeded, 1 failed, 3 denied or canceled, 4 timed out.",
+			"0 succeeded, 1 failed, 3 denied or canceled, 4 timed out.\n" +
+			"PROCEDURE@N runs version N: a proposed version is a try run, unreviewed, allowed only in a try\n" +
+			"environment (try_environments) to its author or owner team, never with secrets.",
 		Example: "  airlock run flush-cache --env staging -p cache=sessions --follow\n" +
 			"  airlock run restart-service --env production -p service=api -p ticket=OPS-1234 --reason 'memory leak'\n" +
-			"  airlock run restart-service --env production -p service=api --dry-run",
+			"  airlock run restart-service --env production -p service=api --dry-run\n" +
+			"  airlock run rotate-logs@3 --env sandbox --follow        # try a proposed version",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if env == "" {
@@ -83,14 +87,21 @@ func (a *app) runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := api.RunRequest{Procedure: args[0], Environment: env, Params: p, Reason: reason, Ticket: ticket}
+			name, version, err := splitVersion(args[0])
+			if err != nil {
+				return err
+			}
+			req := api.RunRequest{Procedure: name, Environment: env, Params: p, Reason: reason, Ticket: ticket, Version: version}
 			if dry {
 				var plan api.PlanResponse
-				if err := cl.Do(cmd.Context(), "POST", "/api/v1/procedures/"+url.PathEscape(args[0])+"/plan", req, &plan); err != nil {
+				if err := cl.Do(cmd.Context(), "POST", "/api/v1/procedures/"+url.PathEscape(name)+"/plan", req, &plan); err != nil {
 					return err
 				}
 				return a.print(plan, func(w io.Writer) {
 					fmt.Fprintf(w, "%s v%d (%s) in %s: %s", plan.Procedure, plan.Version, plan.Digest[:min(19, len(plan.Digest))], plan.Environment, plan.Decision)
+					if plan.Try {
+						fmt.Fprint(w, " (a try run: unreviewed)")
+					}
 					if plan.Decision == "request" {
 						fmt.Fprintf(w, " (%d approval(s) from someone else)", plan.Approvals)
 					}
@@ -113,6 +124,9 @@ func (a *app) runCmd() *cobra.Command {
 					default:
 						fmt.Fprintf(w, "%s %s on %s. Follow it with:\n  airlock runs logs %s -f\n", run.ID, run.Status, strings.Join(run.Targets, ", "), run.ID)
 					}
+					if run.Try {
+						fmt.Fprintln(w, "It is a try run of an unreviewed version: never evidence of an approved change.")
+					}
 				})
 			}
 			fmt.Fprintf(a.stderr, "%s %s on %s\n", run.ID, run.Status, strings.Join(run.Targets, ", "))
@@ -130,6 +144,19 @@ func (a *app) runCmd() *cobra.Command {
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "stream the output and exit with the run's status")
 	c.Flags().BoolVar(&dry, "dry-run", false, "show targets and decision; request nothing")
 	return c
+}
+
+// splitVersion splits NAME@N.
+func splitVersion(arg string) (string, int, error) {
+	name, num, ok := strings.Cut(arg, "@")
+	if !ok {
+		return arg, 0, nil
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(num, "v"))
+	if err != nil || n < 1 {
+		return "", 0, usageError{fmt.Errorf("%q: expected PROCEDURE or PROCEDURE@VERSION (a version number), got %q after @", arg, num)}
+	}
+	return name, n, nil
 }
 
 // doIdempotent POSTs with an Idempotency-Key, retrying once on a

@@ -25,6 +25,9 @@ type RunRequest struct {
 	Params      map[string]any `json:"params,omitempty"`
 	Reason      string         `json:"reason,omitempty"`
 	Ticket      string         `json:"ticket,omitempty"`
+	// Version, when set, runs that version: a proposed one is a try run,
+	// allowed in a try environment to its author or owner team.
+	Version int `json:"version,omitempty"`
 }
 
 // RunJSON is a run.
@@ -53,7 +56,11 @@ type RunJSON struct {
 	OutputTruncated   bool            `json:"output_truncated,omitempty"`
 	OutputDigest      string          `json:"output_digest,omitempty"`
 	// StandingID names the schedule or trigger that started the run.
-	StandingID string            `json:"standing_id,omitempty"`
+	StandingID string `json:"standing_id,omitempty"`
+	// Try and Unreviewed: a try run of a proposed version, never evidence
+	// of an approved change.
+	Try        bool              `json:"try,omitempty"`
+	Unreviewed bool              `json:"unreviewed,omitempty"`
 	Approvals  []RunApprovalJSON `json:"approvals,omitempty"`
 	Nodes      []RunNodeJSON     `json:"nodes,omitempty"`
 	Steps      []RunStepJSON     `json:"steps,omitempty"`
@@ -128,7 +135,7 @@ func runJSON(r *store.Run, d *run.Details) *RunJSON {
 		Params: json.RawMessage(r.Params), Requester: r.RequesterName, Reason: r.Reason, Ticket: r.Ticket, Status: r.Status,
 		Targets: r.Targets, ApprovalsRequired: r.ApprovalsRequired, Binding: r.Binding, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
 		QueuedAt: r.QueuedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Attempt: r.Attempt, Error: r.Error,
-		OutputBytes: r.OutputBytes, OutputTruncated: r.OutputTruncated, OutputDigest: r.OutputDigest, StandingID: r.StandingID}
+		OutputBytes: r.OutputBytes, OutputTruncated: r.OutputTruncated, OutputDigest: r.OutputDigest, StandingID: r.StandingID, Try: r.Try, Unreviewed: r.Try}
 	if d != nil {
 		for _, a := range d.Approvals {
 			j.Approvals = append(j.Approvals, RunApprovalJSON{ID: a.ID, Approver: a.ApproverName, Decision: a.Decision, Comment: a.Comment,
@@ -152,7 +159,8 @@ func (h *Handler) createRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	run, err := h.Runs.Request(r.Context(), identity.PrincipalFrom(r.Context()), run.RequestParams{Procedure: req.Procedure,
-		Environment: req.Environment, Params: req.Params, Reason: req.Reason, Ticket: req.Ticket, IdempotencyKey: r.Header.Get("Idempotency-Key")})
+		Environment: req.Environment, Params: req.Params, Reason: req.Reason, Ticket: req.Ticket, IdempotencyKey: r.Header.Get("Idempotency-Key"),
+		Version: req.Version})
 	if err != nil {
 		writeError(w, r, h.Log, err)
 		return
@@ -172,6 +180,8 @@ type PlanResponse struct {
 	NeedsApproval bool             `json:"needs_approval"`
 	Approvals     int              `json:"approvals_required"`
 	Lock          string           `json:"lock,omitempty"`
+	// Try: a proposed, unreviewed version in a try environment.
+	Try bool `json:"try,omitempty"`
 }
 
 func (h *Handler) planRun(w http.ResponseWriter, r *http.Request) {
@@ -181,14 +191,14 @@ func (h *Handler) planRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	plan, err := h.Runs.Plan(r.Context(), identity.PrincipalFrom(r.Context()), run.RequestParams{Procedure: r.PathValue("name"),
-		Environment: req.Environment, Params: req.Params})
+		Environment: req.Environment, Params: req.Params, Version: req.Version})
 	if err != nil {
 		writeError(w, r, h.Log, err)
 		return
 	}
 	out := PlanResponse{Procedure: plan.Procedure.Name, Version: plan.Version.Number, Digest: plan.Version.Digest, Environment: plan.Environment,
 		Params: plan.Params, Targets: []inventory.Node{}, Decision: plan.Decision, NeedsApproval: plan.NeedsApproval || plan.Decision == "request",
-		Approvals: plan.Approvals, Lock: plan.LockKey}
+		Approvals: plan.Approvals, Lock: plan.LockKey, Try: plan.Try}
 	for _, n := range plan.Targets {
 		nj := inventory.FromStore(n)
 		nj.Credential, nj.HostKey = "", "" // what runs where, not how to get in

@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"archive/zip"
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +18,7 @@ import (
 	"github.com/airlockhq/airlock/internal/api"
 	"github.com/airlockhq/airlock/internal/config"
 	"github.com/airlockhq/airlock/internal/demo"
+	"github.com/airlockhq/airlock/internal/evidence"
 	"github.com/airlockhq/airlock/internal/store"
 )
 
@@ -330,5 +333,81 @@ func TestRefusalsSayWhy(t *testing.T) {
 	code, res, _ := d.call("GET", "/api/v1/audit/events", d.tok["alice"], nil)
 	if msg, _ := res["error"].(map[string]any)["message"].(string); code != 403 || msg != "not permitted: no policy lets you read the audit log" {
 		t.Fatalf("alice reads the audit log: %d %v", code, res)
+	}
+}
+
+// TestTryRuns: alice tries a proposed, unreviewed version of her team's
+// procedure in the sandbox: it runs, marked unreviewed in the API and
+// the audit log, and the evidence lists it apart, never as a run of an
+// approved version. It is refused outside try environments, to someone
+// neither its author nor in its owner team, and for a version whose step
+// names a secret.
+func TestTryRuns(t *testing.T) {
+	d := newDemoEnv(t, func(c *config.Config) {
+		c.Environments = append(c.Environments, "sandbox")
+		c.TryEnvironments = []string{"sandbox"}
+	})
+	src := mustRead(t, "../demo/catalog/rotate-logs.yaml") + "  - name: tried\n    script: echo trying version 2\n"
+	code, out, _ := d.call("POST", "/api/v1/versions", d.tok["alice"], api.ProposeRequest{Source: src})
+	if code != 201 {
+		t.Fatalf("propose: %d %v", code, out)
+	}
+	code, r := d.request(t, "alice", api.RunRequest{Procedure: "rotate-logs", Environment: "sandbox", Version: 2})
+	if code != 201 || r["status"] != "queued" || r["try"] != true || r["unreviewed"] != true {
+		t.Fatalf("alice tries version 2 in the sandbox: %d %v", code, r)
+	}
+	final := d.waitRun(t, d.tok["alice"], r["id"].(string))
+	if final["status"] != "succeeded" {
+		t.Fatalf("the try run: %v", final)
+	}
+	evs, _ := d.srv.Store.AuditList(context.Background(), store.AuditListParams{After: -1, Type: "run.request", Subject: r["id"].(string)})
+	if len(evs) != 1 || !strings.Contains(string(evs[0].Details), `"unreviewed":true`) {
+		t.Fatalf("the request's audit event: %+v", evs)
+	}
+	for _, tc := range []struct {
+		user, env string
+		version   int
+		code      int
+		want      string
+	}{
+		{"alice", "staging", 2, 400, "runs only in a try environment (sandbox)"},
+		{"erin", "sandbox", 2, 403, "only its author (alice) or its owner team (payments)"},
+		{"alice", "sandbox", 9, 400, "has no version 9"},
+	} {
+		code, out := d.request(t, tc.user, api.RunRequest{Procedure: "rotate-logs", Environment: tc.env, Version: tc.version})
+		if msg, _ := out["error"].(map[string]any)["message"].(string); code != tc.code || !strings.Contains(msg, tc.want) {
+			t.Errorf("%s tries v%d in %s: %d %v, want %d %q", tc.user, tc.version, tc.env, code, out, tc.code, tc.want)
+		}
+	}
+	// A version whose step names a secret is never tried.
+	src = mustRead(t, "../demo/catalog/db-readonly-query.yaml") + "  - name: tried\n    script: echo again\n"
+	if code, out, _ := d.call("POST", "/api/v1/versions", d.tok["alice"], api.ProposeRequest{Source: src}); code != 201 {
+		t.Fatalf("propose: %d %v", code, out)
+	}
+	code, out = d.request(t, "alice", api.RunRequest{Procedure: "db-readonly-query", Environment: "sandbox", Version: 2, Params: map[string]any{"report": "stuck-settlements", "ticket": "OPS-1"}})
+	if msg, _ := out["error"].(map[string]any)["message"].(string); code != 409 || !strings.Contains(msg, "names secrets, and a try run gets none") {
+		t.Fatalf("a try of a version with secrets: %d %v", code, out)
+	}
+	// The evidence lists the try run apart from the approved runs.
+	b := d.exportBundle(t, "dana", api.EvidenceRequest{From: "2000-01-01", To: "2100-01-01"})
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum evidence.Summary
+	for _, f := range zr.File {
+		if f.Name == "summary.json" {
+			rc, _ := f.Open()
+			json.NewDecoder(rc).Decode(&sum)
+			rc.Close()
+		}
+	}
+	if len(sum.TryRuns) != 1 || sum.TryRuns[0].Run != r["id"] {
+		t.Fatalf("try runs in the evidence: %+v", sum.TryRuns)
+	}
+	for _, c := range sum.Controls {
+		if c.ID == "approved-versions-only" && (c.Checked != 0 || len(c.Exceptions) != 0) {
+			t.Fatalf("the try run counted for approved versions: %+v", c)
+		}
 	}
 }

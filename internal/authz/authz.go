@@ -160,6 +160,7 @@ var actionWords = map[string]string{
 	policy.ActionReadAudit: "read the audit log", policy.ActionExportEvidence: "export evidence",
 	policy.ActionManagePolicy: "manage policy", policy.ActionManageNodes: "manage nodes",
 	policy.ActionManageSecrets: "manage secrets", policy.ActionManageUsers: "manage users",
+	policy.ActionTry: "try unreviewed versions of",
 }
 
 // notPermitted says why a check refused, in terms of what the caller

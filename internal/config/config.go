@@ -42,6 +42,10 @@ type Config struct {
 	PolicyFile string `yaml:"policy_file"`
 	// Environments are the zones nodes live in and policies talk about.
 	Environments []string `yaml:"environments"`
+	// TryEnvironments are environments (of Environments) where a
+	// procedure's author or owner team may run a proposed, unreviewed
+	// version: sandboxes, never given secrets.
+	TryEnvironments []string `yaml:"try_environments"`
 	// InventoryFile lists nodes; it is synced into the store at start.
 	InventoryFile   string        `yaml:"inventory_file"`
 	Secrets         Secrets       `yaml:"secrets"`
@@ -452,6 +456,11 @@ func (c *Config) Validate() error {
 	for _, e := range c.Environments {
 		if !groupRE.MatchString(e) {
 			return &FieldError{"environments", fmt.Sprintf("expected environment names (lower-case letters, digits, '.', '_', '-'), got %q", e)}
+		}
+	}
+	for _, e := range c.TryEnvironments {
+		if !slices.Contains(c.Environments, e) {
+			return &FieldError{"try_environments", fmt.Sprintf("expected environments listed in environments (%s), got %q", strings.Join(c.Environments, ", "), e)}
 		}
 	}
 	if c.PolicyFile != "" {

@@ -38,6 +38,18 @@ type Summary struct {
 	// Unattended are the runs a schedule or trigger started, with the
 	// standing approval each ran under.
 	Unattended []UnattendedRun `json:"unattended_runs"`
+	// TryRuns ran proposed, unreviewed versions in try environments:
+	// listed apart, never evidence of an approved change.
+	TryRuns []TryRun `json:"try_runs"`
+}
+
+// TryRun is a run of an unreviewed version in a try environment.
+type TryRun struct {
+	Run         string `json:"run"`
+	Procedure   string `json:"procedure"`
+	VersionID   string `json:"version_id"`
+	Environment string `json:"environment"`
+	Requester   string `json:"requester"`
 }
 
 // UnattendedRun is a run started by a schedule or an event trigger, and
@@ -264,8 +276,13 @@ func Summarize(events []*store.AuditEvent, runs []RunRecord, versions []VersionR
 			standing.Attempts = append(standing.Attempts, Finding{e.Subject, fmt.Sprintf("%s: %v", e.ActorName, details(e)["reason"])})
 		}
 	}
+	tries := []TryRun{}
 	for _, r := range runs {
 		if r.StartedAt.IsZero() {
+			continue
+		}
+		if r.Try {
+			tries = append(tries, TryRun{Run: r.ID, Procedure: r.ProcedureName, VersionID: r.VersionID, Environment: r.Environment, Requester: r.RequesterName})
 			continue
 		}
 		change.Checked++
@@ -399,7 +416,7 @@ func Summarize(events []*store.AuditEvent, runs []RunRecord, versions []VersionR
 	if unattended == nil {
 		unattended = []UnattendedRun{}
 	}
-	return Summary{Events: len(events), Runs: len(runs), Controls: controls, Unattended: unattended}
+	return Summary{Events: len(events), Runs: len(runs), Controls: controls, Unattended: unattended, TryRuns: tries}
 }
 
 var reportTmpl = template.Must(template.New("report").Parse(`<!doctype html>
@@ -427,6 +444,13 @@ signed with the log's key <code>{{.Key}}</code>; verify the bundle offline with
 <p>Runs a schedule or an event trigger started, and the standing approval each ran under.</p>
 <table><tr><th>Run</th><th>Started by</th><th>Proposed by</th><th>Approved by</th><th>Active since</th></tr>
 {{range .Summary.Unattended}}<tr><td><code>{{.Run}}</code></td><td>{{.Kind}} {{.Name}} <code>{{.StandingID}}</code></td><td>{{.Proposer}}</td><td>{{range $i, $a := .Approvers}}{{if $i}}, {{end}}{{$a}}{{end}}</td><td>{{if not .ActivatedAt.IsZero}}{{.ActivatedAt.UTC.Format "2006-01-02 15:04 UTC"}}{{end}}</td></tr>
+{{end}}</table>
+{{end}}
+{{if .Summary.TryRuns}}
+<h2>Try runs (unreviewed)</h2>
+<p>Runs of proposed, unreviewed versions in try environments, by their authors or owner teams, without secrets. They are not evidence of an approved change and are not counted above.</p>
+<table><tr><th>Run</th><th>Procedure</th><th>Version</th><th>Environment</th><th>Requested by</th></tr>
+{{range .Summary.TryRuns}}<tr><td><code>{{.Run}}</code></td><td>{{.Procedure}}</td><td><code>{{.VersionID}}</code></td><td>{{.Environment}}</td><td>{{.Requester}}</td></tr>
 {{end}}</table>
 {{end}}
 </main></body></html>

@@ -17,7 +17,7 @@ import (
 
 // ScopeActions are the actions a scope may name: the policy's.
 var ScopeActions = []string{"view", "run", "request", "approveRun", "cancelRun", "viewRun", "propose", "review", "retire",
-	"readAudit", "exportEvidence", "managePolicy", "manageNodes", "manageSecrets", "manageUsers"}
+	"readAudit", "exportEvidence", "managePolicy", "manageNodes", "manageSecrets", "manageUsers", "try"}
 
 // systemActions act on no procedure: a scope names them alone.
 var systemActions = []string{"readAudit", "exportEvidence", "managePolicy", "manageNodes", "manageSecrets", "manageUsers"}
@@ -58,7 +58,7 @@ func (e ScopeEntry) Permits(action, procedure, env string) bool {
 	switch {
 	case e.Action == action:
 	case action == "view" && !slices.Contains(systemActions, e.Action):
-	case action == "viewRun" && (e.Action == "run" || e.Action == "request" || e.Action == "cancelRun" || e.Action == "approveRun"):
+	case action == "viewRun" && (e.Action == "run" || e.Action == "request" || e.Action == "try" || e.Action == "cancelRun" || e.Action == "approveRun"):
 	default:
 		return false
 	}

@@ -163,7 +163,7 @@ func (r Request) cedar() (cedar.Request, types.EntityMap) {
 	}
 	ctx := types.RecordMap{}
 	switch r.Action {
-	case ActionRun, ActionRequest, ActionApproveRun, ActionCancelRun, ActionViewRun:
+	case ActionRun, ActionRequest, ActionApproveRun, ActionCancelRun, ActionViewRun, ActionTry:
 		params := types.RecordMap{}
 		for k, v := range r.Context.Params {
 			switch x := v.(type) {

@@ -39,10 +39,14 @@ const (
 	ActionManageNodes    = "manageNodes"
 	ActionManageSecrets  = "manageSecrets"
 	ActionManageUsers    = "manageUsers"
+	// ActionTry: run a proposed, unreviewed version of a procedure in a
+	// try environment (its author or owner team only; Airlock checks
+	// that too).
+	ActionTry = "try"
 )
 
 // Actions lists every action.
-var Actions = []string{ActionView, ActionRun, ActionRequest, ActionApproveRun, ActionCancelRun, ActionViewRun, ActionPropose, ActionReview, ActionRetire, ActionReadAudit, ActionExportEvidence, ActionManagePolicy, ActionManageNodes, ActionManageSecrets, ActionManageUsers}
+var Actions = []string{ActionView, ActionRun, ActionRequest, ActionApproveRun, ActionCancelRun, ActionViewRun, ActionPropose, ActionReview, ActionRetire, ActionReadAudit, ActionExportEvidence, ActionManagePolicy, ActionManageNodes, ActionManageSecrets, ActionManageUsers, ActionTry}
 
 //go:embed schema.cedarschema
 var schemaTemplate string

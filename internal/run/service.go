@@ -45,6 +45,9 @@ type Config struct {
 	// OutputRetention: output of runs that ended longer ago is pruned
 	// (zero keeps it).
 	OutputRetention time.Duration
+	// TryEnvironments are where a proposed, unreviewed version may run
+	// (try runs).
+	TryEnvironments []string
 	// SingleNode: this process is the only one working the queue (the
 	// embedded SQLite database), so at start no run can be executing
 	// anywhere: runs left running by a previous process are reaped at
@@ -111,6 +114,9 @@ type RequestParams struct {
 	// StandingID names the event trigger that requests the run (set by
 	// the trigger, never from a request body).
 	StandingID string
+	// Version, when set, is the number of the version to run: another
+	// than the one in service makes a try run.
+	Version int
 }
 
 // Plan is what a request would do, before anything is stored: the dry
@@ -128,6 +134,8 @@ type Plan struct {
 	Approvals     int
 	Policies      []string
 	LockKey       string
+	// Try: a proposed, unreviewed version in a try environment.
+	Try bool
 }
 
 // Plan validates a request and decides it, storing nothing. Parameters
@@ -148,13 +156,10 @@ func (s *Service) Plan(ctx context.Context, p *identity.Principal, rp RequestPar
 	if !proc.RetiredAt.IsZero() {
 		return nil, airlock.Errorf(airlock.Conflict, "%s is retired: no new runs start", proc.Name)
 	}
-	if proc.ActiveVersionID == "" {
-		return nil, airlock.Errorf(airlock.Conflict, "%s has no approved version yet", proc.Name)
-	}
 	if !slices.Contains(s.authz.Environments(), rp.Environment) {
 		return nil, airlock.FieldError("environment", "expected one of %s, got %q", strings.Join(s.authz.Environments(), ", "), rp.Environment)
 	}
-	v, err := s.store.ProcedureVersionGet(ctx, proc.ActiveVersionID)
+	v, try, err := s.version(ctx, p, proc, rp)
 	if err != nil {
 		return nil, err
 	}
@@ -165,6 +170,11 @@ func (s *Service) Plan(ctx context.Context, p *identity.Principal, rp RequestPar
 	plain, secrets, err := coerce(def, rp.Params)
 	if err != nil {
 		return nil, err
+	}
+	if try {
+		if err := tryWithoutSecrets(proc.Name, v.Number, def, secrets); err != nil {
+			return nil, err
+		}
 	}
 	// A step naming a secret the procedure may not use would be refused
 	// at start: say so now, before anyone approves the run.
@@ -189,14 +199,45 @@ func (s *Service) Plan(ctx context.Context, p *identity.Principal, rp RequestPar
 	}
 	pc := policy.Context{Environment: rp.Environment, Params: plain, Targets: names}
 	plan := &Plan{Procedure: proc, Version: v, Definition: def, Environment: rp.Environment, Params: plain, secrets: secrets,
-		Targets: targets, NeedsApproval: authz.NeedsApproval(def, rp.Environment)}
-	runD, err := s.authz.DecideFor(ctx, p, policy.Request{Principal: authz.PrincipalOf(p), Action: policy.ActionRun, Resource: policy.Resource{Procedure: &pr}, Context: pc})
-	if err != nil {
+		Targets: targets, NeedsApproval: authz.NeedsApproval(def, rp.Environment), Try: try}
+	if err := s.decide(ctx, p, pr, pc, plan); err != nil {
 		return nil, err
 	}
-	reqD, err := s.authz.DecideFor(ctx, p, policy.Request{Principal: authz.PrincipalOf(p), Action: policy.ActionRequest, Resource: policy.Resource{Procedure: &pr}, Context: pc})
+	if def.Lock != "" {
+		plan.LockKey, err = procedure.Expand(def.Lock, procedure.Vars{Params: render(plain), Environment: rp.Environment,
+			Run: map[string]string{"environment": rp.Environment, "requester": p.Username}})
+		if err != nil {
+			return nil, airlock.FieldError("lock", "%v", err)
+		}
+	}
+	return plan, nil
+}
+
+// decide sets the plan's decision: run, request (with how many
+// approvals) or refused. A try run needs policy's try, and no approval:
+// it runs a proposed version in a sandbox, never with secrets.
+func (s *Service) decide(ctx context.Context, p *identity.Principal, pr policy.Procedure, pc policy.Context, plan *Plan) error {
+	ask := func(action string) (policy.Decision, error) {
+		return s.authz.DecideFor(ctx, p, policy.Request{Principal: authz.PrincipalOf(p), Action: action, Resource: policy.Resource{Procedure: &pr}, Context: pc})
+	}
+	if plan.Try {
+		d, err := ask(policy.ActionTry)
+		if err != nil {
+			return err
+		}
+		plan.NeedsApproval, plan.Policies, plan.Decision = false, d.Policies, "refused"
+		if d.Allowed {
+			plan.Decision = "run"
+		}
+		return nil
+	}
+	runD, err := ask(policy.ActionRun)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	reqD, err := ask(policy.ActionRequest)
+	if err != nil {
+		return err
 	}
 	switch {
 	case runD.Allowed && !plan.NeedsApproval:
@@ -207,21 +248,79 @@ func (s *Service) Plan(ctx context.Context, p *identity.Principal, rp RequestPar
 		if !runD.Allowed {
 			plan.Policies = reqD.Policies
 		}
-		if plan.NeedsApproval && def.Approval.Count > 1 {
-			plan.Approvals = def.Approval.Count
+		if plan.NeedsApproval && plan.Definition.Approval.Count > 1 {
+			plan.Approvals = plan.Definition.Approval.Count
 		}
 	default:
 		plan.Decision = "refused"
 		plan.Policies = append(runD.Policies, reqD.Policies...)
 	}
-	if def.Lock != "" {
-		plan.LockKey, err = procedure.Expand(def.Lock, procedure.Vars{Params: render(plain), Environment: rp.Environment,
-			Run: map[string]string{"environment": rp.Environment, "requester": p.Username}})
-		if err != nil {
-			return nil, airlock.FieldError("lock", "%v", err)
+	return nil
+}
+
+// version returns the version a request runs: the one in service, or
+// the numbered one — a try run when that is not the one in service,
+// allowed only in a try environment, of a proposed version, to its
+// author or owner team.
+func (s *Service) version(ctx context.Context, p *identity.Principal, proc *store.Procedure, rp RequestParams) (*store.ProcedureVersion, bool, error) {
+	if rp.Version <= 0 {
+		if proc.ActiveVersionID == "" {
+			return nil, false, airlock.Errorf(airlock.Conflict, "%s has no approved version yet", proc.Name)
+		}
+		v, err := s.store.ProcedureVersionGet(ctx, proc.ActiveVersionID)
+		return v, false, err
+	}
+	vs, err := s.store.ProcedureVersionList(ctx, store.ProcedureVersionListParams{ProcedureID: proc.ID})
+	if err != nil {
+		return nil, false, err
+	}
+	var v *store.ProcedureVersion
+	for _, x := range vs {
+		if x.Number == rp.Version {
+			v = x
 		}
 	}
-	return plan, nil
+	switch {
+	case v == nil:
+		return nil, false, airlock.FieldError("version", "%s has no version %d", proc.Name, rp.Version)
+	case v.ID == proc.ActiveVersionID:
+		return v, false, nil
+	case len(s.cfg.TryEnvironments) == 0:
+		return nil, false, airlock.FieldError("version", "version %d of %s is %s, not in service, and no environment takes try runs (try_environments)", v.Number, proc.Name, v.Status)
+	case !slices.Contains(s.cfg.TryEnvironments, rp.Environment):
+		return nil, false, airlock.FieldError("environment", "version %d of %s is %s, not in service: it runs only in a try environment (%s), not in %s",
+			v.Number, proc.Name, v.Status, strings.Join(s.cfg.TryEnvironments, ", "), rp.Environment)
+	case v.Status != store.VersionProposed:
+		return nil, false, airlock.Errorf(airlock.Conflict, "version %d of %s is %s; only a proposed version can be tried", v.Number, proc.Name, v.Status)
+	case p.UserID != v.AuthorID && !p.InGroup(proc.Owner):
+		err := airlock.Errorf(airlock.Forbidden, "only its author (%s) or its owner team (%s) may try version %d of %s", v.AuthorName, proc.Owner, v.Number, proc.Name)
+		s.auditDenied(ctx, p, proc.Name, rp.Environment, err.Error())
+		return nil, false, err
+	}
+	return v, true, nil
+}
+
+// tryWithoutSecrets refuses a try run that would get a secret: a step
+// naming one, or a secret parameter.
+func tryWithoutSecrets(name string, number int, def *procedure.Procedure, secrets map[string]any) error {
+	for i, st := range def.Steps {
+		if len(st.Secrets) > 0 {
+			return airlock.Errorf(airlock.Conflict, "version %d of %s cannot be tried: step %d (%s) names secrets, and a try run gets none", number, name, i+1, st.Name)
+		}
+	}
+	if len(secrets) > 0 {
+		return airlock.Errorf(airlock.Conflict, "version %d of %s cannot be tried: it takes secret parameters, and a try run gets none", number, name)
+	}
+	return nil
+}
+
+// auditDenied records a refused try as authz.deny does.
+func (s *Service) auditDenied(ctx context.Context, p *identity.Principal, proc, env, reason string) {
+	now := s.now().UTC()
+	_ = s.store.Update(ctx, func(tx store.Tx) error {
+		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.AuthzDeny, p.Actor(), `Procedure::"`+proc+`"`, audit.Denied,
+			map[string]any{"action": policy.ActionTry, "resource": `Procedure::"` + proc + `"`, "environment": env, "reason": reason}))
+	})
 }
 
 // Request stores a run: queued when policy lets the requester run it and
@@ -247,7 +346,11 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 	}
 	if plan.Decision == "refused" {
 		pr, _ := authz.ProcedureOf(ctx, s.store, plan.Procedure)
-		return nil, s.authz.Check(ctx, p, policy.ActionRequest, policy.Resource{Procedure: &pr},
+		action := policy.ActionRequest
+		if plan.Try {
+			action = policy.ActionTry
+		}
+		return nil, s.authz.Check(ctx, p, action, policy.Resource{Procedure: &pr},
 			policy.Context{Environment: plan.Environment, Params: plan.Params})
 	}
 	now := s.now().UTC()
@@ -260,7 +363,7 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 		VersionID: plan.Version.ID, Digest: plan.Version.Digest, Environment: plan.Environment, Params: params,
 		RequesterID: p.UserID, RequesterName: p.Username, Reason: rp.Reason, Ticket: rp.Ticket, Targets: names,
 		LockKey: plan.LockKey, Binding: binding(plan.Version.Digest, plan.Environment, plan.Params, plan.Targets),
-		Idempotent: plan.Definition.Idempotent, IdempotencyKey: rp.IdempotencyKey, StandingID: rp.StandingID, CreatedAt: now}
+		Idempotent: plan.Definition.Idempotent, IdempotencyKey: rp.IdempotencyKey, StandingID: rp.StandingID, Try: plan.Try, CreatedAt: now}
 	if len(plan.secrets) > 0 {
 		b, _ := json.Marshal(plan.secrets)
 		if r.SecretParams, err = s.keyring.Seal(b, []byte(r.ID)); err != nil {
@@ -274,6 +377,8 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 	}
 	why := "policy permits run"
 	switch {
+	case plan.Try:
+		why = fmt.Sprintf("a try run of proposed version %d in %s: unreviewed", plan.Version.Number, plan.Environment)
 	case plan.Decision == "request" && plan.NeedsApproval:
 		why = fmt.Sprintf("the procedure requires %d approval(s) in %s", plan.Approvals, plan.Environment)
 	case plan.Decision == "request":
@@ -289,7 +394,7 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 		switch {
 		case !cur.RetiredAt.IsZero():
 			return airlock.Errorf(airlock.Conflict, "procedure %q was retired meanwhile", cur.Name)
-		case cur.ActiveVersionID != plan.Version.ID:
+		case !plan.Try && cur.ActiveVersionID != plan.Version.ID:
 			return airlock.Errorf(airlock.Conflict, "a new version of %q was approved meanwhile; look at it and request again", cur.Name)
 		}
 		if err := tx.RunInsert(ctx, r); err != nil {
@@ -305,6 +410,9 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 			"binding": r.Binding}
 		if r.StandingID != "" {
 			d["standing_id"] = r.StandingID
+		}
+		if r.Try {
+			d["try"], d["unreviewed"], d["version"] = true, true, plan.Version.Number
 		}
 		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunRequest, p.Actor(), r.ID, audit.Success, d))
 	})

@@ -364,6 +364,11 @@ func (s *Service) verify(ctx context.Context, r *store.Run) (*procedure.Procedur
 		return nil, fmt.Errorf("refused at start: %s was retired", proc.Name)
 	case v.Digest != r.Digest:
 		return nil, fmt.Errorf("refused at start: version %d has digest %s, not the %s this run was approved for", v.Number, v.Digest, r.Digest)
+	case r.Try && !slices.Contains(s.cfg.TryEnvironments, r.Environment):
+		return nil, fmt.Errorf("refused at start: %s no longer takes try runs", r.Environment)
+	case r.Try && v.Status != store.VersionProposed && v.Status != store.VersionApproved:
+		return nil, fmt.Errorf("refused at start: version %d of %s is %s; a try run runs only a proposed version", v.Number, proc.Name, v.Status)
+	case r.Try:
 	case v.Status != store.VersionApproved || proc.ActiveVersionID != v.ID:
 		return nil, fmt.Errorf("refused at start: version %d of %s is %s, no longer the active approved version; request the run again", v.Number, proc.Name, v.Status)
 	}
@@ -373,6 +378,14 @@ func (s *Service) verify(ctx context.Context, r *store.Run) (*procedure.Procedur
 	}
 	if def.Digest() != r.Digest {
 		return nil, fmt.Errorf("refused at start: the stored definition does not hash to %s", r.Digest)
+	}
+	if r.Try && len(r.SecretParams) > 0 {
+		return nil, fmt.Errorf("refused at start: a try run gets no secrets")
+	}
+	if r.Try {
+		if err := tryWithoutSecrets(proc.Name, v.Number, def, nil); err != nil {
+			return nil, fmt.Errorf("refused at start: %v", err)
+		}
 	}
 	if r.ApprovalsRequired > 0 {
 		as, err := s.store.RunApprovalList(ctx, r.ID)

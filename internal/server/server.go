@@ -239,7 +239,7 @@ func (s *Server) build(ctx context.Context) error {
 	}
 	rc := run.Config{Workers: cfg.Runs.Workers, ApprovalTTL: cfg.Runs.ApprovalTTL, HeartbeatInterval: cfg.Runs.HeartbeatInterval,
 		HeartbeatTimeout: cfg.Runs.HeartbeatTimeout, MaxOutputBytes: int64(cfg.Runs.MaxOutputBytes), MaxAttempts: cfg.Runs.MaxAttempts,
-		WorkDir: filepath.Join(cfg.Data, "runs"), OutputRetention: cfg.Runs.OutputRetention, SingleNode: cfg.Database.Driver != "postgres"}
+		WorkDir: filepath.Join(cfg.Data, "runs"), OutputRetention: cfg.Runs.OutputRetention, SingleNode: cfg.Database.Driver != "postgres", TryEnvironments: cfg.TryEnvironments}
 	s.Runs = run.New(s.Store, s.Authz, keyring, map[string]executor.Executor{
 		store.TransportLocal: local.Executor{Contain: contained}, store.TransportSSH: sshexec.Executor{},
 	}, rc, s.Log, s.now)

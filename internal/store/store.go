@@ -711,7 +711,10 @@ type Run struct {
 	IdempotencyKey string
 	// StandingID names the schedule or trigger that started the run
 	// under its standing approval; empty for a person's request.
-	StandingID  string
+	StandingID string
+	// Try: the run executes a proposed, unreviewed version in a try
+	// environment.
+	Try         bool
 	CreatedAt   time.Time
 	ExpiresAt   time.Time
 	QueuedAt    time.Time

@@ -125,7 +125,7 @@ func (tx *Tx) SecretDelete(ctx context.Context, name string) error {
 const runCols = `id, procedure_id, procedure_name, version_id, digest, environment, params, secret_params, requester_id,
 	requester_name, reason, ticket, status, targets, lock_key, approvals_required, binding, idempotent, idempotency_key,
 	created_at, expires_at, queued_at, started_at, finished_at, heartbeat_at, worker_id, attempt, cancel_requested, error,
-	output_bytes, output_truncated, output_digest, standing_id`
+	output_bytes, output_truncated, output_digest, standing_id, try`
 
 func scanRun(sc interface{ Scan(...any) error }) (*store.Run, error) {
 	var r store.Run
@@ -134,7 +134,7 @@ func scanRun(sc interface{ Scan(...any) error }) (*store.Run, error) {
 	if err := sc.Scan(&r.ID, &r.ProcedureID, &r.ProcedureName, &r.VersionID, &r.Digest, &r.Environment, &params, &r.SecretParams,
 		&r.RequesterID, &r.RequesterName, &r.Reason, &r.Ticket, &r.Status, &targets, &r.LockKey, &r.ApprovalsRequired, &r.Binding,
 		&r.Idempotent, &r.IdempotencyKey, &created, &expires, &queued, &started, &finished, &heartbeat, &r.WorkerID, &r.Attempt,
-		&r.CancelRequested, &r.Error, &r.OutputBytes, &r.OutputTruncated, &r.OutputDigest, &r.StandingID); err != nil {
+		&r.CancelRequested, &r.Error, &r.OutputBytes, &r.OutputTruncated, &r.OutputDigest, &r.StandingID, &r.Try); err != nil {
 		return nil, err
 	}
 	r.Params = []byte(params)
@@ -182,12 +182,12 @@ func (tx *Tx) RunInsert(ctx context.Context, r *store.Run) error {
 	if targets == nil {
 		targets = []string{}
 	}
-	_, err := tx.change(ctx, `INSERT INTO runs (`+runCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := tx.change(ctx, `INSERT INTO runs (`+runCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		r.ID, r.ProcedureID, r.ProcedureName, r.VersionID, r.Digest, r.Environment, string(r.Params), r.SecretParams,
 		r.RequesterID, r.RequesterName, r.Reason, r.Ticket, r.Status, jsonText(targets), r.LockKey, r.ApprovalsRequired, r.Binding,
 		r.Idempotent, r.IdempotencyKey, micros(r.CreatedAt), micros(r.ExpiresAt), micros(r.QueuedAt), micros(r.StartedAt),
 		micros(r.FinishedAt), micros(r.HeartbeatAt), r.WorkerID, r.Attempt, r.CancelRequested, r.Error, r.OutputBytes,
-		r.OutputTruncated, r.OutputDigest, r.StandingID)
+		r.OutputTruncated, r.OutputDigest, r.StandingID, r.Try)
 	return err
 }
 
