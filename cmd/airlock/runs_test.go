@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/internal/api"
+	"github.com/airlockhq/airlock/internal/config"
 	"github.com/airlockhq/airlock/internal/evidence"
 	"github.com/airlockhq/airlock/internal/testenv"
 )
@@ -270,5 +271,32 @@ func editBundle(t *testing.T, src, dst, name string, edit func([]byte) []byte) {
 	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTryRunFromTheCLI: `airlock run NAME@N --env sandbox` tries a
+// proposed version and says it is unreviewed; a bad version is a usage
+// error.
+func TestTryRunFromTheCLI(t *testing.T) {
+	d := testenv.DemoServer(t, func(c *config.Config) {
+		c.Environments = append(c.Environments, "sandbox")
+		c.TryEnvironments = []string{"sandbox"}
+	})
+	as := serveDemo(t, d)
+	src := filepath.Join(t.TempDir(), "rotate-logs.yaml")
+	b, err := os.ReadFile(filepath.Join("..", "..", "internal", "demo", "catalog", "rotate-logs.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(src, append(b, []byte("  - name: tried\n    script: echo trying\n")...), 0o600)
+	if code, out, stderr := as("alice").run("propose", src); code != 0 {
+		t.Fatalf("propose: %d %s %s", code, out, stderr)
+	}
+	code, out, stderr := as("alice").run("run", "rotate-logs@2", "--env", "sandbox")
+	if code != 0 || !strings.Contains(out, "try run of an unreviewed version") {
+		t.Fatalf("try: %d %s %s", code, out, stderr)
+	}
+	if code, _, stderr := as("alice").run("run", "rotate-logs@two", "--env", "sandbox"); code != 2 || !strings.Contains(stderr, "a version number") {
+		t.Fatalf("a bad version: %d %s", code, stderr)
 	}
 }
