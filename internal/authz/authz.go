@@ -2,8 +2,10 @@
 // set (from the store, refreshed so that every replica follows an
 // approved change within seconds), builds Cedar requests from Airlock's
 // objects, decides, and audits denials with the policies that determined
-// them. Callers get a generic "not permitted"; an object the caller may
-// not even see is "not found", so IDs leak nothing.
+// them. Callers are told what they asked and that no policy (or their
+// token's scope) allows it, never which policies exist or who else may;
+// an object the caller may not even see is "not found", so IDs leak
+// nothing.
 //
 // It also runs the policy lifecycle under dual control (policies.go) and
 // answers explain, what-if and the access review (review.go).
@@ -193,7 +195,8 @@ func notPermitted(action string, res policy.Resource, c policy.Context, scope bo
 }
 
 // Check decides and, when denied, audits the decision with the policies
-// that determined it and returns a generic Forbidden error.
+// that determined it and returns a Forbidden error saying what was
+// refused (notPermitted).
 func (a *Authorizer) Check(ctx context.Context, p *identity.Principal, action string, res policy.Resource, c policy.Context) error {
 	req := policy.Request{Principal: PrincipalOf(p), Action: action, Resource: res, Context: c}
 	d, err := a.Decide(ctx, req)

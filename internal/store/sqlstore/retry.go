@@ -90,8 +90,9 @@ func backoff(ctx context.Context, n int) error {
 // (serialization failure, deadlock, connection lost before COMMIT), with
 // a bounded, jittered backoff. fn must therefore only read and write
 // through tx and set what it returns afresh on each call. A connection
-// lost during COMMIT is not retried: the change may have been made, and
-// the caller is told so.
+// lost during COMMIT is settled by looking for the transaction's first
+// audit event (committed); when that cannot tell, the caller is told the
+// change may or may not have been made.
 func (db *DB) Update(ctx context.Context, fn func(tx store.Tx) error) error {
 	return db.retry(ctx, func() error { return db.update(ctx, fn) })
 }
