@@ -56,6 +56,15 @@ func (s *Service) Decide(ctx context.Context, p *identity.Principal, id, decisio
 		refused()
 		return nil, denied
 	}
+	proposerID, _, err := triggerProposer(ctx, s.store, r)
+	if err != nil {
+		return nil, err
+	}
+	if proposerID != "" && proposerID == p.UserID {
+		denied = airlock.Errorf(airlock.Forbidden, "you proposed the trigger that requested this run (you hold its secret); someone else must approve it")
+		refused()
+		return nil, denied
+	}
 	res, c, err := s.resource(ctx, r)
 	if err != nil {
 		return nil, err
@@ -110,6 +119,9 @@ func (s *Service) Decide(ctx context.Context, p *identity.Principal, id, decisio
 			// An account the requester (or a fellow approver) created or
 			// granted a group counts as that person.
 			others := []string{r.RequesterID}
+			if proposerID != "" {
+				others = append(others, proposerID)
+			}
 			for _, a := range as {
 				if a.Decision == "approve" {
 					others = append(others, a.ApproverID)
@@ -291,15 +303,23 @@ func (s *Service) Approvers(ctx context.Context, r *store.Run) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
+	proposerID, _, err := triggerProposer(ctx, s.store, r)
+	if err != nil {
+		return nil, err
+	}
+	others := []string{r.RequesterID}
+	if proposerID != "" {
+		others = append(others, proposerID)
+	}
 	var out []string
 	err = authz.People(ctx, s.store, func(p *identity.Principal) error {
 		// Those who may approve it and see it: a notification shows
 		// nobody a run they could not open.
-		if p.UserID == r.RequesterID || !s.authz.Allowed(ctx, p, policy.ActionApproveRun, res, c) ||
+		if p.UserID == r.RequesterID || p.UserID == proposerID || !s.authz.Allowed(ctx, p, policy.ActionApproveRun, res, c) ||
 			!s.authz.Allowed(ctx, p, policy.ActionViewRun, res, c) {
 			return nil
 		}
-		if denied, err := identity.OnePerson(ctx, s.store, p.UserID, []string{r.RequesterID}); err != nil || denied != nil {
+		if denied, err := identity.OnePerson(ctx, s.store, p.UserID, others); err != nil || denied != nil {
 			return err
 		}
 		out = append(out, p.Username)

@@ -68,3 +68,21 @@ func (s *Service) InsertStanding(ctx context.Context, tx store.Tx, plan *Plan, s
 		"standing_id": st.ID, "proposer": st.ProposerName, "approvers": approvers, "tick": tick.UTC().Format(time.RFC3339),
 		"approvals_required": r.ApprovalsRequired, "reason": r.Reason, "binding": r.Binding}))
 }
+
+// triggerProposer returns who proposed the event trigger that requested
+// r, or "" for any other run. They were shown the trigger's secret and
+// can make it request whatever its mapping allows: for separation of
+// duties they asked for the run as much as its service account did.
+func triggerProposer(ctx context.Context, rd store.Reader, r *store.Run) (id, name string, err error) {
+	if r.StandingID == "" || r.StandingID == r.RequesterID {
+		return "", "", nil // not a trigger's: a schedule's run is approved by its standing approval
+	}
+	st, err := rd.StandingGet(ctx, r.StandingID)
+	if err != nil {
+		if airlock.ErrorKind(err) == airlock.NotFound {
+			return "", "", nil
+		}
+		return "", "", err
+	}
+	return st.ProposerID, st.ProposerName, nil
+}
