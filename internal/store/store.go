@@ -94,6 +94,12 @@ type Store interface {
 	// audited).
 	SubscriptionSet(ctx context.Context, subs []*Subscription) error
 
+	// Stats reads the backlogs operators watch — runs waiting, deliveries
+	// not made, the newest signed checkpoint — in a few indexed reads:
+	// metrics call it at each scrape. It describes the database, so every
+	// replica reads the same.
+	Stats(ctx context.Context) (*Stats, error)
+
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 	// SchemaVersion is the highest migration applied.
@@ -402,6 +408,26 @@ type AccountLink struct {
 	Reason    string
 	EventID   string
 	CreatedAt time.Time
+}
+
+// Stats is a snapshot of the database's backlogs, for metrics.
+type Stats struct {
+	// Runs waiting or executing, by status: RunQueued, RunPending (for
+	// approval), RunRunning.
+	RunsQueued  int64
+	RunsPending int64
+	RunsRunning int64
+	// OutboxOpen counts notifications not yet turned into deliveries;
+	// DeliveriesPending the deliveries not yet made (including those
+	// waiting to be tried again); DeliveriesDead the dead letters.
+	OutboxOpen        int64
+	DeliveriesPending int64
+	DeliveriesDead    int64
+	// AuditSize is the number of events in the log; CheckpointSize and
+	// CheckpointAt describe the newest signed checkpoint (zero: none).
+	AuditSize      int64
+	CheckpointSize int64
+	CheckpointAt   time.Time
 }
 
 // OutboxEntry is a notification waiting to be turned into deliveries:

@@ -107,12 +107,14 @@ func (db *DB) retry(ctx context.Context, attempt func() error) (final error) {
 			return nil
 		}
 		class := db.dialect.classify(err)
+		db.dialect.note(class)
 		var ce *commitError
 		if errors.As(err, &ce) && (class == Retry || class == ConnLost) {
 			switch db.committed(ctx, ce, class) {
 			case outcomeCommitted:
 				return nil
 			case outcomeUnknown:
+				db.errs.add(ErrCommitUnknown)
 				return &airlock.Error{Kind: airlock.Unavailable, Err: err,
 					Message: "the database connection was lost while the change was being committed, so it may or may not have been made: " +
 						"look before trying again (a run request sent again with the same Idempotency-Key is safe)"}
@@ -180,6 +182,7 @@ func (q queries) read(ctx context.Context, f func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := f()
 		class := q.d.classify(err)
+		q.d.note(class)
 		switch {
 		case err == nil || class == Other:
 			return err

@@ -41,6 +41,8 @@ type Dialect struct {
 	// Classify tells retries what an error means; nil classifies every
 	// error as Other.
 	Classify func(error) Class
+
+	errs *errorCounts // the DB's, set by New
 }
 
 // DB implements store.Store.
@@ -51,6 +53,7 @@ type DB struct {
 	pools   map[string]*sql.DB
 	writes  *stmtCache
 	retries atomic.Int64
+	errs    errorCounts
 	// writeFailed holds the error of the last write that failed because
 	// the database would not take it (unavailable, connection lost after
 	// retries), until a write succeeds again. Ping reports it.
@@ -64,6 +67,7 @@ type DB struct {
 // same pool. pools names them for metrics.
 func New(writer, reader *sql.DB, d Dialect, pools map[string]*sql.DB) *DB {
 	db := &DB{writer: writer, reader: reader, dialect: d, pools: pools}
+	db.dialect.errs = &db.errs
 	db.writes = newStmtCache(writer)
 	db.queries = queries{q: reader, d: &db.dialect, cache: newStmtCache(reader)}
 	if reader == writer {
@@ -183,13 +187,16 @@ func (q queries) exec(ctx context.Context, s string, args ...any) (sql.Result, e
 	res, err := q.execOnce(ctx, s, args...)
 	// Outside a transaction a statement is its own commit: run it again
 	// only when it certainly did not run.
-	for attempt := 1; err != nil && !q.inTx() && q.d.classify(err) == Retry && attempt < maxReadAttempts; attempt++ {
-		if backoff(ctx, attempt) != nil {
+	for attempt := 1; err != nil && !q.inTx(); attempt++ {
+		class := q.d.classify(err)
+		q.d.note(class) // in a transaction, Update counts it
+		if class != Retry || attempt >= maxReadAttempts || backoff(ctx, attempt) != nil {
 			break
 		}
 		res, err = q.execOnce(ctx, s, args...)
 	}
 	if err != nil && q.d.IsUnique != nil && q.d.IsUnique(err) {
+		q.d.errs.add(ErrConflict)
 		return nil, &airlock.Error{Kind: airlock.Conflict, Message: "already exists", Err: err}
 	}
 	return res, err

@@ -63,6 +63,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("NodesAndSecrets", func(t *testing.T) { testNodesAndSecrets(t, h) })
 	t.Run("SecretScopes", func(t *testing.T) { testSecretScopes(t, h) })
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, h) })
+	t.Run("Stats", func(t *testing.T) { testStats(t, h) })
 	t.Run("AuditTamperDetected", func(t *testing.T) { testAuditTamper(t, h) })
 	t.Run("CrashLosesNoCommittedRow", func(t *testing.T) { testCrash(t, h) })
 	t.Run("AnyDay", func(t *testing.T) { testAnyDay(t, h) })
