@@ -178,6 +178,16 @@ func str(v any) string { s, _ := v.(string); return s }
 func accountOrigins(events []*store.AuditEvent) links {
 	l := links{}
 	for _, e := range events {
+		if e.Type == "token.create" {
+			// Whoever made a service account's token held its credential:
+			// they count as the account.
+			if d := details(e); d["service_account"] == true && e.ActorID != "" {
+				why := fmt.Sprintf("%s's account was given an API token by %s (event %d)", str(d["username"]), e.ActorName, e.Seq)
+				l.add(str(d["user_id"]), e.ActorID, why)
+				l.add(str(d["username"]), e.ActorName, why)
+			}
+			continue
+		}
 		if e.Type != "user.create" && e.Type != "group.member_add" {
 			continue
 		}
@@ -305,9 +315,25 @@ func Summarize(events []*store.AuditEvent, runs []RunRecord, versions []VersionR
 			}
 			counted := []string{r.RequesterID}
 			names := map[string]string{r.RequesterID: r.RequesterName}
+			// An event trigger's proposer holds its secret: the runs it
+			// requests are theirs too.
+			proposer := ""
+			if strings.HasPrefix(r.StandingID, "trg_") && r.StandingID != r.RequesterID {
+				for _, e := range histories[r.StandingID] {
+					if strings.HasSuffix(e.Type, ".propose") && e.Time.Before(r.CreatedAt.Add(time.Nanosecond)) {
+						proposer, names[e.ActorID] = e.ActorID, e.ActorName
+					}
+				}
+				if proposer != "" {
+					counted = append(counted, proposer)
+				}
+			}
 			for _, a := range r.Approvals {
 				if a.Decision != "approve" || a.Binding != r.Binding || a.ApproverID == r.RequesterID {
 					continue
+				}
+				if proposer != "" && a.ApproverID == proposer {
+					fourEyes.Exceptions = append(fourEyes.Exceptions, Finding{r.ID, fmt.Sprintf("approved by %s, who proposed the trigger %s that requested it", a.ApproverName, r.StandingID)})
 				}
 				if o, why := linked.among(a.ApproverID, counted); why != "" {
 					fourEyes.Exceptions = append(fourEyes.Exceptions, Finding{r.ID, fmt.Sprintf("approved by %s, who counts as %s: %s", a.ApproverName, names[o], why)})
