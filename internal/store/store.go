@@ -546,6 +546,12 @@ type AuditListParams struct {
 	Type    string
 	Actor   string
 	Subject string
+	// From and To, when set, list only events with From <= Time < To.
+	From, To time.Time
+	// Newest lists the Limit matching events with the greatest Seq,
+	// newest first, instead of the oldest in order: a page of the log's
+	// end, and with Before the page before it.
+	Newest bool
 }
 
 // Procedure is a named, owned operation; its definitions are versions.

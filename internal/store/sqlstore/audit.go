@@ -62,6 +62,18 @@ func (q queries) AuditList(ctx context.Context, p store.AuditListParams) ([]*sto
 		s += ` AND (actor_id = ? OR actor_name = ?)`
 		args = append(args, p.Actor, p.Actor)
 	}
+	if !p.From.IsZero() {
+		s += ` AND time >= ?`
+		args = append(args, micros(p.From))
+	}
+	if !p.To.IsZero() {
+		s += ` AND time < ?`
+		args = append(args, micros(p.To))
+	}
+	if p.Newest {
+		s += ` ORDER BY seq DESC LIMIT ?`
+		return list(ctx, q, scanAudit, s, append(args, p.Limit)...)
+	}
 	s += ` ORDER BY seq LIMIT ?`
 	args = append(args, p.Limit)
 	return list(ctx, q, scanAudit, s, args...)

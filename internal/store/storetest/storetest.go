@@ -48,6 +48,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Chat", func(t *testing.T) { testChat(t, h, t0) })
 	t.Run("Standing", func(t *testing.T) { testStanding(t, h, t0) })
 	t.Run("AuditAppend", func(t *testing.T) { testAuditAppend(t, h) })
+	t.Run("AuditListNewestAndTimes", func(t *testing.T) { testAuditListNewest(t, h) })
 	t.Run("ChangeNeedsEvent", func(t *testing.T) { testChangeNeedsEvent(t, h) })
 	t.Run("EventRollsBackWithChange", func(t *testing.T) { testEventRollsBack(t, h) })
 	t.Run("AuditAppendOnly", func(t *testing.T) { testAuditAppendOnly(t, h) })
@@ -447,6 +448,50 @@ func testAuditAppend(t *testing.T, h Harness) {
 	filtered, _ := s.AuditList(ctx, store.AuditListParams{After: -1, Type: "test.rolled_back"})
 	if len(filtered) != 0 {
 		t.Fatalf("rolled-back events visible: %v", filtered)
+	}
+}
+
+// testAuditListNewest: a page of the log's end newest first, the page
+// before it by Before, and a time range (From inclusive, To exclusive)
+// with the other filters.
+func testAuditListNewest(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s, _ := h.New(t)
+	for i := range 10 {
+		e := event("test.tick", fmt.Sprint(i%2))
+		e.Time = t0.Add(time.Duration(i) * time.Minute)
+		if err := s.Update(ctx, func(tx store.Tx) error { return tx.AuditAppend(ctx, e) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqs := func(evs []*store.AuditEvent) string {
+		var out []string
+		for _, e := range evs {
+			out = append(out, fmt.Sprint(e.Seq))
+		}
+		return strings.Join(out, ",")
+	}
+	for _, c := range []struct {
+		name string
+		p    store.AuditListParams
+		want string
+	}{
+		{"newest", store.AuditListParams{After: -1, Newest: true, Limit: 3}, "9,8,7"},
+		{"page before", store.AuditListParams{After: -1, Before: 7, Newest: true, Limit: 3}, "6,5,4"},
+		{"last page", store.AuditListParams{After: -1, Before: 2, Newest: true, Limit: 3}, "1,0"},
+		{"later page", store.AuditListParams{After: 6, Limit: 3}, "7,8,9"},
+		{"from inclusive, to exclusive", store.AuditListParams{After: -1, From: t0.Add(3 * time.Minute), To: t0.Add(6 * time.Minute)}, "3,4,5"},
+		{"time and subject, newest", store.AuditListParams{After: -1, From: t0.Add(2 * time.Minute), Subject: "1", Newest: true, Limit: 2}, "9,7"},
+		{"to only", store.AuditListParams{After: -1, To: t0.Add(2 * time.Minute), Newest: true}, "1,0"},
+		{"empty range", store.AuditListParams{After: -1, From: t0.Add(time.Hour)}, ""},
+	} {
+		got, err := s.AuditList(ctx, c.p)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if seqs(got) != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, seqs(got), c.want)
+		}
 	}
 }
 
