@@ -164,7 +164,19 @@ func (a *app) usersCmd() *cobra.Command {
 			return a.propose(cmd, "/api/v1/users/"+args[0]+"/enable", nil)
 		},
 	}
-	c.AddCommand(list, create, disable, enable, a.userChangesCmd())
+	reset := &cobra.Command{
+		Use:   "reset-password USERNAME",
+		Short: "Propose a one-time password for a local user; in force when another admin approves",
+		Long: "Propose resetting a local user's password. When another admin approves, the approver (never you)\n" +
+			"receives a one-time password to hand over; the user must change it at their next sign-in, and their\n" +
+			"sessions and API tokens end. Not for users who sign in with SSO, nor for service accounts.",
+		Example: "  airlock users reset-password frank",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.propose(cmd, "/api/v1/users/"+args[0]+"/reset-password", nil)
+		},
+	}
+	c.AddCommand(list, create, disable, enable, reset, a.userChangesCmd())
 	return c
 }
 
@@ -189,6 +201,9 @@ func (a *app) printChange(w io.Writer, resp api.UserChangeResponse) {
 	}
 	if resp.OneTimePassword != "" {
 		fmt.Fprintf(w, "One-time password for %s, to hand over and be changed at first login:\n\n    %s\n", c.Username, resp.OneTimePassword)
+		if c.Kind == "reset_password" {
+			fmt.Fprintf(w, "%s's sessions ended and their API tokens are revoked.\n", c.Username)
+		}
 	}
 	if c.Status == "approved" && c.AccountKind == "service" {
 		fmt.Fprintf(w, "Service account %s has no password. Its owner team (%s) or an admin makes its tokens:\n\n    airlock tokens create NAME --for %s --scope propose --ttl 720h\n",

@@ -62,6 +62,25 @@ func TestUserChangesFromTheCLI(t *testing.T) {
 	}
 }
 
+// TestResetPasswordFromTheCLI: one admin proposes a reset and sees no
+// password; the other approves and receives it.
+func TestResetPasswordFromTheCLI(t *testing.T) {
+	as := inProcess(t)
+	root1, root2 := as("root1"), as("root2")
+	code, out, stderr := root1.run("users", "reset-password", "alice")
+	if code != 0 || !strings.Contains(out, "reset the password of alice") || strings.Contains(out, "One-time password") {
+		t.Fatalf("reset-password: %d %s %s", code, out, stderr)
+	}
+	id := changeID.FindString(out)
+	if code, _, stderr := root1.run("users", "changes", "approve", id); code != 1 || !strings.Contains(stderr, "second admin") {
+		t.Fatalf("root1 approves his own reset: %d %s", code, stderr)
+	}
+	code, out, stderr = root2.run("users", "changes", "approve", id)
+	if code != 0 || !strings.Contains(out, "One-time password for alice") || !strings.Contains(out, "sessions ended") {
+		t.Fatalf("root2 approves: %d %s %s", code, out, stderr)
+	}
+}
+
 var tokenID = regexp.MustCompile(`tok_[0-9a-z]+`)
 
 // TestServiceAccountFromTheCLI: a service account is proposed with

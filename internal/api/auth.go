@@ -391,6 +391,12 @@ func (h *Handler) enableUser(w http.ResponseWriter, r *http.Request) {
 	h.proposeUserChange(w, r, identity.UserChangeParams{Kind: store.UserChangeEnable, Username: r.PathValue("username")})
 }
 
+// resetPassword proposes a one-time password for a local user; the
+// approver, never the author, receives it.
+func (h *Handler) resetPassword(w http.ResponseWriter, r *http.Request) {
+	h.proposeUserChange(w, r, identity.UserChangeParams{Kind: store.UserChangeResetPassword, Username: r.PathValue("username")})
+}
+
 const ssoCookie = "airlock_sso"
 
 func (h *Handler) ssoLogin(w http.ResponseWriter, r *http.Request) {
