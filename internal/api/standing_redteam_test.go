@@ -1,8 +1,13 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
 	"testing"
 
 	"github.com/airlockhq/airlock"
@@ -97,6 +102,49 @@ func TestTriggerRunApprovalExcludesItsProposer(t *testing.T) {
 			}
 			if code, out := e.call("POST", "/api/v1/runs/"+runID+"/approve", olga, api.DecisionRequest{Binding: r.Binding, Comment: "fine"}, nil); code != 200 || out["status"] != store.RunQueued {
 				t.Fatalf("another approves: %d %v", code, out)
+			}
+		})
+	}
+}
+
+// TestTriggerRateHoldsUnderConcurrentDeliveries: deliveries that arrive
+// at once (an alert storm: Alertmanager posts each alert group on its
+// own) start no more runs than the trigger's rate allows in a minute.
+func TestTriggerRateHoldsUnderConcurrentDeliveries(t *testing.T) {
+	for _, driver := range testenv.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			e := newTrgEnv(t, driver)
+			const rate, senders = 2, 16
+			binding, secret := e.propose(api.TriggerRequest{Name: "flush-storm", Procedure: "flush-cache", Environment: "staging",
+				Account: "am-bot", Auth: "bearer", DedupKey: "$.id", Mapping: map[string]string{"cache": "$.cache"}, RatePerMinute: rate})
+			e.approve("flush-storm", binding)
+			st, err := e.d.Store.StandingGetByName(context.Background(), store.StandingTrigger, "flush-storm")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			codes := make([]int, senders)
+			for i := range senders {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					body, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("alert-%d", i), "cache": "sessions"})
+					req, _ := http.NewRequest("POST", e.url+"/api/v1/hooks/flush-storm", bytes.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Authorization", "Bearer "+secret)
+					resp, err := client.Do(req)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					codes[i] = resp.StatusCode
+				}()
+			}
+			wg.Wait()
+			if n := len(e.runsOf(st.ID)); n > rate {
+				t.Fatalf("%d concurrent deliveries started %d runs; the trigger's rate is %d a minute (answers %v)", senders, n, rate, codes)
 			}
 		})
 	}

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/airlockhq/airlock"
@@ -48,6 +49,28 @@ type Service struct {
 	log      *slog.Logger
 	now      func() time.Time
 	refused  *refusals
+	// busy serializes a trigger's deliveries on this replica, from the
+	// rate check to the last run requested, so that deliveries arriving
+	// at once cannot all pass the rate before any is recorded.
+	mu   sync.Mutex
+	busy map[string]*sync.Mutex
+}
+
+// serialize holds the trigger id's delivery lock; call the returned
+// function to release it.
+func (s *Service) serialize(id string) func() {
+	s.mu.Lock()
+	if s.busy == nil {
+		s.busy = map[string]*sync.Mutex{}
+	}
+	m := s.busy[id]
+	if m == nil {
+		m = &sync.Mutex{}
+		s.busy[id] = m
+	}
+	s.mu.Unlock()
+	m.Lock()
+	return m.Unlock
 }
 
 // New returns a Service and registers the triggers' check with the
@@ -378,6 +401,7 @@ func (s *Service) Deliver(ctx context.Context, name string, d Delivery) (*Result
 		}
 		return refuse("not_active", airlock.Errorf(airlock.Conflict, "trigger %s is suspended: %s", st.Name, f.Why), nil)
 	}
+	defer s.serialize(st.ID)()
 	now := s.now()
 	n, err := s.store.StandingEventCount(ctx, st.ID, now.Add(-time.Minute))
 	if err != nil {
