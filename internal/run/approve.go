@@ -167,8 +167,12 @@ func (s *Service) Decide(ctx context.Context, p *identity.Principal, id, decisio
 		return nil, err
 	}
 	s.broker.notify(r.ID)
-	if r.Status == store.RunQueued {
+	switch r.Status {
+	case store.RunQueued:
+		s.cfg.Observer.RunQueued(r)
 		s.Wake()
+	case store.RunDenied:
+		s.cfg.Observer.RunFinished(r)
 	}
 	return r, nil
 }
@@ -263,6 +267,9 @@ func (s *Service) Cancel(ctx context.Context, p *identity.Principal, id string) 
 	}
 	s.cancelLocal(r.ID, errCanceled)
 	s.broker.notify(r.ID)
+	if r.Status == store.RunCanceled {
+		s.cfg.Observer.RunFinished(r)
+	}
 	return r, nil
 }
 

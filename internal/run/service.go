@@ -53,6 +53,8 @@ type Config struct {
 	// anywhere: runs left running by a previous process are reaped at
 	// once, not after the heartbeat timeout.
 	SingleNode bool
+	// Observer is told what runs do, for metrics; nil observes nothing.
+	Observer Observer
 }
 
 // DefaultConfig returns the documented defaults.
@@ -95,6 +97,9 @@ type Service struct {
 func New(s store.Store, az *authz.Authorizer, kr *secret.Keyring, executors map[string]executor.Executor, cfg Config, log *slog.Logger, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	return &Service{store: s, authz: az, keyring: kr, log: log, now: now, cfg: cfg, executors: executors,
 		workerID: airlock.NewID("wrk", time.Now()), wake: make(chan struct{}, 1), broker: newBroker(),

@@ -126,6 +126,9 @@ func (s *Service) claim(ctx context.Context) (*store.Run, error) {
 		return tx.AuditAppend(ctx, audit.New(ctx, s.now(), audit.RunStart, audit.System, r.ID, audit.Success,
 			map[string]any{"procedure": r.ProcedureName, "digest": r.Digest, "worker": s.workerID, "attempt": r.Attempt, "targets": r.Targets}))
 	})
+	if err == nil && r != nil {
+		s.cfg.Observer.RunStarted(r)
+	}
 	return r, err
 }
 
@@ -253,7 +256,9 @@ func (s *Service) reapBefore(ctx context.Context, cutoff time.Time) {
 		return
 	}
 	for _, r := range stale {
+		var ended *store.Run
 		err := s.store.Update(ctx, func(tx store.Tx) error {
+			ended = nil // Update may run this again
 			cur, err := tx.RunGet(ctx, r.ID)
 			if err != nil || cur.Status != store.RunRunning || !cur.HeartbeatAt.Equal(r.HeartbeatAt) {
 				return err // finished or beaten meanwhile
@@ -278,10 +283,13 @@ func (s *Service) reapBefore(ctx context.Context, cutoff time.Time) {
 			case !cur.Idempotent:
 				reason += " (the procedure is not declared idempotent)"
 			}
+			ended = cur
 			return endLost(ctx, tx, cur, now, status, reason)
 		})
 		if err != nil {
 			s.log.Error("reap run", "run_id", r.ID, "err", err)
+		} else if ended != nil {
+			s.cfg.Observer.RunFinished(ended)
 		}
 		s.broker.notify(r.ID)
 		s.Wake()
@@ -294,7 +302,9 @@ func (s *Service) reapBefore(ctx context.Context, cutoff time.Time) {
 		if r.ExpiresAt.IsZero() || now.Before(r.ExpiresAt) {
 			continue
 		}
-		_ = s.store.Update(ctx, func(tx store.Tx) error {
+		var expired *store.Run
+		err := s.store.Update(ctx, func(tx store.Tx) error {
+			expired = nil // Update may run this again
 			cur, err := tx.RunGet(ctx, r.ID)
 			if err != nil || cur.Status != store.RunPending {
 				return err
@@ -303,9 +313,13 @@ func (s *Service) reapBefore(ctx context.Context, cutoff time.Time) {
 			if err := tx.RunUpdate(ctx, cur); err != nil {
 				return err
 			}
+			expired = cur
 			return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunExpire, audit.System, cur.ID, audit.Success,
 				map[string]any{"expired_at": cur.ExpiresAt}))
 		})
+		if err == nil && expired != nil {
+			s.cfg.Observer.RunFinished(expired)
+		}
 		s.broker.notify(r.ID)
 	}
 }
@@ -887,7 +901,9 @@ func (s *Service) finishWith(ctx context.Context, r *store.Run, out *sink, statu
 func (s *Service) recordOutcome(ctx context.Context, r *store.Run, status, reason string, nodes []*store.RunNode, steps []*store.RunStep,
 	n int64, truncated bool, digest string) error {
 	now := s.now().UTC()
-	return s.store.Update(ctx, func(tx store.Tx) error {
+	var ended *store.Run
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		ended = nil // Update may run this again
 		cur, err := tx.RunGet(ctx, r.ID)
 		if err != nil {
 			return err
@@ -934,10 +950,21 @@ func (s *Service) recordOutcome(ctx context.Context, r *store.Run, status, reaso
 		for _, nd := range nodes {
 			summary[nd.Node] = nd.Status
 		}
+		ended = cur
 		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunFinish, audit.System, cur.ID, outcome(status),
 			map[string]any{"procedure": cur.ProcedureName, "digest": cur.Digest, "status": status, "reason": reason, "nodes": summary,
 				"output_bytes": n, "output_truncated": truncated, "output_digest": digest}))
 	})
+	if err != nil {
+		return err
+	}
+	for _, st := range steps {
+		s.cfg.Observer.StepFinished(r.ProcedureName, st)
+	}
+	if ended != nil {
+		s.cfg.Observer.RunFinished(ended)
+	}
+	return nil
 }
 
 // recordStep writes one step's result and its run.step event as the step
@@ -948,7 +975,7 @@ func (s *Service) recordStep(ctx context.Context, r *store.Run, st *store.RunSte
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	now := s.now().UTC()
-	return s.store.Update(ctx, func(tx store.Tx) error {
+	err := s.store.Update(ctx, func(tx store.Tx) error {
 		cur, err := tx.RunGet(ctx, r.ID)
 		if err != nil {
 			return err
@@ -958,6 +985,10 @@ func (s *Service) recordStep(ctx context.Context, r *store.Run, st *store.RunSte
 		}
 		return putStep(ctx, tx, now, st)
 	})
+	if err == nil {
+		s.cfg.Observer.StepFinished(r.ProcedureName, st)
+	}
+	return err
 }
 
 func putStep(ctx context.Context, tx store.Tx, now time.Time, st *store.RunStep) error {

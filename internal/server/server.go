@@ -35,6 +35,7 @@ import (
 	"github.com/airlockhq/airlock/internal/executor/sshexec"
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/inventory"
+	"github.com/airlockhq/airlock/internal/metrics"
 	"github.com/airlockhq/airlock/internal/notify"
 	"github.com/airlockhq/airlock/internal/notify/slack"
 	"github.com/airlockhq/airlock/internal/procedure"
@@ -172,6 +173,15 @@ func (s *Server) now() time.Time {
 
 func (s *Server) build(ctx context.Context) error {
 	cfg := s.Config
+	// Metrics first: every service writes through the instrumented store.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for name, db := range s.Store.DBs() {
+		reg.MustRegister(collectors.NewDBStatsCollector(db, name))
+	}
+	errCounts, _ := s.Store.(metrics.ErrorCounter)
+	s.Store = metrics.InstrumentStore(s.Store, reg)
+	reg.MustRegister(&metrics.Backlog{Store: s.Store, Errors: errCounts, Now: s.now, Timeout: time.Second, Log: s.Log})
 	icfg := identity.Config{
 		SessionIdleTimeout: cfg.Session.IdleTimeout, SessionAbsoluteTimeout: cfg.Session.AbsoluteTimeout,
 		TokenDefaultTTL: cfg.Tokens.DefaultTTL, TokenMaxTTL: cfg.Tokens.MaxTTL, AdminGroup: cfg.AdminGroup,
@@ -239,7 +249,8 @@ func (s *Server) build(ctx context.Context) error {
 	}
 	rc := run.Config{Workers: cfg.Runs.Workers, ApprovalTTL: cfg.Runs.ApprovalTTL, HeartbeatInterval: cfg.Runs.HeartbeatInterval,
 		HeartbeatTimeout: cfg.Runs.HeartbeatTimeout, MaxOutputBytes: int64(cfg.Runs.MaxOutputBytes), MaxAttempts: cfg.Runs.MaxAttempts,
-		WorkDir: filepath.Join(cfg.Data, "runs"), OutputRetention: cfg.Runs.OutputRetention, SingleNode: cfg.Database.Driver != "postgres", TryEnvironments: cfg.TryEnvironments}
+		WorkDir: filepath.Join(cfg.Data, "runs"), OutputRetention: cfg.Runs.OutputRetention, SingleNode: cfg.Database.Driver != "postgres", TryEnvironments: cfg.TryEnvironments,
+		Observer: metrics.NewRuns(reg)}
 	s.Runs = run.New(s.Store, s.Authz, keyring, map[string]executor.Executor{
 		store.TransportLocal: local.Executor{Contain: contained}, store.TransportSSH: sshexec.Executor{},
 	}, rc, s.Log, s.now)
@@ -260,11 +271,6 @@ func (s *Server) build(ctx context.Context) error {
 		}
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for name, db := range s.Store.DBs() {
-		reg.MustRegister(collectors.NewDBStatsCollector(db, name))
-	}
 	notifications := &notify.Service{Store: s.Store, Authz: s.Authz, Now: s.now, Dispatcher: s.Notify}
 	h := &api.Handler{Identity: s.Identity, Review: s.Review, Authz: s.Authz, Runs: s.Runs, Standing: s.Standing, Triggers: s.Triggers, Audit: s.AuditLog, Nodes: s.Nodes, Secrets: s.Secrets, Notify: notifications, Store: s.Store, SSO: provider, Log: s.Log, Metrics: api.NewMetrics(reg),
 		Secure: cfg.TLS.Cert != "", SessionMaxAge: int(cfg.Session.AbsoluteTimeout.Seconds()), Now: s.now}
