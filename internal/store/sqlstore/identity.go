@@ -34,7 +34,7 @@ func (q queries) UserGetByUsername(ctx context.Context, username string) (*store
 }
 
 func (q queries) UserGetBySubject(ctx context.Context, issuer, subject string) (*store.User, error) {
-	u, err := scanUser(q.row(ctx, `SELECT `+userCols+` FROM users WHERE issuer = ? AND subject = ?`, issuer, subject))
+	u, err := scanUser(q.row(ctx, `SELECT `+userCols+` FROM users WHERE issuer = ? AND subject = ? AND subject <> ''`, issuer, subject))
 	return u, notFound("user", err)
 }
 

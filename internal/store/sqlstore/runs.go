@@ -149,7 +149,10 @@ func (q queries) RunGet(ctx context.Context, id string) (*store.Run, error) {
 }
 
 func (q queries) RunGetByIdempotencyKey(ctx context.Context, requesterID, key string) (*store.Run, error) {
-	r, err := scanRun(q.row(ctx, `SELECT `+runCols+` FROM runs WHERE requester_id = ? AND idempotency_key = ?`, requesterID, key))
+	// "idempotency_key <> ''" lets the planner use the partial unique
+	// index (it cannot prove a bound parameter non-empty): without it,
+	// every keyed request scanned the whole runs table.
+	r, err := scanRun(q.row(ctx, `SELECT `+runCols+` FROM runs WHERE requester_id = ? AND idempotency_key = ? AND idempotency_key <> ''`, requesterID, key))
 	return r, notFound("run", err)
 }
 

@@ -63,6 +63,24 @@ type DB struct {
 	queries // reads go to the reader pool
 }
 
+// Statements lists the statements this store prepared so far (reads,
+// and writes run often enough to be prepared), as the driver runs them:
+// for tests that check their query plans.
+func (db *DB) Statements() []string {
+	var out []string
+	for _, c := range []*stmtCache{db.writes, db.queries.cache} {
+		if c == nil {
+			continue
+		}
+		c.mu.Lock()
+		for q := range c.stmts {
+			out = append(out, q)
+		}
+		c.mu.Unlock()
+	}
+	return out
+}
+
 // New returns a store over the given pools. writer and reader may be the
 // same pool. pools names them for metrics.
 func New(writer, reader *sql.DB, d Dialect, pools map[string]*sql.DB) *DB {
