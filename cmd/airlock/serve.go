@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -110,6 +113,22 @@ func (a *app) serve(ctx context.Context, cfg config.Config, started func(s *serv
 	}
 	if s.AdminPassword != "" {
 		fmt.Fprintf(a.stdout, "\nCreated user 'admin' with one-time password:\n\n    %s\n\nIt is shown only now and must be changed at first login.\n\n", s.AdminPassword)
+	}
+	if addr := os.Getenv("AIRLOCK_PPROF_LISTEN"); addr != "" {
+		// Profiling for operators and benchmarks: Go's pprof handlers on a
+		// listener of their own, never the API's (docs/operations.md).
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			s.Close()
+			return fmt.Errorf("AIRLOCK_PPROF_LISTEN: %w", err)
+		}
+		log.Warn("profiling endpoints listening", "addr", ln.Addr().String())
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		go http.Serve(ln, mux)
+		defer ln.Close()
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
