@@ -63,6 +63,8 @@ func TestPagesPassAnAccessibilityAudit(t *testing.T) {
 		"bob":   {"/inbox", "/runs/" + runID, "/policies", "/admin", "/versions/" + pending, "/procedures/rotate-logs", "/schedules", "/schedules/nightly-rotate"},
 		"dana":  {"/audit", "/admin"},
 	}
+	// The admin sections, and the audit page filtered and paged.
+	pages["carol"] = []string{"/admin/access", "/admin/users", "/admin/changes", "/admin/nodes", "/admin/secrets", "/audit?type=user.login&from=2026-01-01&before=100"}
 	for user, paths := range pages {
 		var ctx context.Context
 		if user == "" {

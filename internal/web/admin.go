@@ -105,10 +105,23 @@ func (h *Handler) checkPolicy(w http.ResponseWriter, r *http.Request, text strin
 			h.fail(w, r, err)
 			return
 		}
-		h.renderPoliciesWith(w, r, http.StatusBadRequest, userMessage(err), text, nil)
+		h.renderDraftError(w, r, err, text)
 		return
 	}
 	h.renderPoliciesWith(w, r, http.StatusOK, "", text, map[string]any{"Changes": authz.AccessChanges(before, after)})
+}
+
+// renderDraftError shows a refused draft in the editor with its problems
+// beside it, each at its line and in words; a refusal without a position
+// is shown there as it is.
+func (h *Handler) renderDraftError(w http.ResponseWriter, r *http.Request, err error, text string) {
+	extra := map[string]any{"DraftError": userMessage(err)}
+	if airlock.ErrorField(err) == "text" {
+		if ps := policyProblems(airlock.ErrorMessage(err), text); len(ps) > 0 {
+			extra["Problems"] = ps
+		}
+	}
+	h.renderPoliciesWith(w, r, http.StatusBadRequest, "", text, extra)
 }
 
 func (h *Handler) proposePolicy(w http.ResponseWriter, r *http.Request) {
@@ -123,7 +136,7 @@ func (h *Handler) proposePolicy(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, err)
 			return
 		}
-		h.renderPolicies(w, r, http.StatusBadRequest, userMessage(err), text)
+		h.renderDraftError(w, r, err, text)
 		return
 	}
 	http.Redirect(w, r, "/policies", http.StatusSeeOther)
@@ -159,7 +172,8 @@ func (h *Handler) explainPolicy(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, err)
 			return
 		}
-		h.renderPoliciesWith(w, r, airlockStatus(err), userMessage(err), "", nil)
+		// Beside the question, not at the top of the page.
+		h.renderPoliciesWith(w, r, airlockStatus(err), "", "", map[string]any{"ExplainError": userMessage(err)})
 		return
 	}
 	h.renderPoliciesWith(w, r, http.StatusOK, "", "", map[string]any{"Answer": ans})
@@ -325,77 +339,160 @@ func (h *Handler) allowedQuietly(r *http.Request, action string) bool {
 	return h.Authz.Allowed(r.Context(), identity.PrincipalFrom(r.Context()), action, policy.Resource{}, policy.Context{})
 }
 
-// adminPage gathers what the viewer may administer or inspect: the access
-// review, nodes, secrets (names only) and users. A section the viewer may
-// not see is left out; with none, the page is a 404 like any other.
-func (h *Handler) adminPage(w http.ResponseWriter, r *http.Request) {
-	h.renderAdmin(w, r, http.StatusOK, "", "", nil)
+// The admin pages: /admin is an overview linking the sections the
+// viewer may use, with counts; each section has its own page. A section
+// the viewer may not use is a 404 like any other page, and so is /admin
+// with none.
+const (
+	sectionOverview      = ""
+	sectionAccess        = "access"
+	sectionUsers         = "users"
+	sectionChanges       = "changes"
+	sectionNodes         = "nodes"
+	sectionSecrets       = "secrets"
+	sectionNotifications = "notifications"
+)
+
+// adminSection is a link of the overview and the sections' navigation.
+type adminSection struct {
+	Name, Title, Summary string
+	Count                int
+	Counted              bool
 }
 
-// renderAdmin shows the admin page; extra adds to its data (a one-time
-// password just issued, a form's values to show again).
-func (h *Handler) renderAdmin(w http.ResponseWriter, r *http.Request, status int, errMsg, flash string, extra map[string]any) {
-	ctx := r.Context()
-	p := identity.PrincipalFrom(ctx)
-	data := map[string]any{"Form": r.PostForm}
+func (s adminSection) Path() string {
+	if s.Name == sectionOverview {
+		return "/admin"
+	}
+	return "/admin/" + s.Name
+}
+
+// adminSections are the sections the viewer may use, in order.
+func (h *Handler) adminSections(r *http.Request) []adminSection {
+	var out []adminSection
 	if h.allowedQuietly(r, policy.ActionManagePolicy) || h.allowedQuietly(r, policy.ActionReadAudit) {
-		rep, err := h.Authz.AccessReview(ctx, p, authz.Question{})
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		data["Access"] = rep
-	}
-	if h.allowedQuietly(r, policy.ActionManageNodes) {
-		nodes, err := h.Nodes.List(ctx, p)
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		data["Nodes"] = nodes
-	}
-	if h.allowedQuietly(r, policy.ActionManageSecrets) {
-		secrets, err := h.Secrets.List(ctx, p)
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		data["Secrets"], data["SecretsAllowed"] = secrets, true
+		out = append(out, adminSection{Name: sectionAccess, Title: "Access review", Summary: "who can run or request what where, and by which policies"})
 	}
 	if h.allowedQuietly(r, policy.ActionManageUsers) {
-		users, groups, err := h.Identity.ListUsers(ctx, p)
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		changes, err := h.Identity.ListUserChanges(ctx, p, store.UserChangePending)
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		var views []userChangeView
-		for _, c := range changes {
-			views = append(views, userChangeView{c, identity.Describe(c)})
-		}
-		data["Users"], data["Groups"], data["UserChanges"] = users, groups, views
+		out = append(out, adminSection{Name: sectionUsers, Title: "Users", Summary: "users and their groups; propose a user, a membership, a password reset"},
+			adminSection{Name: sectionChanges, Title: "Changes awaiting a second admin", Summary: "approve or reject another admin's user changes; withdraw yours"})
+	}
+	if h.allowedQuietly(r, policy.ActionManageNodes) {
+		out = append(out, adminSection{Name: sectionNodes, Title: "Nodes", Summary: "the machines runs reach; add, replace and remove those managed here"})
+	}
+	if h.allowedQuietly(r, policy.ActionManageSecrets) {
+		out = append(out, adminSection{Name: sectionSecrets, Title: "Secrets", Summary: "names and who may use them; values are write-only"})
 	}
 	if h.Notify != nil && h.allowedQuietly(r, policy.ActionManagePolicy) {
-		dead, err := h.Notify.Deliveries(ctx, p, store.DeliveryDead, 50)
-		if err != nil {
+		out = append(out, adminSection{Name: sectionNotifications, Title: "Notifications", Summary: "channels, test messages and dead letters"})
+	}
+	return out
+}
+
+// adminPage is the overview; adminSectionPage one section.
+func (h *Handler) adminPage(w http.ResponseWriter, r *http.Request) {
+	h.renderAdmin(w, r, sectionOverview, http.StatusOK, "", "", nil)
+}
+
+func (h *Handler) adminSectionPage(section string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		h.renderAdmin(w, r, section, http.StatusOK, "", "", nil)
+	}
+}
+
+// renderAdmin shows an admin page; extra adds to its data (a one-time
+// password just issued, a form's values to show again).
+func (h *Handler) renderAdmin(w http.ResponseWriter, r *http.Request, section string, status int, errMsg, flash string, extra map[string]any) {
+	sections := h.adminSections(r)
+	current := adminSection{Name: sectionOverview, Title: "Administration"}
+	found := section == sectionOverview && len(sections) > 0
+	for _, s := range sections {
+		if s.Name == section {
+			current, found = s, true
+		}
+	}
+	if !found {
+		h.fail(w, r, airlock.Errorf(airlock.NotFound, "no such page"))
+		return
+	}
+	data := map[string]any{"Form": r.PostForm, "Section": section, "Sections": sections, "Current": current}
+	for i := range sections {
+		if err := h.adminSectionData(r, &sections[i], section, data); err != nil {
 			h.fail(w, r, err)
 			return
 		}
-		data["NotifyChannels"], data["DeadLetters"], data["NotifyAllowed"] = h.Notify.Channels(), dead, true
-	}
-	if len(data) == 1 {
-		h.fail(w, r, airlock.Errorf(airlock.NotFound, "no such page"))
-		return
 	}
 	data["Environments"] = h.Environments
 	for k, v := range extra {
 		data[k] = v
 	}
-	h.render(w, r, status, "admin", page{Title: "Administration", Error: errMsg, Flash: flash, Data: data})
+	title := "Administration"
+	if section != sectionOverview {
+		title = current.Title + " · Administration"
+	}
+	h.render(w, r, status, "admin", page{Title: title, Error: errMsg, Flash: flash, Data: data})
+}
+
+// adminSectionData counts a section for the overview, and fills data
+// with its contents when it is the page shown (the access review, which
+// evaluates every user × procedure × environment, only then).
+func (h *Handler) adminSectionData(r *http.Request, s *adminSection, shown string, data map[string]any) error {
+	ctx := r.Context()
+	p := identity.PrincipalFrom(ctx)
+	if shown != sectionOverview && shown != s.Name {
+		return nil
+	}
+	switch s.Name {
+	case sectionAccess:
+		if shown != s.Name {
+			return nil
+		}
+		rep, err := h.Authz.AccessReview(ctx, p, authz.Question{})
+		if err != nil {
+			return err
+		}
+		data["Access"] = rep
+	case sectionUsers:
+		users, groups, err := h.Identity.ListUsers(ctx, p)
+		if err != nil {
+			return err
+		}
+		s.Count, s.Counted = len(users), true
+		data["Users"], data["Groups"] = users, groups
+	case sectionChanges:
+		changes, err := h.Identity.ListUserChanges(ctx, p, store.UserChangePending)
+		if err != nil {
+			return err
+		}
+		var views []userChangeView
+		for _, c := range changes {
+			views = append(views, userChangeView{c, identity.Describe(c)})
+		}
+		s.Count, s.Counted = len(views), true
+		data["UserChanges"] = views
+	case sectionNodes:
+		nodes, err := h.Nodes.List(ctx, p)
+		if err != nil {
+			return err
+		}
+		s.Count, s.Counted = len(nodes), true
+		data["Nodes"] = nodes
+	case sectionSecrets:
+		secrets, err := h.Secrets.List(ctx, p)
+		if err != nil {
+			return err
+		}
+		s.Count, s.Counted = len(secrets), true
+		data["Secrets"] = secrets
+	case sectionNotifications:
+		dead, err := h.Notify.Deliveries(ctx, p, store.DeliveryDead, 50)
+		if err != nil {
+			return err
+		}
+		s.Count, s.Counted = len(dead), true
+		data["NotifyChannels"], data["DeadLetters"] = h.Notify.Channels(), dead
+	}
+	return nil
 }
 
 // notifyTest sends a test message through a channel.
@@ -403,7 +500,7 @@ func (h *Handler) notifyTest(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	channel := r.PostFormValue("channel")
 	_, err := h.Notify.Test(ctx, identity.PrincipalFrom(ctx), channel)
-	h.adminResult(w, r, err, "A test message is on its way through "+channel+".", nil)
+	h.adminResult(w, r, sectionNotifications, err, "A test message is on its way through "+channel+".", nil)
 }
 
 // retryDelivery sends a dead letter again.
@@ -414,7 +511,7 @@ func (h *Handler) retryDelivery(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		msg = "Delivery " + d.ID + " through " + d.Channel + " is queued again."
 	}
-	h.adminResult(w, r, err, msg, nil)
+	h.adminResult(w, r, sectionNotifications, err, msg, nil)
 }
 
 // userChangeView is a pending user change as the admin page shows it.
@@ -442,17 +539,17 @@ func (h *Handler) putSecret(w http.ResponseWriter, r *http.Request) {
 	default:
 		err = airlock.FieldError("value", "enter a value, or teams or procedures to change only who may use the secret")
 	}
-	h.adminResult(w, r, err, "Secret "+name+" stored.", nil)
+	h.adminResult(w, r, sectionSecrets, err, "Secret "+name+" stored.", nil)
 }
 
 // adminResult answers an admin form: a refused value shows the page
 // again with the message (leading with its field) and the form's values;
 // anything else that failed is an error page.
-func (h *Handler) adminResult(w http.ResponseWriter, r *http.Request, err error, flash string, extra map[string]any) {
+func (h *Handler) adminResult(w http.ResponseWriter, r *http.Request, section string, err error, flash string, extra map[string]any) {
 	if err != nil {
 		switch airlock.ErrorKind(err) {
 		case airlock.Invalid, airlock.Conflict, airlock.NotFound:
-			h.renderAdmin(w, r, airlockStatus(err), userMessage(err), "", extra)
+			h.renderAdmin(w, r, section, airlockStatus(err), userMessage(err), "", extra)
 		default:
 			h.fail(w, r, err)
 		}
@@ -462,7 +559,7 @@ func (h *Handler) adminResult(w http.ResponseWriter, r *http.Request, err error,
 		extra = map[string]any{}
 	}
 	extra["Form"] = url.Values{} // done: the forms start empty again
-	h.renderAdmin(w, r, http.StatusOK, "", flash, extra)
+	h.renderAdmin(w, r, section, http.StatusOK, "", flash, extra)
 }
 
 // putNode creates or replaces a node managed here (not one from the
@@ -473,7 +570,7 @@ func (h *Handler) putNode(w http.ResponseWriter, r *http.Request) {
 	if v := strings.TrimSpace(r.PostFormValue("port")); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			h.adminResult(w, r, airlock.FieldError("port", "expected a number, got %q", v), "", nil)
+			h.adminResult(w, r, sectionNodes, airlock.FieldError("port", "expected a number, got %q", v), "", nil)
 			return
 		}
 		port = n
@@ -482,7 +579,7 @@ func (h *Handler) putNode(w http.ResponseWriter, r *http.Request) {
 	for _, kv := range splitList(r.PostFormValue("attributes")) {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
-			h.adminResult(w, r, airlock.FieldError("attributes", "expected key=value pairs separated by commas, got %q", kv), "", nil)
+			h.adminResult(w, r, sectionNodes, airlock.FieldError("attributes", "expected key=value pairs separated by commas, got %q", kv), "", nil)
 			return
 		}
 		attrs[strings.TrimSpace(k)] = strings.TrimSpace(v)
@@ -492,14 +589,19 @@ func (h *Handler) putNode(w http.ResponseWriter, r *http.Request) {
 		User: strings.TrimSpace(r.PostFormValue("user")), Tags: splitList(r.PostFormValue("tags")), Attributes: attrs,
 		HostKey: strings.TrimSpace(r.PostFormValue("host_key")), Credential: strings.TrimSpace(r.PostFormValue("credential"))}
 	_, err := h.Nodes.Put(ctx, identity.PrincipalFrom(ctx), n)
-	h.adminResult(w, r, err, "Node "+n.Name+" saved.", nil)
+	h.adminResult(w, r, sectionNodes, err, "Node "+n.Name+" saved.", nil)
 }
 
 func (h *Handler) deleteNode(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	name := r.PathValue("name")
+	if h.allowedQuietly(r, policy.ActionManageNodes) && !h.confirmed(w, r, confirmation{Title: "Remove node " + name + "?",
+		Effect: "Runs will no longer reach " + name + ". Its definition is gone; to use it again, add it again.",
+		Button: "Remove " + name, Back: "/admin/nodes"}) {
+		return
+	}
 	err := h.Nodes.Delete(ctx, identity.PrincipalFrom(ctx), name)
-	h.adminResult(w, r, err, "Node "+name+" removed.", nil)
+	h.adminResult(w, r, sectionNodes, err, "Node "+name+" removed.", nil)
 }
 
 // createUser proposes a local user; another admin approves it.
@@ -521,10 +623,10 @@ func (h *Handler) proposeUserChange(w http.ResponseWriter, r *http.Request, in i
 	ctx := r.Context()
 	res, err := h.Identity.ProposeUserChange(ctx, identity.PrincipalFrom(ctx), in)
 	if err != nil {
-		h.adminResult(w, r, err, "", nil)
+		h.adminResult(w, r, sectionUsers, err, "", nil)
 		return
 	}
-	h.changeResult(w, r, res, "Proposed: "+identity.Describe(res.Change)+". It takes effect when another admin approves it.")
+	h.changeResult(w, r, sectionUsers, res, "Proposed: "+identity.Describe(res.Change)+". It takes effect when another admin approves it.")
 }
 
 // decideUserChange approves or rejects a proposed change. Approving the
@@ -536,21 +638,21 @@ func (h *Handler) decideUserChange(decision string) http.HandlerFunc {
 		if err != nil {
 			if airlock.ErrorKind(err) == airlock.Forbidden {
 				// Self-approval and linked accounts: say why, on the page.
-				h.renderAdmin(w, r, http.StatusForbidden, userMessage(err), "", nil)
+				h.renderAdmin(w, r, sectionChanges, http.StatusForbidden, userMessage(err), "", nil)
 				return
 			}
-			h.adminResult(w, r, err, "", nil)
+			h.adminResult(w, r, sectionChanges, err, "", nil)
 			return
 		}
-		h.changeResult(w, r, res, "Rejected: "+identity.Describe(res.Change)+".")
+		h.changeResult(w, r, sectionChanges, res, "Rejected: "+identity.Describe(res.Change)+".")
 	}
 }
 
 // changeResult shows the admin page after a user change; a change that
 // took effect says so, with a new user's one-time password shown once.
-func (h *Handler) changeResult(w http.ResponseWriter, r *http.Request, res *identity.UserChangeResult, pending string) {
+func (h *Handler) changeResult(w http.ResponseWriter, r *http.Request, section string, res *identity.UserChangeResult, pending string) {
 	if res.Change.Status != store.UserChangeApproved {
-		h.adminResult(w, r, nil, pending, nil)
+		h.adminResult(w, r, section, nil, pending, nil)
 		return
 	}
 	var extra map[string]any
@@ -561,9 +663,12 @@ func (h *Handler) changeResult(w http.ResponseWriter, r *http.Request, res *iden
 	if res.OneTimePassword != "" {
 		w.Header().Set("Cache-Control", "no-store")
 		msg += " Give " + res.Change.Username + " this one-time password; it is not shown again and must be changed at first sign-in."
+		if res.Change.Kind == store.UserChangeResetPassword {
+			msg += " Their sessions ended and their API tokens are revoked."
+		}
 		extra = map[string]any{"NewPassword": res.OneTimePassword}
 	}
-	h.adminResult(w, r, nil, msg, extra)
+	h.adminResult(w, r, section, nil, msg, extra)
 }
 
 func (h *Handler) withdrawUserChange(w http.ResponseWriter, r *http.Request) {
@@ -573,14 +678,19 @@ func (h *Handler) withdrawUserChange(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		msg = "Withdrawn: " + identity.Describe(c) + "."
 	}
-	h.adminResult(w, r, err, msg, nil)
+	h.adminResult(w, r, sectionChanges, err, msg, nil)
 }
 
 func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	user, group := r.PathValue("username"), r.PathValue("group")
+	if h.allowedQuietly(r, policy.ActionManageUsers) && !h.confirmed(w, r, confirmation{Title: "Remove " + user + " from " + group + "?",
+		Effect: user + " loses at once what " + group + " is permitted. Adding them back is a change another admin must approve.",
+		Button: "Remove " + user + " from " + group, Back: "/admin/users#user-" + user}) {
+		return
+	}
 	err := h.Identity.RemoveMember(ctx, identity.PrincipalFrom(ctx), group, user)
-	h.adminResult(w, r, err, user+" removed from "+group+".", nil)
+	h.adminResult(w, r, sectionUsers, err, user+" removed from "+group+".", nil)
 }
 
 // disableUser disables a user at once (ending sessions, revoking
@@ -588,12 +698,50 @@ func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) disableUser(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	user := r.PathValue("username")
+	if h.allowedQuietly(r, policy.ActionManageUsers) && !h.confirmed(w, r, confirmation{Title: "Disable " + user + "?",
+		Effect: user + " is signed out at once, their API tokens are revoked and their chat accounts unlinked. Enabling them again is a change another admin must approve, and their tokens stay revoked.",
+		Button: "Disable " + user, Back: "/admin/users#user-" + user}) {
+		return
+	}
 	err := h.Identity.Disable(ctx, identity.PrincipalFrom(ctx), user)
-	h.adminResult(w, r, err, user+" disabled: their sessions ended and their API tokens are revoked.", nil)
+	h.adminResult(w, r, sectionUsers, err, user+" disabled: their sessions ended and their API tokens are revoked.", nil)
 }
 
 func (h *Handler) enableUser(w http.ResponseWriter, r *http.Request) {
 	h.proposeUserChange(w, r, identity.UserChangeParams{Kind: store.UserChangeEnable, Username: r.PathValue("username")})
+}
+
+// resetPassword proposes a one-time password for a local user; the
+// admin who approves it receives it.
+func (h *Handler) resetPassword(w http.ResponseWriter, r *http.Request) {
+	h.proposeUserChange(w, r, identity.UserChangeParams{Kind: store.UserChangeResetPassword, Username: r.PathValue("username")})
+}
+
+// adminRoutes are the admin pages and their forms.
+func (h *Handler) adminRoutes() []route {
+	return []route{
+		{"GET /admin", true, h.adminPage},
+		{"GET /admin/access", true, h.adminSectionPage(sectionAccess)},
+		{"GET /admin/users", true, h.adminSectionPage(sectionUsers)},
+		{"GET /admin/changes", true, h.adminSectionPage(sectionChanges)},
+		{"GET /admin/nodes", true, h.adminSectionPage(sectionNodes)},
+		{"GET /admin/secrets", true, h.adminSectionPage(sectionSecrets)},
+		{"GET /admin/notifications", true, h.adminSectionPage(sectionNotifications)},
+		{"POST /admin/secrets", true, h.putSecret},
+		{"POST /admin/nodes", true, h.putNode},
+		{"POST /admin/nodes/{name}/delete", true, h.deleteNode},
+		{"POST /admin/users", true, h.createUser},
+		{"POST /admin/users/{username}/groups", true, h.addMember},
+		{"POST /admin/notify/test", true, h.notifyTest},
+		{"POST /admin/notify/deliveries/{id}/retry", true, h.retryDelivery},
+		{"POST /admin/users/{username}/disable", true, h.disableUser},
+		{"POST /admin/users/{username}/enable", true, h.enableUser},
+		{"POST /admin/users/{username}/reset-password", true, h.resetPassword},
+		{"POST /admin/user-changes/{id}/approve", true, h.decideUserChange("approve")},
+		{"POST /admin/user-changes/{id}/reject", true, h.decideUserChange("reject")},
+		{"POST /admin/user-changes/{id}/withdraw", true, h.withdrawUserChange},
+		{"POST /admin/users/{username}/groups/{group}/remove", true, h.removeMember},
+	}
 }
 
 // splitList reads a comma-separated form value.

@@ -45,7 +45,7 @@ func TestPolicyChangeNeedsASecondAdminInTheUI(t *testing.T) {
 
 	// A broken policy is refused with its position and nothing is stored.
 	code, body := bob.post("/policies", url.Values{"csrf_token": {bob.csrf()}, "description": {"typo"}, "text": {current + "\npermit (principal, action == Action::\"nope\", resource);\n"}})
-	if code != http.StatusBadRequest || !regexp.MustCompile(`:\d+:\d+`).MatchString(body) {
+	if code != http.StatusBadRequest || !regexp.MustCompile(`id="draft-errors"[^>]*>.*\n<ul><li class="problem"><p><strong>Line \d+, column \d+</strong>`).MatchString(body) {
 		t.Fatalf("bad policy: %d %.400s", code, body)
 	}
 	if n := len(s.pendingPolicies(t)); n != 0 {
@@ -179,14 +179,21 @@ func TestAdminPageSecretsAreWriteOnly(t *testing.T) {
 	s := startServer(t)
 	bob := s.visitor(t, "bob")
 	code, body := bob.get("/admin")
-	if code != http.StatusOK || !strings.Contains(body, `id="access"`) || !strings.Contains(body, `id="users"`) || !strings.Contains(body, `id="secrets"`) {
-		t.Fatalf("bob's admin page: %d", code)
+	for _, section := range []string{"/admin/access", "/admin/users", "/admin/changes", "/admin/nodes", "/admin/secrets"} {
+		if code != http.StatusOK || !strings.Contains(body, `href="`+section+`"`) {
+			t.Fatalf("bob's admin overview (%d) does not link %s", code, section)
+		}
+	}
+	for section, table := range map[string]string{"access": "access", "users": "users", "secrets": "secrets", "nodes": "nodes"} {
+		if code, body := bob.get("/admin/" + section); code != http.StatusOK || !strings.Contains(body, `id="`+table+`"`) {
+			t.Fatalf("bob's /admin/%s: %d", section, code)
+		}
 	}
 	code, body = bob.post("/admin/secrets", url.Values{"csrf_token": {bob.csrf()}, "name": {"payments/db-readonly"}, "value": {canary}})
 	if code != http.StatusOK || !strings.Contains(body, "payments/db-readonly") || strings.Contains(body, canary) {
 		t.Fatalf("store secret: %d (value echoed: %v)", code, strings.Contains(body, canary))
 	}
-	if _, body := bob.get("/admin"); strings.Contains(body, canary) {
+	if _, body := bob.get("/admin/secrets"); strings.Contains(body, canary) {
 		t.Fatal("the admin page shows a secret's value")
 	}
 	// Who may use it: set with the value, or alone; shown, never the value.
@@ -211,15 +218,26 @@ func TestAdminPageSecretsAreWriteOnly(t *testing.T) {
 	// alice may administer nothing: the page does not exist for her, and
 	// she cannot store a secret by posting the form.
 	alice := s.visitor(t, "alice")
-	if code, _ := alice.get("/admin"); code != http.StatusNotFound {
-		t.Fatalf("alice GET /admin: %d", code)
+	for _, path := range []string{"/admin", "/admin/secrets", "/admin/users", "/admin/access"} {
+		if code, _ := alice.get(path); code != http.StatusNotFound {
+			t.Fatalf("alice GET %s: %d", path, code)
+		}
 	}
 	if code, _ := alice.post("/admin/secrets", url.Values{"csrf_token": {alice.csrf()}, "name": {"payments/db-readonly"}, "value": {"mine"}}); code != http.StatusForbidden && code != http.StatusNotFound {
 		t.Fatalf("alice stores a secret: %d", code)
 	}
 	// dana (auditor) sees the access review but no secrets or users.
-	if _, body := s.visitor(t, "dana").get("/admin"); !strings.Contains(body, `id="access"`) || strings.Contains(body, `id="secrets"`) || strings.Contains(body, `id="users"`) {
-		t.Fatal("dana's admin page shows the wrong sections")
+	dana := s.visitor(t, "dana")
+	if _, body := dana.get("/admin"); !strings.Contains(body, `href="/admin/access"`) || strings.Contains(body, `href="/admin/secrets"`) || strings.Contains(body, `href="/admin/users"`) {
+		t.Fatal("dana's admin overview links the wrong sections")
+	}
+	if code, body := dana.get("/admin/access"); code != http.StatusOK || !strings.Contains(body, `id="access"`) {
+		t.Fatalf("dana's access review: %d", code)
+	}
+	for _, path := range []string{"/admin/secrets", "/admin/users", "/admin/changes"} {
+		if code, _ := dana.get(path); code != http.StatusNotFound {
+			t.Errorf("dana GET %s: %d, want 404", path, code)
+		}
 	}
 }
 
@@ -306,7 +324,7 @@ forbid`, 1)
 	}
 	// A draft that does not compile.
 	code, body = bob.post("/policies", url.Values{"csrf_token": {bob.csrf()}, "text": {current + "\npermit (principal, action == Action::\"nope\", resource);\n"}, "check": {"1"}})
-	if code != http.StatusBadRequest || !regexp.MustCompile(`:\d+:\d+`).MatchString(body) {
+	if code != http.StatusBadRequest || !regexp.MustCompile(`<strong>Line \d+, column \d+</strong>`).MatchString(body) || !strings.Contains(body, "needs an @id") {
 		t.Fatalf("broken draft: %d %.400s", code, body)
 	}
 	if n := len(s.pendingPolicies(t)); n != 0 {
@@ -347,10 +365,17 @@ func TestAdminManagesNodesAndUsers(t *testing.T) {
 	if code != http.StatusBadRequest || !strings.Contains(body, "name:") || !strings.Contains(body, `value="Bad Name"`) {
 		t.Fatalf("bad node: %d %.300s", code, body)
 	}
-	if code, _ := bob.post("/admin/nodes/staging-app-1/delete", url.Values{"csrf_token": {bob.csrf()}}); code != http.StatusConflict {
+	if code, _ := bob.post("/admin/nodes/staging-app-1/delete", url.Values{"csrf_token": {bob.csrf()}, "confirm": {"yes"}}); code != http.StatusConflict {
 		t.Errorf("removing a node of the inventory file: %d, want 409", code)
 	}
-	if code, _ := bob.post("/admin/nodes/staging-db-9/delete", url.Values{"csrf_token": {bob.csrf()}}); code != http.StatusOK {
+	// Removing asks first, and the question removes nothing.
+	if code, body := bob.post("/admin/nodes/staging-db-9/delete", url.Values{"csrf_token": {bob.csrf()}}); code != http.StatusOK || !strings.Contains(body, `id="confirm-form"`) {
+		t.Fatalf("remove node without confirming: %d", code)
+	}
+	if _, err := s.srv.Store.NodeGet(ctx, "staging-db-9"); err != nil {
+		t.Fatal("the node went before the removal was confirmed")
+	}
+	if code, _ := bob.post("/admin/nodes/staging-db-9/delete", url.Values{"csrf_token": {bob.csrf()}, "confirm": {"yes"}}); code != http.StatusOK {
 		t.Fatalf("remove node: %d", code)
 	}
 	if _, err := s.srv.Store.NodeGet(ctx, "staging-db-9"); err == nil {
@@ -362,12 +387,12 @@ func TestAdminManagesNodesAndUsers(t *testing.T) {
 	carol := s.visitor(t, "carol")
 	approve := func(what string) string {
 		t.Helper()
-		_, page := carol.get("/admin")
+		_, page := carol.get("/admin/changes")
 		m := pendingChange.FindStringSubmatch(page)
 		if m == nil || !strings.Contains(page, what) {
 			t.Fatalf("carol's admin page lists no pending %q: %.2000s", what, page)
 		}
-		if _, own := bob.get("/admin"); !strings.Contains(own, "/admin/user-changes/"+m[1]+"/withdraw") || strings.Contains(own, "/admin/user-changes/"+m[1]+"/approve") {
+		if _, own := bob.get("/admin/changes"); !strings.Contains(own, "/admin/user-changes/"+m[1]+"/withdraw") || strings.Contains(own, "/admin/user-changes/"+m[1]+"/approve") {
 			t.Fatal("bob's page offers to approve his own change, or not to withdraw it")
 		}
 		if code, body := bob.post("/admin/user-changes/"+m[1]+"/approve", url.Values{"csrf_token": {bob.csrf()}}); code != http.StatusForbidden || !strings.Contains(body, "second admin") {
@@ -390,7 +415,7 @@ func TestAdminManagesNodesAndUsers(t *testing.T) {
 	if m == nil {
 		t.Fatal("carol's approval shows no one-time password")
 	}
-	if _, again := carol.get("/admin"); strings.Contains(again, m[1]) {
+	if _, again := carol.get("/admin/changes"); strings.Contains(again, m[1]) {
 		t.Fatal("the one-time password is shown again")
 	}
 	frank := s.visitor(t, "")
@@ -411,7 +436,10 @@ func TestAdminManagesNodesAndUsers(t *testing.T) {
 		t.Fatalf("propose frank in noc: %d", code)
 	}
 	approve("add frank to noc")
-	if code, _ := bob.post("/admin/users/frank/groups/qa/remove", url.Values{"csrf_token": {bob.csrf()}}); code != http.StatusOK {
+	if code, body := bob.post("/admin/users/frank/groups/qa/remove", url.Values{"csrf_token": {bob.csrf()}}); code != http.StatusOK || !strings.Contains(body, "Remove frank from qa?") {
+		t.Fatalf("remove from qa without confirming: %d", code)
+	}
+	if code, _ := bob.post("/admin/users/frank/groups/qa/remove", url.Values{"csrf_token": {bob.csrf()}, "confirm": {"yes"}}); code != http.StatusOK {
 		t.Fatalf("remove from qa: %d", code)
 	}
 	u, _ := s.srv.Store.UserGetByUsername(ctx, "frank")
@@ -429,14 +457,20 @@ func TestAdminManagesNodesAndUsers(t *testing.T) {
 	if code, _ := frank.get("/account"); code != http.StatusOK {
 		t.Fatalf("frank's session before: %d", code)
 	}
-	if code, body := bob.post("/admin/users/frank/disable", url.Values{"csrf_token": {bob.csrf()}}); code != http.StatusOK || !strings.Contains(body, "frank disabled") {
+	if code, body := bob.post("/admin/users/frank/disable", url.Values{"csrf_token": {bob.csrf()}}); code != http.StatusOK || !strings.Contains(body, "Disable frank?") {
+		t.Fatalf("disable without confirming: %d", code)
+	}
+	if code, _ := frank.get("/account"); code != http.StatusOK {
+		t.Fatalf("frank's session ended before the disable was confirmed: %d", code)
+	}
+	if code, body := bob.post("/admin/users/frank/disable", url.Values{"csrf_token": {bob.csrf()}, "confirm": {"yes"}}); code != http.StatusOK || !strings.Contains(body, "frank disabled") {
 		t.Fatalf("disable: %d", code)
 	}
 	frank.c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if code, _ := frank.get("/account"); code != http.StatusSeeOther {
 		t.Fatalf("frank's session after disable: %d, want the redirect to sign in", code)
 	}
-	if code, _ := bob.post("/admin/users/bob/disable", url.Values{"csrf_token": {bob.csrf()}}); code != http.StatusConflict {
+	if code, _ := bob.post("/admin/users/bob/disable", url.Values{"csrf_token": {bob.csrf()}, "confirm": {"yes"}}); code != http.StatusConflict {
 		t.Errorf("bob disables himself: %d, want 409", code)
 	}
 	if code, _ := bob.post("/admin/users/frank/enable", url.Values{"csrf_token": {bob.csrf()}}); code != http.StatusOK {
@@ -614,7 +648,15 @@ func TestRetireFromTheProcedurePage(t *testing.T) {
 	if p, _ := s.srv.Store.ProcedureGetByName(t.Context(), "rotate-logs"); !p.RetiredAt.IsZero() {
 		t.Fatal("retired without a reason")
 	}
+	// Retiring asks first; the question retires nothing.
 	code, body := bob.post("/procedures/rotate-logs/retire", url.Values{"csrf_token": {bob.csrf()}, "reason": {"replaced by logrotate (OPS-12)"}})
+	if code != http.StatusOK || !strings.Contains(body, "Retire rotate-logs?") || !strings.Contains(body, `name="reason" value="replaced by logrotate (OPS-12)"`) {
+		t.Fatalf("retire without confirming: %d %.300s", code, body)
+	}
+	if p, _ := s.srv.Store.ProcedureGetByName(t.Context(), "rotate-logs"); !p.RetiredAt.IsZero() {
+		t.Fatal("retired before it was confirmed")
+	}
+	code, body = bob.post("/procedures/rotate-logs/retire", url.Values{"csrf_token": {bob.csrf()}, "reason": {"replaced by logrotate (OPS-12)"}, "confirm": {"yes"}})
 	if code != http.StatusOK || !strings.Contains(body, "rotate-logs is retired") || strings.Contains(body, `href="/procedures/rotate-logs"`) {
 		t.Fatalf("retire: %d %.300s", code, body)
 	}
@@ -671,7 +713,7 @@ func TestAdminProposesAServiceAccount(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, "create service account payments-ci owned by payments in payments") {
 		t.Fatalf("bob proposes a service account: %d", code)
 	}
-	_, body = carol.get("/admin")
+	_, body = carol.get("/admin/changes")
 	m := pendingChange.FindStringSubmatch(body)
 	if m == nil {
 		t.Fatal("carol sees no change to approve")
@@ -680,7 +722,7 @@ func TestAdminProposesAServiceAccount(t *testing.T) {
 	if code != http.StatusOK || newPassword.MatchString(body) {
 		t.Fatalf("carol approves: %d (a one-time password shown: %v)", code, newPassword.MatchString(body))
 	}
-	if _, body := bob.get("/admin"); !strings.Contains(body, "service account of payments") || !strings.Contains(body, "person, password") {
+	if _, body := bob.get("/admin/users"); !strings.Contains(body, "service account of payments") || !strings.Contains(body, "person, password") {
 		t.Fatal("the user list does not say which account is a service account")
 	}
 	wrongCode, wrong := s.visitor(t, "").post("/login", url.Values{"username": {"alice"}, "password": {"not-her-password"}})
@@ -689,5 +731,54 @@ func TestAdminProposesAServiceAccount(t *testing.T) {
 		if code != wrongCode || strings.Contains(body, "Sign out") || !strings.Contains(wrong, "invalid username or password") || !strings.Contains(body, "invalid username or password") {
 			t.Errorf("signing in as payments-ci with %q: %d, want what a wrong password gets (%d)", pw, code, wrongCode)
 		}
+	}
+}
+
+// TestResetPasswordFromTheAdminPage: bob proposes a one-time password
+// for alice from the users page and sees none; carol approves it on the
+// changes page and alone receives it; alice's session ends and the
+// password signs her in, to change it first.
+func TestResetPasswordFromTheAdminPage(t *testing.T) {
+	s := startServer(t)
+	bob, carol, alice := s.visitor(t, "bob"), s.visitor(t, "carol"), s.visitor(t, "alice")
+	if _, body := bob.get("/admin/users"); !strings.Contains(body, `action="/admin/users/alice/reset-password"`) || strings.Contains(body, `action="/admin/users/bob/reset-password"`) {
+		t.Fatal("the users page offers no reset for alice, or one for bob himself")
+	}
+	code, body := bob.post("/admin/users/alice/reset-password", url.Values{"csrf_token": {bob.csrf()}})
+	if code != http.StatusOK || !strings.Contains(body, "Proposed: reset the password of alice") || newPassword.MatchString(body) {
+		t.Fatalf("bob proposes: %d %.300s", code, body)
+	}
+	_, page := carol.get("/admin/changes")
+	m := pendingChange.FindStringSubmatch(page)
+	if m == nil || !strings.Contains(page, "reset the password of alice") {
+		t.Fatal("carol sees no reset to approve")
+	}
+	if code, _ := bob.post("/admin/user-changes/"+m[1]+"/approve", url.Values{"csrf_token": {bob.csrf()}}); code != http.StatusForbidden {
+		t.Fatalf("bob approves his own reset: %d", code)
+	}
+	code, body = carol.post("/admin/user-changes/"+m[1]+"/approve", url.Values{"csrf_token": {carol.csrf()}})
+	pw := newPassword.FindStringSubmatch(body)
+	if code != http.StatusOK || pw == nil || !strings.Contains(body, "sessions ended") {
+		t.Fatalf("carol approves: %d %.500s", code, body)
+	}
+	for _, path := range []string{"/admin/changes", "/admin/users", "/admin"} {
+		if _, page := bob.get(path); strings.Contains(page, pw[1]) {
+			t.Fatalf("bob's %s shows the one-time password", path)
+		}
+	}
+	alice.c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if code, _ := alice.get("/runs"); code != http.StatusSeeOther {
+		t.Fatalf("alice's session after the reset: %d, want the redirect to sign in", code)
+	}
+	again := s.visitor(t, "")
+	req, _ := http.NewRequest("POST", s.url+"/login", strings.NewReader(url.Values{"username": {"alice"}, "password": {pw[1]}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := again.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Request.URL.Path != "/account" {
+		t.Fatalf("alice's sign-in with the one-time password ends on %s, want the password change on /account", resp.Request.URL)
 	}
 }

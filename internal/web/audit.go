@@ -2,8 +2,14 @@ package web
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"maps"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,43 +21,239 @@ import (
 	"github.com/airlockhq/airlock/internal/store"
 )
 
-const auditPageSize = 100
+// auditPageSize is how many events a page of the audit log shows.
+const auditPageSize = 50
 
-// auditData is the audit page: a page of events (the newest by default,
-// or from a position on), the latest checkpoint, and the evidence form.
+// auditFilter is the events form: type, actor, subject, and a period of
+// whole days (From to To inclusive, UTC) as typed.
+type auditFilter struct {
+	Type, Actor, Subject string
+	From, To             string
+}
+
+// query is the filter as URL parameters, for the paging links.
+func (f auditFilter) query() url.Values {
+	v := url.Values{}
+	for k, s := range map[string]string{"type": f.Type, "actor": f.Actor, "subject": f.Subject, "from": f.From, "to": f.To} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	return v
+}
+
+// auditParams reads the events form and the page position (before or
+// after a sequence number) into store parameters, newest first.
+func auditParams(q url.Values) (auditFilter, store.AuditListParams, error) {
+	f := auditFilter{Type: strings.TrimSpace(q.Get("type")), Actor: strings.TrimSpace(q.Get("actor")),
+		Subject: strings.TrimSpace(q.Get("subject")), From: q.Get("from"), To: q.Get("to")}
+	p := store.AuditListParams{Type: f.Type, Actor: f.Actor, Subject: f.Subject, After: -1, Newest: true, Limit: auditPageSize + 1}
+	if f.From != "" {
+		t, err := time.Parse(time.DateOnly, f.From)
+		if err != nil {
+			return f, p, airlock.FieldError("from", "expected a date such as 2026-11-28, got %q", f.From)
+		}
+		p.From = t
+	}
+	if f.To != "" {
+		t, err := time.Parse(time.DateOnly, f.To)
+		if err != nil {
+			return f, p, airlock.FieldError("to", "expected a date such as 2026-11-28, got %q", f.To)
+		}
+		p.To = t.AddDate(0, 0, 1) // inclusive: up to the end of that day
+	}
+	if !p.From.IsZero() && !p.To.IsZero() && !p.From.Before(p.To) {
+		return f, p, airlock.FieldError("to", "the period ends before it starts")
+	}
+	seq := func(name string) (int64, error) {
+		s := q.Get(name)
+		if s == "" {
+			return -1, nil
+		}
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || v < 0 {
+			return 0, airlock.FieldError(name, "expected a position in the log, got %q", s)
+		}
+		return v, nil
+	}
+	before, err := seq("before")
+	if err != nil {
+		return f, p, err
+	}
+	after, err := seq("after")
+	if err != nil {
+		return f, p, err
+	}
+	switch {
+	case after >= 0: // the page of newer events, oldest of them first from the store
+		p.After, p.Newest = after, false
+	case before >= 0:
+		p.Before = max(before, 0)
+		if before == 0 {
+			p.Before = -1 // nothing is older than the first event
+		}
+	}
+	return f, p, nil
+}
+
+// auditEventView is an event as the audit page shows it: its subject
+// named and linked when there is a page for it, its details as labelled
+// fields.
+type auditEventView struct {
+	*store.AuditEvent
+	SubjectName, SubjectHref string
+	Fields                   []auditField
+	// RawDetails is shown when the details are not a JSON object.
+	RawDetails string
+}
+
+type auditField struct{ Key, Value string }
+
+// auditFields turns an event's details into labelled fields, in key
+// order; nested values are shown as compact JSON, lists of words joined
+// with commas.
+func auditFields(raw []byte) ([]auditField, string) {
+	if len(raw) == 0 {
+		return nil, ""
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, string(raw)
+	}
+	var out []auditField
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, auditField{Key: strings.ReplaceAll(k, "_", " "), Value: auditValue(m[k])})
+	}
+	return out, ""
+}
+
+func auditValue(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "—"
+	case string:
+		if v == "" {
+			return "(empty)"
+		}
+		return v
+	case bool:
+		if v {
+			return "yes"
+		}
+		return "no"
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	case []any:
+		words := make([]string, 0, len(v))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				b, _ := json.Marshal(v)
+				return string(b)
+			}
+			words = append(words, s)
+		}
+		if len(words) == 0 {
+			return "(none)"
+		}
+		return strings.Join(words, ", ")
+	default:
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+}
+
+// subjectLink names and links an event's subject: runs, versions,
+// schedules and triggers to their pages, users by name (to the users
+// page for those who may manage users, else to the events they did),
+// policies and user changes to theirs. names caches look-ups within one
+// page.
+func (h *Handler) subjectLink(r *http.Request, subject string, names map[string][2]string, manageUsers bool) (string, string) {
+	if v, ok := names[subject]; ok {
+		return v[0], v[1]
+	}
+	ctx := r.Context()
+	name, href := "", ""
+	prefix, _, _ := strings.Cut(subject, "_")
+	switch prefix {
+	case airlock.PrefixRun:
+		href = "/runs/" + url.PathEscape(subject)
+	case airlock.PrefixVersion:
+		href = "/versions/" + url.PathEscape(subject)
+	case airlock.PrefixPolicy:
+		href = "/policies"
+	case airlock.PrefixUserChange:
+		if manageUsers {
+			href = "/admin/changes"
+		}
+	case airlock.PrefixSchedule, airlock.PrefixTrigger:
+		if st, err := h.Store.StandingGet(ctx, subject); err == nil {
+			name = st.Name
+			page := "/schedules/"
+			if prefix == airlock.PrefixTrigger {
+				page = "/triggers/"
+			}
+			href = page + url.PathEscape(st.Name)
+		}
+	case airlock.PrefixUser:
+		if u, err := h.Store.UserGetByID(ctx, subject); err == nil {
+			name = u.Username
+			href = "/audit?actor=" + url.QueryEscape(u.Username)
+			if manageUsers {
+				href = "/admin/users#user-" + u.Username
+			}
+		}
+	}
+	names[subject] = [2]string{name, href}
+	return name, href
+}
+
+// auditData is the audit page: a page of events, newest first, filtered
+// by the events form; the latest checkpoint; and the evidence form.
 func (h *Handler) auditData(r *http.Request) (map[string]any, error) {
 	ctx := r.Context()
 	if err := h.Authz.CheckSystem(ctx, identity.PrincipalFrom(ctx), policy.ActionReadAudit); err != nil {
 		return nil, err
 	}
-	q := r.URL.Query()
 	head, err := h.Store.AuditSize(ctx)
 	if err != nil {
 		return nil, err
 	}
-	filter := store.AuditListParams{Type: q.Get("type"), Actor: q.Get("actor"), Subject: q.Get("subject"), Limit: auditPageSize}
-	filter.After = -1
-	if filter.Type == "" && filter.Actor == "" && filter.Subject == "" {
-		filter.After = max(head-auditPageSize-1, -1)
-	}
-	if s := q.Get("after"); s != "" {
-		v, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || v < -1 {
-			return nil, airlock.FieldError("after", "expected a position in the log, got %q", s)
+	filter, params, ferr := auditParams(r.URL.Query())
+	var evs []*store.AuditEvent
+	if ferr == nil && params.Before != -1 {
+		if evs, err = h.Store.AuditList(ctx, params); err != nil {
+			return nil, err
 		}
-		filter.After = v
 	}
-	evs, err := h.Store.AuditList(ctx, filter)
-	if err != nil {
-		return nil, err
+	more := len(evs) > auditPageSize
+	if more {
+		evs = evs[:auditPageSize]
 	}
-	next := int64(-2)
-	if len(evs) == auditPageSize {
-		next = evs[len(evs)-1].Seq
+	if !params.Newest { // a page of newer events, read oldest first
+		slices.Reverse(evs)
 	}
-	// Newest first on the page.
-	for i, j := 0, len(evs)-1; i < j; i, j = i+1, j-1 {
-		evs[i], evs[j] = evs[j], evs[i]
+	// Older: a page before the last shown; newer: one after the first.
+	olderLink, newerLink := "", ""
+	if len(evs) > 0 {
+		older, newer := filter.query(), filter.query()
+		older.Set("before", strconv.FormatInt(evs[len(evs)-1].Seq, 10))
+		newer.Set("after", strconv.FormatInt(evs[0].Seq, 10))
+		if (params.Newest && more) || (!params.Newest && evs[len(evs)-1].Seq > 0) {
+			olderLink = "/audit?" + older.Encode()
+		}
+		if (!params.Newest && more) || (params.Newest && params.Before > 0) {
+			newerLink = "/audit?" + newer.Encode()
+		}
+	}
+	manageUsers := h.allowedQuietly(r, policy.ActionManageUsers)
+	names := map[string][2]string{}
+	views := make([]auditEventView, 0, len(evs))
+	for _, e := range evs {
+		v := auditEventView{AuditEvent: e}
+		v.Fields, v.RawDetails = auditFields(e.Details)
+		v.SubjectName, v.SubjectHref = h.subjectLink(r, e.Subject, names, manageUsers)
+		views = append(views, v)
 	}
 	cp, err := h.Audit.Latest(ctx)
 	if err != nil {
@@ -59,9 +261,17 @@ func (h *Handler) auditData(r *http.Request) (map[string]any, error) {
 	}
 	canExport := h.allowedQuietly(r, policy.ActionExportEvidence)
 	last, running := h.verifyState()
-	return map[string]any{"Events": evs, "Head": head, "Next": next, "Filter": filter, "Checkpoint": cp,
-		"Key": h.Audit.VerifierKey, "CanExport": canExport, "Environments": h.Environments,
-		"Verified": last, "Verifying": running}, nil
+	data := map[string]any{"Events": views, "Head": head, "Filter": filter, "Older": olderLink, "Newer": newerLink,
+		"Checkpoint": cp, "Key": h.Audit.VerifierKey, "CanExport": canExport, "Environments": h.Environments,
+		"Verified": last, "Verifying": running}
+	if ferr != nil {
+		var ae *airlock.Error
+		if !errors.As(ferr, &ae) {
+			return nil, ferr
+		}
+		data["FilterError"], data["FilterField"] = userMessage(ferr), ae.Field
+	}
+	return data, nil
 }
 
 func (h *Handler) auditPage(w http.ResponseWriter, r *http.Request) {

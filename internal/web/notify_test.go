@@ -50,7 +50,7 @@ func TestAdminPageNotifications(t *testing.T) {
 			t.Fatalf("waited 30s for dead letters on bob's admin page: %.3000s", page)
 		}
 		time.Sleep(50 * time.Millisecond)
-		_, page = bob.get("/admin")
+		_, page = bob.get("/admin/notifications")
 	}
 	if !strings.Contains(page, "<code>webhook:ci</code>") || !strings.Contains(page, "503 Service Unavailable") {
 		t.Fatalf("admin page: %.3000s", page)

@@ -367,6 +367,14 @@ func nodeRows(rr *store.Run, nodes []*store.RunNode) []*store.RunNode {
 func (h *Handler) retireProcedure(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	name := r.PathValue("name")
+	// Asked first, when there is a reason to act on and the viewer may.
+	if strings.TrimSpace(r.PostFormValue("reason")) != "" && r.PostFormValue("confirm") != "yes" {
+		if d, err := h.procedureData(r, name); err == nil && d.CanRetire && !h.confirmed(w, r, confirmation{Title: "Retire " + name + "?",
+			Effect: name + " leaves the catalog at once: nobody can run or request it, and runs waiting for approval can no longer start. Bringing it back takes a new version and its review.",
+			Button: "Retire " + name, Back: "/procedures/" + url.PathEscape(name)}) {
+			return
+		}
+	}
 	if _, err := h.Review.Retire(ctx, identity.PrincipalFrom(ctx), name, r.PostFormValue("reason")); err != nil {
 		d, derr := h.procedureData(r, name)
 		if derr != nil || airlock.ErrorKind(err) != airlock.Invalid {

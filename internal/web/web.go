@@ -137,7 +137,7 @@ type route struct {
 
 // routes is every page and form of the UI.
 func (h *Handler) routes() []route {
-	return slices.Concat(h.coreRoutes(), h.scheduleRoutes(), h.triggerRoutes())
+	return slices.Concat(h.coreRoutes(), h.adminRoutes(), h.scheduleRoutes(), h.triggerRoutes())
 }
 
 func (h *Handler) coreRoutes() []route {
@@ -165,20 +165,6 @@ func (h *Handler) coreRoutes() []route {
 		{"POST /policies", true, h.proposePolicy},
 		{"POST /policies/{id}/decide", true, h.decidePolicy},
 		{"POST /policies/explain", true, h.explainPolicy},
-		{"GET /admin", true, h.adminPage},
-		{"POST /admin/secrets", true, h.putSecret},
-		{"POST /admin/nodes", true, h.putNode},
-		{"POST /admin/nodes/{name}/delete", true, h.deleteNode},
-		{"POST /admin/users", true, h.createUser},
-		{"POST /admin/users/{username}/groups", true, h.addMember},
-		{"POST /admin/notify/test", true, h.notifyTest},
-		{"POST /admin/notify/deliveries/{id}/retry", true, h.retryDelivery},
-		{"POST /admin/users/{username}/disable", true, h.disableUser},
-		{"POST /admin/users/{username}/enable", true, h.enableUser},
-		{"POST /admin/user-changes/{id}/approve", true, h.decideUserChange("approve")},
-		{"POST /admin/user-changes/{id}/reject", true, h.decideUserChange("reject")},
-		{"POST /admin/user-changes/{id}/withdraw", true, h.withdrawUserChange},
-		{"POST /admin/users/{username}/groups/{group}/remove", true, h.removeMember},
 		{"GET /account", true, h.accountPage},
 		{"POST /account/password", true, h.changePassword},
 		{"POST /account/notifications", true, h.setNotifications},
