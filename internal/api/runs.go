@@ -337,12 +337,13 @@ func (h *Handler) streamOutput(w http.ResponseWriter, r *http.Request, p *identi
 			b, _ := json.Marshal(chunkJSON(c))
 			fmt.Fprintf(w, "id: %d\nevent: output\ndata: %s\n\n", c.Seq, b)
 		}
-		nodes, err := h.Store.RunNodeList(ctx, run.ID)
-		if err != nil {
-			return
-		}
-		if len(nodes) == 0 { // not finished: its progress, if it runs here
-			nodes = h.Runs.LiveNodes(run.ID)
+		// A run's nodes are stored with its end; until then, its
+		// progress if it runs here (no read for what is not stored yet).
+		nodes := h.Runs.LiveNodes(run.ID)
+		if store.RunFinal(cur.Status) {
+			if nodes, err = h.Store.RunNodeList(ctx, run.ID); err != nil {
+				return
+			}
 		}
 		for _, n := range nodes {
 			b, _ := json.Marshal(nodeJSON(n))

@@ -66,11 +66,7 @@ func LoadOrCreateKey(path, name string) (skey, vkey string, created bool, err er
 
 // Latest returns the newest checkpoint, or nil.
 func (l *Log) Latest(ctx context.Context) (*store.Checkpoint, error) {
-	cps, err := l.Store.AuditCheckpoints(ctx)
-	if err != nil || len(cps) == 0 {
-		return nil, err
-	}
-	return cps[len(cps)-1], nil
+	return l.Store.AuditCheckpointLatest(ctx)
 }
 
 // Checkpoint signs the tree at its current size now, unless the newest

@@ -117,6 +117,12 @@ func (s *Service) dispatch(ctx context.Context) {
 }
 
 func (s *Service) claim(ctx context.Context) (*store.Run, error) {
+	// Most wake-ups find nothing queued (a run ended, the ticker): ask
+	// the reader first rather than take the writer for nothing. A run
+	// queued after this read wakes the dispatcher again.
+	if queued, err := s.store.RunQueued(ctx); err != nil || !queued {
+		return nil, err
+	}
 	var r *store.Run
 	err := s.store.Update(ctx, func(tx store.Tx) error {
 		var err error

@@ -168,6 +168,9 @@ type Reader interface {
 
 	RunGet(ctx context.Context, id string) (*Run, error)
 	RunGetByIdempotencyKey(ctx context.Context, requesterID, key string) (*Run, error)
+	// RunQueued reports whether any run is queued (a read, before a claim
+	// takes the writer).
+	RunQueued(ctx context.Context) (bool, error)
 	// RunList lists runs newest first, filtered by the non-empty fields.
 	RunList(ctx context.Context, p RunListParams) ([]*Run, error)
 	RunApprovalList(ctx context.Context, runID string) ([]*RunApproval, error)
@@ -206,8 +209,10 @@ type Reader interface {
 	// AuditHashRange reads the stored hashes with lo <= index < hi, in
 	// index order.
 	AuditHashRange(ctx context.Context, lo, hi int64) ([]IndexedHash, error)
-	// AuditCheckpoints lists signed checkpoints, smallest size first.
+	// AuditCheckpoints lists signed checkpoints, smallest size first;
+	// AuditCheckpointLatest is the largest, or nil when there is none.
 	AuditCheckpoints(ctx context.Context) ([]*Checkpoint, error)
+	AuditCheckpointLatest(ctx context.Context) (*Checkpoint, error)
 }
 
 // Tx is a write transaction.

@@ -224,14 +224,24 @@ func (q queries) AuditHashRange(ctx context.Context, lo, hi int64) ([]store.Inde
 	return out, rows.Err()
 }
 
+func scanCheckpoint(sc interface{ Scan(...any) error }) (*store.Checkpoint, error) {
+	var c store.Checkpoint
+	var created sql.NullInt64
+	err := sc.Scan(&c.Size, &c.RootHash, &c.Note, &created)
+	c.CreatedAt = fromMicros(created)
+	return &c, err
+}
+
 func (q queries) AuditCheckpoints(ctx context.Context) ([]*store.Checkpoint, error) {
-	return list(ctx, q, func(sc interface{ Scan(...any) error }) (*store.Checkpoint, error) {
-		var c store.Checkpoint
-		var created sql.NullInt64
-		err := sc.Scan(&c.Size, &c.RootHash, &c.Note, &created)
-		c.CreatedAt = fromMicros(created)
-		return &c, err
-	}, `SELECT size, root_hash, note, created_at FROM audit_checkpoints ORDER BY size`)
+	return list(ctx, q, scanCheckpoint, `SELECT size, root_hash, note, created_at FROM audit_checkpoints ORDER BY size`)
+}
+
+func (q queries) AuditCheckpointLatest(ctx context.Context) (*store.Checkpoint, error) {
+	c, err := scanCheckpoint(q.row(ctx, `SELECT size, root_hash, note, created_at FROM audit_checkpoints ORDER BY size DESC LIMIT 1`))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return c, err
 }
 
 func (db *DB) AuditCheckpointAdd(ctx context.Context, c *store.Checkpoint) error {

@@ -156,6 +156,12 @@ func (q queries) RunGetByIdempotencyKey(ctx context.Context, requesterID, key st
 	return r, notFound("run", err)
 }
 
+func (q queries) RunQueued(ctx context.Context) (bool, error) {
+	var n int
+	err := q.row(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM runs WHERE status = 'queued' LIMIT 1) q`).Scan(&n)
+	return n > 0, err
+}
+
 func (q queries) RunList(ctx context.Context, p store.RunListParams) ([]*store.Run, error) {
 	s, args := `SELECT `+runCols+` FROM runs WHERE 1 = 1`, []any{}
 	if p.Status != "" {

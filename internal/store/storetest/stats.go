@@ -68,8 +68,17 @@ func testStats(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	signed := t0.Add(5 * time.Minute)
+	if cp, err := s.AuditCheckpointLatest(ctx); err != nil || cp != nil {
+		t.Fatalf("latest checkpoint of none: %+v %v", cp, err)
+	}
+	if err := s.AuditCheckpointAdd(ctx, &store.Checkpoint{Size: size - 2, RootHash: "r0", Note: "n0", CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.AuditCheckpointAdd(ctx, &store.Checkpoint{Size: size - 1, RootHash: "r", Note: "n", CreatedAt: signed}); err != nil {
 		t.Fatal(err)
+	}
+	if cp, err := s.AuditCheckpointLatest(ctx); err != nil || cp.Size != size-1 || cp.Note != "n" || !cp.CreatedAt.Equal(signed) {
+		t.Fatalf("latest checkpoint: %+v %v", cp, err)
 	}
 	got = stats()
 	want := store.Stats{RunsQueued: 1, RunsPending: 1, RunsRunning: 1, DeliveriesPending: 1, DeliveriesDead: 1,
