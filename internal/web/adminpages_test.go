@@ -52,11 +52,30 @@ func within(t *testing.T, ctx context.Context, d time.Duration, what string, act
 	}
 }
 
-// pageWidth is the full page's width: what a reader scrolls sideways.
+// loaded waits until the page and its style sheet have loaded: a
+// layout measured before the style sheet arrives is the unstyled page's.
+func loaded() chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		for {
+			var state string
+			if err := chromedp.Evaluate(`document.readyState`, &state).Do(ctx); err == nil && state == "complete" {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for the page to finish loading (document.readyState %q): %w", state, ctx.Err())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	})
+}
+
+// pageWidth is the full page's width, once it has loaded: what a reader
+// scrolls sideways.
 func pageWidth(t *testing.T, ctx context.Context) int {
 	t.Helper()
 	var w int
-	within(t, ctx, 10*time.Second, "measure the page width", chromedp.Evaluate(`document.documentElement.scrollWidth`, &w))
+	within(t, ctx, 10*time.Second, "measure the page width", loaded(), chromedp.Evaluate(`document.documentElement.scrollWidth`, &w))
 	return w
 }
 
@@ -72,7 +91,7 @@ func fullPage(t *testing.T, ctx context.Context, name string, width int64) {
 	if w := pageWidth(t, ctx); w > int(width) {
 		t.Errorf("%s is %dpx wide at a %dpx viewport", name, w, width)
 	}
-	within(t, ctx, 30*time.Second, "full-page screenshot of "+name, chromedp.FullScreenshot(&img, 100))
+	within(t, ctx, 30*time.Second, "full-page screenshot of "+name, loaded(), chromedp.FullScreenshot(&img, 100))
 	dirs := []string{t.TempDir()}
 	if d := os.Getenv("AIRLOCK_UI_SCREENSHOTS"); d != "" {
 		dirs = append(dirs, d)
