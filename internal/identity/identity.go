@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -423,6 +424,9 @@ func (s *Service) PasswordLogin(ctx context.Context, username, password string) 
 		hash = u.PasswordHash
 	}
 	ok, verr := VerifyPassword(hash, password)
+	if errors.Is(verr, ErrBusy) {
+		return nil, ErrBusy // not a failed attempt: nothing was checked
+	}
 	reason := ""
 	switch {
 	case verr != nil:
@@ -641,7 +645,11 @@ func (s *Service) ChangePasswordWith(ctx context.Context, p *Principal, c Passwo
 	if err != nil {
 		return nil, err
 	}
-	if ok, err := VerifyPassword(u.PasswordHash, current); err != nil || !ok {
+	ok, err := VerifyPassword(u.PasswordHash, current)
+	if errors.Is(err, ErrBusy) {
+		return nil, err
+	}
+	if err != nil || !ok {
 		// A wrong current password counts against the account like a
 		// failed login (it is one), and is audited.
 		s.recordLoginEvent(ctx, audit.UserPasswordChange, audit.Failure, u, u.Username, "wrong current password",

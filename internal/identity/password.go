@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/airlockhq/airlock"
 )
 
 // Argon2id parameters: OWASP's recommended minimum (19 MiB, 2 passes,
@@ -24,8 +27,39 @@ const (
 	saltLen      = 16
 )
 
+// argonSlots bounds the argon2id work in flight: each takes argonMemory
+// (19 MiB), so a burst of sign-ins, or a start that hashes many
+// passwords, stays within a few tens of MiB. A sign-in waits for a slot
+// behind at most argonQueueMax others; past that it is refused at once
+// (ErrBusy, 503) rather than queued without end.
+var (
+	argonSlots   = make(chan struct{}, 2)
+	argonWaiting atomic.Int64
+)
+
+const argonQueueMax = 32
+
+// ErrBusy refuses a sign-in when too many are being checked at once.
+var ErrBusy = &airlock.Error{Kind: airlock.Unavailable, Message: "too many sign-ins are being checked at once; try again in a moment"}
+
+// argonSlot takes a slot (waiting for one; with bounded, refusing
+// beyond the queue) and returns its release.
+func argonSlot(bounded bool) (func(), error) {
+	if bounded {
+		if argonWaiting.Add(1) > argonQueueMax {
+			argonWaiting.Add(-1)
+			return nil, ErrBusy
+		}
+		defer argonWaiting.Add(-1)
+	}
+	argonSlots <- struct{}{}
+	return func() { <-argonSlots }, nil
+}
+
 // HashPassword returns the argon2id hash of pw in PHC string form.
 func HashPassword(pw string) string {
+	release, _ := argonSlot(false)
+	defer release()
 	salt := make([]byte, saltLen)
 	if _, err := rand.Read(salt); err != nil {
 		panic("crypto/rand: " + err.Error())
@@ -36,7 +70,8 @@ func HashPassword(pw string) string {
 }
 
 // VerifyPassword reports whether pw matches the PHC-encoded hash, using
-// the parameters stored in the hash.
+// the parameters stored in the hash. ErrBusy: too many are being checked
+// at once.
 func VerifyPassword(hash, pw string) (bool, error) {
 	parts := strings.Split(hash, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
@@ -60,6 +95,11 @@ func VerifyPassword(hash, pw string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("password hash: key: %w", err)
 	}
+	release, err := argonSlot(true)
+	if err != nil {
+		return false, err
+	}
+	defer release()
 	got := argon2.IDKey([]byte(pw), salt, t, mem, p, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
