@@ -73,7 +73,7 @@ func (s *Service) IssueChatLinkCode(ctx context.Context, p *Principal) (*ChatLin
 	}
 	now := s.now().UTC()
 	out := &ChatLinkCode{Code: sb.String(), ExpiresAt: now.Add(ChatLinkCodeTTL)}
-	err := s.store.Update(ctx, func(tx store.Tx) error {
+	err := s.update(ctx, func(tx store.Tx) error {
 		if err := tx.ChatLinkCodeAdd(ctx, &store.ChatLinkCode{Hash: codeHash(out.Code), UserID: p.UserID, ExpiresAt: out.ExpiresAt}, now); err != nil {
 			return err
 		}
@@ -114,7 +114,7 @@ func (s *Service) LinkChat(ctx context.Context, a ChatAccount, code string) (*st
 	now := s.now().UTC()
 	var u *store.User
 	var denied *airlock.Error
-	err := s.store.Update(ctx, func(tx store.Tx) error {
+	err := s.update(ctx, func(tx store.Tx) error {
 		u, denied = nil, nil
 		c, err := tx.ChatLinkCodeTake(ctx, codeHash(code))
 		if err != nil {
@@ -171,7 +171,7 @@ func (s *Service) ChatLinks(ctx context.Context, p *Principal) ([]*store.ChatLin
 // UnlinkChat removes one of p's chat links.
 func (s *Service) UnlinkChat(ctx context.Context, p *Principal, a ChatAccount) error {
 	now := s.now().UTC()
-	return s.store.Update(ctx, func(tx store.Tx) error {
+	return s.update(ctx, func(tx store.Tx) error {
 		if err := tx.ChatLinkDelete(ctx, p.UserID, a.Provider, a.TeamID, a.ExternalID); err != nil {
 			return err
 		}

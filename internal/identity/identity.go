@@ -64,6 +64,8 @@ type Service struct {
 	dummyHash string
 	// loginTurns serializes password attempts per account.
 	loginTurns turns
+	// auth caches API tokens' principals (authcache.go).
+	auth authCache
 }
 
 // New returns a Service. now may be nil for time.Now.
@@ -229,7 +231,7 @@ func (s *Service) CreateUser(ctx context.Context, actor audit.Actor, p CreateUse
 			return nil, airlock.FieldError("groups", "%q is not a valid group name", g)
 		}
 	}
-	err := s.store.Update(ctx, func(tx store.Tx) error {
+	err := s.update(ctx, func(tx store.Tx) error {
 		if err := tx.UserInsert(ctx, u); err != nil {
 			if airlock.ErrorKind(err) == airlock.Conflict {
 				return &airlock.Error{Kind: airlock.Conflict, Field: "username", Message: fmt.Sprintf("user %q already exists", p.Username)}
@@ -318,7 +320,7 @@ func (s *Service) Disable(ctx context.Context, p *Principal, username string) er
 	if err := s.checkManageUsers(ctx, p); err != nil {
 		return err
 	}
-	return s.store.Update(ctx, func(tx store.Tx) error {
+	return s.update(ctx, func(tx store.Tx) error {
 		u, err := tx.UserGetByUsername(ctx, username)
 		if err != nil {
 			return err
@@ -366,7 +368,7 @@ func (s *Service) RemoveMember(ctx context.Context, p *Principal, group, usernam
 	if err := s.checkManageUsers(ctx, p); err != nil {
 		return err
 	}
-	return s.store.Update(ctx, func(tx store.Tx) error {
+	return s.update(ctx, func(tx store.Tx) error {
 		u, err := tx.UserGetByUsername(ctx, username)
 		if err != nil {
 			return err
@@ -458,7 +460,7 @@ func (s *Service) recordLoginEvent(ctx context.Context, typ, outcome string, u *
 	if u != nil {
 		actor.ID, subject = u.ID, u.ID
 	}
-	err := s.store.Update(ctx, func(tx store.Tx) error {
+	err := s.update(ctx, func(tx store.Tx) error {
 		if change != nil {
 			if err := change(tx); err != nil {
 				return err
@@ -487,7 +489,7 @@ func (s *Service) NewSession(ctx context.Context, u *store.User, method, previou
 	sess = &store.Session{ID: airlock.NewID(airlock.PrefixSession, now), UserID: u.ID, Hash: hashSecret(secret),
 		Method: method, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.SessionAbsoluteTimeout),
 		SourceAddr: meta.SourceAddr, UserAgent: truncate(meta.UserAgent, 256)}
-	err = s.store.Update(ctx, func(tx store.Tx) error {
+	err = s.update(ctx, func(tx store.Tx) error {
 		if err := enabled(ctx, tx, u.ID); err != nil {
 			return err
 		}
@@ -551,7 +553,12 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Principal, 
 		}
 		return p, nil
 	case strings.HasPrefix(secret, "alt_"):
-		tok, err := s.store.TokenGetByHash(ctx, hashSecret(secret))
+		hash := hashSecret(secret)
+		if p, ok := s.auth.get(string(hash), now); ok {
+			return p, nil
+		}
+		gen := s.auth.gen.Load() // before the reads: a change meanwhile voids what they find
+		tok, err := s.store.TokenGetByHash(ctx, hash)
 		if err != nil {
 			return nil, notLoggedIn(err)
 		}
@@ -571,6 +578,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Principal, 
 				s.log.Warn("touch token", "token_id", tok.ID, "err", err)
 			}
 		}
+		s.auth.put(string(hash), p, tok.ExpiresAt, gen)
 		return p, nil
 	}
 	return nil, errNotLoggedIn
@@ -605,7 +613,7 @@ func (s *Service) principal(ctx context.Context, userID string) (*Principal, err
 // Logout revokes the session or token the principal authenticated with.
 func (s *Service) Logout(ctx context.Context, p *Principal) error {
 	now := s.now()
-	return s.store.Update(ctx, func(tx store.Tx) error {
+	return s.update(ctx, func(tx store.Tx) error {
 		var err error
 		details := map[string]any{"via": p.Via}
 		if p.Via == "session" {
@@ -659,7 +667,7 @@ func (s *Service) ChangePasswordWith(ctx context.Context, p *Principal, c Passwo
 	now := s.now().UTC()
 	hash := HashPassword(next)
 	var done PasswordChanged
-	err = s.store.Update(ctx, func(tx store.Tx) error {
+	err = s.update(ctx, func(tx store.Tx) error {
 		done = PasswordChanged{}
 		// The user as it is now, not as it was before hashing: an admin
 		// may have disabled it, or the password changed, meanwhile.
@@ -754,7 +762,7 @@ func (s *Service) CreateScopedToken(ctx context.Context, p *Principal, name stri
 		return "", nil, err
 	}
 	now := tok.CreatedAt
-	err = s.store.Update(ctx, func(tx store.Tx) error {
+	err = s.update(ctx, func(tx store.Tx) error {
 		if err := enabled(ctx, tx, p.UserID); err != nil {
 			return err
 		}
@@ -835,7 +843,7 @@ func (s *Service) RevokeToken(ctx context.Context, p *Principal, id string) erro
 		}
 	}
 	now := s.now()
-	return s.store.Update(ctx, func(tx store.Tx) error {
+	return s.update(ctx, func(tx store.Tx) error {
 		if err := tx.TokenRevoke(ctx, id, now); err != nil {
 			return err
 		}
@@ -912,7 +920,7 @@ func (s *Service) SSOLogin(ctx context.Context, in SSOUser) (*store.User, error)
 	}
 	now := s.now().UTC()
 	var u *store.User
-	err := s.store.Update(ctx, func(tx store.Tx) error {
+	err := s.update(ctx, func(tx store.Tx) error {
 		var err error
 		u, err = tx.UserGetBySubject(ctx, in.Issuer, in.Subject)
 		switch {

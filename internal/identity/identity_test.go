@@ -391,3 +391,36 @@ func TestThrottleIsSharedByReplicas(t *testing.T) {
 		t.Fatalf("after the delay: %v", err)
 	}
 }
+
+// TestCachedPrincipalDroppedOnChange: a token's principal is cached
+// (identity.AuthCacheTTL) but never outlives a change on this replica:
+// after a revoke, a disable or a group change the next request sees it.
+func TestCachedPrincipalDroppedOnChange(t *testing.T) {
+	svc, _, _ := setup(t)
+	ctx := context.Background()
+	u, _ := svc.CreateUser(ctx, audit.System, identity.CreateUserParams{Username: "carol", Password: "carol-password-1"})
+	owner := &identity.Principal{UserID: u.ID, Username: u.Username}
+	secret, tok, _ := svc.CreateToken(ctx, owner, "ci", time.Hour)
+	for range 2 { // the second answer comes from the cache
+		if _, err := svc.Authenticate(ctx, secret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := svc.RevokeToken(ctx, owner, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Authenticate(ctx, secret); airlock.ErrorKind(err) != airlock.Unauthenticated {
+		t.Fatalf("a revoked token served from the cache: %v", err)
+	}
+	secret, _, _ = svc.CreateToken(ctx, owner, "ci2", time.Hour)
+	if _, err := svc.Authenticate(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	admin := &identity.Principal{UserID: "usr_admin", Username: "admin", Groups: []string{"admins"}}
+	if err := svc.Disable(ctx, admin, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Authenticate(ctx, secret); airlock.ErrorKind(err) != airlock.Unauthenticated {
+		t.Fatalf("a disabled user's token served from the cache: %v", err)
+	}
+}

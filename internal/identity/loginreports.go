@@ -39,7 +39,7 @@ func (s *Service) recordLoginFailure(ctx context.Context, now time.Time, typ, ou
 	if u != nil {
 		actor.ID, subject = u.ID, u.ID
 	}
-	err := s.store.Update(ctx, func(tx store.Tx) error {
+	err := s.update(ctx, func(tx store.Tx) error {
 		if window > 0 {
 			r, err := tx.LoginReportRestart(ctx, addr, now, now.Add(-window))
 			if err != nil {
@@ -94,7 +94,7 @@ func (s *Service) FlushLoginReports(ctx context.Context) error {
 	}
 	var errs []error
 	for _, addr := range addrs {
-		errs = append(errs, s.store.Update(ctx, func(tx store.Tx) error {
+		errs = append(errs, s.update(ctx, func(tx store.Tx) error {
 			r, err := tx.LoginReportTake(ctx, addr, now.Add(-window))
 			if err != nil || r == nil {
 				return err

@@ -65,7 +65,7 @@ func (s *Service) CreateServiceToken(ctx context.Context, p *Principal, username
 		return "", nil, err
 	}
 	now := tok.CreatedAt
-	err = s.store.Update(ctx, func(tx store.Tx) error {
+	err = s.update(ctx, func(tx store.Tx) error {
 		cur, err := tx.UserGetByID(ctx, u.ID)
 		if err != nil {
 			return err
@@ -115,7 +115,7 @@ func (s *Service) RevokeServiceToken(ctx context.Context, p *Principal, username
 		return airlock.Errorf(airlock.NotFound, "token not found")
 	}
 	now := s.now()
-	return s.store.Update(ctx, func(tx store.Tx) error {
+	return s.update(ctx, func(tx store.Tx) error {
 		if err := tx.TokenRevoke(ctx, id, now); err != nil {
 			return err
 		}

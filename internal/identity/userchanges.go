@@ -106,7 +106,7 @@ func (s *Service) ProposeUserChange(ctx context.Context, p *Principal, in UserCh
 	pw := RandomPassword()
 	hash := HashPassword(pw)
 	var res *UserChangeResult
-	err := s.store.Update(ctx, func(tx store.Tx) error {
+	err := s.update(ctx, func(tx store.Tx) error {
 		c := &store.UserChange{ID: airlock.NewID(airlock.PrefixUserChange, now), Kind: in.Kind, Username: in.Username, Group: in.Group,
 			DisplayName: in.DisplayName, Email: in.Email, Groups: in.Groups, AccountKind: in.AccountKind, OwnerTeam: in.OwnerTeam,
 			Status: store.UserChangePending, AuthorID: p.UserID, AuthorName: p.Username, CreatedAt: now}
@@ -344,7 +344,7 @@ func (s *Service) DecideUserChange(ctx context.Context, p *Principal, id, decisi
 	}
 	var res *UserChangeResult
 	var denied *airlock.Error
-	err := s.store.Update(ctx, func(tx store.Tx) error {
+	err := s.update(ctx, func(tx store.Tx) error {
 		res, denied = &UserChangeResult{}, nil // Update may run this again
 		c, err := tx.UserChangeGet(ctx, id)
 		if err != nil {
@@ -404,7 +404,7 @@ func (s *Service) DecideUserChange(ctx context.Context, p *Principal, id, decisi
 		return s.approve(ctx, tx, p, c, d, pw, hash, res)
 	})
 	if denied != nil {
-		_ = s.store.Update(ctx, func(tx store.Tx) error {
+		_ = s.update(ctx, func(tx store.Tx) error {
 			return tx.AuditAppend(ctx, audit.New(ctx, now, audit.UserChangeDenied, p.Actor(), id, audit.Denied,
 				map[string]any{"decision": decision, "reason": denied.Message}))
 		})
@@ -570,7 +570,7 @@ func (s *Service) WithdrawUserChange(ctx context.Context, p *Principal, id strin
 	}
 	now := s.now().UTC()
 	var c *store.UserChange
-	err := s.store.Update(ctx, func(tx store.Tx) error {
+	err := s.update(ctx, func(tx store.Tx) error {
 		var err error
 		if c, err = tx.UserChangeGet(ctx, id); err != nil {
 			return err
