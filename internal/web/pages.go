@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -209,9 +208,10 @@ func (h *Handler) requestRun(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
 	d.Values["environment"] = r.PostFormValue("environment")
 	d.Values["reason"] = r.PostFormValue("reason")
+	d.Values["ticket"] = r.PostFormValue("ticket")
 	params := readParams(r, d.Params)
 	p := identity.PrincipalFrom(ctx)
-	rp := run.RequestParams{Procedure: name, Environment: d.Values["environment"], Params: params, Reason: d.Values["reason"]}
+	rp := run.RequestParams{Procedure: name, Environment: d.Values["environment"], Params: params, Reason: d.Values["reason"], Ticket: d.Values["ticket"]}
 	var runID string
 	if r.PostFormValue("plan") != "" {
 		d.Plan, err = h.Runs.Plan(ctx, p, rp)
@@ -311,30 +311,6 @@ func (h *Handler) runsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	h.render(w, r, http.StatusOK, "runs", page{Title: "Runs", Data: map[string]any{"Runs": runs, "Statuses": runStatuses,
 		"Status": f.Status, "Procedure": f.ProcedureName, "Mine": f.RequesterID != ""}})
-}
-
-func (h *Handler) runPage(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	p := identity.PrincipalFrom(ctx)
-	rr, chunks, err := h.Runs.Output(ctx, p, r.PathValue("id"), 0, 2000)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	d, err := h.Runs.Details(ctx, rr)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	var out bytes.Buffer
-	for _, c := range chunks {
-		out.Write(c.Data)
-	}
-	data := map[string]any{"Run": rr, "Approvals": d.Approvals, "Nodes": nodeRows(rr, d.Nodes), "Steps": d.Steps, "Output": out.String(),
-		"CanExport": h.allowedQuietly(r, policy.ActionExportEvidence), "CanReadAudit": h.allowedQuietly(r, policy.ActionReadAudit),
-		"CanApprove": rr.Status == store.RunPending && rr.RequesterID != p.UserID && h.Runs.Allowed(ctx, p, rr, policy.ActionApproveRun),
-		"CanCancel":  !store.RunFinal(rr.Status) && h.Runs.Allowed(ctx, p, rr, policy.ActionCancelRun)}
-	h.render(w, r, http.StatusOK, "run", page{Title: rr.ProcedureName, Data: data, Script: "run.js"})
 }
 
 // nodeRows is a row per target node, in target order, with its progress
@@ -465,6 +441,8 @@ func (h *Handler) inbox(w http.ResponseWriter, r *http.Request) {
 	type pendingRun struct {
 		*store.Run
 		Approvals []*store.RunApproval
+		// Superseded says why the run can no longer be approved.
+		Superseded string
 	}
 	var pending []pendingRun
 	for _, rr := range runs {
@@ -473,7 +451,7 @@ func (h *Handler) inbox(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, err)
 			return
 		}
-		pending = append(pending, pendingRun{Run: rr, Approvals: d.Approvals})
+		pending = append(pending, pendingRun{Run: rr, Approvals: d.Approvals, Superseded: h.Runs.Superseded(r.Context(), rr)})
 	}
 	h.render(w, r, http.StatusOK, "inbox", page{Title: "Inbox", InboxCount: len(runs) + len(versions),
 		Data: map[string]any{"Runs": pending, "Versions": versions, "Policies": policies}})

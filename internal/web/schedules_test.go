@@ -146,17 +146,19 @@ func TestScheduleProposedInTheUIAndApprovedByBob(t *testing.T) {
 	if err := s.srv.Standing.Pass(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	var requester string
+	// The run's page says which schedule started it, with a link back.
+	var requester, link string
 	bob = s.browser(t, "bob") // his session from before the clock jumped has ended
 	err = chromedp.Run(bob,
 		chromedp.Navigate(s.url+"/schedules/nightly-rotate"),
 		waitText(bob, "#history", "started"),
 		chromedp.Click(`#history a[href^="/runs/"]`, chromedp.ByQuery),
 		chromedp.WaitVisible("#run", chromedp.ByID),
-		chromedp.Text("#run", &requester, chromedp.ByID),
+		chromedp.Text("#requested-by", &requester, chromedp.ByID),
+		chromedp.AttributeValue("#requested-by a", "href", &link, &ok, chromedp.ByQuery),
 	)
-	if err != nil || !strings.Contains(requester, "schedule:nightly-rotate") {
-		t.Fatalf("the scheduled run from the history: %v %q", err, requester)
+	if err != nil || !strings.Contains(requester, "started by schedule nightly-rotate") || link != "/schedules/nightly-rotate" {
+		t.Fatalf("the scheduled run from the history: %v %q (link %q)", err, requester, link)
 	}
 
 	// Every schedules page fits a phone.

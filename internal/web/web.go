@@ -151,6 +151,8 @@ func (h *Handler) coreRoutes() []route {
 		{"POST /procedures/{name}/retire", true, h.retireProcedure},
 		{"GET /runs", true, h.runsPage},
 		{"GET /runs/{id}", true, h.runPage},
+		{"GET /runs/{id}/output.txt", true, h.runOutputText},
+		{"POST /runs/{id}/request-again", true, h.requestAgain},
 		{"POST /runs/{id}/approve", true, h.decideRun("approve")},
 		{"POST /runs/{id}/deny", true, h.decideRun("deny")},
 		{"POST /runs/{id}/cancel", true, h.cancelRun},
