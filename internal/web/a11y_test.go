@@ -60,7 +60,7 @@ func TestPagesPassAnAccessibilityAudit(t *testing.T) {
 	pages := map[string][]string{
 		"":      {"/login"},
 		"alice": {"/", "/procedures/db-readonly-query", "/procedures/restart-service", "/runs", "/runs/" + runID, "/inbox", "/account", "/schedules?procedure=rotate-logs", "/schedules/nightly-rotate"},
-		"bob":   {"/inbox", "/runs/" + runID, "/policies", "/admin", "/versions/" + pending, "/procedures/rotate-logs", "/schedules", "/schedules/nightly-rotate"},
+		"bob":   {"/inbox", "/runs/" + runID, "/policies", "/admin", "/versions/" + pending, "/versions/flush-cache@1", "/procedures/rotate-logs", "/schedules", "/schedules/nightly-rotate"},
 		"dana":  {"/audit", "/admin"},
 	}
 	// The admin sections, and the audit page filtered and paged.
@@ -82,7 +82,7 @@ func TestPagesPassAnAccessibilityAudit(t *testing.T) {
 			}
 		}
 		if user == "alice" { // a form with errors next to its fields
-			if err := chromedp.Run(ctx, chromedp.Navigate(s.url+"/procedures/db-readonly-query"),
+			if err := chromedp.Run(ctx, chromedp.Navigate(s.url+"/procedures/restart-service"),
 				chromedp.SetValue("#p-ticket", "nope", chromedp.ByID),
 				chromedp.Click("#run-form button.primary", chromedp.ByQuery),
 				waitText(ctx, "#e-ticket", "must match")); err != nil {

@@ -1,11 +1,13 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/airlockhq/airlock"
@@ -18,14 +20,21 @@ import (
 	"github.com/airlockhq/airlock/internal/store"
 )
 
+// envAccess is what the user may do in one environment: run at once
+// ("runs now") or only ask ("needs approval").
 type envAccess struct {
-	Env, Access string
-	Approval    bool
+	Env string
+	// Now: the run starts without anyone's approval.
+	Now bool
 }
 
 type catalogItem struct {
 	Name, Title, Risk string
 	Access            []envAccess
+	// LastRun is the newest run of the procedure the user may see.
+	LastRun *store.Run
+	// Proposed is a version waiting for review (nil when none).
+	Proposed *store.ProcedureVersion
 }
 
 type team struct {
@@ -33,8 +42,31 @@ type team struct {
 	Items []catalogItem
 }
 
+// access is what p may do with a procedure in each environment, asked
+// of the authorizer without auditing (it only decides what a page
+// offers; the request itself is checked again). Environments where p may
+// neither run nor request are left out.
+func (h *Handler) access(ctx context.Context, p *identity.Principal, sp *store.Procedure, def *procedure.Procedure) []envAccess {
+	pr, err := authz.ProcedureOf(ctx, h.Store, sp)
+	if err != nil {
+		return nil
+	}
+	var out []envAccess
+	for _, env := range h.Authz.Environments() {
+		c := policy.Context{Environment: env}
+		switch {
+		case h.Authz.Allowed(ctx, p, policy.ActionRun, policy.Resource{Procedure: &pr}, c):
+			out = append(out, envAccess{Env: env, Now: !authz.NeedsApproval(def, env)})
+		case h.Authz.Allowed(ctx, p, policy.ActionRequest, policy.Resource{Procedure: &pr}, c):
+			out = append(out, envAccess{Env: env})
+		}
+	}
+	return out
+}
+
 // catalog lists the procedures the user may run or request, by team,
-// with what they may do in each environment.
+// with what they may do in each environment, the risk, the last run they
+// may see and a version waiting for review.
 func (h *Handler) catalog(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	p := identity.PrincipalFrom(ctx)
@@ -43,6 +75,14 @@ func (h *Handler) catalog(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.fail(w, r, err)
 		return
+	}
+	proposed := map[string]*store.ProcedureVersion{}
+	if vs, err := h.Review.VersionsByStatus(ctx, p, store.VersionProposed); err == nil {
+		for _, v := range vs {
+			if cur := proposed[v.ProcedureID]; cur == nil || v.Number > cur.Number {
+				proposed[v.ProcedureID] = v
+			}
+		}
 	}
 	teams := map[string][]catalogItem{}
 	for _, sp := range procs {
@@ -62,26 +102,16 @@ func (h *Handler) catalog(w http.ResponseWriter, r *http.Request) {
 		if q != "" && !strings.Contains(strings.ToLower(def.Name+" "+def.Title+" "+def.Description), q) {
 			continue
 		}
-		pr, _ := authz.ProcedureOf(ctx, h.Store, sp)
-		item := catalogItem{Name: def.Name, Title: def.Title, Risk: def.Risk}
-		any := false
-		for _, env := range h.Authz.Environments() {
-			c := policy.Context{Environment: env}
-			access := "none"
-			switch {
-			case h.Authz.Allowed(ctx, p, policy.ActionRun, policy.Resource{Procedure: &pr}, c):
-				access = "run"
-			case h.Authz.Allowed(ctx, p, policy.ActionRequest, policy.Resource{Procedure: &pr}, c):
-				access = "request"
-			}
-			if access != "none" {
-				any = true
-				item.Access = append(item.Access, envAccess{Env: env, Access: access, Approval: access == "request" || authz.NeedsApproval(def, env)})
-			}
+		item := catalogItem{Name: def.Name, Title: def.Title, Risk: def.Risk, Access: h.access(ctx, p, sp, def), Proposed: proposed[sp.ID]}
+		if len(item.Access) == 0 {
+			continue
 		}
-		if any {
-			teams[def.Owner] = append(teams[def.Owner], item)
+		// The newest visible run: the list is filtered after its limit,
+		// so ask for a few.
+		if runs, err := h.Runs.List(ctx, p, store.RunListParams{ProcedureName: def.Name, Limit: 20}); err == nil && len(runs) > 0 {
+			item.LastRun = runs[0]
 		}
+		teams[def.Owner] = append(teams[def.Owner], item)
 	}
 	var out []team
 	for _, t := range sortedKeys(teams) {
@@ -118,6 +148,35 @@ type procedureData struct {
 	Versions     []*review.Status
 	// CanRetire shows the retire form (policy's retire on the procedure).
 	CanRetire bool
+	// Access is where the user may run or request it; without any, the
+	// page shows no run form.
+	Access []envAccess
+}
+
+// EnvOption is an environment of the run form: offered when the user may
+// run or request there, said which.
+type EnvOption struct {
+	Env, Note string
+	Allowed   bool
+}
+
+// EnvOptions are the run form's environments, each with what a run there
+// does ("runs now", "needs approval") or "not permitted".
+func (d *procedureData) EnvOptions() []EnvOption {
+	var out []EnvOption
+	for _, env := range d.Environments {
+		o := EnvOption{Env: env, Note: "not permitted"}
+		for _, a := range d.Access {
+			if a.Env == env {
+				o.Allowed, o.Note = true, "needs approval"
+				if a.Now {
+					o.Note = "runs now"
+				}
+			}
+		}
+		out = append(out, o)
+	}
+	return out
 }
 
 func (h *Handler) procedureData(r *http.Request, name string) (*procedureData, error) {
@@ -148,7 +207,10 @@ func (h *Handler) procedureData(r *http.Request, name string) (*procedureData, e
 		return nil, err
 	}
 	d := &procedureData{Def: def, Version: active, Environments: h.Authz.Environments(), Runs: runs,
-		Values: map[string]string{"environment": h.Authz.Environments()[0]}}
+		Values: map[string]string{"environment": h.Authz.Environments()[0]}, Access: h.access(ctx, p, proc, def)}
+	if len(d.Access) > 0 {
+		d.Values["environment"] = d.Access[0].Env
+	}
 	if pr, err := authz.ProcedureOf(ctx, h.Store, proc); err == nil {
 		d.CanRetire = h.Authz.Allowed(ctx, p, policy.ActionRetire, policy.Resource{Procedure: &pr}, policy.Context{})
 	}
@@ -460,7 +522,11 @@ func (h *Handler) inbox(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) versionData(r *http.Request) (map[string]any, error) {
 	ctx := r.Context()
 	p := identity.PrincipalFrom(ctx)
-	st, err := h.Review.VersionStatus(ctx, p, r.PathValue("id"))
+	id, err := h.versionID(r)
+	if err != nil {
+		return nil, err
+	}
+	st, err := h.Review.VersionStatus(ctx, p, id)
 	if err != nil {
 		return nil, err
 	}
@@ -475,11 +541,38 @@ func (h *Handler) versionData(r *http.Request) (map[string]any, error) {
 			return nil, err
 		}
 		against = fmt.Sprintf("v%d", base.Number)
-	} else if def, err := procedure.FromCanonical(v.Definition); err == nil {
-		diff = def.YAML()
+	}
+	def, err := procedure.FromCanonical(v.Definition)
+	if err != nil {
+		return nil, err
 	}
 	return map[string]any{"Version": v, "Reviews": st.Reviews, "Quorum": st.Quorum, "Missing": st.Missing, "RiskChange": st.RiskChange, "Diff": diff, "Against": against,
-		"CanReview": h.Review.CanReview(p, st)}, nil
+		"YAML": def.YAML(), "CanReview": h.Review.CanReview(p, st)}, nil
+}
+
+// versionID is the version a page's {id} names: an ID (pv_…) or
+// NAME@NUMBER, as the CLI and the API take it. One the caller may not
+// view is "not found".
+func (h *Handler) versionID(r *http.Request) (string, error) {
+	ref := r.PathValue("id")
+	name, num, ok := strings.Cut(ref, "@")
+	if !ok {
+		return ref, nil
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n <= 0 {
+		return "", airlock.Errorf(airlock.NotFound, "expected a version ID or NAME@NUMBER, got %q", ref)
+	}
+	_, vs, err := h.Review.Versions(r.Context(), identity.PrincipalFrom(r.Context()), name)
+	if err != nil {
+		return "", err
+	}
+	for _, v := range vs {
+		if v.Number == n {
+			return v.ID, nil
+		}
+	}
+	return "", airlock.Errorf(airlock.NotFound, "%s has no version %d", name, n)
 }
 
 // diffBase is what a version is compared with: the version in service
@@ -517,8 +610,12 @@ func (h *Handler) versionPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) reviewVersion(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	_, err := h.Review.Review(r.Context(), identity.PrincipalFrom(r.Context()), id, r.PostFormValue("digest"),
+	id, err := h.versionID(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	_, err = h.Review.Review(r.Context(), identity.PrincipalFrom(r.Context()), id, r.PostFormValue("digest"),
 		r.PostFormValue("decision"), r.PostFormValue("comment"))
 	if err != nil {
 		d, derr := h.versionData(r)

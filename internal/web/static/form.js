@@ -81,8 +81,17 @@
     if (msg) { el.setAttribute("aria-invalid", "true"); } else { el.removeAttribute("aria-invalid"); }
     return msg === "";
   }
+  // A flagged field is checked again at each keystroke, so that its
+  // message is gone as soon as the value is right: were it checked only
+  // when the field loses focus, the message would vanish while the Run
+  // button is being pressed, the button would move, and the click would
+  // be lost. An unflagged field is checked when it changes, not while it
+  // is being typed.
   fields.forEach(function (el) {
     el.addEventListener("change", function () { validate(el); });
+    el.addEventListener("input", function () {
+      if (el.getAttribute("aria-invalid") === "true") { validate(el); }
+    });
   });
   form.addEventListener("submit", function (e) {
     var first = null;
