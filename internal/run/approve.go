@@ -182,6 +182,9 @@ func (s *Service) Decide(ctx context.Context, p *identity.Principal, id, decisio
 // would be refused at start. Nothing is carried over to the version in
 // service; the requester requests again.
 func superseded(ctx context.Context, r store.Reader, run *store.Run) (*airlock.Error, error) {
+	if run.Try {
+		return nil, nil // a try run is of a proposed version, and needs no approval
+	}
 	proc, err := r.ProcedureGetByID(ctx, run.ProcedureID)
 	if err != nil {
 		return nil, err

@@ -530,7 +530,8 @@ func (s *Service) execute(base context.Context, r *store.Run) {
 	sem := make(chan struct{}, parallel)
 	results := make([]*store.RunNode, len(jobs))
 	// Steps not yet recorded: each is written when it ends; one whose
-	// write failed is written with the outcome.
+	// write failed, and the last of a one-node run, are written with the
+	// outcome.
 	var steps []*store.RunStep
 	var stepsMu sync.Mutex
 	var wg sync.WaitGroup
@@ -554,6 +555,15 @@ func (s *Service) execute(base context.Context, r *store.Run) {
 			job.StepDone = func(sr executor.StepResult) {
 				st := &store.RunStep{RunID: r.ID, Attempt: r.Attempt, Node: job.Node.Name, Index: sr.Index, Step: sr.Name, Status: sr.Status,
 					ExitCode: sr.ExitCode, StartedAt: sr.StartedAt.UTC(), FinishedAt: sr.FinishedAt.UTC()}
+				if len(jobs) == 1 && len(job.Steps) > 0 && sr.Index == job.Steps[len(job.Steps)-1].Index {
+					// The run ends as its last step does: the step is
+					// recorded with the outcome, in one transaction
+					// rather than two.
+					stepsMu.Lock()
+					steps = append(steps, st)
+					stepsMu.Unlock()
+					return
+				}
 				switch err := s.recordStep(base, r, st); {
 				case errors.Is(err, errLeaseLost):
 					cancel(errLeaseLost)

@@ -16,8 +16,10 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/airlockhq/airlock/internal/authz"
+	"github.com/airlockhq/airlock/internal/config"
 	"github.com/airlockhq/airlock/internal/identity"
 	"github.com/airlockhq/airlock/internal/procedure"
+	"github.com/airlockhq/airlock/internal/run"
 	"github.com/airlockhq/airlock/internal/store"
 )
 
@@ -346,5 +348,35 @@ func TestSupersededRunIsFlaggedAndRequestedAgain(t *testing.T) {
 	// Bob may approve the new one.
 	if _, page := bob.get("/runs/" + nr.ID); !strings.Contains(page, `id="approve"`) || strings.Contains(page, `id="superseded"`) {
 		t.Fatal("bob may not approve the run requested again")
+	}
+}
+
+// TestTryRunPageSaysUnreviewed: a try run's page says, above all else,
+// that it ran an unreviewed version.
+func TestTryRunPageSaysUnreviewed(t *testing.T) {
+	s := startServer(t, func(c *config.Config) {
+		c.Environments = append(c.Environments, "sandbox")
+		c.TryEnvironments = []string{"sandbox"}
+	})
+	ctx := context.Background()
+	alice := principalOf(t, s, "alice")
+	b, err := os.ReadFile(filepath.Join("..", "demo", "catalog", "rotate-logs.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcs, err := procedure.Parse("rotate-logs.yaml", append(b, []byte("  - name: tried\n    script: echo trying\n")...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.srv.Review.Propose(ctx, alice, srcs[0]); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.srv.Runs.Request(ctx, alice, run.RequestParams{Procedure: "rotate-logs", Environment: "sandbox", Version: 2})
+	if err != nil || !r.Try {
+		t.Fatalf("try run: %+v %v", r, err)
+	}
+	code, body := s.visitor(t, "alice").get("/runs/" + r.ID)
+	if code != http.StatusOK || !strings.Contains(body, `id="unreviewed"`) || !strings.Contains(body, "not evidence of an approved change") {
+		t.Fatalf("the try run's page does not say it is unreviewed: %d\n%.2000s", code, body)
 	}
 }
