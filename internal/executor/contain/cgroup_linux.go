@@ -138,6 +138,19 @@ func subtree(dir string) []string {
 	return dirs
 }
 
+// reusable reports whether an emptied step cgroup can take the next
+// step as it is: no cgroups below it, not frozen.
+func reusable(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.stat"))
+	if err != nil || !strings.Contains(string(b), "nr_descendants 0\n") {
+		return false
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "cgroup.freeze")); err == nil && strings.TrimSpace(string(b)) != "0" {
+		return false
+	}
+	return true
+}
+
 // writeFile writes an existing cgroup interface file: never O_CREAT, so
 // that a kernel without the file answers ENOENT.
 func writeFile(path, value string) error {

@@ -18,11 +18,16 @@
 // records its groups so that they can be killed after a crash.
 //
 // Each Manager records itself in a directory it is given (the server
-// gives DATA/runs/.contain), while it has steps running: one file per
-// instance naming its owner process (PID, start time, boot, PID
-// namespace, host), its instance cgroup and, in the fallback, the
-// process groups of its running steps. An idle instance has nothing to
-// kill and no record; an empty directory is removed.
+// gives DATA/runs/.contain): one file per instance naming its owner
+// process (PID, start time, boot, PID namespace, host), its instance
+// cgroup and, in the fallback, the process groups of its running steps.
+// With cgroups the record and the instance cgroup are made by the first
+// step and kept until Close, and a step's emptied cgroup serves the next
+// step (one never killed: some kernels kill whatever joins a cgroup
+// killed once), so that a step costs no cgroup or record writes of its
+// own. In the fallback the record exists while steps run: an idle
+// instance has nothing to kill and no record; an empty directory is
+// removed.
 // Reap, at start-up, kills and removes the instances whose owner is
 // dead, and never those of a live owner: replicas may share the data
 // directory.

@@ -120,18 +120,33 @@ func TestWaitKillsWhatTheLeaderLeft(t *testing.T) {
 				t.Fatalf("wait: %v; contain: %v", waitErr, containErr)
 			}
 			gone(t, "the background sleep", bg)
-			// Nothing runs: nothing is recorded.
-			if _, err := os.Stat(records); !errors.Is(err, os.ErrNotExist) {
-				t.Fatalf("the record directory of an idle instance is left: %v", err)
-			}
 			if mode.cgroup {
 				gone(t, "the setsid sleep", sid)
-				// The last step to end removes the instance cgroup too.
+				// The instance cgroup and its record stay for the next
+				// steps (the emptied step cgroup is reused) until Close.
+				if _, err := os.Stat(m.Cgroup()); err != nil {
+					t.Fatalf("the instance cgroup %s is gone before Close: %v", m.Cgroup(), err)
+				}
+				g2, err := m.Start(exec.Command("/bin/true"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if w, c := g2.Wait(nil); w != nil || c != nil {
+					t.Fatalf("a second step in the reused cgroup: %v; contain: %v", w, c)
+				}
+				if err := m.Close(); err != nil {
+					t.Fatal(err)
+				}
 				if _, err := os.Stat(m.Cgroup()); !errors.Is(err, os.ErrNotExist) {
-					t.Fatalf("the instance cgroup %s is left: %v", m.Cgroup(), err)
+					t.Fatalf("the instance cgroup %s is left after Close: %v", m.Cgroup(), err)
 				}
 			} else if !alive(sid) {
 				t.Fatalf("the setsid sleep %d was killed in the fallback: update docs/runs.md, which says it escapes", sid)
+			}
+			// Nothing runs (and, with cgroups, the manager is closed):
+			// nothing is recorded.
+			if _, err := os.Stat(records); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("the record directory of an idle instance is left: %v", err)
 			}
 		})
 	}

@@ -31,15 +31,24 @@ type Manager struct {
 	groups map[*Group]struct{} // steps started and not yet waited for
 	closed bool
 	new    bool // New is probing: the record is written though no step runs
+	// made: the instance cgroup exists (from the first step to Close),
+	// with its record. free holds emptied step cgroups for the next
+	// steps: a cgroup is made and removed once, not per step.
+	made bool
+	free []string
 }
+
+// maxFree bounds the emptied step cgroups kept for reuse.
+const maxFree = 16
 
 // New makes the containment of this process: cgroups when cgroup v2 is
 // usable (it tries: it creates the instance cgroup and starts a probe
 // process inside a cgroup below it), else the process-group fallback;
 // Fallback says which, and why. The instance cgroup, and the instance's
-// record in dir, exist while steps run: the first step makes them, the
-// last one to end removes them. New fails only when dir cannot be
-// written or /proc cannot be read.
+// record in dir, are made by the first step and kept until Close (a
+// crash leaves the record, which names the cgroup: Reap empties it);
+// in the fallback the record exists while steps run. New fails only
+// when dir cannot be written or /proc cannot be read.
 func New(dir string, o Options) (*Manager, error) {
 	me, err := self()
 	if err != nil {
@@ -117,9 +126,9 @@ func (m *Manager) String() string {
 
 // save writes the instance's record — its owner, its cgroup and, in the
 // fallback, the process groups of its running steps — while it has
-// steps running, which a crash would leave. Otherwise it removes the
-// record, and the record directory when no other instance has one
-// there: an idle Airlock leaves nothing behind.
+// steps running or its instance cgroup exists, which a crash would
+// leave. Otherwise it removes the record, and the record directory when
+// no other instance has one there.
 func (m *Manager) save() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -130,7 +139,7 @@ func (m *Manager) saveLocked() error {
 	if m.closed {
 		return nil
 	}
-	if len(m.groups) == 0 && !m.new {
+	if len(m.groups) == 0 && !m.new && !m.made {
 		err := os.Remove(m.record)
 		_ = os.Remove(m.dir) // fails unless empty
 		if errors.Is(err, fs.ErrNotExist) {
@@ -158,6 +167,9 @@ type Group struct {
 	mu      sync.Mutex
 	pid     int  // the leader's, once started
 	reaping bool // the leader is being reaped: its PID may be free
+	// killed: cgroup.kill was written; on some kernels a cgroup killed
+	// once kills every process that joins it later, so it is not reused.
+	killed bool
 }
 
 // Start starts cmd contained. When cmd was made by exec.CommandContext,
@@ -242,20 +254,28 @@ func (m *Manager) add(g *Group) (int, error) {
 		m.removeInstanceLocked()
 		return -1, errors.Join(fmt.Errorf("contain: %w", err), m.saveLocked())
 	}
-	if len(m.groups) == 1 {
+	if !m.made {
 		// Recorded before the instance cgroup is made: a crash in
 		// between leaves a record of nothing, never a cgroup no record
 		// names.
+		m.made = true
 		if err := m.saveLocked(); err != nil {
+			m.made = false
 			return fail(err)
 		}
 		if err := os.Mkdir(m.cgroup, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			m.made = false
 			return fail(err)
 		}
 	}
-	g.cgroup = filepath.Join(m.cgroup, "step-"+strconv.FormatUint(m.seq.Add(1), 10))
-	if err := os.Mkdir(g.cgroup, 0o755); err != nil {
-		return fail(err)
+	if n := len(m.free); n > 0 {
+		g.cgroup, m.free = m.free[n-1], m.free[:n-1]
+	} else {
+		g.cgroup = filepath.Join(m.cgroup, "step-"+strconv.FormatUint(m.seq.Add(1), 10))
+		if err := os.Mkdir(g.cgroup, 0o755); err != nil {
+			g.cgroup = ""
+			return fail(err)
+		}
 	}
 	fd, err := syscall.Open(g.cgroup, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	if err != nil {
@@ -266,11 +286,17 @@ func (m *Manager) add(g *Group) (int, error) {
 }
 
 // removeInstanceLocked removes the instance cgroup when no step is
-// running. A step's own cgroup is removed before it is forgotten, so
-// the instance is empty then.
+// running, after a step could not be started in it: kept idle step
+// cgroups are removed first, so that it is empty.
 func (m *Manager) removeInstanceLocked() {
-	if len(m.groups) == 0 && m.cgroup != "" {
-		_ = syscall.Rmdir(m.cgroup)
+	if len(m.groups) == 0 && m.cgroup != "" && m.made {
+		for _, c := range m.free {
+			_ = syscall.Rmdir(c)
+		}
+		m.free = nil
+		if err := syscall.Rmdir(m.cgroup); err == nil || errors.Is(err, fs.ErrNotExist) {
+			m.made = false
+		}
 	}
 }
 
@@ -289,6 +315,10 @@ func (g *Group) Kill() error {
 
 func (g *Group) kill() error {
 	if g.cgroup != "" {
+		if pop, err := populated(g.cgroup); err == nil && !pop {
+			return nil // nothing left to kill
+		}
+		g.killed = true
 		return killCgroup(g.cgroup)
 	}
 	// The leader is not reaped yet, so its PID is still the group's.
@@ -324,8 +354,19 @@ func (g *Group) Wait(ended func()) (waitErr, containErr error) {
 // forgets the step.
 func (g *Group) release() error {
 	var err error
+	reuse := false
 	if g.cgroup != "" {
-		_, err = removeCgroup(g.cgroup)
+		// Emptied, a step's cgroup serves the next step: made and
+		// removed once rather than per step. One the step made cgroups
+		// below, or left frozen, is removed instead.
+		g.mu.Lock()
+		err = g.kill()
+		killed := g.killed
+		g.mu.Unlock()
+		if err == nil {
+			err = waitEmpty(g.cgroup)
+		}
+		reuse = err == nil && !killed && reusable(g.cgroup)
 	}
 	if g.m == nil {
 		return err
@@ -336,8 +377,15 @@ func (g *Group) release() error {
 	if err != nil {
 		return err // the record stays: the next start tries again
 	}
-	g.m.removeInstanceLocked()
-	return g.m.saveLocked()
+	if g.cgroup == "" {
+		return g.m.saveLocked() // the fallback's record, without this group
+	}
+	if reuse && !g.m.closed && len(g.m.free) < maxFree {
+		g.m.free = append(g.m.free, g.cgroup)
+		return nil
+	}
+	_, err = removeCgroup(g.cgroup)
+	return err
 }
 
 // Close kills every step still running, removes the instance cgroup and
