@@ -88,12 +88,21 @@ func (e Executor) runStep(ctx context.Context, job *executor.Job, st executor.St
 		return res
 	}
 	argv := st.Argv
+	// A script reaches its shell through a pipe (/dev/fd/3), not a file:
+	// nothing to write to and remove from the disk per step.
+	var scriptR, scriptW *os.File
 	if st.Script != "" || argv == nil {
-		script := filepath.Join(job.WorkDir, fmt.Sprintf("step-%d-%s.sh", st.Index, st.Name))
-		if err := os.WriteFile(script, []byte(st.Script), 0o700); err != nil {
-			return fail("write script: %v", err)
+		var err error
+		if scriptR, scriptW, err = os.Pipe(); err != nil {
+			return fail("script pipe: %v", err)
 		}
-		argv = []string{st.Shell, script}
+		defer scriptR.Close()
+		defer func() {
+			if scriptW != nil {
+				scriptW.Close()
+			}
+		}()
+		argv = []string{st.Shell, "/dev/fd/3"}
 	}
 	prog, err := lookPath(argv[0])
 	if err != nil {
@@ -117,12 +126,25 @@ func (e Executor) runStep(ctx context.Context, job *executor.Job, st executor.St
 		return fail("output pipes: %v", err)
 	}
 	cmd.Stdout, cmd.Stderr = out.stdout, out.stderr
+	if scriptR != nil {
+		cmd.ExtraFiles = []*os.File{scriptR}
+	}
 	// Should killing the step on cancel or timeout fail, os/exec kills
 	// the command itself after this.
 	cmd.WaitDelay = 2 * time.Second
 	// Start sets cmd.Cancel: cancel and timeout kill the whole step.
 	g, err := e.Contain.Start(cmd)
 	out.started()
+	if scriptR != nil && err == nil {
+		scriptR.Close()
+		// Written while the shell reads (a script larger than the pipe's
+		// buffer), and closed so that the shell sees its end.
+		go func(w *os.File, script string) {
+			_, _ = io.WriteString(w, script)
+			w.Close()
+		}(scriptW, st.Script)
+		scriptW = nil
+	}
 	if err != nil {
 		out.close()
 		return fail("%v", err)
