@@ -158,6 +158,13 @@ func (h *Handler) createRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, err)
 		return
 	}
+	if strings.HasPrefix(r.Header.Get("Idempotency-Key"), "trigger:") {
+		// Event triggers key their runs so; a client taking such a key
+		// first (with the trigger's service account token) would make the
+		// real alert a "duplicate" that starts nothing.
+		writeError(w, r, h.Log, airlock.FieldError("Idempotency-Key", `keys beginning with "trigger:" are the event triggers'`))
+		return
+	}
 	run, err := h.Runs.Request(r.Context(), identity.PrincipalFrom(r.Context()), run.RequestParams{Procedure: req.Procedure,
 		Environment: req.Environment, Params: req.Params, Reason: req.Reason, Ticket: req.Ticket, IdempotencyKey: r.Header.Get("Idempotency-Key"),
 		Version: req.Version})

@@ -411,3 +411,14 @@ func TestTryRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestTriggerIdempotencyKeysAreReserved: a client cannot take an event
+// trigger's idempotency key ahead of the alert it belongs to.
+func TestTriggerIdempotencyKeysAreReserved(t *testing.T) {
+	d := newDemoEnv(t, nil)
+	code, out, _ := d.call("POST", "/api/v1/runs", d.tok["alice"], api.RunRequest{Procedure: "flush-cache", Environment: "staging",
+		Params: map[string]any{"cache": "sessions"}}, "Idempotency-Key", "trigger:trg_x:am:abc")
+	if code != 400 || out["error"].(map[string]any)["field"] != "Idempotency-Key" {
+		t.Fatalf("a trigger's key taken by a client: %d %v", code, out)
+	}
+}
