@@ -8,8 +8,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/airlockhq/airlock/internal/store"
 	"github.com/airlockhq/airlock/internal/store/sqlite"
+	"github.com/airlockhq/airlock/internal/store/sqlstore"
 	"github.com/airlockhq/airlock/internal/store/storetest"
 )
 
@@ -22,36 +22,16 @@ import (
 func TestNoStatementScansAGrowingTable(t *testing.T) {
 	var mu sync.Mutex
 	statements := map[string]bool{}
-	storetest.Run(t, storetest.Harness{
-		New: func(t *testing.T) (store.Store, string) {
-			path := filepath.Join(t.TempDir(), "airlock.db")
-			s, err := sqlite.Open(context.Background(), path)
-			if err != nil {
-				t.Fatal(err)
+	storetest.Run(t, harness(func(t *testing.T, s *sqlstore.DB) {
+		t.Cleanup(func() {
+			mu.Lock()
+			for _, q := range s.Statements() {
+				statements[q] = true
 			}
-			t.Cleanup(func() {
-				mu.Lock()
-				for _, q := range s.Statements() {
-					statements[q] = true
-				}
-				mu.Unlock()
-				s.Close()
-			})
-			return s, path
-		},
-		Open: func(ctx context.Context, loc string) (store.Store, error) { return sqlite.Open(ctx, loc) },
-		Exec: func(t *testing.T, s store.Store, q string) error {
-			_, err := s.DBs()["sqlite_writer"].ExecContext(context.Background(), q)
-			return err
-		},
-		DisableAppendOnly: func(t *testing.T, s store.Store) {
-			for _, tr := range []string{"audit_events_no_update", "audit_events_no_delete", "audit_hashes_no_update", "audit_hashes_no_delete"} {
-				if _, err := s.DBs()["sqlite_writer"].Exec(`DROP TRIGGER ` + tr); err != nil {
-					t.Fatal(err)
-				}
-			}
-		},
-	})
+			mu.Unlock()
+			s.Close()
+		})
+	}))
 	growing := []string{"runs", "run_output", "run_steps", "run_nodes", "run_approvals", "audit_events", "audit_hashes",
 		"api_tokens", "sessions", "standing_events", "notify_outbox", "notify_deliveries"}
 	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "plans.db"))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/airlockhq/airlock/internal/store"
 	"github.com/airlockhq/airlock/internal/store/sqlite"
+	"github.com/airlockhq/airlock/internal/store/sqlstore"
 	"github.com/airlockhq/airlock/internal/store/storetest"
 )
 
@@ -17,14 +18,20 @@ func TestMain(m *testing.M) {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, storetest.Harness{
+	storetest.Run(t, harness(func(t *testing.T, s *sqlstore.DB) { t.Cleanup(func() { s.Close() }) }))
+}
+
+// harness opens each store in a temporary directory and hands it to
+// opened (which closes it at the end).
+func harness(opened func(*testing.T, *sqlstore.DB)) storetest.Harness {
+	return storetest.Harness{
 		New: func(t *testing.T) (store.Store, string) {
 			path := filepath.Join(t.TempDir(), "airlock.db")
 			s, err := sqlite.Open(context.Background(), path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { s.Close() })
+			opened(t, s)
 			return s, path
 		},
 		Open: func(ctx context.Context, loc string) (store.Store, error) { return sqlite.Open(ctx, loc) },
@@ -39,5 +46,5 @@ func TestConformance(t *testing.T) {
 				}
 			}
 		},
-	})
+	}
 }
