@@ -52,6 +52,24 @@ func within(t *testing.T, ctx context.Context, d time.Duration, what string, act
 	}
 }
 
+// until waits for a condition on the page, through navigations (an
+// evaluation refused while the page changes is tried again).
+func until(cond string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		for {
+			var ok bool
+			if err := chromedp.Evaluate(cond, &ok).Do(ctx); err == nil && ok {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for %s: %w", cond, ctx.Err())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	})
+}
+
 // loaded waits until the page and its style sheet have loaded: a
 // layout measured before the style sheet arrives is the unstyled page's.
 func loaded() chromedp.Action {
@@ -159,7 +177,9 @@ func TestAuditPageInTheBrowser(t *testing.T) {
 		t.Fatalf("the older page starts at %v, want %d", second[:min(3, len(second))], first[49]-1)
 	}
 	within(t, dana, 20*time.Second, "follow 'Newer events'",
-		chromedp.Click("#newer", chromedp.ByID), chromedp.WaitVisible("#events", chromedp.ByID))
+		chromedp.Click("#newer", chromedp.ByID),
+		// The newest page has no "Newer events" link; the page left has.
+		until(`!document.querySelector("#newer") && document.readyState === "complete"`), chromedp.WaitVisible("#events", chromedp.ByID))
 	if back := rowSeqs(t, dana); fmt.Sprint(back) != fmt.Sprint(first) {
 		t.Fatalf("newer from the second page: %v, want the first page again", back[:min(3, len(back))])
 	}
@@ -169,6 +189,9 @@ func TestAuditPageInTheBrowser(t *testing.T) {
 	within(t, dana, 20*time.Second, "filter by type and day",
 		chromedp.SetValue("#type", "test.filler", chromedp.ByID), chromedp.SetValue("#f-from", day, chromedp.ByID),
 		chromedp.SetValue("#f-to", day, chromedp.ByID), chromedp.Click("#search", chromedp.ByID),
+		// The unfiltered page has #older too: wait for the filtered one to
+		// have loaded, not for what the old page already shows.
+		until(`location.search.includes("type=test.filler") && document.readyState === "complete"`),
 		chromedp.WaitVisible("#older", chromedp.ByID))
 	var types []string
 	within(t, dana, 10*time.Second, "read the filtered types",
