@@ -164,7 +164,7 @@ func (a *app) triggerDecideCmd(decision string) *cobra.Command {
 			printTrigger(a.stderr, &t)
 			var out api.TriggerJSON
 			if err := cl.Do(cmd.Context(), "POST", triggerPath(t.Name)+"/"+decision,
-				api.TriggerDecisionRequest{Binding: t.Binding, Comment: comment}, &out); err != nil {
+				api.DecisionRequest{Binding: t.Binding, Comment: comment}, &out); err != nil {
 				return err
 			}
 			return a.print(out, func(w io.Writer) { fmt.Fprintf(w, "%s is %s.\n", out.Name, out.Status) })
@@ -192,7 +192,7 @@ func (a *app) triggerChangeCmd(verb string) *cobra.Command {
 				method, path = "DELETE", triggerPath(args[0])
 			}
 			var out api.TriggerJSON
-			if err := a.call(cmd.Context(), method, path, api.TriggerChangeRequest{Comment: comment}, &out); err != nil {
+			if err := a.call(cmd.Context(), method, path, api.StandingChangeRequest{Comment: comment}, &out); err != nil {
 				return err
 			}
 			if verb == "delete" {
@@ -241,7 +241,7 @@ func printTrigger(w io.Writer, t *api.TriggerJSON) {
 	fmt.Fprintf(tw, "Approvals:\t%d required\n", t.ApprovalsRequired)
 	for _, ap := range t.Approvals {
 		counts := ""
-		if ap.InForce {
+		if ap.Counts {
 			counts = " (counts)"
 		}
 		fmt.Fprintf(tw, "\t%s %s%s %s\n", ap.Approver, ap.Decision, counts, ap.Comment)

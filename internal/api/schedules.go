@@ -118,38 +118,62 @@ func (h *Handler) scheduleJSON(ctx context.Context, st *store.Standing, history 
 	if history <= 0 {
 		return out, nil
 	}
-	if out.Approvals, err = h.standingApprovals(ctx, st); err != nil {
+	if out.Approvals, out.History, err = h.standingHistory(ctx, st, history); err != nil {
 		return nil, err
-	}
-	evs, err := h.Standing.Events(ctx, st, history)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range evs {
-		out.History = append(out.History, StandingEventJSON{Key: e.Key, At: e.At, Outcome: e.Outcome, RunID: e.RunID, Detail: e.Detail})
 	}
 	return out, nil
 }
 
-func (h *Handler) standingApprovals(ctx context.Context, st *store.Standing) ([]StandingApprovalJSON, error) {
+// standingHistory is a standing request's decisions (counts: whether
+// each counts now) and its last events, newest first.
+func (h *Handler) standingHistory(ctx context.Context, st *store.Standing, events int) ([]StandingApprovalJSON, []StandingEventJSON, error) {
 	as, err := h.Standing.Approvals(ctx, st)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	inForce, err := h.Standing.InForce(ctx, st)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	counts := map[string]bool{}
 	for _, a := range inForce {
 		counts[a.ID] = true
 	}
-	out := []StandingApprovalJSON{}
+	approvals := []StandingApprovalJSON{}
 	for _, a := range as {
-		out = append(out, StandingApprovalJSON{Approver: a.ApproverName, Decision: a.Decision, Comment: a.Comment, Binding: a.Binding,
+		approvals = append(approvals, StandingApprovalJSON{Approver: a.ApproverName, Decision: a.Decision, Comment: a.Comment, Binding: a.Binding,
 			Counts: counts[a.ID], At: a.CreatedAt})
 	}
-	return out, nil
+	evs, err := h.Standing.Events(ctx, st, events)
+	if err != nil {
+		return nil, nil, err
+	}
+	var history []StandingEventJSON
+	for _, e := range evs {
+		history = append(history, StandingEventJSON{Key: e.Key, At: e.At, Outcome: e.Outcome, RunID: e.RunID, Detail: e.Detail})
+	}
+	return approvals, history, nil
+}
+
+// changeStanding pauses, resumes or deletes the schedule or trigger the
+// request names, with the comment its body may carry.
+func (h *Handler) changeStanding(r *http.Request, kind, verb string) (*store.Standing, error) {
+	var req StandingChangeRequest
+	if r.ContentLength != 0 {
+		if err := readJSON(r, &req); err != nil {
+			return nil, err
+		}
+	}
+	ctx, p, name := r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("name")
+	switch verb {
+	case "pause":
+		return h.Standing.Pause(ctx, p, kind, name, req.Comment)
+	case "resume":
+		return h.Standing.Resume(ctx, p, kind, name, req.Comment)
+	case "delete":
+		return h.Standing.Delete(ctx, p, kind, name, req.Comment)
+	}
+	return nil, airlock.Errorf(airlock.Internal, "unknown change %q", verb)
 }
 
 func (h *Handler) listSchedules(w http.ResponseWriter, r *http.Request) {
@@ -239,26 +263,7 @@ func decideSchedule(decision string) func(h *Handler, w http.ResponseWriter, r *
 
 func changeSchedule(verb string) func(h *Handler, w http.ResponseWriter, r *http.Request) {
 	return func(h *Handler, w http.ResponseWriter, r *http.Request) {
-		var req StandingChangeRequest
-		if r.Method != http.MethodDelete || r.ContentLength > 0 {
-			if err := readJSON(r, &req); err != nil {
-				writeError(w, r, h.Log, err)
-				return
-			}
-		}
-		p, name := identity.PrincipalFrom(r.Context()), r.PathValue("name")
-		var st *store.Standing
-		var err error
-		switch verb {
-		case "pause":
-			st, err = h.Standing.Pause(r.Context(), p, store.StandingSchedule, name, req.Comment)
-		case "resume":
-			st, err = h.Standing.Resume(r.Context(), p, store.StandingSchedule, name, req.Comment)
-		case "delete":
-			st, err = h.Standing.Delete(r.Context(), p, store.StandingSchedule, name, req.Comment)
-		default:
-			err = airlock.Errorf(airlock.Internal, "unknown change %q", verb)
-		}
+		st, err := h.changeStanding(r, store.StandingSchedule, verb)
 		if err != nil {
 			writeError(w, r, h.Log, err)
 			return

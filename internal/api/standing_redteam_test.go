@@ -72,7 +72,7 @@ func TestTriggerRunApprovalExcludesItsProposer(t *testing.T) {
 				t.Fatalf("propose: %d %v", code, out)
 			}
 			binding, secret := out["trigger"].(map[string]any)["binding"].(string), out["secret"].(string)
-			if code, out := e.call("POST", "/api/v1/triggers/restart-prod/approve", olga, api.TriggerDecisionRequest{Binding: binding, Comment: "ok"}, nil); code != 200 {
+			if code, out := e.call("POST", "/api/v1/triggers/restart-prod/approve", olga, api.DecisionRequest{Binding: binding, Comment: "ok"}, nil); code != 200 {
 				t.Fatalf("olga approves the trigger: %d %v", code, out)
 			}
 			// bob signs a delivery of his own with the secret he was shown.

@@ -19,10 +19,10 @@ func triggerRoutes() []Route {
 		{Method: "GET", Path: "/api/v1/triggers", Action: "view", List: true, Summary: "List event triggers one may see (?status=, deleted ones only when asked)", Out: ListResponse[*TriggerJSON]{}, Query: []string{"status"}, handle: (*Handler).listTriggers},
 		{Method: "GET", Path: "/api/v1/triggers/{name}", Action: "view", Summary: "An event trigger with its approvals, binding and recent deliveries (never its secret)", Out: TriggerJSON{}, handle: (*Handler).getTrigger},
 		{Method: "POST", Path: "/api/v1/triggers", Action: "request", Summary: "Propose an event trigger; its secret is in the answer, once", In: TriggerRequest{}, Out: NewTriggerResponse{}, Code: 201, handle: (*Handler).proposeTrigger},
-		{Method: "POST", Path: "/api/v1/triggers/{name}/approve", Action: "approveRun", Summary: "Approve a proposed trigger (not one's own, not as its service account), bound to the binding one looked at", In: TriggerDecisionRequest{}, Out: TriggerJSON{}, handle: decideTrigger("approve")},
-		{Method: "POST", Path: "/api/v1/triggers/{name}/deny", Action: "approveRun", Summary: "Deny a proposed trigger, saying why", In: TriggerDecisionRequest{}, Out: TriggerJSON{}, handle: decideTrigger("deny")},
-		{Method: "POST", Path: "/api/v1/triggers/{name}/pause", Action: "approveRun", Summary: "Pause an active trigger (its proposer, its approvers, admins)", In: TriggerChangeRequest{}, Out: TriggerJSON{}, handle: changeTrigger("pause")},
-		{Method: "POST", Path: "/api/v1/triggers/{name}/resume", Action: "approveRun", Summary: "Resume a paused trigger, or propose a suspended one again", In: TriggerChangeRequest{}, Out: TriggerJSON{}, handle: changeTrigger("resume")},
+		{Method: "POST", Path: "/api/v1/triggers/{name}/approve", Action: "approveRun", Summary: "Approve a proposed trigger (not one's own, not as its service account), bound to the binding one looked at", In: DecisionRequest{}, Out: TriggerJSON{}, handle: decideTrigger("approve")},
+		{Method: "POST", Path: "/api/v1/triggers/{name}/deny", Action: "approveRun", Summary: "Deny a proposed trigger, saying why", In: DecisionRequest{}, Out: TriggerJSON{}, handle: decideTrigger("deny")},
+		{Method: "POST", Path: "/api/v1/triggers/{name}/pause", Action: "approveRun", Summary: "Pause an active trigger (its proposer, its approvers, admins)", In: StandingChangeRequest{}, Out: TriggerJSON{}, handle: changeTrigger("pause")},
+		{Method: "POST", Path: "/api/v1/triggers/{name}/resume", Action: "approveRun", Summary: "Resume a paused trigger, or propose a suspended one again", In: StandingChangeRequest{}, Out: TriggerJSON{}, handle: changeTrigger("resume")},
 		{Method: "DELETE", Path: "/api/v1/triggers/{name}", Action: "approveRun", Summary: "Delete a trigger for good (its history stays)", Code: 204, handle: changeTrigger("delete")},
 		{Method: "POST", Path: "/api/v1/hooks/{name}", Public: true, Summary: "A trigger's webhook: a Standard Webhooks signature or the trigger's bearer secret; JSON up to 1 MiB", Out: trigger.Result{}, Code: 202, handle: (*Handler).triggerHook},
 	}
@@ -54,64 +54,32 @@ type NewTriggerResponse struct {
 	Secret  string       `json:"secret"`
 }
 
-// TriggerDecisionRequest approves or denies a trigger.
-type TriggerDecisionRequest struct {
-	// Binding is the trigger binding the decider looked at.
-	Binding string `json:"binding"`
-	Comment string `json:"comment"`
-}
-
-// TriggerChangeRequest pauses, resumes or deletes a trigger.
-type TriggerChangeRequest struct {
-	Comment string `json:"comment"`
-}
-
 // TriggerJSON is an event trigger, without its secret.
 type TriggerJSON struct {
-	ID                string                `json:"id"`
-	Name              string                `json:"name"`
-	Procedure         string                `json:"procedure"`
-	Environment       string                `json:"environment"`
-	Account           string                `json:"account"`
-	Status            string                `json:"status"`
-	StatusReason      string                `json:"status_reason,omitempty"`
-	Proposer          string                `json:"proposer"`
-	VersionID         string                `json:"version_id"`
-	Digest            string                `json:"digest"`
-	Binding           string                `json:"binding"`
-	ApprovalsRequired int                   `json:"approvals_required"`
-	Preset            string                `json:"preset"`
-	Auth              string                `json:"auth"`
-	Mapping           map[string]string     `json:"mapping"`
-	DedupKey          string                `json:"dedup_key,omitempty"`
-	OnResolved        string                `json:"on_resolved"`
-	RatePerMinute     int                   `json:"rate_per_minute"`
-	HookPath          string                `json:"hook_path"`
-	ProposedAt        time.Time             `json:"proposed_at"`
-	CreatedAt         time.Time             `json:"created_at"`
-	UpdatedAt         time.Time             `json:"updated_at"`
-	Approvals         []TriggerApprovalJSON `json:"approvals,omitempty"`
-	Events            []TriggerEventJSON    `json:"events,omitempty"`
-}
-
-// TriggerApprovalJSON is one decision on a trigger; InForce when it
-// counts towards the current approval.
-type TriggerApprovalJSON struct {
-	Approver  string    `json:"approver"`
-	Decision  string    `json:"decision"`
-	Comment   string    `json:"comment,omitempty"`
-	Binding   string    `json:"binding"`
-	InForce   bool      `json:"in_force"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
-// TriggerEventJSON is one delivered alert or event.
-type TriggerEventJSON struct {
-	Key     string    `json:"key"`
-	At      time.Time `json:"at"`
-	Outcome string    `json:"outcome"`
-	RunID   string    `json:"run_id,omitempty"`
-	Detail  string    `json:"detail,omitempty"`
+	ID                string                 `json:"id"`
+	Name              string                 `json:"name"`
+	Procedure         string                 `json:"procedure"`
+	Environment       string                 `json:"environment"`
+	Account           string                 `json:"account"`
+	Status            string                 `json:"status"`
+	StatusReason      string                 `json:"status_reason,omitempty"`
+	Proposer          string                 `json:"proposer"`
+	VersionID         string                 `json:"version_id"`
+	Digest            string                 `json:"digest"`
+	Binding           string                 `json:"binding"`
+	ApprovalsRequired int                    `json:"approvals_required"`
+	Preset            string                 `json:"preset"`
+	Auth              string                 `json:"auth"`
+	Mapping           map[string]string      `json:"mapping"`
+	DedupKey          string                 `json:"dedup_key,omitempty"`
+	OnResolved        string                 `json:"on_resolved"`
+	RatePerMinute     int                    `json:"rate_per_minute"`
+	HookPath          string                 `json:"hook_path"`
+	ProposedAt        time.Time              `json:"proposed_at"`
+	CreatedAt         time.Time              `json:"created_at"`
+	UpdatedAt         time.Time              `json:"updated_at"`
+	Approvals         []StandingApprovalJSON `json:"approvals,omitempty"`
+	Events            []StandingEventJSON    `json:"events,omitempty"`
 }
 
 // HookPath is where a trigger's webhook answers.
@@ -142,28 +110,9 @@ func (h *Handler) listTriggers(w http.ResponseWriter, r *http.Request) {
 // triggerDetail is a trigger with its approvals and recent deliveries.
 func (h *Handler) triggerDetail(r *http.Request, st *store.Standing) (*TriggerJSON, error) {
 	out := triggerJSON(st)
-	as, err := h.Standing.Approvals(r.Context(), st)
-	if err != nil {
+	var err error
+	if out.Approvals, out.Events, err = h.standingHistory(r.Context(), st, 50); err != nil {
 		return nil, err
-	}
-	inForce, err := h.Standing.InForce(r.Context(), st)
-	if err != nil {
-		return nil, err
-	}
-	counts := map[string]bool{}
-	for _, a := range inForce {
-		counts[a.ID] = true
-	}
-	for _, a := range as {
-		out.Approvals = append(out.Approvals, TriggerApprovalJSON{Approver: a.ApproverName, Decision: a.Decision, Comment: a.Comment,
-			Binding: a.Binding, InForce: counts[a.ID], CreatedAt: a.CreatedAt})
-	}
-	evs, err := h.Standing.Events(r.Context(), st, 50)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range evs {
-		out.Events = append(out.Events, TriggerEventJSON{Key: e.Key, At: e.At, Outcome: e.Outcome, RunID: e.RunID, Detail: e.Detail})
 	}
 	return out, nil
 }
@@ -207,7 +156,7 @@ func decideTrigger(decision string) func(h *Handler, w http.ResponseWriter, r *h
 			writeError(w, r, h.Log, err)
 			return
 		}
-		var req TriggerDecisionRequest
+		var req DecisionRequest
 		if err := readJSON(r, &req); err != nil {
 			writeError(w, r, h.Log, err)
 			return
@@ -227,24 +176,7 @@ func decideTrigger(decision string) func(h *Handler, w http.ResponseWriter, r *h
 
 func changeTrigger(verb string) func(h *Handler, w http.ResponseWriter, r *http.Request) {
 	return func(h *Handler, w http.ResponseWriter, r *http.Request) {
-		var req TriggerChangeRequest
-		if r.ContentLength != 0 {
-			if err := readJSON(r, &req); err != nil {
-				writeError(w, r, h.Log, err)
-				return
-			}
-		}
-		ctx, p, name := r.Context(), identity.PrincipalFrom(r.Context()), r.PathValue("name")
-		var st *store.Standing
-		var err error
-		switch verb {
-		case "pause":
-			st, err = h.Standing.Pause(ctx, p, store.StandingTrigger, name, req.Comment)
-		case "resume":
-			st, err = h.Standing.Resume(ctx, p, store.StandingTrigger, name, req.Comment)
-		default:
-			st, err = h.Standing.Delete(ctx, p, store.StandingTrigger, name, req.Comment)
-		}
+		st, err := h.changeStanding(r, store.StandingTrigger, verb)
 		if err != nil {
 			writeError(w, r, h.Log, err)
 			return

@@ -145,7 +145,7 @@ func (e *trgEnv) propose(req api.TriggerRequest) (binding, secret string) {
 
 func (e *trgEnv) approve(name, binding string) {
 	e.t.Helper()
-	code, out := e.call("POST", "/api/v1/triggers/"+name+"/approve", e.tok["bob"], api.TriggerDecisionRequest{Binding: binding, Comment: "ok"}, nil)
+	code, out := e.call("POST", "/api/v1/triggers/"+name+"/approve", e.tok["bob"], api.DecisionRequest{Binding: binding, Comment: "ok"}, nil)
 	if code != 200 || out["status"] != store.StandingActive {
 		e.t.Fatalf("approve %s: %d %v", name, code, out)
 	}
@@ -239,7 +239,7 @@ func TestAlertmanagerTrigger(t *testing.T) {
 				t.Fatalf("a delivery to a pending trigger: %d %v", code, out)
 			}
 			// The proposer cannot approve it, nor a service account.
-			if code, out := e.call("POST", "/api/v1/triggers/api-down-staging/approve", e.tok["erin"], api.TriggerDecisionRequest{Binding: binding}, nil); code != 403 {
+			if code, out := e.call("POST", "/api/v1/triggers/api-down-staging/approve", e.tok["erin"], api.DecisionRequest{Binding: binding}, nil); code != 403 {
 				t.Fatalf("proposer approves: %d %v", code, out)
 			}
 			acct, _ := e.d.Store.UserGetByUsername(ctx, "am-bot")
