@@ -1,6 +1,8 @@
 // Command load drives a real Airlock server over HTTP from a separate
-// process, as `airlock run --follow` does: POST /api/v1/runs, then the
-// run's SSE output stream until its end event. It starts the server
+// process, as `airlock run --follow` does: POST /api/v1/runs waiting up
+// to a second for the run to end (Prefer: wait=1), and if it has not
+// (or the server predates run-and-wait, or --stream), the run's SSE
+// output stream until its end event. It starts the server
 // itself (`airlock demo` on a fresh data directory, SQLite unless
 // --database-url), installs a trivial procedure (`echo hello`, staging,
 // no approval), and prints latency percentiles, runs/s, the server's
@@ -57,8 +59,9 @@ func main() {
 	logins := flag.Int("logins", 0, "after the runs, make this many concurrent password logins and report the server's peak RSS")
 	idle := flag.Duration("idle", 3*time.Second, "how long the server idles before its idle RSS is read")
 	asJSON := flag.Bool("json", false, "print the result as JSON")
+	stream := flag.Bool("stream", false, "request each run without waiting and follow its output stream (what clients did before run-and-wait)")
 	flag.Parse()
-	if err := run(*clients, *runs, *warmup, *binary, *dbURL, *dataDir, *server, *passwords, *logins, *idle, *asJSON); err != nil {
+	if err := run(*clients, *runs, *warmup, *binary, *dbURL, *dataDir, *server, *passwords, *logins, *idle, *asJSON, *stream); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
@@ -91,7 +94,7 @@ type creds struct {
 	} `json:"users"`
 }
 
-func run(clients, runs, warmup int, binary, dbURL, dataDir, serverURL, passwordFile string, logins int, idle time.Duration, asJSON bool) error {
+func run(clients, runs, warmup int, binary, dbURL, dataDir, serverURL, passwordFile string, logins int, idle time.Duration, asJSON, stream bool) error {
 	ctx := context.Background()
 	res := Result{Clients: clients, Runs: runs, Driver: "sqlite"}
 	if dbURL != "" {
@@ -155,7 +158,7 @@ func run(clients, runs, warmup int, binary, dbURL, dataDir, serverURL, passwordF
 		c.URL = serverURL
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 60 * time.Second}
-	cl := &client{base: strings.TrimRight(c.URL, "/"), hc: hc}
+	cl := &client{base: strings.TrimRight(c.URL, "/"), hc: hc, stream: stream}
 	pw := map[string]string{}
 	for _, u := range c.Users {
 		pw[u.Username] = u.Password
@@ -237,6 +240,9 @@ func run(clients, runs, warmup int, binary, dbURL, dataDir, serverURL, passwordF
 type client struct {
 	base string
 	hc   *http.Client
+	// stream: request, then follow the output stream, as clients did
+	// before run-and-wait.
+	stream bool
 }
 
 func (c *client) do(ctx context.Context, method, path, token string, in, out any, hdr map[string]string) error {
@@ -337,10 +343,25 @@ func (c *client) followRun(ctx context.Context, token string, i int) error {
 	var r struct {
 		ID     string `json:"id"`
 		Status string `json:"status"`
+		Output []struct {
+			Data string `json:"data"`
+		} `json:"output"`
+		OutputMore bool `json:"output_more"`
 	}
-	key := map[string]string{"Idempotency-Key": "load-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.Itoa(i)}
-	if err := c.do(ctx, "POST", "/api/v1/runs", token, map[string]any{"procedure": "bench-echo", "environment": "staging"}, &r, key); err != nil {
+	hdr := map[string]string{"Idempotency-Key": "load-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.Itoa(i)}
+	if !c.stream {
+		hdr["Prefer"] = "wait=1"
+	}
+	if err := c.do(ctx, "POST", "/api/v1/runs", token, map[string]any{"procedure": "bench-echo", "environment": "staging"}, &r, hdr); err != nil {
 		return err
+	}
+	if r.Output != nil && !r.OutputMore {
+		// It ended within the wait: the answer holds the final run and
+		// its output (a server before run-and-wait never answers so).
+		if r.Status != "succeeded" || len(r.Output) != 1 || r.Output[0].Data != "hello\n" {
+			return fmt.Errorf("run %s ended %s with output %v", r.ID, r.Status, r.Output)
+		}
+		return nil
 	}
 	req, _ := http.NewRequestWithContext(ctx, "GET", c.base+"/api/v1/runs/"+r.ID+"/output", nil)
 	req.Header.Set("Authorization", "Bearer "+token)

@@ -113,7 +113,12 @@ func (a *app) runCmd() *cobra.Command {
 			}
 			key := rand.Text()
 			var run api.RunJSON
-			if err := doIdempotent(cmd.Context(), cl, "/api/v1/runs", key, req, &run); err != nil {
+			wait := ""
+			if follow {
+				// A short run ends within this: one request, no stream.
+				wait = "wait=1"
+			}
+			if err := doIdempotent(cmd.Context(), cl, "/api/v1/runs", key, wait, req, &run); err != nil {
 				return err
 			}
 			if !follow {
@@ -129,8 +134,24 @@ func (a *app) runCmd() *cobra.Command {
 					}
 				})
 			}
-			fmt.Fprintf(a.stderr, "%s %s on %s\n", run.ID, run.Status, strings.Join(run.Targets, ", "))
-			final, err := a.follow(cmd.Context(), cl, run.ID, "", len(run.Targets) > 1)
+			prefix := len(run.Targets) > 1
+			if store.RunFinal(run.Status) && run.Output != nil {
+				fmt.Fprintf(a.stderr, "%s ran on %s\n", run.ID, strings.Join(run.Targets, ", "))
+				for _, c := range run.Output {
+					a.printChunk(c, prefix)
+				}
+				if !run.OutputMore {
+					a.printEnd(&run)
+					return runExit(run.Status)
+				}
+			} else {
+				fmt.Fprintf(a.stderr, "%s %s on %s\n", run.ID, run.Status, strings.Join(run.Targets, ", "))
+			}
+			after := ""
+			if run.OutputNext > 0 {
+				after = strconv.FormatInt(run.OutputNext, 10)
+			}
+			final, err := a.follow(cmd.Context(), cl, run.ID, "", after, prefix)
 			if err != nil {
 				return err
 			}
@@ -161,9 +182,13 @@ func splitVersion(arg string) (string, int, error) {
 
 // doIdempotent POSTs with an Idempotency-Key, retrying once on a
 // connection failure: the key guarantees one run.
-func doIdempotent(ctx context.Context, cl *client.Client, path, key string, in, out any) error {
+// prefer, when set, is sent as the Prefer header.
+func doIdempotent(ctx context.Context, cl *client.Client, path, key, prefer string, in, out any) error {
 	hc := *cl
 	hc.Headers = map[string]string{"Idempotency-Key": key}
+	if prefer != "" {
+		hc.Headers["Prefer"] = prefer
+	}
 	err := hc.Do(ctx, "POST", path, in, out)
 	if airlock.ErrorKind(err) == airlock.Unavailable {
 		time.Sleep(time.Second)
@@ -172,13 +197,14 @@ func doIdempotent(ctx context.Context, cl *client.Client, path, key string, in, 
 	return err
 }
 
-// follow streams a run's output until it ends and returns it.
-func (a *app) follow(ctx context.Context, cl *client.Client, id, node string, prefix bool) (*api.RunJSON, error) {
+// follow streams a run's output after sequence number after ("" for
+// all) until it ends and returns it.
+func (a *app) follow(ctx context.Context, cl *client.Client, id, node, after string, prefix bool) (*api.RunJSON, error) {
 	q := url.Values{}
 	if node != "" {
 		q.Set("node", node)
 	}
-	var last string
+	last := after
 	for attempt := 0; ; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, "GET", cl.Server+"/api/v1/runs/"+url.PathEscape(id)+"/output?"+q.Encode(), nil)
 		if err != nil {
@@ -232,19 +258,7 @@ func (a *app) readEvents(r io.Reader, prefix bool) (*api.RunJSON, string, error)
 			case "output":
 				var c api.ChunkJSON
 				if json.Unmarshal(data, &c) == nil {
-					w := a.stdout
-					if c.Stream != store.StreamStdout {
-						w = a.stderr
-					}
-					if prefix {
-						for _, l := range strings.SplitAfter(c.Data, "\n") {
-							if l != "" {
-								fmt.Fprintf(w, "[%s] %s", c.Node, a.visible(l))
-							}
-						}
-					} else {
-						io.WriteString(w, a.visible(c.Data))
-					}
+					a.printChunk(c, prefix)
 				}
 			case "status":
 				var s struct{ Status, Error string }
@@ -259,16 +273,39 @@ func (a *app) readEvents(r io.Reader, prefix bool) (*api.RunJSON, string, error)
 				if err := json.Unmarshal(data, &r); err != nil {
 					return nil, id, err
 				}
-				msg := r.Status
-				if r.Error != "" {
-					msg += ": " + r.Error
-				}
-				fmt.Fprintf(a.stderr, "%s %s\n", r.ID, msg)
+				a.printEnd(&r)
 				return &r, id, nil
 			}
 		}
 	}
 	return nil, id, sc.Err()
+}
+
+// printChunk prints a piece of output: stdout to stdout, the rest to
+// stderr, each line after its node's name when prefix.
+func (a *app) printChunk(c api.ChunkJSON, prefix bool) {
+	w := a.stdout
+	if c.Stream != store.StreamStdout {
+		w = a.stderr
+	}
+	if !prefix {
+		io.WriteString(w, a.visible(c.Data))
+		return
+	}
+	for _, l := range strings.SplitAfter(c.Data, "\n") {
+		if l != "" {
+			fmt.Fprintf(w, "[%s] %s", c.Node, a.visible(l))
+		}
+	}
+}
+
+// printEnd prints a run's final status.
+func (a *app) printEnd(r *api.RunJSON) {
+	msg := r.Status
+	if r.Error != "" {
+		msg += ": " + r.Error
+	}
+	fmt.Fprintf(a.stderr, "%s %s\n", r.ID, msg)
 }
 
 func (a *app) runsCmd() *cobra.Command {
@@ -338,7 +375,7 @@ func (a *app) runsCmd() *cobra.Command {
 				return err
 			}
 			if logFollow {
-				final, err := a.follow(cmd.Context(), cl, r.ID, node, len(r.Targets) > 1 && node == "")
+				final, err := a.follow(cmd.Context(), cl, r.ID, node, "", len(r.Targets) > 1 && node == "")
 				if err != nil {
 					return err
 				}

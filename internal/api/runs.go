@@ -64,6 +64,12 @@ type RunJSON struct {
 	Approvals  []RunApprovalJSON `json:"approvals,omitempty"`
 	Nodes      []RunNodeJSON     `json:"nodes,omitempty"`
 	Steps      []RunStepJSON     `json:"steps,omitempty"`
+	// Output is the run's output, on a run request that waited for the
+	// run to end (Prefer: wait=N) and saw it end: its first chunks, with
+	// OutputNext the ?after= for the rest when OutputMore.
+	Output     []ChunkJSON `json:"output,omitzero"`
+	OutputNext int64       `json:"output_next,omitempty"`
+	OutputMore bool        `json:"output_more,omitempty"`
 }
 
 // RunApprovalJSON is one person's decision on a run.
@@ -165,14 +171,100 @@ func (h *Handler) createRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, airlock.FieldError("Idempotency-Key", `keys beginning with "trigger:" are the event triggers'`))
 		return
 	}
-	run, err := h.Runs.Request(r.Context(), identity.PrincipalFrom(r.Context()), run.RequestParams{Procedure: req.Procedure,
+	wait, err := preferWait(r.Header.Values("Prefer"))
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	p := identity.PrincipalFrom(r.Context())
+	run, err := h.Runs.Request(r.Context(), p, run.RequestParams{Procedure: req.Procedure,
 		Environment: req.Environment, Params: req.Params, Reason: req.Reason, Ticket: req.Ticket, IdempotencyKey: r.Header.Get("Idempotency-Key"),
 		Version: req.Version})
 	if err != nil {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, runJSON(run, nil))
+	if wait <= 0 {
+		writeJSON(w, http.StatusCreated, runJSON(run, nil))
+		return
+	}
+	w.Header().Set("Preference-Applied", fmt.Sprintf("wait=%d", int(wait/time.Second)))
+	writeJSON(w, http.StatusCreated, h.awaitRun(r, p, run, wait))
+}
+
+// maxWait bounds Prefer: wait on a run request.
+const maxWait = 60 * time.Second
+
+// preferWait reads RFC 7240's wait preference (seconds) from Prefer
+// headers: 0 when absent, at most maxWait.
+func preferWait(headers []string) (time.Duration, error) {
+	for _, h := range headers {
+		for _, pref := range strings.Split(h, ",") {
+			name, value, _ := strings.Cut(strings.TrimSpace(pref), "=")
+			if !strings.EqualFold(strings.TrimSpace(name), "wait") {
+				continue // preferences not understood are ignored (RFC 7240)
+			}
+			n, err := strconv.Atoi(strings.Trim(strings.TrimSpace(value), `"`))
+			if err != nil || n < 0 {
+				return 0, airlock.FieldError("Prefer", "wait: expected a number of seconds, got %q", value)
+			}
+			return min(time.Duration(n)*time.Second, maxWait), nil
+		}
+	}
+	return 0, nil
+}
+
+// awaitRun waits up to d for a run just requested to end, and returns
+// it with its nodes and its first output if it did — a short run in one
+// request — or as it stands when it did not, or when it waits for
+// people (pending approval): the client then follows the output stream.
+func (h *Handler) awaitRun(r *http.Request, p *identity.Principal, requested *store.Run, d time.Duration) *RunJSON {
+	if requested.Status != store.RunQueued && requested.Status != store.RunRunning {
+		return runJSON(requested, nil)
+	}
+	ctx := r.Context()
+	notify, stop := h.Runs.Subscribe(requested.ID)
+	defer stop()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(time.Second) // a run another replica executes
+	defer tick.Stop()
+	cur := requested
+	for {
+		// Read after subscribing: an end before it is seen here.
+		got, err := h.Store.RunGet(ctx, requested.ID)
+		if err != nil {
+			return runJSON(cur, nil)
+		}
+		if cur = got; store.RunFinal(cur.Status) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return runJSON(cur, nil)
+		case <-deadline.C:
+			return runJSON(cur, nil)
+		case <-notify:
+		case <-tick.C:
+		}
+	}
+	// The output is the viewer's, as on GET …/output: checked here.
+	const limit = 1000
+	final, chunks, err := h.Runs.Output(ctx, p, requested.ID, 0, limit)
+	if err != nil {
+		return runJSON(cur, nil)
+	}
+	nodes, err := h.Store.RunNodeList(ctx, final.ID)
+	if err != nil {
+		return runJSON(final, nil)
+	}
+	j := runJSON(final, &run.Details{Nodes: nodes})
+	j.Output, j.OutputMore = []ChunkJSON{}, len(chunks) == limit
+	for _, c := range chunks {
+		j.Output = append(j.Output, chunkJSON(c))
+		j.OutputNext = c.Seq
+	}
+	return j
 }
 
 // PlanResponse is the dry resolution of a run request.

@@ -422,3 +422,54 @@ func TestTriggerIdempotencyKeysAreReserved(t *testing.T) {
 		t.Fatalf("a trigger's key taken by a client: %d %v", code, out)
 	}
 }
+
+// TestRunAndWait: a run request with Prefer: wait=N answers with the
+// ended run, its nodes and its output when it ends within N seconds; a
+// run that waits for people answers at once; a malformed preference is
+// refused whole, requesting nothing.
+func TestRunAndWait(t *testing.T) {
+	d := newDemoEnv(t, nil)
+	code, out, resp := d.call("POST", "/api/v1/runs", d.tok["alice"],
+		api.RunRequest{Procedure: "flush-cache", Environment: "staging", Params: map[string]any{"cache": "sessions"}}, "Prefer", "wait=60")
+	if code != 201 || out["status"] != "succeeded" || resp.Header.Get("Preference-Applied") != "wait=60" {
+		t.Fatalf("a waited request of a short run: %d %v (Preference-Applied %q)", code, out, resp.Header.Get("Preference-Applied"))
+	}
+	var text strings.Builder
+	for _, c := range out["output"].([]any) {
+		text.WriteString(c.(map[string]any)["data"].(string))
+	}
+	if text.String() != d.output(t, d.tok["alice"], out["id"].(string)) || !strings.Contains(text.String(), "flushed") {
+		t.Fatalf("output in the answer %q, stored %q", text.String(), d.output(t, d.tok["alice"], out["id"].(string)))
+	}
+	sum := sha256.Sum256([]byte(text.String()))
+	if out["output_digest"] != "sha256:"+hex.EncodeToString(sum[:]) || out["output_more"] == true {
+		t.Fatalf("output digest %v, more %v", out["output_digest"], out["output_more"])
+	}
+	if nodes, _ := out["nodes"].([]any); len(nodes) != 1 || nodes[0].(map[string]any)["status"] != "succeeded" {
+		t.Fatalf("nodes: %v", out["nodes"])
+	}
+
+	// Pending approval: nobody waits for people.
+	code, out, _ = d.call("POST", "/api/v1/runs", d.tok["alice"],
+		api.RunRequest{Procedure: "flush-cache", Environment: "production", Params: map[string]any{"cache": "sessions"}}, "Prefer", "wait=60")
+	if code != 201 || out["status"] != "pending_approval" || out["output"] != nil {
+		t.Fatalf("a waited request that needs approval: %d %v", code, out)
+	}
+
+	before, _ := d.srv.Store.RunList(context.Background(), store.RunListParams{Limit: 500})
+	for _, bad := range []string{"wait=soon", "wait=-1", "wait="} {
+		code, out, _ = d.call("POST", "/api/v1/runs", d.tok["alice"],
+			api.RunRequest{Procedure: "flush-cache", Environment: "staging", Params: map[string]any{"cache": "sessions"}}, "Prefer", bad)
+		if code != 400 || out["error"].(map[string]any)["field"] != "Prefer" {
+			t.Errorf("Prefer: %s: %d %v", bad, code, out)
+		}
+	}
+	if after, _ := d.srv.Store.RunList(context.Background(), store.RunListParams{Limit: 500}); len(after) != len(before) {
+		t.Fatalf("refused requests made runs: %d before, %d after", len(before), len(after))
+	}
+	// Other preferences are ignored (RFC 7240).
+	if code, out, _ = d.call("POST", "/api/v1/runs", d.tok["alice"],
+		api.RunRequest{Procedure: "flush-cache", Environment: "staging", Params: map[string]any{"cache": "sessions"}}, "Prefer", "return=minimal"); code != 201 || out["status"] != "queued" {
+		t.Fatalf("Prefer: return=minimal: %d %v", code, out)
+	}
+}
