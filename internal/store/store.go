@@ -109,6 +109,29 @@ type Store interface {
 	Close() error
 }
 
+// Notifier carries notices between the replicas that share a database,
+// so that one learns at once what another changed: new output of a run,
+// a run queued, identities changed. Only a store several processes share
+// implements it (PostgreSQL, by LISTEN/NOTIFY); a store of one process
+// (SQLite) has no one to tell. A notice is a hint to read the store
+// again, never data, and may be lost: whoever acts on notices also
+// looks on a timer, which bounds how stale a lost one leaves it.
+type Notifier interface {
+	// Publish sends each key under topic to the other replicas'
+	// listeners, after what it announces is committed. It never blocks:
+	// notices are coalesced in bounded memory and sent in the
+	// background, and too many keys of one topic become the key "".
+	// Topics are short words; keys contain no spaces; the key "" means
+	// "any key of this topic".
+	Publish(topic string, keys ...string)
+	// Listen passes each notice other replicas publish to
+	// handlers[topic], until ctx ends, over one connection of its own,
+	// made again with backoff when lost. Whenever it (re)connects,
+	// notices may have been missed, so it calls every handler with the
+	// key "". Handlers run on the listening goroutine and must not block.
+	Listen(ctx context.Context, handlers map[string]func(key string)) error
+}
+
 // Reader holds the read methods, usable on a Store and inside a Tx.
 type Reader interface {
 	UserGetByID(ctx context.Context, id string) (*User, error)

@@ -1,7 +1,8 @@
 // Package postgres is the clustered storage driver: PostgreSQL through
 // pgx v5. Several Airlock replicas may share one database; migrations take
 // an advisory lock, and write transactions serialize on the audit_head
-// row, which each takes first (see Dialect.SerializeWrites).
+// row, which each takes first (see Dialect.SerializeWrites). Replicas
+// tell each other what changed through LISTEN/NOTIFY (notify.go).
 package postgres
 
 import (
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"strings"
 	"syscall"
@@ -89,10 +91,26 @@ type Options struct {
 	// ReadOnly opens the database for reading only: no migrations, and
 	// every transaction read-only (for inspection such as audit verify).
 	ReadOnly bool
+	// Log receives what the notifier's background work cannot report to
+	// a caller (a lost listening connection); nil discards it.
+	Log *slog.Logger
+}
+
+// DB is the PostgreSQL store: sqlstore's SQL, and a store.Notifier.
+type DB struct {
+	*sqlstore.DB
+	notifier *notifier
+}
+
+// Close stops the notifier, sending what it still holds, and closes the
+// database.
+func (db *DB) Close() error {
+	db.notifier.stop()
+	return db.DB.Close()
 }
 
 // Open connects to the database at url and applies pending migrations.
-func Open(ctx context.Context, url string, opts Options) (*sqlstore.DB, error) {
+func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: database url: %w", err)
@@ -114,7 +132,7 @@ func Open(ctx context.Context, url string, opts Options) (*sqlstore.DB, error) {
 			db.Close()
 			return nil, fmt.Errorf("postgres: %w", err)
 		}
-		return sqlstore.New(db, db, Dialect, map[string]*sql.DB{"postgres": db}), nil
+		return open(ctx, db, cfg, opts)
 	}
 	if opts.Schema != "" {
 		if _, err := db.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{opts.Schema}.Sanitize()); err != nil {
@@ -131,5 +149,14 @@ func Open(ctx context.Context, url string, opts Options) (*sqlstore.DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	return sqlstore.New(db, db, Dialect, map[string]*sql.DB{"postgres": db}), nil
+	return open(ctx, db, cfg, opts)
+}
+
+func open(ctx context.Context, db *sql.DB, cfg *pgx.ConnConfig, opts Options) (*DB, error) {
+	n, err := newNotifier(ctx, db, cfg, opts)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return &DB{DB: sqlstore.New(db, db, Dialect, map[string]*sql.DB{"postgres": db}), notifier: n}, nil
 }
