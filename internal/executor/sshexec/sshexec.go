@@ -146,20 +146,29 @@ func EnvScript(env, stepEnv map[string]string) string {
 	return b.String()
 }
 
-// Run implements executor.Executor.
+// Run implements executor.Executor. One SSH connection serves every
+// step of the job — one attempt of a run on one node — each step in a
+// session of its own; the connection is closed when the job ends and
+// never serves another job. A connection found lost when a step is about
+// to start (the node's sshd restarted, a network path dropped it) is
+// dialled again, with the same pinned host key, and the step runs on the
+// new one: nothing of it had started. A step whose connection is lost
+// while it runs fails and is never started again, since it may have done
+// part of its work; a later step that still runs (the step continues on
+// error) dials again.
 func (e Executor) Run(ctx context.Context, job *executor.Job) executor.Result {
-	client, err := e.Dial(ctx, job)
-	if err != nil {
+	c := &conn{e: e, job: job}
+	defer c.close()
+	if err := c.dial(ctx); err != nil {
 		fmt.Fprintf(job.Stderr, "airlock: %v\n", err)
 		return executor.Result{Status: executor.Failed, ExitCode: -1, Error: err.Error()}
 	}
-	defer client.Close()
 	var results []executor.StepResult
 	for _, st := range job.Steps {
 		if ctx.Err() != nil {
 			break
 		}
-		res := e.runStep(ctx, client, job, st)
+		res := e.runStep(ctx, c, job, st)
 		results = append(results, res)
 		if job.StepDone != nil {
 			job.StepDone(res)
@@ -169,6 +178,65 @@ func (e Executor) Run(ctx context.Context, job *executor.Job) executor.Result {
 		}
 	}
 	return executor.Finish(results, job.Steps, ctx.Err())
+}
+
+// conn is a job's connection to its node, dialled again when lost.
+type conn struct {
+	e      Executor
+	job    *executor.Job
+	client *ssh.Client
+}
+
+func (c *conn) dial(ctx context.Context) error {
+	client, err := c.e.Dial(ctx, c.job)
+	if err != nil {
+		return err
+	}
+	c.client = client
+	return nil
+}
+
+func (c *conn) close() {
+	if c.client != nil {
+		c.client.Close()
+		c.client = nil
+	}
+}
+
+// session opens a session for a step. Opening waits for the node's
+// answer, which a dead peer never sends: ctx ending closes the
+// connection, and so the wait. A connection that cannot open a session
+// (lost, or closed when an earlier step timed out waiting on it) is
+// replaced once by a new
+// one.
+func (c *conn) session(ctx context.Context, step string) (*ssh.Session, error) {
+	if c.client != nil {
+		s, err := c.open(ctx)
+		if err == nil || ctx.Err() != nil {
+			return s, err
+		}
+		fmt.Fprintf(c.job.Stderr, "airlock: step %s: the connection to node %s is lost (%v); connecting again\n", step, c.job.Node.Name, err)
+		c.close()
+	}
+	if err := c.dial(ctx); err != nil {
+		return nil, err
+	}
+	return c.open(ctx)
+}
+
+func (c *conn) open(ctx context.Context) (*ssh.Session, error) {
+	client := c.client
+	stop := context.AfterFunc(ctx, func() { client.Close() })
+	s, err := client.NewSession()
+	if !stop() {
+		// ctx ended while the session was being opened: the connection
+		// is closed, and the session with it.
+		if s != nil {
+			s.Close()
+		}
+		return nil, ctx.Err()
+	}
+	return s, err
 }
 
 // pgidWriter takes the PGID line off the front of stderr.
@@ -214,15 +282,30 @@ func (p *pgidWriter) get() int {
 	return p.pgid
 }
 
-func (e Executor) runStep(ctx context.Context, client *ssh.Client, job *executor.Job, st executor.Step) executor.StepResult {
+func (e Executor) runStep(ctx context.Context, c *conn, job *executor.Job, st executor.Step) executor.StepResult {
 	res := executor.StepResult{Index: st.Index, Name: st.Name, StartedAt: time.Now(), ExitCode: -1}
-	sess, err := client.NewSession()
-	if err != nil {
+	stepCtx := ctx
+	if st.Timeout > 0 {
+		var cancel context.CancelFunc
+		stepCtx, cancel = context.WithTimeout(ctx, st.Timeout)
+		defer cancel()
+	}
+	sess, err := c.session(stepCtx, st.Name)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		res.Status, res.FinishedAt = executor.Canceled, time.Now()
+		return res
+	case err != nil && stepCtx.Err() != nil:
+		fmt.Fprintf(job.Stderr, "airlock: step %s timed out after %s\n", st.Name, st.Timeout)
+		res.Status, res.FinishedAt = executor.Failed, time.Now()
+		return res
+	case err != nil:
 		fmt.Fprintf(job.Stderr, "airlock: step %s: open session: %v\n", st.Name, err)
 		res.Status, res.FinishedAt = executor.Failed, time.Now()
 		return res
 	}
 	defer sess.Close()
+	client := c.client
 	pw := &pgidWriter{w: job.Stderr, ready: make(chan struct{})}
 	sess.Stdout, sess.Stderr = job.Stdout, pw
 	envScript := EnvScript(job.Env, st.Env)
@@ -231,13 +314,20 @@ func (e Executor) runStep(ctx context.Context, client *ssh.Client, job *executor
 		stdin = append(stdin, strings.NewReader(st.Script))
 	}
 	sess.Stdin = io.MultiReader(stdin...)
-	stepCtx := ctx
-	if st.Timeout > 0 {
-		var cancel context.CancelFunc
-		stepCtx, cancel = context.WithTimeout(ctx, st.Timeout)
-		defer cancel()
+	// Start waits for the node's answer too; a dead peer never sends it.
+	stopStart := context.AfterFunc(stepCtx, func() { client.Close() })
+	err = sess.Start(Command(st, len(envScript)))
+	if !stopStart() {
+		res.FinishedAt = time.Now()
+		if ctx.Err() != nil {
+			res.Status = executor.Canceled
+		} else {
+			fmt.Fprintf(job.Stderr, "airlock: step %s timed out after %s\n", st.Name, st.Timeout)
+			res.Status = executor.Failed
+		}
+		return res
 	}
-	if err := sess.Start(Command(st, len(envScript))); err != nil {
+	if err != nil {
 		fmt.Fprintf(job.Stderr, "airlock: step %s: start: %v\n", st.Name, err)
 		res.Status, res.FinishedAt = executor.Failed, time.Now()
 		return res
@@ -265,11 +355,16 @@ func (e Executor) runStep(ctx context.Context, client *ssh.Client, job *executor
 	}
 	res.FinishedAt = time.Now()
 	var exitErr *ssh.ExitError
+	var missing *ssh.ExitMissingError
 	switch {
 	case err == nil:
 		res.Status, res.ExitCode = executor.Succeeded, 0
 	case errors.As(err, &exitErr):
 		res.Status, res.ExitCode = executor.Failed, exitErr.ExitStatus()
+	case errors.As(err, &missing):
+		fmt.Fprintf(job.Stderr, "airlock: step %s: the session ended without an exit status (the connection to node %s was lost, or its sshd ended); the step is not run again\n",
+			st.Name, job.Node.Name)
+		res.Status = executor.Failed
 	default:
 		fmt.Fprintf(job.Stderr, "airlock: step %s: %v\n", st.Name, err)
 		res.Status = executor.Failed

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/airlockhq/airlock/internal/executor/sshexec"
 	"github.com/airlockhq/airlock/internal/store"
 	"github.com/airlockhq/airlock/internal/testenv"
+	"github.com/airlockhq/airlock/internal/testenv/fleet"
 )
 
 type buf struct {
@@ -203,5 +205,190 @@ func TestSecretsStayOffTheRemoteCommandLine(t *testing.T) {
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("waited a minute for the step to end")
+	}
+}
+
+// TestStepsOfAJobShareOneConnection: the steps of one job run in
+// sessions of one SSH connection. Each step prints its parent, the sshd
+// process that serves the connection (every exec on the way to the step
+// replaces the login shell, so $PPID is that sshd's PID): one connection,
+// one PID. A second job, like a second run, gets a connection of its own.
+func TestStepsOfAJobShareOneConnection(t *testing.T) {
+	f := testenv.StartSSHD(t, 1)
+	var steps []executor.Step
+	for range 5 {
+		steps = append(steps, executor.Step{Shell: "/bin/sh", Script: "echo $PPID"})
+	}
+	run := func() []string {
+		j, out, errb := jobFor(f, f.Nodes[0], slices.Clone(steps)...)
+		if res := (sshexec.Executor{}).Run(context.Background(), j); res.Status != executor.Succeeded {
+			t.Fatalf("%+v\nstderr: %s", res, errb.String())
+		}
+		return strings.Fields(out.String())
+	}
+	first := run()
+	if len(first) != 5 || len(slices.Compact(slices.Clone(first))) != 1 {
+		t.Fatalf("the steps ran on more than one connection (sshd PIDs %v)", first)
+	}
+	if second := run(); second[0] == first[0] {
+		t.Fatalf("a second job reused the first one's connection (sshd PID %s)", first[0])
+	}
+}
+
+// TestConnectionLostMidJob against real sshd: the first step arranges
+// for the connection's sshd to be killed while the second step runs.
+// The second step fails at once and cleanly (it may have done part of
+// its work, so it is not run again); the third, reached because the
+// second continues on error, runs on a new connection.
+func TestConnectionLostMidJob(t *testing.T) {
+	f := testenv.StartSSHD(t, 1)
+	dir := t.TempDir()
+	started := filepath.Join(dir, "started")
+	j, out, errb := jobFor(f, f.Nodes[0],
+		executor.Step{Shell: "/bin/sh", Script: "echo $PPID; (while [ ! -e " + sshexec.Quote(started) + " ]; do sleep 0.05; done; kill -KILL $PPID) </dev/null >/dev/null 2>&1 &"},
+		executor.Step{Shell: "/bin/sh", Script: "touch " + sshexec.Quote(started) + "; sleep 30; echo not-reached", ContinueOnError: true},
+		executor.Step{Shell: "/bin/sh", Script: "echo $PPID"},
+	)
+	t0 := time.Now()
+	res := sshexec.Executor{}.Run(context.Background(), j)
+	if time.Since(t0) > 20*time.Second {
+		t.Fatalf("the step on the lost connection was waited out (%s)", time.Since(t0))
+	}
+	if len(res.Steps) != 3 || res.Steps[0].Status != executor.Succeeded || res.Steps[1].Status != executor.Failed || res.Steps[2].Status != executor.Succeeded {
+		t.Fatalf("%+v\nstderr: %s", res, errb.String())
+	}
+	pids := strings.Fields(out.String())
+	if len(pids) != 2 || pids[0] == pids[1] || strings.Contains(out.String(), "not-reached") {
+		t.Fatalf("want two different sshd PIDs, got %q", out.String())
+	}
+	if !strings.Contains(errb.String(), "is not run again") {
+		t.Fatalf("the failed step does not say why: %q", errb.String())
+	}
+}
+
+// startFleet starts n simulated nodes (internal/testenv/fleet).
+func startFleet(t *testing.T, n int) *fleet.Fleet {
+	t.Helper()
+	f, err := fleet.Start(n, fleet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	return f
+}
+
+func fleetJob(f *fleet.Fleet, n *fleet.Node, steps ...executor.Step) (*executor.Job, *buf, *buf) {
+	var out, errb buf
+	for i := range steps {
+		steps[i].Index = i
+		if steps[i].Name == "" {
+			steps[i].Name = fmt.Sprintf("s%d", i)
+		}
+	}
+	node := &store.Node{Name: fmt.Sprintf("sim-%d", n.Port), Address: "127.0.0.1", Port: n.Port, User: f.User, HostKey: n.HostKey, Transport: store.TransportSSH}
+	return &executor.Job{RunID: "run_x", Node: node, Steps: steps, Env: map[string]string{"PATH": executor.SafePath},
+		Credential: f.ClientKey, Stdout: &out, Stderr: &errb}, &out, &errb
+}
+
+// TestFleetOneConnectionPerJob: 300 simulated nodes, three steps each,
+// 100 jobs at a time: every node accepted exactly one connection and
+// opened one session per step.
+func TestFleetOneConnectionPerJob(t *testing.T) {
+	f := startFleet(t, 300)
+	sem := make(chan struct{}, 100)
+	var wg sync.WaitGroup
+	for _, n := range f.Nodes {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			j, out, errb := fleetJob(f, n, executor.Step{Argv: []string{"echo", "ok"}}, executor.Step{Shell: "/bin/sh", Script: "echo two; true"},
+				executor.Step{Argv: []string{"yes-bytes", "10"}})
+			res := sshexec.Executor{}.Run(context.Background(), j)
+			if res.Status != executor.Succeeded || out.String() != "ok\ntwo\n"+strings.Repeat("y\n", 5) {
+				t.Errorf("%s: %+v, stdout %q, stderr %q", n, res, out.String(), errb.String())
+			}
+		})
+	}
+	wg.Wait()
+	for _, n := range f.Nodes {
+		if n.Conns() != 1 || n.Sessions() != 3 {
+			t.Fatalf("%s: %d connections and %d sessions, want 1 and 3", n, n.Conns(), n.Sessions())
+		}
+	}
+}
+
+// TestFleetConnectionLostBetweenSteps: the node drops the connection
+// when the first step has ended; the second step, of which nothing ran,
+// runs on a new connection.
+func TestFleetConnectionLostBetweenSteps(t *testing.T) {
+	f := startFleet(t, 1)
+	n := f.Nodes[0]
+	j, out, errb := fleetJob(f, n, executor.Step{Argv: []string{"echo", "one"}}, executor.Step{Argv: []string{"echo", "two"}})
+	j.StepDone = func(sr executor.StepResult) {
+		if sr.Index == 0 {
+			n.Drop()
+		}
+	}
+	res := sshexec.Executor{}.Run(context.Background(), j)
+	if res.Status != executor.Succeeded || out.String() != "one\ntwo\n" {
+		t.Fatalf("%+v, stdout %q, stderr %q", res, out.String(), errb.String())
+	}
+	if n.Conns() != 2 || !strings.Contains(errb.String(), "connecting again") {
+		t.Fatalf("%d connections, stderr %q; want a second connection, and a note of it", n.Conns(), errb.String())
+	}
+}
+
+// TestFleetConnectionLostDuringStep: the connection drops while a step
+// runs: that step fails at once, is not run again, and the next step
+// (the failed one continues on error) runs on a new connection.
+func TestFleetConnectionLostDuringStep(t *testing.T) {
+	f := startFleet(t, 1)
+	n := f.Nodes[0]
+	j, out, errb := fleetJob(f, n, executor.Step{Shell: "/bin/sh", Script: "echo started; sleep 60", ContinueOnError: true},
+		executor.Step{Argv: []string{"echo", "after"}})
+	done := make(chan executor.Result, 1)
+	go func() { done <- sshexec.Executor{}.Run(context.Background(), j) }()
+	testenv.Eventually(t, "the first step to run", func() bool { return n.Running() == 1 })
+	n.Drop()
+	var res executor.Result
+	select {
+	case res = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the step on the lost connection was waited out")
+	}
+	if res.Status != executor.Succeeded || len(res.Steps) != 2 || res.Steps[0].Status != executor.Failed || res.Steps[1].Status != executor.Succeeded {
+		t.Fatalf("%+v\nstderr: %s", res, errb.String())
+	}
+	if out.String() != "started\nafter\n" || n.Conns() != 2 || n.Sessions() != 2 {
+		t.Fatalf("stdout %q, %d connections, %d sessions", out.String(), n.Conns(), n.Sessions())
+	}
+}
+
+// TestFleetCancelAndTimeout: a cancel or a step timeout ends the
+// command on the node (through the kill session or the session's
+// close), and the job reports it.
+func TestFleetCancelAndTimeout(t *testing.T) {
+	f := startFleet(t, 1)
+	n := f.Nodes[0]
+	for _, mode := range []string{"cancel", "timeout"} {
+		st := executor.Step{Shell: "/bin/sh", Script: "sleep 300"}
+		if mode == "timeout" {
+			st.Timeout = 300 * time.Millisecond
+		}
+		j, _, errb := fleetJob(f, n, st)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan executor.Result, 1)
+		go func() { done <- sshexec.Executor{}.Run(ctx, j) }()
+		testenv.Eventually(t, mode+": the step to run", func() bool { return n.Running() == 1 })
+		if mode == "cancel" {
+			cancel()
+		}
+		res := <-done
+		cancel()
+		want := map[string]string{"cancel": executor.Canceled, "timeout": executor.Failed}[mode]
+		if res.Status != want {
+			t.Fatalf("%s: %+v\nstderr: %s", mode, res, errb.String())
+		}
+		testenv.Eventually(t, mode+": the command on the node to end", func() bool { return n.Running() == 0 })
 	}
 }
