@@ -5,5 +5,5 @@ import "github.com/airlockhq/airlock/internal/store/sqlstore"
 // Migrations returns the embedded migrations, for upgrade tests.
 func Migrations() ([]sqlstore.Migration, error) { return sqlstore.LoadMigrations(sub(migrationFS)) }
 
-// DSN is the connection string Open uses.
-var DSN = dsn
+// WriterDSN is the connection string of Open's writer.
+func WriterDSN(path string) string { return dsn(path, writeConn) }

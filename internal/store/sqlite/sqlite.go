@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -56,19 +57,33 @@ func classify(err error) sqlstore.Class {
 	return sqlstore.Other
 }
 
-func dsn(path string, readOnly bool) string {
+// Connection kinds for dsn.
+const (
+	writeConn = iota
+	// readConn: the readers of requests, which read a few rows each.
+	readConn
+	// scanConn: the readers of whole-log scans (audit verify, export),
+	// which map the file instead of copying each page through a read
+	// call — scanning the log is dominated by page reads otherwise. The
+	// request readers do not: a mapping is remade as the file grows,
+	// which on a busy server costs more than the reads it saves
+	// (docs/design-notes.md), and the mapped pages count as their RSS.
+	scanConn
+)
+
+func dsn(path string, kind int) string {
 	v := url.Values{}
 	v.Add("_pragma", "busy_timeout(10000)")
 	v.Add("_pragma", "journal_mode(WAL)")
 	v.Add("_pragma", "synchronous(NORMAL)")
 	v.Add("_pragma", "foreign_keys(1)")
-	if readOnly {
+	if kind != writeConn {
 		v.Add("_pragma", "query_only(1)")
-		// Readers map the file instead of copying each page through a
-		// read call: scanning the whole audit log (verify, export) is
-		// dominated by page reads otherwise. Address space, not memory.
-		v.Add("_pragma", "mmap_size(4294967296)")
-	} else {
+	}
+	if kind == scanConn {
+		v.Add("_pragma", "mmap_size(4294967296)") // address space, not memory
+	}
+	if kind == writeConn {
 		// BEGIN IMMEDIATE takes the write lock up front, so a transaction
 		// never fails half-way when another process holds it.
 		v.Set("_txlock", "immediate")
@@ -83,7 +98,7 @@ func OpenReadOnly(ctx context.Context, path string) (*sqlstore.DB, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("sqlite: no Airlock database at %s (is the data directory right?): %w", path, err)
 	}
-	db, err := sql.Open("sqlite", dsn(path, true)+"&mode=ro")
+	db, err := sql.Open("sqlite", dsn(path, scanConn)+"&mode=ro")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
@@ -140,7 +155,7 @@ func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
 	if err := private(path); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	writer, err := sql.Open("sqlite", dsn(path, false))
+	writer, err := sql.Open("sqlite", dsn(path, writeConn))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
@@ -158,7 +173,7 @@ func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
 
-	reader, err := sql.Open("sqlite", dsn(path, true))
+	reader, err := sql.Open("sqlite", dsn(path, readConn))
 	if err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("sqlite: %w", err)
@@ -166,5 +181,16 @@ func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
 	n := max(4, runtime.NumCPU())
 	reader.SetMaxOpenConns(n)
 	reader.SetMaxIdleConns(n)
-	return sqlstore.New(writer, reader, Dialect, map[string]*sql.DB{"sqlite_writer": writer, "sqlite_reader": reader}), nil
+	scanner, err := sql.Open("sqlite", dsn(path, scanConn))
+	if err != nil {
+		writer.Close()
+		reader.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	// Scans are rare: their connections (and mappings) close when idle.
+	scanner.SetMaxOpenConns(n)
+	scanner.SetConnMaxIdleTime(time.Minute)
+	db := sqlstore.New(writer, reader, Dialect, map[string]*sql.DB{"sqlite_writer": writer, "sqlite_reader": reader, "sqlite_scanner": scanner})
+	db.SetScanner(scanner)
+	return db, nil
 }

@@ -27,7 +27,7 @@ func TestUpgradeRebuildsAuditTables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("sqlite", sqlite.DSN(path, false))
+	db, err := sql.Open("sqlite", sqlite.WriterDSN(path))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ func upgrade(t *testing.T, check storetest.UpgradeCheck) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("sqlite", sqlite.DSN(path, false))
+	db, err := sql.Open("sqlite", sqlite.WriterDSN(path))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +62,20 @@ type DB struct {
 	// outbox holds the audit event types that notify (SetOutboxTypes).
 	outbox  atomic.Pointer[map[string]bool]
 	queries // reads go to the reader pool
+	// scan reads whole-log scans (AuditLeaves), from a pool of its own
+	// when SetScanner gave one.
+	scan queries
+}
+
+// SetScanner sends whole-log scans (audit verify, export) to a pool of
+// their own, set up for long sequential reads.
+func (db *DB) SetScanner(p *sql.DB) {
+	db.scan = queries{q: p, d: &db.dialect, cache: newStmtCache(p)}
+}
+
+// AuditLeaves implements store.Store, on the scan pool.
+func (db *DB) AuditLeaves(ctx context.Context, lo, hi int64, fn func(*store.LeafRow) error) error {
+	return db.scan.AuditLeaves(ctx, lo, hi, fn)
 }
 
 // Statements lists the statements this store prepared so far (reads,
@@ -68,15 +83,23 @@ type DB struct {
 // for tests that check their query plans.
 func (db *DB) Statements() []string {
 	var out []string
-	for _, c := range []*stmtCache{db.writes, db.queries.cache} {
-		if c == nil {
-			continue
-		}
+	for _, c := range db.caches() {
 		c.mu.Lock()
 		for q := range c.stmts {
 			out = append(out, q)
 		}
 		c.mu.Unlock()
+	}
+	return out
+}
+
+// caches are the statement caches of the store's pools, each once.
+func (db *DB) caches() []*stmtCache {
+	var out []*stmtCache
+	for _, c := range []*stmtCache{db.writes, db.queries.cache, db.scan.cache} {
+		if c != nil && !slices.Contains(out, c) {
+			out = append(out, c)
+		}
 	}
 	return out
 }
@@ -91,6 +114,7 @@ func New(writer, reader *sql.DB, d Dialect, pools map[string]*sql.DB) *DB {
 	if reader == writer {
 		db.queries.cache = db.writes
 	}
+	db.scan = db.queries
 	return db
 }
 
@@ -364,7 +388,7 @@ func (db *DB) DBs() map[string]*sql.DB { return db.pools }
 // Close implements store.Store.
 func (db *DB) Close() error {
 	var errs []error
-	for _, c := range []*stmtCache{db.writes, db.queries.cache} {
+	for _, c := range db.caches() {
 		c.mu.Lock()
 		stmts := c.stmts
 		c.stmts = map[string]*sql.Stmt{}
