@@ -222,43 +222,20 @@ func (h *Handler) awaitRun(r *http.Request, p *identity.Principal, requested *st
 	if requested.Status != store.RunQueued && requested.Status != store.RunRunning {
 		return runJSON(requested, nil)
 	}
-	ctx := r.Context()
-	notify, stop := h.Runs.Subscribe(requested.ID)
-	defer stop()
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	tick := time.NewTicker(time.Second) // a run another replica executes
-	defer tick.Stop()
-	cur := requested
-	for {
-		// Read after subscribing: an end before it is seen here.
-		got, err := h.Store.RunGet(ctx, requested.ID)
-		if err != nil {
-			return runJSON(cur, nil)
-		}
-		if cur = got; store.RunFinal(cur.Status) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return runJSON(cur, nil)
-		case <-deadline.C:
-			return runJSON(cur, nil)
-		case <-notify:
-		case <-tick.C:
-		}
+	cur, nodes, err := h.Runs.Await(r.Context(), requested.ID, d)
+	if err != nil || cur == nil {
+		return runJSON(requested, nil)
+	}
+	if !store.RunFinal(cur.Status) {
+		return runJSON(cur, nil)
 	}
 	// The output is the viewer's, as on GET …/output: checked here.
 	const limit = 1000
-	final, chunks, err := h.Runs.Output(ctx, p, requested.ID, 0, limit)
+	chunks, err := h.Runs.OutputOf(r.Context(), p, cur, limit)
 	if err != nil {
 		return runJSON(cur, nil)
 	}
-	nodes, err := h.Store.RunNodeList(ctx, final.ID)
-	if err != nil {
-		return runJSON(final, nil)
-	}
-	j := runJSON(final, &run.Details{Nodes: nodes})
+	j := runJSON(cur, &run.Details{Nodes: nodes})
 	j.Output, j.OutputMore = []ChunkJSON{}, len(chunks) == limit
 	for _, c := range chunks {
 		j.Output = append(j.Output, chunkJSON(c))

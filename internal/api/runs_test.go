@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -447,6 +448,18 @@ func TestRunAndWait(t *testing.T) {
 	}
 	if nodes, _ := out["nodes"].([]any); len(nodes) != 1 || nodes[0].(map[string]any)["status"] != "succeeded" {
 		t.Fatalf("nodes: %v", out["nodes"])
+	}
+	// The ended run handed over in memory is the run as stored.
+	_, stored, _ := d.call("GET", "/api/v1/runs/"+out["id"].(string), d.tok["alice"], nil)
+	for _, k := range []string{"status", "finished_at", "output_digest", "output_bytes", "attempt", "nodes"} {
+		if a, b := fmt.Sprint(out[k]), fmt.Sprint(stored[k]); a != b {
+			t.Errorf("%s: %s in the answer, %s stored", k, a, b)
+		}
+	}
+	// A run that ended before anyone awaited it is read.
+	r, nodes, err := d.srv.Runs.Await(context.Background(), out["id"].(string), time.Minute)
+	if err != nil || r.Status != "succeeded" || len(nodes) != 1 {
+		t.Fatalf("awaiting an ended run: %v %v %v", r, nodes, err)
 	}
 
 	// Pending approval: nobody waits for people.

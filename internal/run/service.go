@@ -90,6 +90,8 @@ type Service struct {
 	// live is each running fan-out run's node progress on this replica.
 	live   map[string]map[string]store.RunNode
 	active sync.WaitGroup
+	// endings: those awaiting runs that end here.
+	endings endings
 }
 
 // New returns a Service. executors maps a node transport (local, ssh) to
@@ -499,14 +501,19 @@ func (s *Service) Get(ctx context.Context, p *identity.Principal, id string) (*s
 	if err != nil {
 		return nil, err
 	}
-	res, c, err := s.resource(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.authz.CheckObject(ctx, p, policy.ActionViewRun, res, c, "run"); err != nil {
+	if err := s.checkView(ctx, p, r); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// checkView refuses p a run they may not view (as not found).
+func (s *Service) checkView(ctx context.Context, p *identity.Principal, r *store.Run) error {
+	res, c, err := s.resource(ctx, r)
+	if err != nil {
+		return err
+	}
+	return s.authz.CheckObject(ctx, p, policy.ActionViewRun, res, c, "run")
 }
 
 // List lists the runs p may view, newest first.
@@ -561,6 +568,15 @@ func (s *Service) Output(ctx context.Context, p *identity.Principal, id string, 
 	}
 	chunks, err := s.store.RunOutputList(ctx, r.ID, after, limit)
 	return r, chunks, err
+}
+
+// OutputOf returns the first output chunks of r, a run just read or
+// awaited, if p may view it.
+func (s *Service) OutputOf(ctx context.Context, p *identity.Principal, r *store.Run, limit int) ([]*store.OutputChunk, error) {
+	if err := s.checkView(ctx, p, r); err != nil {
+		return nil, err
+	}
+	return s.store.RunOutputList(ctx, r.ID, 0, limit)
 }
 
 // Subscribe signals after new output or a status change of a run.

@@ -979,6 +979,7 @@ func (s *Service) recordOutcome(ctx context.Context, r *store.Run, status, reaso
 	}
 	if ended != nil {
 		s.cfg.Observer.RunFinished(ended)
+		s.endings.end(ended, nodes)
 	}
 	return nil
 }
