@@ -207,8 +207,7 @@ func (c *conn) close() {
 // answer, which a dead peer never sends: ctx ending closes the
 // connection, and so the wait. A connection that cannot open a session
 // (lost, or closed when an earlier step timed out waiting on it) is
-// replaced once by a new
-// one.
+// replaced once by a new one.
 func (c *conn) session(ctx context.Context, step string) (*ssh.Session, error) {
 	if c.client != nil {
 		s, err := c.open(ctx)
