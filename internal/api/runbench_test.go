@@ -18,6 +18,7 @@ import (
 	"github.com/airlockhq/airlock/internal/api"
 	"github.com/airlockhq/airlock/internal/store"
 	"github.com/airlockhq/airlock/internal/testenv"
+	"github.com/airlockhq/airlock/internal/testenv/fleet"
 )
 
 const echoOK = `apiVersion: airlock/v1
@@ -127,61 +128,101 @@ func BenchmarkSSHFanOut(b *testing.B) {
 	}
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
-			fleet := testenv.StartSSHD(b, n)
-			d := benchEnv(b)
-			t := &testing.T{}
-			d.call("PUT", "/api/v1/secrets/ssh/fleet", d.tok["bob"], api.SecretRequest{Value: string(fleet.ClientKey)})
-			for i, node := range fleet.Nodes {
-				d.call("PUT", fmt.Sprintf("/api/v1/nodes/n%03d", i), d.tok["bob"], map[string]any{"name": fmt.Sprintf("n%03d", i),
-					"address": "127.0.0.1", "port": node.Port, "user": fleet.User, "environment": "staging", "tags": []string{"bench"},
-					"host_key": node.HostKey, "credential": "ssh/fleet"})
+			f := testenv.StartSSHD(b, n)
+			var nodes []fanOutNode
+			for _, d := range f.Nodes {
+				nodes = append(nodes, fanOutNode{d.Port, d.HostKey})
 			}
-			par := min(n, 100)
-			d.install(t, strings.Replace(strings.Replace(echoOK, "echo-ok", "fleet-echo", 1), "risk: low\n",
-				fmt.Sprintf("risk: low\ntargets:\n  tags: [bench]\n  parallel: %d\n", par), 1))
-			signer, _ := ssh.ParsePrivateKey(fleet.ClientKey)
-			bare := func() time.Duration {
-				t0 := time.Now()
-				sem := make(chan struct{}, par)
-				var wg sync.WaitGroup
-				for _, node := range fleet.Nodes {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						sem <- struct{}{}
-						defer func() { <-sem }()
-						pinned, _, _, _, _ := ssh.ParseAuthorizedKey([]byte(node.HostKey))
-						c, err := ssh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", node.Port), &ssh.ClientConfig{User: fleet.User,
-							Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: ssh.FixedHostKey(pinned),
-							HostKeyAlgorithms: []string{pinned.Type()}})
-						if err != nil {
-							b.Error(err)
-							return
-						}
-						defer c.Close()
-						s, _ := c.NewSession()
-						defer s.Close()
-						if _, err := s.Output("echo ok"); err != nil {
-							b.Error(err)
-						}
-					}()
-				}
-				wg.Wait()
-				return time.Since(t0)
-			}
-			var airlockT, bareT []time.Duration
-			b.ResetTimer()
-			for b.Loop() {
-				_, e, _ := runOnce(b, d, nil, api.RunRequest{Procedure: "fleet-echo", Environment: "staging"})
-				airlockT = append(airlockT, e)
-				bareT = append(bareT, bare())
-			}
-			b.StopTimer()
-			b.ReportMetric(pct(airlockT, 50), "airlock-p50-ms")
-			b.ReportMetric(pct(bareT, 50), "bare-ssh-p50-ms")
-			b.ReportMetric(pct(airlockT, 50)/pct(bareT, 50), "ratio")
+			benchFanOut(b, f.User, f.ClientKey, nodes)
 		})
 	}
+}
+
+// BenchmarkSSHFanOutSimulated is BenchmarkSSHFanOut on simulated nodes
+// (internal/testenv/fleet: one process, no fork), which show Airlock's
+// own cost rather than sshd's; 1,000 nodes with
+// AIRLOCK_BENCH_FLEET_1000=1. bench/fanout measures the same from a
+// separate client process.
+func BenchmarkSSHFanOutSimulated(b *testing.B) {
+	sizes := []int{100}
+	if os.Getenv("AIRLOCK_BENCH_FLEET_1000") == "1" {
+		sizes = append(sizes, 1000)
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			f, err := fleet.Start(n, fleet.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(f.Stop)
+			var nodes []fanOutNode
+			for _, d := range f.Nodes {
+				nodes = append(nodes, fanOutNode{d.Port, d.HostKey})
+			}
+			benchFanOut(b, f.User, f.ClientKey, nodes)
+		})
+	}
+}
+
+type fanOutNode struct {
+	port    int
+	hostKey string
+}
+
+func benchFanOut(b *testing.B, user string, clientKey []byte, nodes []fanOutNode) {
+	n := len(nodes)
+	d := benchEnv(b)
+	t := &testing.T{}
+	d.call("PUT", "/api/v1/secrets/ssh/fleet", d.tok["bob"], api.SecretRequest{Value: string(clientKey)})
+	for i, node := range nodes {
+		d.call("PUT", fmt.Sprintf("/api/v1/nodes/n%04d", i), d.tok["bob"], map[string]any{"name": fmt.Sprintf("n%04d", i),
+			"address": "127.0.0.1", "port": node.port, "user": user, "environment": "staging", "tags": []string{"bench"},
+			"host_key": node.hostKey, "credential": "ssh/fleet"})
+	}
+	par := min(n, 100)
+	d.install(t, strings.Replace(strings.Replace(echoOK, "echo-ok", "fleet-echo", 1), "risk: low\n",
+		fmt.Sprintf("risk: low\ntargets:\n  tags: [bench]\n  parallel: %d\n", par), 1))
+	signer, _ := ssh.ParsePrivateKey(clientKey)
+	bare := func() time.Duration {
+		t0 := time.Now()
+		sem := make(chan struct{}, par)
+		var wg sync.WaitGroup
+		for _, node := range nodes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				pinned, _, _, _, _ := ssh.ParseAuthorizedKey([]byte(node.hostKey))
+				c, err := ssh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", node.port), &ssh.ClientConfig{User: user,
+					Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: ssh.FixedHostKey(pinned),
+					HostKeyAlgorithms: []string{pinned.Type()}})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer c.Close()
+				s, _ := c.NewSession()
+				defer s.Close()
+				if _, err := s.Output("echo ok"); err != nil {
+					b.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		return time.Since(t0)
+	}
+	var airlockT, bareT []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		_, e, _ := runOnce(b, d, nil, api.RunRequest{Procedure: "fleet-echo", Environment: "staging"})
+		airlockT = append(airlockT, e)
+		bareT = append(bareT, bare())
+	}
+	b.StopTimer()
+	b.ReportMetric(pct(airlockT, 50), "airlock-p50-ms")
+	b.ReportMetric(pct(bareT, 50), "bare-ssh-p50-ms")
+	b.ReportMetric(pct(airlockT, 50)/pct(bareT, 50), "ratio")
 }
 
 // BenchmarkSSEViewers: the duration of a run that writes output steadily,
