@@ -16,10 +16,16 @@ import (
 	"github.com/airlockhq/airlock/internal/store"
 )
 
-// broker tells live viewers of a run that there is something new.
+// broker tells live viewers of a run that there is something new: those
+// on this replica directly, and, through remote (remote.go), the other
+// replicas', whose brokers wake theirs (wake, never notify: a notice is
+// not passed on again).
 type broker struct {
 	mu   sync.Mutex
 	subs map[string]map[chan struct{}]struct{}
+	// remote, when set, tells the other replicas; its Publish never
+	// blocks, so the run path may call it.
+	remote store.Notifier
 }
 
 func newBroker() *broker { return &broker{subs: map[string]map[chan struct{}]struct{}{}} }
@@ -44,9 +50,34 @@ func (b *broker) subscribe(runID string) (chan struct{}, func()) {
 	}
 }
 
+// notify tells the viewers of runID, here and on the other replicas, that
+// its output or status changed (after the change is stored).
 func (b *broker) notify(runID string) {
 	b.mu.Lock()
+	b.signal(runID)
+	remote := b.remote
+	b.mu.Unlock()
+	if remote != nil {
+		remote.Publish(NoticeRun, runID)
+	}
+}
+
+// wake tells this replica's viewers of runID only, or of every run when
+// runID is "".
+func (b *broker) wake(runID string) {
+	b.mu.Lock()
 	defer b.mu.Unlock()
+	if runID != "" {
+		b.signal(runID)
+		return
+	}
+	for id := range b.subs {
+		b.signal(id)
+	}
+}
+
+// signal needs b.mu.
+func (b *broker) signal(runID string) {
 	for ch := range b.subs[runID] {
 		select {
 		case ch <- struct{}{}:

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -91,13 +92,18 @@ type Server struct {
 	http           *http.Server
 	ln             net.Listener
 	ready          atomic.Bool
+
+	// listen hears the other replicas' notices until its context ends
+	// (Serve); nil without other replicas (SQLite).
+	listen func(ctx context.Context)
 }
 
-// OpenStore opens the store the configuration names.
-func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
+// OpenStore opens the store the configuration names; log receives what
+// the store's background work reports.
+func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, error) {
 	switch cfg.Database.Driver {
 	case "postgres":
-		return postgres.Open(ctx, cfg.Database.URL, postgres.Options{MaxConns: cfg.Database.MaxConns})
+		return postgres.Open(ctx, cfg.Database.URL, postgres.Options{MaxConns: cfg.Database.MaxConns, Log: log})
 	default:
 		return sqlite.Open(ctx, cfg.DatabasePath())
 	}
@@ -120,7 +126,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if err := privateDataDir(cfg.Data, log); err != nil {
 		return nil, err
 	}
-	st, err := OpenStore(ctx, cfg)
+	st, err := OpenStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +186,7 @@ func (s *Server) build(ctx context.Context) error {
 		reg.MustRegister(collectors.NewDBStatsCollector(db, name))
 	}
 	errCounts, _ := s.Store.(metrics.ErrorCounter)
+	notifier, _ := s.Store.(store.Notifier) // other replicas to tell (PostgreSQL)
 	s.Store = metrics.InstrumentStore(s.Store, reg)
 	reg.MustRegister(&metrics.Backlog{Store: s.Store, Errors: errCounts, Now: s.now, Timeout: time.Second, Log: s.Log})
 	icfg := identity.Config{
@@ -254,6 +261,13 @@ func (s *Server) build(ctx context.Context) error {
 	s.Runs = run.New(s.Store, s.Authz, keyring, map[string]executor.Executor{
 		store.TransportLocal: local.Executor{Contain: contained}, store.TransportSSH: sshexec.Executor{},
 	}, rc, s.Log, s.now)
+	if notifier != nil {
+		// Replicas on one database wake each other's run viewers and
+		// dispatchers and drop each other's cached principals at once.
+		handlers := s.Runs.Notices(notifier)
+		maps.Copy(handlers, s.Identity.Notices(notifier))
+		s.listen = func(ctx context.Context) { notifier.Listen(ctx, handlers) }
+	}
 	s.Standing = standing.New(s.Store, s.Authz, s.Runs, standing.Config{Interval: cfg.Schedules.Interval, Grace: cfg.Schedules.Grace}, s.Log, s.now)
 	s.Triggers = trigger.New(s.Standing, s.Store, s.Authz, keyring, s.Log, s.now)
 	if err := s.buildNotify(); err != nil {
@@ -549,6 +563,13 @@ func (s *Server) Serve(ctx context.Context) error {
 			s.Notify.Run(runsCtx)
 		}
 	}()
+	listenDone := make(chan struct{})
+	go func() {
+		defer close(listenDone)
+		if s.listen != nil {
+			s.listen(runsCtx)
+		}
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
 	var err error
@@ -576,6 +597,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	<-cpDone
 	<-reportsDone
 	<-notifyDone
+	<-listenDone
 	if cerr := s.Store.Close(); err == nil {
 		err = cerr
 	}
