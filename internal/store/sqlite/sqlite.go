@@ -37,6 +37,8 @@ var Dialect = sqlstore.Dialect{
 	// The single writer connection serializes write transactions; BEGIN
 	// IMMEDIATE (see dsn) extends that to other processes.
 	Classify: classify,
+	// Transactions queued for that one connection commit together.
+	GroupCommit: true,
 }
 
 // classify sorts SQLite's errors for sqlstore: a full disk, an I/O

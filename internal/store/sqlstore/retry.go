@@ -64,6 +64,9 @@ func (e *commitError) Error() string { return "commit: " + e.err.Error() }
 func (e *commitError) Unwrap() error { return e.err }
 
 func (d *Dialect) classify(err error) Class {
+	if errors.Is(err, errGroupAborted) {
+		return Retry
+	}
 	if err == nil || d.Classify == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return Other
 	}

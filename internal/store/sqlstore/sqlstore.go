@@ -42,6 +42,9 @@ type Dialect struct {
 	// Classify tells retries what an error means; nil classifies every
 	// error as Other.
 	Classify func(error) Class
+	// GroupCommit commits write transactions that queue for the writer
+	// together (group.go): for a single writer connection.
+	GroupCommit bool
 
 	errs *errorCounts // the DB's, set by New
 }
@@ -65,6 +68,12 @@ type DB struct {
 	// scan reads whole-log scans (AuditLeaves), from a pool of its own
 	// when SetScanner gave one.
 	scan queries
+	// group queues write transactions for the group committer, when
+	// the dialect asks for group commit; closing groupQuit stops it,
+	// and groupDone closes once it has.
+	group     chan *groupReq
+	groupQuit chan struct{}
+	groupDone chan struct{}
 }
 
 // SetScanner sends whole-log scans (audit verify, export) to a pool of
@@ -115,6 +124,10 @@ func New(writer, reader *sql.DB, d Dialect, pools map[string]*sql.DB) *DB {
 		db.queries.cache = db.writes
 	}
 	db.scan = db.queries
+	if d.GroupCommit {
+		db.group, db.groupQuit, db.groupDone = make(chan *groupReq, maxGroup), make(chan struct{}), make(chan struct{})
+		go db.groupCommitter(db.group, db.groupQuit)
+	}
 	return db
 }
 
@@ -303,6 +316,9 @@ func (r row) Scan(dest ...any) error {
 
 // update is one attempt of Update.
 func (db *DB) update(ctx context.Context, fn func(tx store.Tx) error) (err error) {
+	if db.group != nil {
+		return db.submit(ctx, fn)
+	}
 	sqlTx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -387,6 +403,14 @@ func (db *DB) DBs() map[string]*sql.DB { return db.pools }
 
 // Close implements store.Store.
 func (db *DB) Close() error {
+	if db.group != nil {
+		select {
+		case <-db.groupQuit:
+		default:
+			close(db.groupQuit)
+		}
+		<-db.groupDone
+	}
 	var errs []error
 	for _, c := range db.caches() {
 		c.mu.Lock()
