@@ -599,12 +599,6 @@ func (s *Service) execute(base context.Context, r *store.Run) {
 	wg.Wait()
 	close(stopFlush)
 	<-flushed
-	if s.cfg.WorkDir != "" {
-		// The attempt's and the run's directories, empty once the nodes'
-		// are gone (and unless another attempt still works in its own).
-		_ = os.Remove(filepath.Join(s.cfg.WorkDir, r.ID, fmt.Sprintf("attempt-%d", r.Attempt)))
-		_ = os.Remove(filepath.Join(s.cfg.WorkDir, r.ID))
-	}
 
 	status, reason := store.RunSucceeded, ""
 	var failedNodes []string
@@ -762,7 +756,9 @@ func (s *Service) jobs(ctx context.Context, r *store.Run, def *procedure.Procedu
 		}
 		switch node.Transport {
 		case store.TransportLocal:
-			job.WorkDir = filepath.Join(s.cfg.WorkDir, r.ID, fmt.Sprintf("attempt-%d", r.Attempt), node.Name)
+			// One directory per run, attempt and node, made and removed
+			// whole (a run ID has no dot, an attempt is a number).
+			job.WorkDir = filepath.Join(s.cfg.WorkDir, fmt.Sprintf("%s.%d.%s", r.ID, r.Attempt, node.Name))
 		case store.TransportSSH:
 			cred, err := resolve(node.Credential)
 			if err != nil {
