@@ -22,7 +22,7 @@ import (
 // queueWrites holds the writer in a transaction while n others queue
 // behind it, then lets them all go as one group: fn(i) is the i-th
 // queued transaction, and each one's outcome is returned.
-func queueWrites(t *testing.T, s *sqlstore.DB, n int, fn func(i int, tx store.Tx) error) []error {
+func queueWrites(t *testing.T, s *sqlstore.DB, n int, fn func(i int, tx store.Tx) error, recovered ...func(i int, p any)) []error {
 	t.Helper()
 	ctx := context.Background()
 	hold, held := make(chan struct{}), make(chan struct{})
@@ -41,6 +41,13 @@ func queueWrites(t *testing.T, s *sqlstore.DB, n int, fn func(i int, tx store.Tx
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() {
+				if p := recover(); p != nil && len(recovered) > 0 {
+					recovered[0](i, p)
+				} else if p != nil {
+					panic(p)
+				}
+			}()
 			errs[i] = s.Update(ctx, func(tx store.Tx) error { return fn(i, tx) })
 		}()
 	}
@@ -167,4 +174,97 @@ func TestGroupCommitSurvivesAFullDiskMidGroup(t *testing.T) {
 		}
 	}
 	verifies(t, s)
+}
+
+// TestGroupCommitMemberPanic: a member whose function panics aborts
+// its group; its caller panics with the value, as without group commit;
+// the others are run again and stored; later writes go through.
+func TestGroupCommitMemberPanic(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "airlock.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	at := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+	const n, panics = 6, 3
+	var mu sync.Mutex
+	recovered := map[int]any{}
+	errs := queueWrites(t, s, n, func(i int, tx store.Tx) error {
+		u := &store.User{ID: airlock.NewID(airlock.PrefixUser, at), Username: fmt.Sprintf("user%02d", i), PasswordHash: "$argon2id$x", CreatedAt: at, UpdatedAt: at}
+		if err := tx.UserInsert(ctx, u); err != nil {
+			return err
+		}
+		if err := tx.AuditAppend(ctx, event(at, "user.create", u.ID)); err != nil {
+			return err
+		}
+		if i == panics {
+			panic("a bug in a handler")
+		}
+		return nil
+	}, func(i int, p any) {
+		mu.Lock()
+		recovered[i] = p
+		mu.Unlock()
+	})
+	for i, err := range errs {
+		_, gerr := s.UserGetByUsername(ctx, fmt.Sprintf("user%02d", i))
+		if i == panics {
+			if recovered[i] != "a bug in a handler" || airlock.ErrorKind(gerr) != airlock.NotFound {
+				t.Errorf("the panicking member: its caller recovered %v; its user: %v", recovered[i], gerr)
+			}
+			continue
+		}
+		if err != nil || gerr != nil {
+			t.Errorf("member %d: %v; its user: %v", i, err, gerr)
+		}
+	}
+	tctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := s.Update(tctx, func(tx store.Tx) error { return tx.AuditAppend(ctx, event(at, "later", "")) }); err != nil {
+		t.Fatalf("a write after the panic: %v", err)
+	}
+	verifies(t, s)
+}
+
+// TestGroupCommitCloseAnswersQueuedWrites: closing the store answers
+// every write still queued, and any made after, instead of leaving its
+// caller waiting.
+func TestGroupCommitCloseAnswersQueuedWrites(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "airlock.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold, held := make(chan struct{}), make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- s.Update(ctx, func(tx store.Tx) error { close(held); <-hold; return nil })
+	}()
+	<-held
+	const n = 8
+	answers := make(chan error, n)
+	for range n {
+		go func() { answers <- s.Update(ctx, func(tx store.Tx) error { return nil }) }()
+	}
+	testenv.Eventually(t, fmt.Sprintf("%d writes queued", n), func() bool { return s.WritesQueued() == n })
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	close(hold)
+	deadline := time.After(time.Minute)
+	for i := range n {
+		select {
+		case <-answers:
+		case <-deadline:
+			t.Fatalf("waited a minute for the queued writes to be answered at close; %d of %d were", i, n)
+		}
+	}
+	select {
+	case <-closed:
+	case <-deadline:
+		t.Fatal("waited a minute for Close")
+	}
+	if err := s.Update(ctx, func(tx store.Tx) error { return nil }); err == nil {
+		t.Fatal("a write after Close succeeded")
+	}
 }

@@ -20,11 +20,14 @@ import (
 // answered before the COMMIT; a failed COMMIT is each member's commit
 // error (settled as Update settles any). When the database aborts the
 // whole transaction under a member (SQLite may on a full disk or an I/O
-// error), that member gets its error and every other member
-// errGroupAborted, which Update retries: their work was not applied.
-// Statements run without the caller's cancellation, which would abort
-// the whole group (SQLite rolls an interrupted write's transaction
-// back); a caller whose context ends while queued is not run.
+// error, or when a member's context ends during one of its writes, which
+// interrupts it), that member gets its error and every other member
+// errGroupAborted, which Update retries: their work was not applied. A
+// member that panics aborts the group likewise, and its caller panics
+// with the same value, as it would without group commit. The group's
+// own statements (savepoints) run without any caller's cancellation; a
+// caller whose context ends while queued is not run; a store that
+// closes answers what is still queued.
 
 // maxGroup bounds the transactions committed together.
 const maxGroup = 64
@@ -34,10 +37,11 @@ const maxGroup = 64
 var errGroupAborted = errors.New("store: the transaction was rolled back with the others committed with it; run again")
 
 type groupReq struct {
-	ctx   context.Context
-	fn    func(store.Tx) error
-	state atomic.Int32 // queued, taken or abandoned
-	done  chan error
+	ctx       context.Context
+	unaudited bool
+	fn        func(store.Tx) error
+	state     atomic.Int32 // queued, taken or abandoned
+	done      chan error
 }
 
 const (
@@ -46,15 +50,33 @@ const (
 	reqAbandoned
 )
 
-// groupCommitter runs the queued write transactions until quit closes.
+// errClosed answers a write queued when the store closes.
+var errClosed = errors.New("store: closed")
+
+// groupCommitter runs the queued write transactions until quit closes;
+// then it answers those still queued.
 func (db *DB) groupCommitter(queue chan *groupReq, quit chan struct{}) {
 	defer close(db.groupDone)
 	for {
 		var first *groupReq
 		select {
+		case <-quit:
+			for {
+				select {
+				case r := <-queue:
+					if r.state.CompareAndSwap(reqQueued, reqTaken) {
+						r.done <- errClosed
+					}
+				default:
+					return
+				}
+			}
+		default:
+		}
+		select {
 		case first = <-queue:
 		case <-quit:
-			return
+			continue // answer what is queued
 		}
 		batch := []*groupReq{first}
 	more:
@@ -75,24 +97,55 @@ func (db *DB) groupCommitter(queue chan *groupReq, quit chan struct{}) {
 func (db *DB) WritesQueued() int { return len(db.group) }
 
 // submit queues fn for the committer and waits for its outcome.
-func (db *DB) submit(ctx context.Context, fn func(store.Tx) error) error {
-	r := &groupReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+func (db *DB) submit(ctx context.Context, unaudited bool, fn func(store.Tx) error) error {
+	r := &groupReq{ctx: ctx, unaudited: unaudited, fn: fn, done: make(chan error, 1)}
+	select {
+	case <-db.groupQuit:
+		return errClosed
+	default:
+	}
 	select {
 	case db.group <- r:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-db.groupQuit:
-		return errors.New("store: closed")
+		return errClosed
 	}
+	var err error
 	select {
-	case err := <-r.done:
-		return err
+	case err = <-r.done:
 	case <-ctx.Done():
-		if r.state.CompareAndSwap(reqQueued, reqAbandoned) {
-			return ctx.Err()
+		if !r.state.CompareAndSwap(reqQueued, reqAbandoned) {
+			err = <-r.done // taken: it runs to its end
+		} else {
+			err = ctx.Err()
 		}
-		return <-r.done // taken: it runs to its end
+	case <-db.groupQuit:
+		if !r.state.CompareAndSwap(reqQueued, reqAbandoned) {
+			err = <-r.done
+		} else {
+			err = errClosed
+		}
 	}
+	if p, ok := err.(memberPanic); ok {
+		panic(p.value) // in the caller's goroutine, as without group commit
+	}
+	return err
+}
+
+// memberPanic carries a member's panic back to its caller.
+type memberPanic struct{ value any }
+
+func (p memberPanic) Error() string { return fmt.Sprintf("panic: %v", p.value) }
+
+// runMember runs fn, turning a panic into a memberPanic.
+func runMember(fn func(store.Tx) error, tx *Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = memberPanic{value: p}
+		}
+	}()
+	return fn(tx)
 }
 
 // commitGroup runs batch in one transaction and answers each member.
@@ -145,9 +198,14 @@ func (db *DB) commitGroup(batch []*groupReq) {
 			return
 		}
 		tx := &Tx{queries: queries{q: sqlTx, d: &db.dialect, cache: db.writes, missed: &missed}, outbox: db.outbox.Load()}
-		err := r.fn(tx)
-		if err == nil && tx.changes > 0 && tx.events == 0 {
-			err = errors.New("store: refusing to commit a state change without an audit event")
+		err := runMember(r.fn, tx)
+		if _, ok := err.(memberPanic); ok {
+			// Half done, in an unknown state: the whole transaction goes.
+			abort(i, err)
+			return
+		}
+		if err == nil {
+			err = tx.audited(r.unaudited)
 		}
 		if err != nil {
 			results[i] = err
@@ -168,7 +226,7 @@ func (db *DB) commitGroup(batch []*groupReq) {
 	if err := sqlTx.Commit(); err != nil {
 		for i, tx := range txs {
 			if tx != nil {
-				results[i] = &commitError{err: err, event: tx.firstEvent, changed: tx.changes > 0 || tx.events > 0}
+				results[i] = &commitError{err: err, event: tx.firstEvent, changed: run[i].unaudited || tx.changes > 0 || tx.events > 0}
 			}
 		}
 	}
