@@ -298,7 +298,7 @@ func (s *Service) reapBefore(ctx context.Context, cutoff time.Time) {
 			s.cfg.Observer.RunFinished(ended)
 		}
 		s.broker.notify(r.ID)
-		s.Wake()
+		s.WakeReplicas()
 	}
 	pending, err := s.store.RunList(ctx, store.RunListParams{Status: store.RunPending, Limit: 500})
 	if err != nil {
@@ -989,12 +989,11 @@ func (s *Service) recordStep(ctx context.Context, r *store.Run, st *store.RunSte
 	defer cancel()
 	now := s.now().UTC()
 	err := s.store.Update(ctx, func(tx store.Tx) error {
-		cur, err := tx.RunGet(ctx, r.ID)
-		if err != nil {
+		if err := tx.RunHeld(ctx, store.Lease{RunID: r.ID, WorkerID: s.workerID, Attempt: r.Attempt}); err != nil {
+			if errors.Is(err, store.ErrLeaseLost) {
+				return errLeaseLost
+			}
 			return err
-		}
-		if !s.holds(cur, r.Attempt) {
-			return errLeaseLost
 		}
 		return putStep(ctx, tx, now, st)
 	})

@@ -331,6 +331,11 @@ type Tx interface {
 	StandingEventInsert(ctx context.Context, e *StandingEvent) error
 	RunNodePut(ctx context.Context, n *RunNode) error
 	RunStepPut(ctx context.Context, s *RunStep) error
+	// RunHeld returns an error wrapping ErrLeaseLost unless the run is
+	// running under the lease's worker and attempt; on PostgreSQL it
+	// also keeps the run from changing hands until the transaction ends.
+	// It reads three columns, not the run.
+	RunHeld(ctx context.Context, lease Lease) error
 	// RunOutputPrune deletes the output of at most limit runs that
 	// finished before t, and returns those runs (oldest first) and how
 	// many chunks went. Runs keep their output digest.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -364,34 +363,35 @@ func (db *DB) RunOutputAppend(ctx context.Context, lease store.Lease, chunks []*
 	if len(chunks) == 0 {
 		return nil
 	}
+	// Output is not an audit event of its own (the run's final event
+	// certifies its digest): written unaudited.
 	return db.retry(ctx, func() error {
-		tx, err := db.writer.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		w := queries{q: tx, d: &db.dialect, cache: db.writes}
-		// The lease first: a worker that lost the run writes nothing more,
-		// and the run cannot change hands before this commits.
-		var status, worker string
-		var attempt int
-		err = w.row(ctx, `SELECT status, worker_id, attempt FROM runs WHERE id = ?`+db.dialect.ShareLock, lease.RunID).Scan(&status, &worker, &attempt)
-		if err == nil && (status != store.RunRunning || worker != lease.WorkerID || attempt != lease.Attempt) {
-			err = fmt.Errorf("%w: run %s is %s, attempt %d on %q", store.ErrLeaseLost, lease.RunID, status, attempt, worker)
-		}
-		if err != nil {
-			return errors.Join(err, tx.Rollback())
-		}
-		for _, c := range chunks {
-			if _, err := w.exec(ctx, `INSERT INTO run_output (run_id, seq, attempt, node, stream, data, created_at) VALUES (?,?,?,?,?,?,?)`,
-				lease.RunID, c.Seq, lease.Attempt, c.Node, c.Stream, c.Data, micros(c.CreatedAt)); err != nil {
-				return errors.Join(err, tx.Rollback())
+		return db.write(ctx, true, func(t store.Tx) error {
+			tx := t.(*Tx)
+			// The lease first: a worker that lost the run writes nothing
+			// more, and the run cannot change hands before this commits.
+			if err := tx.RunHeld(ctx, lease); err != nil {
+				return err
 			}
-		}
-		if err := tx.Commit(); err != nil {
-			return &commitError{err: err, changed: true}
-		}
-		return nil
+			for _, c := range chunks {
+				if _, err := tx.exec(ctx, `INSERT INTO run_output (run_id, seq, attempt, node, stream, data, created_at) VALUES (?,?,?,?,?,?,?)`,
+					lease.RunID, c.Seq, lease.Attempt, c.Node, c.Stream, c.Data, micros(c.CreatedAt)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	})
+}
+
+func (tx *Tx) RunHeld(ctx context.Context, lease store.Lease) error {
+	var status, worker string
+	var attempt int
+	err := tx.row(ctx, `SELECT status, worker_id, attempt FROM runs WHERE id = ?`+tx.d.ShareLock, lease.RunID).Scan(&status, &worker, &attempt)
+	if err == nil && (status != store.RunRunning || worker != lease.WorkerID || attempt != lease.Attempt) {
+		err = fmt.Errorf("%w: run %s is %s, attempt %d on %q", store.ErrLeaseLost, lease.RunID, status, attempt, worker)
+	}
+	return notFound("run", err)
 }
 
 func (tx *Tx) RunOutputPrune(ctx context.Context, finishedBefore time.Time, limit int) ([]string, int64, error) {
