@@ -170,7 +170,7 @@ func (s *Service) Decide(ctx context.Context, p *identity.Principal, id, decisio
 	switch r.Status {
 	case store.RunQueued:
 		s.cfg.Observer.RunQueued(r)
-		s.Wake()
+		s.WakeReplicas()
 	case store.RunDenied:
 		s.cfg.Observer.RunFinished(r)
 	}

@@ -427,7 +427,7 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 		return nil, err
 	}
 	if r.Status == store.RunQueued {
-		s.Wake()
+		s.WakeReplicas()
 	}
 	return r, nil
 }
@@ -579,7 +579,6 @@ func (s *Service) OutputOf(ctx context.Context, p *identity.Principal, r *store.
 	return s.store.RunOutputList(ctx, r.ID, 0, limit)
 }
 
-// Subscribe signals after new output or a status change of a run.
 // LiveNodes returns the progress of the nodes of a run executing on this
 // replica (started, finished and with what exit code), ahead of the
 // run's final record, which stores them all. Empty otherwise.
@@ -594,6 +593,7 @@ func (s *Service) LiveNodes(runID string) []*store.RunNode {
 	return out
 }
 
+// Subscribe signals after new output or a status change of a run.
 func (s *Service) Subscribe(runID string) (<-chan struct{}, func()) { return s.broker.subscribe(runID) }
 
 // Events returns the audit events about a visible run.

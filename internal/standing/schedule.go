@@ -470,7 +470,7 @@ func (s *Service) tick(ctx context.Context, st *store.Standing, spec ScheduleSpe
 		return nil
 	}
 	if err == nil && started != nil {
-		s.runs.Wake()
+		s.runs.WakeReplicas()
 	}
 	return err
 }
