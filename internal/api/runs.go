@@ -184,7 +184,8 @@ func (h *Handler) createRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	if wait <= 0 {
+	if wait <= 0 || (run.Status != store.RunQueued && run.Status != store.RunRunning) {
+		// Nothing to wait for: not asked, or the run waits for people.
 		writeJSON(w, http.StatusCreated, runJSON(run, nil))
 		return
 	}
@@ -200,15 +201,16 @@ const maxWait = 60 * time.Second
 func preferWait(headers []string) (time.Duration, error) {
 	for _, h := range headers {
 		for _, pref := range strings.Split(h, ",") {
+			pref, _, _ = strings.Cut(pref, ";") // parameters: none understood
 			name, value, _ := strings.Cut(strings.TrimSpace(pref), "=")
 			if !strings.EqualFold(strings.TrimSpace(name), "wait") {
 				continue // preferences not understood are ignored (RFC 7240)
 			}
-			n, err := strconv.Atoi(strings.Trim(strings.TrimSpace(value), `"`))
-			if err != nil || n < 0 {
+			n, err := strconv.ParseUint(strings.Trim(strings.TrimSpace(value), `"`), 10, 64)
+			if err != nil {
 				return 0, airlock.FieldError("Prefer", "wait: expected a number of seconds, got %q", value)
 			}
-			return min(time.Duration(n)*time.Second, maxWait), nil
+			return time.Duration(min(n, uint64(maxWait/time.Second))) * time.Second, nil
 		}
 	}
 	return 0, nil
@@ -219,9 +221,6 @@ func preferWait(headers []string) (time.Duration, error) {
 // request — or as it stands when it did not, or when it waits for
 // people (pending approval): the client then follows the output stream.
 func (h *Handler) awaitRun(r *http.Request, p *identity.Principal, requested *store.Run, d time.Duration) *RunJSON {
-	if requested.Status != store.RunQueued && requested.Status != store.RunRunning {
-		return runJSON(requested, nil)
-	}
 	cur, nodes, err := h.Runs.Await(r.Context(), requested.ID, d)
 	if err != nil || cur == nil {
 		return runJSON(requested, nil)

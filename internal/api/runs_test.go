@@ -468,9 +468,15 @@ func TestRunAndWait(t *testing.T) {
 	if code != 201 || out["status"] != "pending_approval" || out["output"] != nil {
 		t.Fatalf("a waited request that needs approval: %d %v", code, out)
 	}
+	// A wait beyond the bound is the bound; parameters are ignored.
+	code, out, resp = d.call("POST", "/api/v1/runs", d.tok["alice"],
+		api.RunRequest{Procedure: "flush-cache", Environment: "staging", Params: map[string]any{"cache": "sessions"}}, "Prefer", "wait=18446744074; x=y")
+	if code != 201 || out["status"] != "succeeded" || resp.Header.Get("Preference-Applied") != "wait=60" {
+		t.Fatalf("Prefer: wait=18446744074; x=y: %d %v (Preference-Applied %q)", code, out, resp.Header.Get("Preference-Applied"))
+	}
 
 	before, _ := d.srv.Store.RunList(context.Background(), store.RunListParams{Limit: 500})
-	for _, bad := range []string{"wait=soon", "wait=-1", "wait="} {
+	for _, bad := range []string{"wait=soon", "wait=-1", "wait=", "wait=99999999999999999999999"} {
 		code, out, _ = d.call("POST", "/api/v1/runs", d.tok["alice"],
 			api.RunRequest{Procedure: "flush-cache", Environment: "staging", Params: map[string]any{"cache": "sessions"}}, "Prefer", bad)
 		if code != 400 || out["error"].(map[string]any)["field"] != "Prefer" {
