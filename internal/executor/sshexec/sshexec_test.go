@@ -112,16 +112,18 @@ func TestCancelAndTimeoutKillTheRemoteCommand(t *testing.T) {
 		script := fmt.Sprintf("sh -c 'sleep 300; echo %s' & sh -c 'sleep 301; echo %s'\n", marker, marker)
 		st := executor.Step{Shell: "/bin/sh", Script: script}
 		if mode == "timeout" {
-			st.Timeout = 700 * time.Millisecond
+			// Long enough for the connection and session to open on a
+			// loaded machine: the timeout counts from the step's start.
+			st.Timeout = 5 * time.Second
 		}
 		j, _, _ := jobFor(f, d, st)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan executor.Result, 1)
 		go func() { done <- sshexec.Executor{}.Run(ctx, j) }()
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for !remoteAlive(t, f, d, marker) {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: remote command never started", mode)
+				t.Fatalf("%s: waited 30s for the remote command to start; it never did", mode)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
