@@ -395,8 +395,9 @@ func (h *Handler) streamOutput(w http.ResponseWriter, r *http.Request, p *identi
 	approvals := -1             // how many decisions were last sent
 	for {
 		// Read the status before the output: output written before a run
-		// ends is then always sent before its end.
-		cur, err := h.Store.RunGet(ctx, run.ID)
+		// ends is then always sent before its end. Only the state: a
+		// fan-out run's row holds every target.
+		cur, err := h.Store.RunState(ctx, run.ID)
 		if err != nil {
 			return
 		}
@@ -454,7 +455,11 @@ func (h *Handler) streamOutput(w http.ResponseWriter, r *http.Request, p *identi
 			continue
 		}
 		if store.RunFinal(cur.Status) {
-			b, _ := json.Marshal(runJSON(cur, nil))
+			final, err := h.Store.RunGet(ctx, run.ID)
+			if err != nil {
+				return
+			}
+			b, _ := json.Marshal(runJSON(final, nil))
 			fmt.Fprintf(w, "event: end\ndata: %s\n\n", b)
 			if flusher != nil {
 				flusher.Flush()

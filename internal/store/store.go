@@ -190,6 +190,9 @@ type Reader interface {
 	SecretList(ctx context.Context) ([]*SecretRecord, error)
 
 	RunGet(ctx context.Context, id string) (*Run, error)
+	// RunState reads what a run's viewers poll for — its status, error
+	// and approvals required — without the rest of the run.
+	RunState(ctx context.Context, id string) (*RunState, error)
 	RunGetByIdempotencyKey(ctx context.Context, requesterID, key string) (*Run, error)
 	// RunQueued reports whether any run is queued (a read, before a claim
 	// takes the writer).
@@ -911,6 +914,13 @@ type RunNode struct {
 	Error      string
 	StartedAt  time.Time
 	FinishedAt time.Time
+}
+
+// RunState is the part of a run that changes while viewers watch it.
+type RunState struct {
+	Status            string
+	Error             string
+	ApprovalsRequired int
 }
 
 // Lease names the attempt of a run that a worker executes. Every write

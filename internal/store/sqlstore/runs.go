@@ -147,6 +147,15 @@ func (q queries) RunGet(ctx context.Context, id string) (*store.Run, error) {
 	return r, notFound("run", err)
 }
 
+func (q queries) RunState(ctx context.Context, id string) (*store.RunState, error) {
+	var st store.RunState
+	err := q.row(ctx, `SELECT status, error, approvals_required FROM runs WHERE id = ?`, id).Scan(&st.Status, &st.Error, &st.ApprovalsRequired)
+	if err != nil {
+		return nil, notFound("run", err)
+	}
+	return &st, nil
+}
+
 func (q queries) RunGetByIdempotencyKey(ctx context.Context, requesterID, key string) (*store.Run, error) {
 	// "idempotency_key <> ''" lets the planner use the partial unique
 	// index (it cannot prove a bound parameter non-empty): without it,

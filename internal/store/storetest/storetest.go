@@ -925,6 +925,12 @@ func testRuns(t *testing.T, h Harness, t0 time.Time) {
 	if err != nil || got.Targets[1] != "web-2" || string(got.Params) != `{"cache":"sessions"}` || got.SecretParams[2] != 3 || !got.QueuedAt.Equal(t0) {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
+	if st, err := s.RunState(ctx, a.ID); err != nil || *st != (store.RunState{Status: got.Status, Error: got.Error, ApprovalsRequired: got.ApprovalsRequired}) {
+		t.Fatalf("state: %+v %v, want that of %+v", st, err, got)
+	}
+	if _, err := s.RunState(ctx, "run_missing"); airlock.ErrorKind(err) != airlock.NotFound {
+		t.Fatalf("state of a missing run: %v", err)
+	}
 	if r, err := s.RunGetByIdempotencyKey(ctx, "usr_a", "k1"); err != nil || r.ID != a.ID {
 		t.Fatalf("by idempotency key: %v %v", r, err)
 	}
