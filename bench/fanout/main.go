@@ -27,12 +27,12 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/airlockhq/airlock/bench/internal/harness"
 	"io"
 	"net"
 	"net/http"
@@ -112,7 +112,7 @@ func run(o options) error {
 		return errors.New("--parallel: expected 1 to 100 (a procedure's bound)")
 	}
 	ctx := context.Background()
-	res := Result{Kind: "simulated", Parallel: o.parallel, Steps: o.steps, GOMAXPROCS: runtime.GOMAXPROCS(0), LoadStart: loadavg()}
+	res := Result{Kind: "simulated", Parallel: o.parallel, Steps: o.steps, GOMAXPROCS: runtime.GOMAXPROCS(0), LoadStart: harness.Loadavg()}
 	setup := time.Now()
 	tmp, err := os.MkdirTemp("", "airlock-fanout-")
 	if err != nil {
@@ -151,12 +151,12 @@ func run(o options) error {
 		return err
 	}
 	defer srv.stop()
-	cl := &client{base: srv.url, hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
-	alice, err := cl.login(ctx, "alice", srv.passwords["alice"])
+	cl := &client{harness.Client{Base: srv.url, HC: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}}
+	alice, err := cl.Login(ctx, "alice", srv.passwords["alice"], "fanout")
 	if err != nil {
 		return err
 	}
-	bob, err := cl.login(ctx, "bob", srv.passwords["bob"])
+	bob, err := cl.Login(ctx, "bob", srv.passwords["bob"], "fanout")
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func run(o options) error {
 		return err
 	}
 	res.SetupSecond = time.Since(setup).Seconds()
-	res.IdleRSSMiB = procStatus(srv.pid, "VmRSS")
+	res.IdleRSSMiB = harness.StatusMiB(srv.pid, "VmRSS")
 
 	signer, err := ssh.ParsePrivateKey(clientKey)
 	if err != nil {
@@ -177,22 +177,22 @@ func run(o options) error {
 	for i := range o.rounds + 1 {
 		var r Round
 		clearPeak(srv.pid)
-		cpu0 := cpuTicks(srv.pid)
+		cpu0 := selfTicks(srv.pid)
 		d, err := cl.runAndFollow(ctx, alice, len(targets))
 		if err != nil {
 			return err
 		}
-		r.AirlockMS = ms(d)
-		r.ServerCPUms = float64(cpuTicks(srv.pid)-cpu0) * 10 // USER_HZ 100
-		r.PeakRSSMiB = procStatus(srv.pid, "VmHWM")
+		r.AirlockMS = harness.Ms(d)
+		r.ServerCPUms = float64(selfTicks(srv.pid)-cpu0) * 10 // USER_HZ 100
+		r.PeakRSSMiB = harness.StatusMiB(srv.pid, "VmHWM")
 		d, failed := bareCfg.loop(false)
-		r.BareMS, r.FailedBareRuns = ms(d), failed
+		r.BareMS, r.FailedBareRuns = harness.Ms(d), failed
 		if o.steps > 1 {
 			d, failed = bareCfg.loop(true)
-			r.BarePerStepMS, r.FailedBareRuns = ms(d), r.FailedBareRuns+failed
+			r.BarePerStepMS, r.FailedBareRuns = harness.Ms(d), r.FailedBareRuns+failed
 		}
 		r.AirlockRatio = r.AirlockMS / r.BareMS
-		r.LoadAverage = loadavg()
+		r.LoadAverage = harness.Loadavg()
 		if i == 0 {
 			continue // warm-up
 		}
@@ -209,7 +209,7 @@ func run(o options) error {
 		ServerCPUms:   median(res.Rounds, func(r Round) float64 { return r.ServerCPUms }),
 		PeakRSSMiB:    median(res.Rounds, func(r Round) float64 { return r.PeakRSSMiB }),
 		AirlockRatio:  median(res.Rounds, func(r Round) float64 { return r.AirlockRatio }),
-		LoadAverage:   loadavg(),
+		LoadAverage:   harness.Loadavg(),
 	}
 	if o.asJSON {
 		return json.NewEncoder(os.Stdout).Encode(res)
@@ -372,54 +372,12 @@ func (s *server) stop() {
 	}
 }
 
-type client struct {
-	base string
-	hc   *http.Client
-}
-
-func (c *client) do(ctx context.Context, method, path, token string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, _ := json.Marshal(in)
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(b))
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
-}
-
-func (c *client) login(ctx context.Context, user, password string) (string, error) {
-	var out struct {
-		Token string `json:"token"`
-	}
-	err := c.do(ctx, "POST", "/api/v1/auth/token", "", map[string]string{"username": user, "password": password, "token_name": "fanout"}, &out)
-	return out.Token, err
-}
+type client struct{ harness.Client }
 
 // addNodes stores the client key as a secret and the nodes (staging, tag
 // fleet), as an admin (bob in the demo) does.
 func (c *client) addNodes(ctx context.Context, bob, user string, key []byte, targets []target) error {
-	if err := c.do(ctx, "PUT", "/api/v1/secrets/bench/fleet-key", bob, map[string]string{"value": string(key)}, nil); err != nil {
+	if err := c.Do(ctx, "PUT", "/api/v1/secrets/bench/fleet-key", bob, map[string]string{"value": string(key)}, nil, nil); err != nil {
 		return err
 	}
 	errs := make([]error, len(targets))
@@ -432,8 +390,8 @@ func (c *client) addNodes(ctx context.Context, bob, user string, key []byte, tar
 			host, port, _ := net.SplitHostPort(t.Addr)
 			p, _ := strconv.Atoi(port)
 			name := fmt.Sprintf("fleet-%04d", i)
-			errs[i] = c.do(ctx, "PUT", "/api/v1/nodes/"+name, bob, map[string]any{"name": name, "address": host, "port": p, "user": user,
-				"environment": "staging", "tags": []string{"fleet"}, "host_key": t.HostKey, "credential": "bench/fleet-key"}, nil)
+			errs[i] = c.Do(ctx, "PUT", "/api/v1/nodes/"+name, bob, map[string]any{"name": name, "address": host, "port": p, "user": user,
+				"environment": "staging", "tags": []string{"fleet"}, "host_key": t.HostKey, "credential": "bench/fleet-key"}, nil, nil)
 		})
 	}
 	wg.Wait()
@@ -448,17 +406,7 @@ func (c *client) install(ctx context.Context, alice, bob string, parallel, steps
 	for i := range steps {
 		fmt.Fprintf(&src, "  - name: echo-%d\n    exec: [\"echo\", \"ok\"]\n", i+1)
 	}
-	var prop struct {
-		Version struct {
-			ID     string `json:"id"`
-			Digest string `json:"digest"`
-		} `json:"version"`
-	}
-	if err := c.do(ctx, "POST", "/api/v1/versions", alice, map[string]string{"source": src.String()}, &prop); err != nil {
-		return err
-	}
-	return c.do(ctx, "POST", "/api/v1/versions/"+prop.Version.ID+"/reviews", bob,
-		map[string]string{"decision": "approve", "digest": prop.Version.Digest, "comment": "fan-out harness"}, nil)
+	return c.Install(ctx, src.String(), alice, bob, "fan-out harness")
 }
 
 // runAndFollow requests a run and follows its output stream to the end
@@ -469,13 +417,13 @@ func (c *client) runAndFollow(ctx context.Context, token string, nodes int) (tim
 	var r struct {
 		ID string `json:"id"`
 	}
-	if err := c.do(ctx, "POST", "/api/v1/runs", token, map[string]any{"procedure": "bench-fanout", "environment": "staging"}, &r); err != nil {
+	if err := c.Do(ctx, "POST", "/api/v1/runs", token, map[string]any{"procedure": "bench-fanout", "environment": "staging"}, &r, nil); err != nil {
 		return 0, err
 	}
-	req, _ := http.NewRequestWithContext(ctx, "GET", c.base+"/api/v1/runs/"+r.ID+"/output", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", c.Base+"/api/v1/runs/"+r.ID+"/output", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Accept", "text/event-stream")
-	resp, err := c.hc.Do(req)
+	resp, err := c.HC.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -518,28 +466,10 @@ func (c *client) runAndFollow(ctx context.Context, token string, nodes int) (tim
 	return 0, fmt.Errorf("the output stream of %s ended without its end event: %v", r.ID, sc.Err())
 }
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
-}
-
-// cpuTicks reads a process's own CPU time in clock ticks (/proc/PID/stat
-// fields 14 and 15).
-func cpuTicks(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	k, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + k
+// selfTicks is a process's own CPU time in clock ticks.
+func selfTicks(pid int) int64 {
+	t, _ := harness.CPUTicks(pid)
+	return t
 }
 
 // clearPeak resets the process's peak RSS (VmHWM), so that the next
@@ -548,19 +478,4 @@ func clearPeak(pid int) {
 	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil && !errors.Is(err, syscall.ENOENT) {
 		fmt.Fprintln(os.Stderr, "fanout: reset the server's peak RSS:", err)
 	}
-}
-
-// procStatus reads a size field (VmRSS, VmHWM) of a process, in MiB.
-func procStatus(pid int, field string) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }

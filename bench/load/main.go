@@ -15,12 +15,12 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/airlockhq/airlock/bench/internal/harness"
 	"io"
 	"net/http"
 	"os"
@@ -158,16 +158,16 @@ func run(clients, runs, warmup int, binary, dbURL, dataDir, serverURL, passwordF
 		c.URL = serverURL
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 60 * time.Second}
-	cl := &client{base: strings.TrimRight(c.URL, "/"), hc: hc, stream: stream}
+	cl := &client{Client: harness.Client{Base: strings.TrimRight(c.URL, "/"), HC: hc}, stream: stream}
 	pw := map[string]string{}
 	for _, u := range c.Users {
 		pw[u.Username] = u.Password
 	}
-	alice, err := cl.login(ctx, "alice", pw["alice"])
+	alice, err := cl.Login(ctx, "alice", pw["alice"], "load")
 	if err != nil {
 		return err
 	}
-	bob, err := cl.login(ctx, "bob", pw["bob"])
+	bob, err := cl.Login(ctx, "bob", pw["bob"], "load")
 	if err != nil {
 		return err
 	}
@@ -176,17 +176,17 @@ func run(clients, runs, warmup int, binary, dbURL, dataDir, serverURL, passwordF
 	}
 	if pid != 0 {
 		time.Sleep(idle) // the demo's start-up work settles
-		res.IdleRSSMiB = rssMiB(pid, "VmRSS")
+		res.IdleRSSMiB = harness.StatusMiB(pid, "VmRSS")
 	}
 	if _, _, err := cl.load(ctx, alice, clients, warmup); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
-	cpu0, child0 := cpuTicks(pid)
+	cpu0, child0 := harness.CPUTicks(pid)
 	lat, elapsed, err := cl.load(ctx, alice, clients, runs)
 	if err != nil {
 		return err
 	}
-	cpu1, child1 := cpuTicks(pid)
+	cpu1, child1 := harness.CPUTicks(pid)
 	var failed int
 	var ok []time.Duration
 	for _, l := range lat {
@@ -198,24 +198,24 @@ func run(clients, runs, warmup int, binary, dbURL, dataDir, serverURL, passwordF
 	}
 	slices.Sort(ok)
 	res.Failed = failed
-	res.P50ms, res.P95ms, res.P99ms = ms(pct(ok, 50)), ms(pct(ok, 95)), ms(pct(ok, 99))
+	res.P50ms, res.P95ms, res.P99ms = harness.Ms(pct(ok, 50)), harness.Ms(pct(ok, 95)), harness.Ms(pct(ok, 99))
 	res.RunsPerSecond = float64(len(ok)) / elapsed.Seconds()
 	if pid != 0 {
 		hz := 100.0 // USER_HZ on Linux
 		res.CPUPerRunMS = float64(cpu1-cpu0) / hz * 1000 / float64(runs)
 		res.ChildCPUPerRun = float64(child1-child0) / hz * 1000 / float64(runs)
-		res.AfterRSSMiB = rssMiB(pid, "VmRSS")
-		res.PeakRSSMiB = rssMiB(pid, "VmHWM")
+		res.AfterRSSMiB = harness.StatusMiB(pid, "VmRSS")
+		res.PeakRSSMiB = harness.StatusMiB(pid, "VmHWM")
 	}
 	if logins > 0 {
 		var wg sync.WaitGroup
 		for range logins {
 			wg.Add(1)
-			go func() { defer wg.Done(); cl.login(ctx, "dana", pw["dana"]) }()
+			go func() { defer wg.Done(); cl.Login(ctx, "dana", pw["dana"], "load") }()
 		}
 		wg.Wait()
 		if pid != 0 {
-			res.LoginPeakMiB = rssMiB(pid, "VmHWM")
+			res.LoginPeakMiB = harness.StatusMiB(pid, "VmHWM")
 		}
 	}
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
@@ -238,72 +238,19 @@ func run(clients, runs, warmup int, binary, dbURL, dataDir, serverURL, passwordF
 }
 
 type client struct {
-	base string
-	hc   *http.Client
+	harness.Client
 	// stream: request, then follow the output stream, as clients did
 	// before run-and-wait.
 	stream bool
 }
 
-func (c *client) do(ctx context.Context, method, path, token string, in, out any, hdr map[string]string) error {
-	var body io.Reader
-	if in != nil {
-		b, _ := json.Marshal(in)
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(b))
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
-}
-
-func (c *client) login(ctx context.Context, user, password string) (string, error) {
-	var out struct {
-		Token string `json:"token"`
-	}
-	err := c.do(ctx, "POST", "/api/v1/auth/token", "", map[string]string{"username": user, "password": password, "token_name": "load"}, &out, nil)
-	return out.Token, err
-}
-
 // install proposes the trivial procedure as alice and approves it as
 // bob (low risk: ops alone), unless it is in service already.
 func (c *client) install(ctx context.Context, alice, bob string) error {
-	if c.do(ctx, "GET", "/api/v1/procedures/bench-echo", alice, nil, nil, nil) == nil {
+	if c.Do(ctx, "GET", "/api/v1/procedures/bench-echo", alice, nil, nil, nil) == nil {
 		return nil
 	}
-	var prop struct {
-		Version struct {
-			ID     string `json:"id"`
-			Digest string `json:"digest"`
-		} `json:"version"`
-	}
-	if err := c.do(ctx, "POST", "/api/v1/versions", alice, map[string]string{"source": procedureSrc}, &prop, nil); err != nil {
-		return err
-	}
-	return c.do(ctx, "POST", "/api/v1/versions/"+prop.Version.ID+"/reviews", bob,
-		map[string]string{"decision": "approve", "digest": prop.Version.Digest, "comment": "load harness"}, nil, nil)
+	return c.Install(ctx, procedureSrc, alice, bob, "load harness")
 }
 
 // load runs n runs from the given number of clients and returns each
@@ -352,7 +299,7 @@ func (c *client) followRun(ctx context.Context, token string, i int) error {
 	if !c.stream {
 		hdr["Prefer"] = "wait=1"
 	}
-	if err := c.do(ctx, "POST", "/api/v1/runs", token, map[string]any{"procedure": "bench-echo", "environment": "staging"}, &r, hdr); err != nil {
+	if err := c.Do(ctx, "POST", "/api/v1/runs", token, map[string]any{"procedure": "bench-echo", "environment": "staging"}, &r, hdr); err != nil {
 		return err
 	}
 	if r.Output != nil && !r.OutputMore {
@@ -363,10 +310,10 @@ func (c *client) followRun(ctx context.Context, token string, i int) error {
 		}
 		return nil
 	}
-	req, _ := http.NewRequestWithContext(ctx, "GET", c.base+"/api/v1/runs/"+r.ID+"/output", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", c.Base+"/api/v1/runs/"+r.ID+"/output", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Accept", "text/event-stream")
-	resp, err := c.hc.Do(req)
+	resp, err := c.HC.Do(req)
 	if err != nil {
 		return err
 	}
@@ -403,38 +350,4 @@ func pct(s []time.Duration, p int) time.Duration {
 	}
 	i := (len(s)*p + 99) / 100
 	return s[min(max(i-1, 0), len(s)-1)]
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// cpuTicks reads a process's own CPU time and its waited-for children's,
-// in clock ticks (/proc/PID/stat fields 14+15 and 16+17).
-func cpuTicks(pid int) (self, children int64) {
-	if pid == 0 {
-		return 0, 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	n := func(i int) int64 { v, _ := strconv.ParseInt(f[i], 10, 64); return v }
-	// After the command: state is field 3, so utime (14) is f[11].
-	return n(11) + n(12), n(13) + n(14)
-}
-
-// rssMiB reads VmRSS or VmHWM of a process.
-func rssMiB(pid int, field string) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }

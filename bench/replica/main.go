@@ -16,12 +16,12 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/airlockhq/airlock/bench/internal/harness"
 	"io"
 	"net/http"
 	"os"
@@ -147,8 +147,8 @@ func run(n int, binary, dbURL string, asJSON bool) error {
 	defer b.stop()
 
 	hc := &http.Client{Timeout: 60 * time.Second}
-	ca := &client{base: strings.TrimRight(a.creds.URL, "/"), hc: hc}
-	cb := &client{base: strings.TrimRight(b.creds.URL, "/"), hc: hc}
+	ca := &client{harness.Client{Base: strings.TrimRight(a.creds.URL, "/"), HC: hc}}
+	cb := &client{harness.Client{Base: strings.TrimRight(b.creds.URL, "/"), HC: hc}}
 	pw := map[string]string{}
 	for _, u := range a.creds.Users {
 		pw[u.Username] = u.Password
@@ -156,11 +156,11 @@ func run(n int, binary, dbURL string, asJSON bool) error {
 	if pw["alice"] == "" {
 		return errors.New("replica A wrote no demo passwords: use a scratch database (the demo creates its users only on an empty one)")
 	}
-	alice, err := ca.login(ctx, "alice", pw["alice"])
+	alice, err := ca.Login(ctx, "alice", pw["alice"], "replica-bench")
 	if err != nil {
 		return err
 	}
-	bob, err := ca.login(ctx, "bob", pw["bob"])
+	bob, err := ca.Login(ctx, "bob", pw["bob"], "replica-bench")
 	if err != nil {
 		return err
 	}
@@ -190,11 +190,9 @@ func run(n int, binary, dbURL string, asJSON bool) error {
 		return fmt.Errorf("no run executed on replica A (%d on B, %d unknown)", res.ClaimedByB, res.Unknown)
 	}
 	res.Runs = len(onB)
-	res.MedianAms, res.MedianBms = ms(median(onA)), ms(median(onB))
-	res.MaxBms = ms(slices.Max(onB))
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		res.Load = strings.Join(strings.Fields(string(b))[:3], " ")
-	}
+	res.MedianAms, res.MedianBms = harness.Ms(median(onA)), harness.Ms(median(onB))
+	res.MaxBms = harness.Ms(slices.Max(onB))
+	res.Load = harness.Loadavg()
 	if asJSON {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
@@ -215,7 +213,7 @@ func measure(ctx context.Context, ca, cb *client, token string, i int) (*measure
 		ID string `json:"id"`
 	}
 	hdr := map[string]string{"Idempotency-Key": "replica-" + strconv.FormatInt(t0.UnixNano(), 36) + "-" + strconv.Itoa(i)}
-	if err := ca.do(ctx, "POST", "/api/v1/runs", token, map[string]any{"procedure": "bench-replica", "environment": "staging"}, &r, hdr); err != nil {
+	if err := ca.Do(ctx, "POST", "/api/v1/runs", token, map[string]any{"procedure": "bench-replica", "environment": "staging"}, &r, hdr); err != nil {
 		return nil, err
 	}
 	type seen struct {
@@ -249,77 +247,22 @@ func measure(ctx context.Context, ca, cb *client, token string, i int) (*measure
 	return m, nil
 }
 
-type client struct {
-	base string
-	hc   *http.Client
-}
-
-func (c *client) do(ctx context.Context, method, path, token string, in, out any, hdr map[string]string) error {
-	var body io.Reader
-	if in != nil {
-		b, _ := json.Marshal(in)
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(b))
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
-}
-
-func (c *client) login(ctx context.Context, user, password string) (string, error) {
-	var out struct {
-		Token string `json:"token"`
-	}
-	err := c.do(ctx, "POST", "/api/v1/auth/token", "", map[string]string{"username": user, "password": password, "token_name": "replica-bench"}, &out, nil)
-	return out.Token, err
-}
+type client struct{ harness.Client }
 
 func (c *client) install(ctx context.Context, alice, bob string) error {
-	if c.do(ctx, "GET", "/api/v1/procedures/bench-replica", alice, nil, nil, nil) == nil {
+	if c.Do(ctx, "GET", "/api/v1/procedures/bench-replica", alice, nil, nil, nil) == nil {
 		return nil
 	}
-	var prop struct {
-		Version struct {
-			ID     string `json:"id"`
-			Digest string `json:"digest"`
-		} `json:"version"`
-	}
-	if err := c.do(ctx, "POST", "/api/v1/versions", alice, map[string]string{"source": procedureSrc}, &prop, nil); err != nil {
-		return err
-	}
-	return c.do(ctx, "POST", "/api/v1/versions/"+prop.Version.ID+"/reviews", bob,
-		map[string]string{"decision": "approve", "digest": prop.Version.Digest, "comment": "replica harness"}, nil, nil)
+	return c.Install(ctx, procedureSrc, alice, bob, "replica harness")
 }
 
 // firstOutput follows the run's SSE stream until its first output event
 // and returns that event's text.
 func (c *client) firstOutput(ctx context.Context, token, id string) (string, error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", c.base+"/api/v1/runs/"+id+"/output", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", c.Base+"/api/v1/runs/"+id+"/output", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Accept", "text/event-stream")
-	resp, err := c.hc.Do(req)
+	resp, err := c.HC.Do(req)
 	if err != nil {
 		return "", err
 	}
@@ -355,5 +298,3 @@ func median(s []time.Duration) time.Duration {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
