@@ -61,7 +61,7 @@ func TestRunFollowApproveAndExitCodes(t *testing.T) {
 	as := demoInProcess(t)
 	alice, bob, carol := as("alice"), as("bob"), as("carol")
 	code, out, stderr := alice.run("run", "flush-cache", "--env", "staging", "-p", "cache=sessions", "--follow")
-	if code != 0 || !strings.Contains(out, "flushing the sessions cache") || !strings.Contains(stderr, "succeeded") || !strings.Contains(stderr, "ran on") {
+	if code != 0 || !strings.Contains(out, "flushing the sessions cache") || !strings.Contains(stderr, "succeeded") {
 		t.Fatalf("run --follow: %d\n%s\n%s", code, out, stderr)
 	}
 	code, out, _ = alice.run("run", "flush-cache", "--env", "production", "-p", "cache=catalog", "--dry-run")
