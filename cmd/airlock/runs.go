@@ -60,6 +60,7 @@ func (a *app) runCmd() *cobra.Command {
 	var env, reason, ticket string
 	var params []string
 	var follow, dry bool
+	var wait time.Duration
 	c := &cobra.Command{
 		Use:   "run PROCEDURE[@VERSION] --env ENV [-p NAME=VALUE]...",
 		Short: "Request a run of a procedure",
@@ -113,12 +114,12 @@ func (a *app) runCmd() *cobra.Command {
 			}
 			key := rand.Text()
 			var run api.RunJSON
-			wait := ""
-			if follow {
+			prefer := ""
+			if follow && wait > 0 {
 				// A short run ends within this: one request, no stream.
-				wait = "wait=1"
+				prefer = fmt.Sprintf("wait=%d", int(wait.Round(time.Second)/time.Second))
 			}
-			if err := doIdempotent(cmd.Context(), cl, "/api/v1/runs", key, wait, req, &run); err != nil {
+			if err := doIdempotent(cmd.Context(), cl, "/api/v1/runs", key, prefer, req, &run); err != nil {
 				return err
 			}
 			if !follow {
@@ -163,6 +164,7 @@ func (a *app) runCmd() *cobra.Command {
 	c.Flags().StringVar(&reason, "reason", "", "why (goes into the audit trail)")
 	c.Flags().StringVar(&ticket, "ticket", "", "ticket reference")
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "stream the output and exit with the run's status")
+	c.Flags().DurationVar(&wait, "wait", time.Second, "with --follow: how long the request waits for the run to end (whole seconds, at most 60s) before its output streams; 0 streams at once")
 	c.Flags().BoolVar(&dry, "dry-run", false, "show targets and decision; request nothing")
 	return c
 }

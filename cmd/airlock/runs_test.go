@@ -64,6 +64,15 @@ func TestRunFollowApproveAndExitCodes(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "flushing the sessions cache") || !strings.Contains(stderr, "succeeded") {
 		t.Fatalf("run --follow: %d\n%s\n%s", code, out, stderr)
 	}
+	// Waiting long enough, the answer is the ended run with its output;
+	// not waiting, the output streams: the same either way.
+	for _, wait := range []string{"60s", "0"} {
+		code, out, stderr = alice.run("run", "flush-cache", "--env", "staging", "-p", "cache=sessions", "--follow", "--wait", wait)
+		if code != 0 || !strings.Contains(out, "flushing the sessions cache") || !strings.Contains(stderr, "succeeded") ||
+			strings.Contains(stderr, "ran on") != (wait == "60s") {
+			t.Fatalf("run --follow --wait %s: %d\n%s\n%s", wait, code, out, stderr)
+		}
+	}
 	code, out, _ = alice.run("run", "flush-cache", "--env", "production", "-p", "cache=catalog", "--dry-run")
 	if code != 0 || !strings.Contains(out, "in production: request (1 approval(s) from someone else)") || !strings.Contains(out, "airlock\tlocal") {
 		t.Fatalf("dry run: %d %s", code, out)
@@ -104,7 +113,7 @@ func TestRunFollowApproveAndExitCodes(t *testing.T) {
 	if code, _, _ := alice.run("runs", "logs", id, "-f"); code != 3 {
 		t.Fatalf("follow a denied run: exit %d, want 3", code)
 	}
-	if code, out, _ := alice.run("runs", "list", "--mine"); code != 0 || strings.Count(out, "run_") != 3 {
+	if code, out, _ := alice.run("runs", "list", "--mine"); code != 0 || strings.Count(out, "run_") != 5 {
 		t.Fatalf("runs list: %d %s", code, out)
 	}
 	// A failing run exits 1; carol may not run at all (exit 1, refused).
