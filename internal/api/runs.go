@@ -216,13 +216,13 @@ func preferWait(headers []string) (time.Duration, error) {
 	return 0, nil
 }
 
-// awaitRun waits up to d for a run just requested to end, and returns
-// it with its nodes and its first output if it did — a short run in one
-// request — or as it stands when it did not, or when it waits for
-// people (pending approval): the client then follows the output stream.
+// awaitRun waits up to d for a run just requested (queued or running)
+// to end, and returns it with its nodes and its first output if it did —
+// a short run in one request — or as it stands when it did not: the
+// client then follows the output stream.
 func (h *Handler) awaitRun(r *http.Request, p *identity.Principal, requested *store.Run, d time.Duration) *RunJSON {
 	cur, nodes, err := h.Runs.Await(r.Context(), requested.ID, d)
-	if err != nil || cur == nil {
+	if err != nil {
 		return runJSON(requested, nil)
 	}
 	if !store.RunFinal(cur.Status) {
@@ -230,7 +230,7 @@ func (h *Handler) awaitRun(r *http.Request, p *identity.Principal, requested *st
 	}
 	// The output is the viewer's, as on GET …/output: checked here.
 	const limit = 1000
-	chunks, err := h.Runs.OutputOf(r.Context(), p, cur, limit)
+	chunks, err := h.Runs.OutputOf(r.Context(), p, cur, 0, limit)
 	if err != nil {
 		return runJSON(cur, nil)
 	}

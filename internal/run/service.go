@@ -562,21 +562,24 @@ func (s *Service) Details(ctx context.Context, r *store.Run) (*Details, error) {
 
 // Output returns a visible run's output chunks after seq.
 func (s *Service) Output(ctx context.Context, p *identity.Principal, id string, after int64, limit int) (*store.Run, []*store.OutputChunk, error) {
-	r, err := s.Get(ctx, p, id)
+	r, err := s.store.RunGet(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	chunks, err := s.store.RunOutputList(ctx, r.ID, after, limit)
-	return r, chunks, err
+	chunks, err := s.OutputOf(ctx, p, r, after, limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, chunks, nil
 }
 
-// OutputOf returns the first output chunks of r, a run just read or
-// awaited, if p may view it.
-func (s *Service) OutputOf(ctx context.Context, p *identity.Principal, r *store.Run, limit int) ([]*store.OutputChunk, error) {
+// OutputOf returns the output chunks after seq of r, a run just read or
+// awaited, if p may view it (a run p may not view is "not found").
+func (s *Service) OutputOf(ctx context.Context, p *identity.Principal, r *store.Run, after int64, limit int) ([]*store.OutputChunk, error) {
 	if err := s.checkView(ctx, p, r); err != nil {
 		return nil, err
 	}
-	return s.store.RunOutputList(ctx, r.ID, 0, limit)
+	return s.store.RunOutputList(ctx, r.ID, after, limit)
 }
 
 // LiveNodes returns the progress of the nodes of a run executing on this

@@ -70,6 +70,27 @@ func verifies(t *testing.T, s *sqlstore.DB) {
 	}
 }
 
+// openStore opens a fresh database, closed when the test ends.
+func openStore(t *testing.T) *sqlstore.DB {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "airlock.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// createUser stores user i (userNN) and its event in tx.
+func createUser(ctx context.Context, tx store.Tx, at time.Time, i int, displayName string) (*store.User, error) {
+	u := &store.User{ID: airlock.NewID(airlock.PrefixUser, at), Username: fmt.Sprintf("user%02d", i), DisplayName: displayName,
+		PasswordHash: "$argon2id$x", CreatedAt: at, UpdatedAt: at}
+	if err := tx.UserInsert(ctx, u); err != nil {
+		return nil, err
+	}
+	return u, tx.AuditAppend(ctx, event(at, "user.create", u.ID))
+}
+
 func event(at time.Time, typ, subject string) *store.AuditEvent {
 	return &store.AuditEvent{ID: airlock.NewID(airlock.PrefixEvent, at), Time: at, Type: typ, Subject: subject, ActorName: "test", Outcome: "success"}
 }
@@ -80,20 +101,13 @@ func event(at time.Time, typ, subject string) *store.AuditEvent {
 // to in one database transaction verifies.
 func TestGroupCommitKeepsEachTransactionItsOwn(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "airlock.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	at := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
 	refused := errors.New("refused after writing")
 	const n = 40
 	errs := queueWrites(t, s, n, func(i int, tx store.Tx) error {
-		u := &store.User{ID: airlock.NewID(airlock.PrefixUser, at), Username: fmt.Sprintf("user%02d", i), PasswordHash: "$argon2id$x", CreatedAt: at, UpdatedAt: at}
-		if err := tx.UserInsert(ctx, u); err != nil {
-			return err
-		}
-		if err := tx.AuditAppend(ctx, event(at, "user.create", u.ID)); err != nil {
+		u, err := createUser(ctx, tx, at, i, "")
+		if err != nil {
 			return err
 		}
 		switch i % 4 {
@@ -133,11 +147,7 @@ func TestGroupCommitKeepsEachTransactionItsOwn(t *testing.T) {
 // the database rolled the whole transaction back).
 func TestGroupCommitSurvivesAFullDiskMidGroup(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "airlock.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	w := s.DBs()["sqlite_writer"]
 	var pages int
 	if err := w.QueryRow(`PRAGMA page_count`).Scan(&pages); err != nil {
@@ -154,12 +164,8 @@ func TestGroupCommitSurvivesAFullDiskMidGroup(t *testing.T) {
 		if i == big {
 			name = strings.Repeat("x", 256<<10)
 		}
-		u := &store.User{ID: airlock.NewID(airlock.PrefixUser, at), Username: fmt.Sprintf("user%02d", i), DisplayName: name,
-			PasswordHash: "$argon2id$x", CreatedAt: at, UpdatedAt: at}
-		if err := tx.UserInsert(ctx, u); err != nil {
-			return err
-		}
-		return tx.AuditAppend(ctx, event(at, "user.create", u.ID))
+		_, err := createUser(ctx, tx, at, i, name)
+		return err
 	})
 	for i, err := range errs {
 		_, gerr := s.UserGetByUsername(ctx, fmt.Sprintf("user%02d", i))
@@ -181,21 +187,13 @@ func TestGroupCommitSurvivesAFullDiskMidGroup(t *testing.T) {
 // the others are run again and stored; later writes go through.
 func TestGroupCommitMemberPanic(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "airlock.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	at := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
 	const n, panics = 6, 3
 	var mu sync.Mutex
 	recovered := map[int]any{}
 	errs := queueWrites(t, s, n, func(i int, tx store.Tx) error {
-		u := &store.User{ID: airlock.NewID(airlock.PrefixUser, at), Username: fmt.Sprintf("user%02d", i), PasswordHash: "$argon2id$x", CreatedAt: at, UpdatedAt: at}
-		if err := tx.UserInsert(ctx, u); err != nil {
-			return err
-		}
-		if err := tx.AuditAppend(ctx, event(at, "user.create", u.ID)); err != nil {
+		if _, err := createUser(ctx, tx, at, i, ""); err != nil {
 			return err
 		}
 		if i == panics {
@@ -232,10 +230,7 @@ func TestGroupCommitMemberPanic(t *testing.T) {
 // caller waiting.
 func TestGroupCommitCloseAnswersQueuedWrites(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "airlock.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t)
 	hold, held := make(chan struct{}), make(chan struct{})
 	first := make(chan error, 1)
 	go func() {

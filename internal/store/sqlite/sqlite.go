@@ -108,7 +108,9 @@ func OpenReadOnly(ctx context.Context, path string) (*sqlstore.DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
-	return sqlstore.New(db, db, Dialect, map[string]*sql.DB{"sqlite_reader": db}), nil
+	d := Dialect
+	d.GroupCommit = false // nothing to write
+	return sqlstore.New(db, db, d, map[string]*sql.DB{"sqlite_reader": db}), nil
 }
 
 // private creates the database file 0600 if it is missing, whatever the

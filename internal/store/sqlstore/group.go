@@ -60,6 +60,7 @@ func (db *DB) groupCommitter(queue chan *groupReq, quit chan struct{}) {
 	for {
 		var first *groupReq
 		select {
+		case first = <-queue:
 		case <-quit:
 			for {
 				select {
@@ -71,12 +72,6 @@ func (db *DB) groupCommitter(queue chan *groupReq, quit chan struct{}) {
 					return
 				}
 			}
-		default:
-		}
-		select {
-		case first = <-queue:
-		case <-quit:
-			continue // answer what is queued
 		}
 		batch := []*groupReq{first}
 	more:
@@ -197,7 +192,7 @@ func (db *DB) commitGroup(batch []*groupReq) {
 			abort(i, fmt.Errorf("savepoint: %w", err))
 			return
 		}
-		tx := &Tx{queries: queries{q: sqlTx, d: &db.dialect, cache: db.writes, missed: &missed}, outbox: db.outbox.Load()}
+		tx := db.newTx(sqlTx, &missed, r.unaudited)
 		err := runMember(r.fn, tx)
 		if _, ok := err.(memberPanic); ok {
 			// Half done, in an unknown state: the whole transaction goes.
@@ -205,7 +200,7 @@ func (db *DB) commitGroup(batch []*groupReq) {
 			return
 		}
 		if err == nil {
-			err = tx.audited(r.unaudited)
+			err = tx.audited()
 		}
 		if err != nil {
 			results[i] = err
@@ -226,7 +221,7 @@ func (db *DB) commitGroup(batch []*groupReq) {
 	if err := sqlTx.Commit(); err != nil {
 		for i, tx := range txs {
 			if tx != nil {
-				results[i] = &commitError{err: err, event: tx.firstEvent, changed: run[i].unaudited || tx.changes > 0 || tx.events > 0}
+				results[i] = tx.commitFailed(err)
 			}
 		}
 	}

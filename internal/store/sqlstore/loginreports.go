@@ -17,7 +17,7 @@ import (
 func (db *DB) LoginFailureTally(ctx context.Context, t store.LoginTally) (bool, error) {
 	var counted bool
 	err := db.retry(ctx, func() error {
-		return db.update(ctx, func(stx store.Tx) error {
+		return db.write(ctx, false, func(stx store.Tx) error {
 			counted = false
 			tx := stx.(*Tx)
 			var start sql.NullInt64

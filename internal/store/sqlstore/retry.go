@@ -97,7 +97,7 @@ func backoff(ctx context.Context, n int) error {
 // audit event (committed); when that cannot tell, the caller is told the
 // change may or may not have been made.
 func (db *DB) Update(ctx context.Context, fn func(tx store.Tx) error) error {
-	return db.retry(ctx, func() error { return db.update(ctx, fn) })
+	return db.retry(ctx, func() error { return db.write(ctx, false, fn) })
 }
 
 // retry runs one write transaction, attempt, until it commits, fails

@@ -314,15 +314,11 @@ func (r row) Scan(dest ...any) error {
 	})
 }
 
-// update is one attempt of Update.
-func (db *DB) update(ctx context.Context, fn func(tx store.Tx) error) (err error) {
-	return db.write(ctx, false, fn)
-}
-
-// write is one write transaction running fn: committed with others
-// (group commit) or on its own. unaudited: fn's writes need no audit
-// event (run output, whose digest the run's final event certifies); its
-// COMMIT failing still leaves open whether they were stored.
+// write is one attempt of a write transaction running fn (Update's, or
+// an unaudited one): committed with others (group commit) or on its
+// own. unaudited: fn's writes need no audit event (run output, whose
+// digest the run's final event certifies); its COMMIT failing still
+// leaves open whether they were stored.
 func (db *DB) write(ctx context.Context, unaudited bool, fn func(tx store.Tx) error) (err error) {
 	if db.group != nil {
 		return db.submit(ctx, unaudited, fn)
@@ -332,7 +328,7 @@ func (db *DB) write(ctx context.Context, unaudited bool, fn func(tx store.Tx) er
 		return fmt.Errorf("begin: %w", err)
 	}
 	var missed []string
-	tx := &Tx{queries: queries{q: sqlTx, d: &db.dialect, cache: db.writes, missed: &missed}, outbox: db.outbox.Load()}
+	tx := db.newTx(sqlTx, &missed, unaudited)
 	defer func() {
 		if err != nil {
 			_ = sqlTx.Rollback()
@@ -353,22 +349,33 @@ func (db *DB) write(ctx context.Context, unaudited bool, fn func(tx store.Tx) er
 	if err = fn(tx); err != nil {
 		return err
 	}
-	if err = tx.audited(unaudited); err != nil {
+	if err = tx.audited(); err != nil {
 		return err
 	}
 	if err = sqlTx.Commit(); err != nil {
-		return &commitError{err: err, event: tx.firstEvent, changed: unaudited || tx.changes > 0 || tx.events > 0}
+		return tx.commitFailed(err)
 	}
 	return nil
 }
 
+// newTx is fn's view of a write transaction on the writer connection.
+func (db *DB) newTx(sqlTx *sql.Tx, missed *[]string, unaudited bool) *Tx {
+	return &Tx{queries: queries{q: sqlTx, d: &db.dialect, cache: db.writes, missed: missed}, outbox: db.outbox.Load(), unaudited: unaudited}
+}
+
 // audited refuses a transaction that changed state without an audit
 // event, unless it is an unaudited write.
-func (tx *Tx) audited(unaudited bool) error {
-	if !unaudited && tx.changes > 0 && tx.events == 0 {
+func (tx *Tx) audited() error {
+	if !tx.unaudited && tx.changes > 0 && tx.events == 0 {
 		return errors.New("store: refusing to commit a state change without an audit event")
 	}
 	return nil
+}
+
+// commitFailed is the error of a COMMIT that failed: whether the
+// transaction's work was stored is settled by its first event (retry.go).
+func (tx *Tx) commitFailed(err error) error {
+	return &commitError{err: err, event: tx.firstEvent, changed: tx.unaudited || tx.changes > 0 || tx.events > 0}
 }
 
 // Ping implements store.Store: every pool answers, and, when the last
@@ -471,6 +478,8 @@ type Tx struct {
 	// firstEvent is the ID of the first audit event appended: stored if
 	// and only if the transaction committed.
 	firstEvent string
+	// unaudited: its writes need no audit event (see DB.write).
+	unaudited bool
 }
 
 // change runs a state-changing statement and counts it when it changed
