@@ -89,6 +89,12 @@ func dsn(path string, kind int) string {
 		// BEGIN IMMEDIATE takes the write lock up front, so a transaction
 		// never fails half-way when another process holds it.
 		v.Set("_txlock", "immediate")
+		// Each member of a group commit is a savepoint, whose statement
+		// journal holds the pages it changes; past 64 KiB SQLite spills
+		// it to a temporary file — created, written and removed by most
+		// run transactions. Kept in memory it is bounded by what one
+		// transaction changes.
+		v.Add("_pragma", "temp_store(MEMORY)")
 	}
 	return "file:" + filepath.ToSlash(path) + "?" + v.Encode()
 }

@@ -186,6 +186,24 @@ func (db *DB) commitGroup(batch []*groupReq) {
 			}
 		}
 	}
+	if len(run) == 1 {
+		// Alone, a member's failure is the transaction's: no savepoint.
+		tx := db.newTx(sqlTx, &missed, run[0].unaudited)
+		err := runMember(run[0].fn, tx)
+		if err == nil {
+			err = tx.audited()
+		}
+		switch {
+		case err != nil:
+			_ = sqlTx.Rollback()
+			results[0] = err
+		default:
+			if err := sqlTx.Commit(); err != nil {
+				results[0] = tx.commitFailed(err)
+			}
+		}
+		return
+	}
 	for i, r := range run {
 		ctx := context.WithoutCancel(r.ctx)
 		if _, err := sqlTx.ExecContext(ctx, "SAVEPOINT member"); err != nil {
