@@ -289,8 +289,7 @@ func ProcedureOf(ctx context.Context, r store.Reader, p *store.Procedure) (polic
 		if err != nil {
 			return out, err
 		}
-		out.Risk = v.Risk
-		return out, nil
+		return ActiveProcedureOf(p, v), nil
 	}
 	vs, err := r.ProcedureVersionList(ctx, store.ProcedureVersionListParams{ProcedureID: p.ID})
 	if err != nil {
@@ -300,6 +299,12 @@ func ProcedureOf(ctx context.Context, r store.Reader, p *store.Procedure) (polic
 		out.Risk = vs[len(vs)-1].Risk
 	}
 	return out, nil
+}
+
+// ActiveProcedureOf is ProcedureOf for a procedure whose active version
+// the caller has read (v, whose ID is p.ActiveVersionID).
+func ActiveProcedureOf(p *store.Procedure, v *store.ProcedureVersion) policy.Procedure {
+	return policy.Procedure{Name: p.Name, Owner: p.Owner, Retired: !p.RetiredAt.IsZero(), Risk: v.Risk}
 }
 
 // ParamTypes derives the types of context.params from every parameter

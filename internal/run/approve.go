@@ -65,7 +65,7 @@ func (s *Service) Decide(ctx context.Context, p *identity.Principal, id, decisio
 		refused()
 		return nil, denied
 	}
-	res, c, err := s.resource(ctx, r)
+	res, c, err := s.resource(ctx, r, p)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +225,7 @@ func (s *Service) Cancel(ctx context.Context, p *identity.Principal, id string) 
 	if err != nil {
 		return nil, err
 	}
-	res, c, err := s.resource(ctx, r)
+	res, c, err := s.resource(ctx, r, p)
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +309,7 @@ func (s *Service) cancelLocal(id string, cause error) {
 // policy in force, and neither the requester nor an account that counts
 // as the requester. For telling them; Decide still decides.
 func (s *Service) Approvers(ctx context.Context, r *store.Run) ([]string, error) {
-	res, c, err := s.resource(ctx, r)
+	res, c, err := s.resource(ctx, r, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -262,24 +262,22 @@ func (s *sink) flush(ctx context.Context) {
 	s.broker.notify(s.runID)
 }
 
-// close flushes the redactors (releasing held-back tails) and the
-// chunks, trying a few times more when the store refuses them, and
-// returns what was stored and its digest. lost is the number of bytes
-// that could not be stored, with the last error: the run must not
-// claim them.
-func (s *sink) close(ctx context.Context) (bytes int64, truncated bool, digest string, lost int64, err error) {
+// close flushes the redactors (releasing held-back tails) and returns
+// the chunks still to be stored: they go in with the run's outcome, one
+// write rather than two. A batch of unknown fate (a lost commit) is
+// settled first, trying a few times; should that fail, it and what
+// follows it are not claimed. lost is the number of bytes that could not
+// be stored, with the last error: the run must not claim them.
+func (s *sink) close(ctx context.Context) (final []*store.OutputChunk, lost int64, err error) {
 	s.mu.Lock()
 	streams := s.streams
 	s.mu.Unlock()
 	for _, r := range streams {
 		_ = r.Flush()
 	}
-	for wait := 200 * time.Millisecond; ; wait *= 2 {
-		s.flush(ctx)
-		s.mu.Lock()
-		done := (len(s.pending) == 0 && s.unsure == nil) || s.fenced || wait > 5*time.Second || ctx.Err() != nil
-		s.mu.Unlock()
-		if done {
+	for wait := 200 * time.Millisecond; !s.settled(); wait *= 2 {
+		s.flush(ctx) // the unsure batch, alone
+		if s.settled() || wait > 5*time.Second || ctx.Err() != nil {
 			break
 		}
 		t := time.NewTimer(wait)
@@ -291,6 +289,9 @@ func (s *sink) close(ctx context.Context) (bytes int64, truncated bool, digest s
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.unsure == nil && !s.fenced {
+		final, s.pending = s.pending, nil
+	}
 	// What is still pending, or of unknown fate, is not claimed: should
 	// an unsure batch be stored after all, verification reports the
 	// difference, as it must.
@@ -298,5 +299,34 @@ func (s *sink) close(ctx context.Context) (bytes int64, truncated bool, digest s
 		s.lost += int64(len(c.Data))
 	}
 	s.pending, s.unsure = nil, nil
-	return s.stored, s.truncated, "sha256:" + hex.EncodeToString(s.digest.Sum(nil)), s.lost, s.flushErr
+	return final, s.lost, s.flushErr
+}
+
+// settled reports whether no batch is of unknown fate, or nothing more
+// is written.
+func (s *sink) settled() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unsure == nil || s.fenced
+}
+
+// certify returns what the run's outcome claims when it stores final
+// with it: the bytes stored and the digest over them, in order.
+func (s *sink) certify(final []*store.OutputChunk) (bytes int64, truncated bool, digest string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	bytes = s.stored
+	h := s.digest
+	if len(final) > 0 {
+		c, err := s.digest.(hash.Cloner).Clone()
+		if err != nil {
+			panic("run: sha256 state cannot be cloned: " + err.Error()) // the standard library's can
+		}
+		h = c
+		for _, c := range final {
+			bytes += int64(len(c.Data))
+			h.Write(c.Data)
+		}
+	}
+	return bytes, s.truncated, "sha256:" + hex.EncodeToString(h.Sum(nil))
 }

@@ -74,7 +74,10 @@ type Service struct {
 	executors map[string]executor.Executor
 	workerID  string
 	wake      chan struct{}
-	broker    *broker
+	// slots bounds the runs executing here (Config.Workers): the
+	// dispatcher and a request that starts its run at once take one.
+	slots  chan struct{}
+	broker *broker
 
 	mu sync.Mutex
 	// attempts are the attempts executing here, by run and attempt
@@ -84,6 +87,9 @@ type Service struct {
 	// stopping: Start is shutting down; an attempt that registers now is
 	// stopped at once.
 	stopping bool
+	// working is Start's context while it works the queue (nil
+	// otherwise): a request may then start its run itself.
+	working context.Context
 	// beat is when the last heartbeat that reached the database began
 	// (monotonic clock): the lease of every attempt here lasts from it.
 	beat time.Time
@@ -104,7 +110,7 @@ func New(s store.Store, az *authz.Authorizer, kr *secret.Keyring, executors map[
 		cfg.Observer = nopObserver{}
 	}
 	return &Service{store: s, authz: az, keyring: kr, log: log, now: now, cfg: cfg, executors: executors,
-		workerID: airlock.NewID("wrk", time.Now()), wake: make(chan struct{}, 1), broker: newBroker(),
+		workerID: airlock.NewID("wrk", time.Now()), wake: make(chan struct{}, 1), slots: make(chan struct{}, max(1, cfg.Workers)), broker: newBroker(),
 		attempts: map[attemptKey]*attemptState{}, live: map[string]map[string]store.RunNode{}}
 }
 
@@ -153,8 +159,16 @@ func (s *Service) Plan(ctx context.Context, p *identity.Principal, rp RequestPar
 	if err != nil {
 		return nil, err
 	}
-	pr, err := authz.ProcedureOf(ctx, s.store, proc)
-	if err != nil {
+	// The active version, read once: policy's view of the procedure
+	// (its risk) and, most often, the version the request runs.
+	var active *store.ProcedureVersion
+	var pr policy.Procedure
+	if proc.ActiveVersionID != "" {
+		if active, err = s.store.ProcedureVersionGet(ctx, proc.ActiveVersionID); err != nil {
+			return nil, err
+		}
+		pr = authz.ActiveProcedureOf(proc, active)
+	} else if pr, err = authz.ProcedureOf(ctx, s.store, proc); err != nil {
 		return nil, err
 	}
 	if err := s.authz.CheckObject(ctx, p, policy.ActionView, policy.Resource{Procedure: &pr}, policy.Context{}, "procedure"); err != nil {
@@ -166,7 +180,7 @@ func (s *Service) Plan(ctx context.Context, p *identity.Principal, rp RequestPar
 	if !slices.Contains(s.authz.Environments(), rp.Environment) {
 		return nil, airlock.FieldError("environment", "expected one of %s, got %q", strings.Join(s.authz.Environments(), ", "), rp.Environment)
 	}
-	v, try, err := s.version(ctx, p, proc, rp)
+	v, try, err := s.version(ctx, p, proc, active, rp)
 	if err != nil {
 		return nil, err
 	}
@@ -265,17 +279,16 @@ func (s *Service) decide(ctx context.Context, p *identity.Principal, pr policy.P
 	return nil
 }
 
-// version returns the version a request runs: the one in service, or
-// the numbered one — a try run when that is not the one in service,
-// allowed only in a try environment, of a proposed version, to its
-// author or owner team.
-func (s *Service) version(ctx context.Context, p *identity.Principal, proc *store.Procedure, rp RequestParams) (*store.ProcedureVersion, bool, error) {
+// version returns the version a request runs: the one in service
+// (active, which the caller read), or the numbered one — a try run when
+// that is not the one in service, allowed only in a try environment, of
+// a proposed version, to its author or owner team.
+func (s *Service) version(ctx context.Context, p *identity.Principal, proc *store.Procedure, active *store.ProcedureVersion, rp RequestParams) (*store.ProcedureVersion, bool, error) {
 	if rp.Version <= 0 {
-		if proc.ActiveVersionID == "" {
+		if active == nil {
 			return nil, false, airlock.Errorf(airlock.Conflict, "%s has no approved version yet", proc.Name)
 		}
-		v, err := s.store.ProcedureVersionGet(ctx, proc.ActiveVersionID)
-		return v, false, err
+		return active, false, nil
 	}
 	vs, err := s.store.ProcedureVersionList(ctx, store.ProcedureVersionListParams{ProcedureID: proc.ID})
 	if err != nil {
@@ -382,6 +395,23 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 	} else {
 		r.Status, r.ApprovalsRequired, r.ExpiresAt = store.RunPending, plan.Approvals, now.Add(s.cfg.ApprovalTTL)
 	}
+	// A run that may start now, on a replica with a free worker, starts
+	// in the request's own transaction: claimed as it is stored, with
+	// both events, rather than queued for the dispatcher to claim in a
+	// second one. Not a try run or one that takes a lock (the claim
+	// decides those), nor while other runs wait in the queue (they go
+	// first); and the definition must hash to its digest, as the start
+	// would check.
+	var base context.Context
+	if plan.Decision == "run" && !plan.Try && plan.LockKey == "" && plan.Definition.Digest() == plan.Version.Digest {
+		base = s.reserve(ctx)
+	}
+	started := false
+	defer func() {
+		if base != nil && !started {
+			s.release()
+		}
+	}()
 	why := "policy permits run"
 	switch {
 	case plan.Try:
@@ -404,15 +434,33 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 		case !plan.Try && cur.ActiveVersionID != plan.Version.ID:
 			return airlock.Errorf(airlock.Conflict, "a new version of %q was approved meanwhile; look at it and request again", cur.Name)
 		}
+		started = false // Update may run this again
+		if base != nil {
+			waiting, err := tx.RunQueued(ctx)
+			if err != nil {
+				return err
+			}
+			started = !waiting
+		}
+		r.Status, r.WorkerID, r.StartedAt, r.HeartbeatAt, r.Attempt = store.RunQueued, "", time.Time{}, time.Time{}, 0
+		if started {
+			r.Status, r.WorkerID, r.StartedAt, r.HeartbeatAt, r.Attempt = store.RunRunning, s.workerID, now, now, 1
+		} else if plan.Decision != "run" {
+			r.Status = store.RunPending
+		}
 		if err := tx.RunInsert(ctx, r); err != nil {
 			if airlock.ErrorKind(err) == airlock.Conflict && rp.IdempotencyKey != "" {
 				return airlock.Errorf(airlock.Conflict, "a run with this Idempotency-Key is being created; retry")
 			}
 			return err
 		}
+		status := r.Status
+		if started {
+			status = store.RunQueued // as requested; run.start follows
+		}
 		d := map[string]any{
 			"procedure": r.ProcedureName, "version_id": r.VersionID, "digest": r.Digest, "environment": r.Environment,
-			"params": plan.Params, "secret_params": len(plan.secrets), "targets": names, "status": r.Status, "decision": why,
+			"params": plan.Params, "secret_params": len(plan.secrets), "targets": names, "status": status, "decision": why,
 			"policies": plan.Policies, "approvals_required": r.ApprovalsRequired, "reason": r.Reason, "ticket": r.Ticket,
 			"binding": r.Binding}
 		if r.StandingID != "" {
@@ -421,12 +469,21 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 		if r.Try {
 			d["try"], d["unreviewed"], d["version"] = true, true, plan.Version.Number
 		}
-		return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunRequest, p.Actor(), r.ID, audit.Success, d))
+		if err := tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunRequest, p.Actor(), r.ID, audit.Success, d)); err != nil || !started {
+			return err
+		}
+		return tx.AuditAppend(ctx, s.startEvent(ctx, r))
 	})
 	if err != nil {
+		started = false
 		return nil, err
 	}
-	if r.Status == store.RunQueued {
+	switch {
+	case started:
+		s.cfg.Observer.RunStarted(r)
+		attempt := *r // the attempt's own: the caller keeps r
+		go s.work(base, &attempt, plan.Definition)
+	case r.Status == store.RunQueued:
 		s.WakeReplicas()
 	}
 	return r, nil
@@ -440,8 +497,10 @@ func (s *Service) Wake() {
 	}
 }
 
-// resource describes a stored run for policies.
-func (s *Service) resource(ctx context.Context, r *store.Run) (policy.Resource, policy.Context, error) {
+// resource describes a stored run for policies. viewer, when set, is
+// who asks: when they requested the run, their groups are its
+// requester's (as read when they authenticated).
+func (s *Service) resource(ctx context.Context, r *store.Run, viewer *identity.Principal) (policy.Resource, policy.Context, error) {
 	proc, err := s.store.ProcedureGetByID(ctx, r.ProcedureID)
 	if err != nil {
 		return policy.Resource{}, policy.Context{}, err
@@ -462,8 +521,10 @@ func (s *Service) resource(ctx context.Context, r *store.Run) (policy.Resource, 
 			requesterID, requester = st.ProposerID, st.ProposerName
 		}
 	}
-	groups, err := authz.GroupsOf(ctx, s.store, requesterID)
-	if err != nil {
+	var groups []string
+	if viewer != nil && viewer.UserID == requesterID {
+		groups = append([]string{}, viewer.Groups...)
+	} else if groups, err = authz.GroupsOf(ctx, s.store, requesterID); err != nil {
 		return policy.Resource{}, policy.Context{}, err
 	}
 	return policy.Resource{Run: &policy.RunInfo{ID: r.ID, Requester: requester, RequesterGroups: groups, Environment: r.Environment, Status: r.Status, Procedure: pr}},
@@ -509,7 +570,7 @@ func (s *Service) Get(ctx context.Context, p *identity.Principal, id string) (*s
 
 // checkView refuses p a run they may not view (as not found).
 func (s *Service) checkView(ctx context.Context, p *identity.Principal, r *store.Run) error {
-	res, c, err := s.resource(ctx, r)
+	res, c, err := s.resource(ctx, r, p)
 	if err != nil {
 		return err
 	}
@@ -527,7 +588,7 @@ func (s *Service) List(ctx context.Context, p *identity.Principal, f store.RunLi
 	}
 	var out []*store.Run
 	for _, r := range all {
-		res, c, err := s.resource(ctx, r)
+		res, c, err := s.resource(ctx, r, p)
 		if err != nil {
 			return nil, err
 		}
@@ -611,7 +672,7 @@ func (s *Service) Events(ctx context.Context, p *identity.Principal, id string) 
 // Allowed reports, without auditing, whether p may do action on r (for
 // showing or hiding buttons; the action itself is checked again).
 func (s *Service) Allowed(ctx context.Context, p *identity.Principal, r *store.Run, action string) bool {
-	res, c, err := s.resource(ctx, r)
+	res, c, err := s.resource(ctx, r, p)
 	if err != nil {
 		return false
 	}

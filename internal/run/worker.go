@@ -62,6 +62,9 @@ func (s *Service) Start(ctx context.Context) {
 		// process's.
 		s.reapBefore(ctx, s.now().UTC().Add(time.Microsecond))
 	}
+	s.mu.Lock()
+	s.working = ctx
+	s.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); s.dispatch(ctx) }()
@@ -69,9 +72,10 @@ func (s *Service) Start(ctx context.Context) {
 	<-ctx.Done()
 	wg.Wait()
 	s.mu.Lock()
-	// An attempt that registers after this (dispatched just before the
-	// dispatcher stopped) is stopped as it registers.
-	s.stopping = true
+	// An attempt that registers after this (dispatched, or started by a
+	// request, just before the dispatcher stopped) is stopped as it
+	// registers.
+	s.stopping, s.working = true, nil
 	for _, a := range s.attempts {
 		a.cancel(errShutdown)
 	}
@@ -83,29 +87,33 @@ func (s *Service) Start(ctx context.Context) {
 // woken at once by requests and approvals in this process, and looks
 // every second for runs queued by other replicas.
 func (s *Service) dispatch(ctx context.Context) {
-	slots := make(chan struct{}, max(1, s.cfg.Workers))
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		for {
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			r, err := s.claim(ctx)
-			if err != nil || r == nil {
-				<-slots
-				if err != nil && ctx.Err() == nil {
-					s.log.Error("claim run", "err", err)
+			// Most wake-ups find nothing queued (a run ended, the ticker):
+			// ask the reader first rather than take a worker and the
+			// writer for nothing. A run queued after this read wakes the
+			// dispatcher again.
+			queued, err := s.store.RunQueued(ctx)
+			if err == nil && queued {
+				select {
+				case s.slots <- struct{}{}:
+				case <-ctx.Done():
+					return
 				}
-				break
+				s.active.Add(1)
+				var r *store.Run
+				if r, err = s.claim(ctx); r != nil {
+					go s.work(context.WithoutCancel(ctx), r, nil)
+					continue
+				}
+				s.release()
 			}
-			s.active.Add(1)
-			go func() {
-				defer func() { <-slots; s.active.Done(); s.Wake() }()
-				s.execute(context.WithoutCancel(ctx), r)
-			}()
+			if err != nil && ctx.Err() == nil {
+				s.log.Error("claim run", "err", err)
+			}
+			break
 		}
 		select {
 		case <-ctx.Done():
@@ -116,21 +124,58 @@ func (s *Service) dispatch(ctx context.Context) {
 	}
 }
 
-func (s *Service) claim(ctx context.Context) (*store.Run, error) {
-	// Most wake-ups find nothing queued (a run ended, the ticker): ask
-	// the reader first rather than take the writer for nothing. A run
-	// queued after this read wakes the dispatcher again.
-	if queued, err := s.store.RunQueued(ctx); err != nil || !queued {
-		return nil, err
+// reserve takes a worker slot for a run a request starts itself, and
+// returns the context its attempt executes in; nil when this replica
+// does not work the queue now or every worker is busy. release gives
+// the slot back.
+func (s *Service) reserve(ctx context.Context) context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.working == nil || s.working.Err() != nil || ctx.Err() != nil {
+		return nil
 	}
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		return nil
+	}
+	s.active.Add(1) // before Start's shutdown waits: it holds s.mu to stop
+	return context.WithoutCancel(s.working)
+}
+
+func (s *Service) release() {
+	<-s.slots
+	s.active.Done()
+}
+
+// WorkersBusy is the number of worker slots taken on this replica: runs
+// executing, or being claimed.
+func (s *Service) WorkersBusy() int { return len(s.slots) }
+
+// work executes a run in a worker slot taken for it, then frees the slot
+// and wakes the dispatcher. def, when set, is the run's definition as
+// verified when it was claimed.
+func (s *Service) work(base context.Context, r *store.Run, def *procedure.Procedure) {
+	defer func() { s.release(); s.Wake() }()
+	s.execute(base, r, def)
+}
+
+// startEvent is the run.start event of a claim.
+func (s *Service) startEvent(ctx context.Context, r *store.Run) *store.AuditEvent {
+	return audit.New(ctx, s.now(), audit.RunStart, audit.System, r.ID, audit.Success,
+		map[string]any{"procedure": r.ProcedureName, "digest": r.Digest, "worker": s.workerID, "attempt": r.Attempt, "targets": r.Targets})
+}
+
+// claim takes the oldest claimable queued run for this worker; nil when
+// there is none.
+func (s *Service) claim(ctx context.Context) (*store.Run, error) {
 	var r *store.Run
 	err := s.store.Update(ctx, func(tx store.Tx) error {
 		var err error
 		if r, err = tx.RunClaim(ctx, s.workerID, s.now().UTC()); err != nil || r == nil {
 			return err
 		}
-		return tx.AuditAppend(ctx, audit.New(ctx, s.now(), audit.RunStart, audit.System, r.ID, audit.Success,
-			map[string]any{"procedure": r.ProcedureName, "digest": r.Digest, "worker": s.workerID, "attempt": r.Attempt, "targets": r.Targets}))
+		return tx.AuditAppend(ctx, s.startEvent(ctx, r))
 	})
 	if err == nil && r != nil {
 		s.cfg.Observer.RunStarted(r)
@@ -441,8 +486,10 @@ func (s *Service) verify(ctx context.Context, r *store.Run) (*procedure.Procedur
 	return def, nil
 }
 
-// execute runs a claimed run to its end and records the outcome.
-func (s *Service) execute(base context.Context, r *store.Run) {
+// execute runs a claimed run to its end and records the outcome. def,
+// when set, is the run's definition verified as the run was claimed (a
+// run its request started); otherwise the start verifies it.
+func (s *Service) execute(base context.Context, r *store.Run, def *procedure.Procedure) {
 	ctx, cancel := context.WithCancelCause(base)
 	defer cancel(nil)
 	key, me := attemptKey{r.ID, r.Attempt}, &attemptState{cancel: cancel, done: make(chan struct{}), claimed: time.Now()}
@@ -485,11 +532,13 @@ func (s *Service) execute(base context.Context, r *store.Run) {
 			return
 		}
 	}
-	def, err := s.verify(ctx, r)
-	if err != nil {
-		out.note("airlock", "%v", err)
-		s.finish(base, r, out, store.RunFailed, err.Error(), nil)
-		return
+	if def == nil {
+		var err error
+		if def, err = s.verify(ctx, r); err != nil {
+			out.note("airlock", "%v", err)
+			s.finish(base, r, out, store.RunFailed, err.Error(), nil)
+			return
+		}
 	}
 	jobs, secrets, err := s.jobs(ctx, r, def)
 	if err != nil {
@@ -876,26 +925,39 @@ func (s *Service) forget(id string) {
 // on another replica, finishes the run.
 func (s *Service) finishWith(ctx context.Context, r *store.Run, out *sink, status, reason string, nodes []*store.RunNode, steps []*store.RunStep) {
 	defer s.forget(r.ID)
-	n, truncated, digest, lost, outErr := out.close(ctx)
+	final, lost, outErr := out.close(ctx)
 	if lost > 0 {
-		// The record claims only what was stored: the digest is over the
-		// stored bytes, and a run whose output was partly lost is not
-		// reported as a success.
 		s.log.Error("run output could not be stored", "run_id", r.ID, "lost_bytes", lost, "err", outErr)
-		if status == store.RunSucceeded {
-			status = store.RunFailed
-		}
-		reason = strings.TrimPrefix(reason+fmt.Sprintf("; %d bytes of output could not be stored", lost), "; ")
 	}
 	giveUp := time.Now().Add(2 * s.cfg.HeartbeatTimeout)
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		err := s.recordOutcome(ctx, r, status, reason, nodes, steps, n, truncated, digest)
+		st, why := status, reason
+		if lost > 0 {
+			// The record claims only what was stored: the digest is over
+			// the stored bytes, and a run whose output was partly lost is
+			// not reported as a success.
+			if st == store.RunSucceeded {
+				st = store.RunFailed
+			}
+			why = strings.TrimPrefix(why+fmt.Sprintf("; %d bytes of output could not be stored", lost), "; ")
+		}
+		n, truncated, digest := out.certify(final)
+		err := s.recordOutcome(ctx, r, st, why, nodes, steps, out.lease, final, n, truncated, digest)
 		switch {
 		case err == nil:
 			return
 		case errors.Is(err, errLeaseLost):
-			s.log.Warn("run outcome not recorded: the run was taken from this worker", "run_id", r.ID, "attempt", r.Attempt, "status", status)
+			s.log.Warn("run outcome not recorded: the run was taken from this worker", "run_id", r.ID, "attempt", r.Attempt, "status", st)
 			return
+		case airlock.ErrorKind(err) == airlock.Conflict && len(final) > 0:
+			// The last output's positions are taken: storing it again
+			// cannot help. The outcome goes in without it, not claiming it.
+			for _, c := range final {
+				lost += int64(len(c.Data))
+			}
+			s.log.Error("run output could not be stored", "run_id", r.ID, "lost_bytes", lost, "err", err)
+			final = nil
+			continue
 		case time.Now().After(giveUp) || ctx.Err() != nil:
 			s.log.Error("record run outcome: giving up; the reaper will finish the run", "run_id", r.ID, "err", err)
 			return
@@ -910,8 +972,11 @@ func (s *Service) finishWith(ctx context.Context, r *store.Run, out *sink, statu
 	}
 }
 
+// recordOutcome stores the outcome with the attempt's last output
+// (final) and its steps not yet recorded, if the attempt still holds the
+// run.
 func (s *Service) recordOutcome(ctx context.Context, r *store.Run, status, reason string, nodes []*store.RunNode, steps []*store.RunStep,
-	n int64, truncated bool, digest string) error {
+	lease store.Lease, final []*store.OutputChunk, n int64, truncated bool, digest string) error {
 	now := s.now().UTC()
 	var ended *store.Run
 	err := s.store.Update(ctx, func(tx store.Tx) error {
@@ -922,6 +987,9 @@ func (s *Service) recordOutcome(ctx context.Context, r *store.Run, status, reaso
 		}
 		if !s.holds(cur, r.Attempt) {
 			return errLeaseLost
+		}
+		if err := tx.RunOutputPut(ctx, lease, final); err != nil {
+			return err
 		}
 		for _, st := range steps {
 			if err := putStep(ctx, tx, now, st); err != nil {

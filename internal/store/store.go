@@ -339,6 +339,10 @@ type Tx interface {
 	// also keeps the run from changing hands until the transaction ends.
 	// It reads three columns, not the run.
 	RunHeld(ctx context.Context, lease Lease) error
+	// RunOutputPut stores output chunks of the lease's attempt (the
+	// caller has checked the lease in this transaction): the last batch
+	// of a run goes in with its outcome.
+	RunOutputPut(ctx context.Context, lease Lease, chunks []*OutputChunk) error
 	// RunOutputPrune deletes the output of at most limit runs that
 	// finished before t, and returns those runs (oldest first) and how
 	// many chunks went. Runs keep their output digest.

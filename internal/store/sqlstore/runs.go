@@ -382,15 +382,19 @@ func (db *DB) RunOutputAppend(ctx context.Context, lease store.Lease, chunks []*
 			if err := tx.RunHeld(ctx, lease); err != nil {
 				return err
 			}
-			for _, c := range chunks {
-				if _, err := tx.exec(ctx, `INSERT INTO run_output (run_id, seq, attempt, node, stream, data, created_at) VALUES (?,?,?,?,?,?,?)`,
-					lease.RunID, c.Seq, lease.Attempt, c.Node, c.Stream, c.Data, micros(c.CreatedAt)); err != nil {
-					return err
-				}
-			}
-			return nil
+			return tx.RunOutputPut(ctx, lease, chunks)
 		})
 	})
+}
+
+func (tx *Tx) RunOutputPut(ctx context.Context, lease store.Lease, chunks []*store.OutputChunk) error {
+	for _, c := range chunks {
+		if _, err := tx.exec(ctx, `INSERT INTO run_output (run_id, seq, attempt, node, stream, data, created_at) VALUES (?,?,?,?,?,?,?)`,
+			lease.RunID, c.Seq, lease.Attempt, c.Node, c.Stream, c.Data, micros(c.CreatedAt)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (tx *Tx) RunHeld(ctx context.Context, lease store.Lease) error {

@@ -1,0 +1,131 @@
+package server_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"testing"
+
+	"github.com/airlockhq/airlock/internal/config"
+	"github.com/airlockhq/airlock/internal/procedure"
+	"github.com/airlockhq/airlock/internal/run"
+	"github.com/airlockhq/airlock/internal/store"
+	"github.com/airlockhq/airlock/internal/testenv"
+)
+
+// freeGateProc is gateProc without a lock: a run that a request may
+// start itself.
+const freeGateProc = `apiVersion: airlock/v1
+kind: Procedure
+name: free-gate
+title: Wait at a gate, without a lock
+owner: payments
+risk: low
+parameters:
+  - {name: dir, type: string}
+steps:
+  - name: first
+    exec: ["echo", "first step done"]
+  - name: gate
+    script: |
+      echo $$ > "$AIRLOCK_PARAM_DIR/pid.tmp" && mv "$AIRLOCK_PARAM_DIR/pid.tmp" "$AIRLOCK_PARAM_DIR/pid"
+      echo "at the gate"
+      while [ ! -e "$AIRLOCK_PARAM_DIR/go" ]; do sleep 0.05; done
+`
+
+// TestRequestStartsItsRunWhenAWorkerIsFree: a run that may start now,
+// requested on a replica with a free worker, is stored claimed in the
+// request's own transaction — running, attempt 1, with run.request
+// (saying it was queued) then run.start, the events a claim by the
+// dispatcher leaves. With every worker busy it is queued, and the
+// dispatcher starts it once a worker is free. Either way its last output
+// is stored with its outcome, which certifies exactly what is stored.
+func TestRequestStartsItsRunWhenAWorkerIsFree(t *testing.T) {
+	for _, driver := range testenv.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			d := testenv.DemoServer(t, testenv.UseDriver(t, driver), func(c *config.Config) { c.Runs.Workers = 1 })
+			ctx := context.Background()
+			procs, err := procedure.Parse("free-gate.yaml", []byte(freeGateProc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := d.Review.Propose(ctx, principal(t, d, "alice"), procs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.Review.Review(ctx, principal(t, d, "bob"), res.Version.ID, res.Version.Digest, "approve", "ok"); err != nil {
+				t.Fatal(err)
+			}
+			d.Serve(t)
+			request := func() *gate {
+				g := &gate{t: t, d: d, dir: t.TempDir()}
+				t.Cleanup(g.open)
+				r, err := d.Runs.Request(ctx, principal(t, d, "alice"), run.RequestParams{Procedure: "free-gate", Environment: "staging",
+					Params: map[string]any{"dir": g.dir}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				g.run = r
+				return g
+			}
+
+			// The workers run once a first run ends (Serve starts them
+			// without waiting), and are free once its worker is.
+			warm := request()
+			warm.open()
+			warm.waitFinal()
+			testenv.Eventually(t, "the worker to be free", func() bool { return d.Runs.WorkersBusy() == 0 })
+
+			first := request()
+			if got := first.current(); got.Status != store.RunRunning || got.Attempt != 1 || got.WorkerID == "" || got.StartedAt.IsZero() {
+				t.Fatalf("run requested with a free worker is stored %s, attempt %d, worker %q, started %v; want running, attempt 1, claimed",
+					got.Status, got.Attempt, got.WorkerID, got.StartedAt)
+			}
+			evs := first.events("")
+			if len(evs) < 2 || evs[0].Type != "run.request" || evs[1].Type != "run.start" {
+				t.Fatalf("events of a run started by its request: %v; want run.request then run.start", types(evs))
+			}
+			var req, start map[string]any
+			if err := json.Unmarshal(evs[0].Details, &req); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(evs[1].Details, &start); err != nil {
+				t.Fatal(err)
+			}
+			if req["status"] != store.RunQueued || start["attempt"] != float64(1) || start["worker"] != first.current().WorkerID {
+				t.Errorf("run.request says status %v; run.start says attempt %v on %v: want queued, then attempt 1 on the run's worker",
+					req["status"], start["attempt"], start["worker"])
+			}
+			testenv.Eventually(t, "the first run to reach its gate", func() bool { return first.pid() != 0 })
+
+			// The one worker is busy: the next request is queued.
+			second := request()
+			if got := second.current(); got.Status != store.RunQueued || got.Attempt != 0 {
+				t.Fatalf("run requested with every worker busy is stored %s, attempt %d; want queued", got.Status, got.Attempt)
+			}
+			first.open()
+			testenv.Eventually(t, "the queued run to reach its gate", func() bool { return second.pid() != 0 })
+			second.open()
+			for _, g := range []*gate{first, second} {
+				r := g.waitFinal()
+				stored := storedOutput(t, d.Store, r.ID)
+				sum := sha256.Sum256(stored)
+				if r.Status != store.RunSucceeded || r.OutputBytes != int64(len(stored)) || r.OutputDigest != "sha256:"+hex.EncodeToString(sum[:]) {
+					t.Errorf("run %s ended %s certifying %d bytes, %s; %d bytes are stored:\n%s", r.ID, r.Status, r.OutputBytes, r.OutputDigest, len(stored), stored)
+				}
+				if got := types(g.events("")); len(got) != 5 || got[0] != "run.request" || got[1] != "run.start" || got[4] != "run.finish" {
+					t.Errorf("events of run %s: %v; want run.request, run.start, two run.step, run.finish", r.ID, got)
+				}
+			}
+		})
+	}
+}
+
+func types(evs []*store.AuditEvent) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.Type)
+	}
+	return out
+}
