@@ -221,7 +221,7 @@ func preferWait(headers []string) (time.Duration, error) {
 // a short run in one request — or as it stands when it did not: the
 // client then follows the output stream.
 func (h *Handler) awaitRun(r *http.Request, p *identity.Principal, requested *store.Run, d time.Duration) *RunJSON {
-	cur, nodes, err := h.Runs.Await(r.Context(), requested.ID, d)
+	cur, nodes, err := h.Runs.Await(r.Context(), requested, d)
 	if err != nil {
 		return runJSON(requested, nil)
 	}

@@ -21,16 +21,27 @@ type ending struct {
 type endings struct {
 	mu sync.Mutex
 	w  map[string][]chan ending
+	// recent are the last runs that ended here, for a waiter that
+	// starts watching just after the end (a short run its request
+	// started can end before its requester awaits it).
+	recent [32]ending
+	next   int
 }
 
 func (e *endings) watch(id string) chan ending {
 	ch := make(chan ending, 1)
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range e.recent {
+		if r.run != nil && r.run.ID == id {
+			ch <- r
+			return ch
+		}
+	}
 	if e.w == nil {
 		e.w = map[string][]chan ending{}
 	}
 	e.w[id] = append(e.w[id], ch)
-	e.mu.Unlock()
 	return ch
 }
 
@@ -54,9 +65,6 @@ func (e *endings) stop(id string, ch chan ending) {
 func (e *endings) end(r *store.Run, nodes []*store.RunNode) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if len(e.w[r.ID]) == 0 {
-		return
-	}
 	cp := *r
 	cp.FinishedAt = cp.FinishedAt.Truncate(time.Microsecond)
 	var ns []*store.RunNode
@@ -66,20 +74,24 @@ func (e *endings) end(r *store.Run, nodes []*store.RunNode) {
 		ns = append(ns, &n)
 	}
 	slices.SortFunc(ns, func(a, b *store.RunNode) int { return strings.Compare(a.Node, b.Node) })
+	end := ending{run: &cp, nodes: ns} // read only, by every waiter
+	e.recent[e.next] = end
+	e.next = (e.next + 1) % len(e.recent)
 	for _, ch := range e.w[r.ID] {
-		ch <- ending{run: &cp, nodes: ns} // buffered, and sent once
+		ch <- end // buffered, and sent once
 	}
 	delete(e.w, r.ID)
 }
 
-// Await waits up to d for run id to reach its final status and returns
-// it as it stands then, with its nodes once final. It does not check
-// who may see the run: the caller has, or (having just requested it)
-// checks before showing more than the run's status. A run that ends on
-// this replica is handed over as committed; one that ends elsewhere is
-// read when a wake-up or the once-a-second poll says it may have
-// changed.
-func (s *Service) Await(ctx context.Context, id string, d time.Duration) (*store.Run, []*store.RunNode, error) {
+// Await waits up to d for run r (as the caller has it) to reach its
+// final status and returns it as it stands then, with its nodes once
+// final. It does not check who may see the run: the caller has, or
+// (having just requested it) checks before showing more than the run's
+// status. A run that ends on this replica is handed over as committed;
+// one that ends elsewhere is read when a wake-up or the once-a-second
+// poll says it may have changed.
+func (s *Service) Await(ctx context.Context, r *store.Run, d time.Duration) (*store.Run, []*store.RunNode, error) {
+	id := r.ID
 	ended := s.endings.watch(id)
 	defer s.endings.stop(id, ended)
 	changed, stop := s.broker.subscribe(id)
@@ -88,10 +100,13 @@ func (s *Service) Await(ctx context.Context, id string, d time.Duration) (*store
 	defer deadline.Stop()
 	tick := time.NewTicker(time.Second) // a run another replica executes
 	defer tick.Stop()
-	var cur *store.Run
-	for read := true; ; {
+	// Read once after watching, so that an end before that is seen —
+	// unless r is running under this worker: it ends here, and its end
+	// is handed over (kept a while if it came first). Should the run be
+	// taken from this worker, a wake-up or the poll reads it.
+	cur := r
+	for read := r.Status != store.RunRunning || r.WorkerID != s.workerID; ; {
 		if read {
-			// Also read after watching: an end before that is seen here.
 			r, err := s.store.RunGet(ctx, id)
 			if err != nil {
 				return nil, nil, err
