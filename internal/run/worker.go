@@ -152,11 +152,18 @@ func (s *Service) release() {
 // executing, or being claimed.
 func (s *Service) WorkersBusy() int { return len(s.slots) }
 
-// work executes a run in a worker slot taken for it, then frees the slot
-// and wakes the dispatcher. def, when set, is the run's definition as
-// verified when it was claimed.
+// work executes a run in a worker slot taken for it, then frees the
+// slot. def, when set, is the run's definition as verified when it was
+// claimed. A dispatcher waiting for a slot gets this one; one that found
+// nothing claimable is woken when this run held a lock, which queued runs
+// may have waited for (anything else that queues a run wakes it).
 func (s *Service) work(base context.Context, r *store.Run, def *procedure.Procedure) {
-	defer func() { s.release(); s.Wake() }()
+	defer func() {
+		s.release()
+		if r.LockKey != "" {
+			s.Wake()
+		}
+	}()
 	s.execute(base, r, def)
 }
 
