@@ -206,9 +206,11 @@ func (s *Service) Plan(ctx context.Context, p *identity.Principal, rp RequestPar
 	if len(refused) > 0 {
 		return nil, airlock.Errorf(airlock.Conflict, "%s cannot run now: step %s: %s", proc.Name, refused[0].StepName, refused[0].Message(proc.Name, proc.Owner))
 	}
-	nodes, err := s.store.NodeList(ctx)
-	if err != nil {
-		return nil, err
+	var nodes []*store.Node
+	if def.Targets != nil { // without, the run is on Airlock's own host
+		if nodes, err = s.store.NodeList(ctx); err != nil {
+			return nil, err
+		}
 	}
 	targets, err := inventory.Resolve(def, rp.Environment, render(plain), nodes)
 	if err != nil {
