@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/bits"
+	"slices"
 	"strings"
 	"time"
 
@@ -114,6 +116,11 @@ func (q queries) AuditLeaves(ctx context.Context, lo, hi int64, fn func(*store.L
 // UPDATE takes that row's write lock, so concurrent appenders (on any
 // replica) queue behind each other and positions are gap-free: a
 // transaction that rolls back gives its position back.
+//
+// An append is three statements (four when the event notifies): the
+// head, the event, and the tree's new hashes in one INSERT. The interior
+// hashes the leaf completes subtrees with are read back by the event's
+// INSERT, so they cost no statement of their own.
 func (tx *Tx) AuditAppend(ctx context.Context, e *store.AuditEvent) error {
 	if e.Type == "" || e.ID == "" || e.Time.IsZero() {
 		return errors.New("audit append: event needs id, type and time")
@@ -129,9 +136,8 @@ func (tx *Tx) AuditAppend(ctx context.Context, e *store.AuditEvent) error {
 	e.Seq = size - 1
 	e.Time = e.Time.Truncate(time.Microsecond) // as stored, so Leaf matches
 	e.Details = []byte(details)
-	if _, err := tx.exec(ctx, `INSERT INTO audit_events (`+auditCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
-		e.Seq, e.ID, micros(e.Time), e.Type, e.ActorID, e.ActorName, e.Subject, e.Outcome,
-		e.RequestID, e.SourceAddr, details); err != nil {
+	old, err := tx.auditInsertEvent(ctx, e)
+	if err != nil {
 		return fmt.Errorf("audit append: %w", err)
 	}
 	if err := tx.outboxAdd(ctx, e); err != nil {
@@ -140,30 +146,86 @@ func (tx *Tx) AuditAppend(ctx context.Context, e *store.AuditEvent) error {
 	// The tree: the leaf hash and the interior hashes it completes, under
 	// the same lock and in the same transaction as the event.
 	hashes, err := tlog.StoredHashes(e.Seq, e.Leaf(), tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
-		raw, err := tx.AuditHashes(ctx, idx)
-		if err != nil {
-			return nil, err
+		if !slices.Equal(idx, old.indexes) {
+			return nil, fmt.Errorf("tlog reads hashes %v, the insert read %v", idx, old.indexes)
 		}
-		out := make([]tlog.Hash, len(raw))
-		for i, b := range raw {
-			copy(out[i][:], b)
-		}
-		return out, nil
+		return old.hashes, nil
 	}))
 	if err != nil {
 		return fmt.Errorf("audit append: tree: %w", err)
 	}
 	start := tlog.StoredHashIndex(0, e.Seq)
+	args := make([]any, 0, 2*len(hashes))
 	for i, h := range hashes {
-		if _, err := tx.exec(ctx, `INSERT INTO audit_hashes (idx, hash) VALUES (?, ?)`, start+int64(i), h[:]); err != nil {
-			return fmt.Errorf("audit append: store hash: %w", err)
-		}
+		args = append(args, start+int64(i), h[:])
+	}
+	if _, err := tx.exec(ctx, auditHashInsert(len(hashes)), args...); err != nil {
+		return fmt.Errorf("audit append: store hashes: %w", err)
 	}
 	tx.events++
 	if tx.firstEvent == "" {
 		tx.firstEvent = e.ID
 	}
 	return nil
+}
+
+// subtreeHashes are the stored hashes an append at some position reads
+// to complete subtrees: one per trailing 1 bit of the position, sorted,
+// at the indexes tlog.StoredHashes asks for (it checks them).
+type subtreeHashes struct {
+	indexes []int64
+	hashes  []tlog.Hash
+}
+
+// auditInsertEvent inserts e (its Seq set) and returns the stored hashes
+// its leaf completes subtrees with, read by the same statement.
+func (tx *Tx) auditInsertEvent(ctx context.Context, e *store.AuditEvent) (subtreeHashes, error) {
+	var old subtreeHashes
+	m := bits.TrailingZeros64(uint64(e.Seq + 1))
+	for i := m - 1; i >= 0; i-- {
+		old.indexes = append(old.indexes, tlog.StoredHashIndex(i, e.Seq>>uint(i)-1))
+	}
+	args := []any{e.Seq, e.ID, micros(e.Time), e.Type, e.ActorID, e.ActorName, e.Subject, e.Outcome,
+		e.RequestID, e.SourceAddr, string(e.Details)}
+	if m == 0 {
+		_, err := tx.exec(ctx, auditEventInsert(0), args...)
+		return old, err
+	}
+	raw := make([][]byte, m)
+	dest := make([]any, m)
+	for i, idx := range old.indexes {
+		args = append(args, idx)
+		dest[i] = &raw[i]
+	}
+	if err := tx.row(ctx, auditEventInsert(m), args...).Scan(dest...); err != nil {
+		return old, tx.conflict(err) // as exec reports it
+	}
+	old.hashes = make([]tlog.Hash, m)
+	for i, h := range raw {
+		if len(h) != len(tlog.Hash{}) {
+			return old, fmt.Errorf("audit hash %d: %w", old.indexes[i], &airlock.Error{Kind: airlock.NotFound, Message: "audit hash not found"})
+		}
+		copy(old.hashes[i][:], h)
+	}
+	return old, nil
+}
+
+// auditEventInsert is the INSERT of an event that also reads back
+// stored hashes, one per placeholder after the event's. Built per count,
+// the texts stay few (one per bit of a position), and each is prepared
+// once.
+func auditEventInsert(reads int) string {
+	s := `INSERT INTO audit_events (` + auditCols + `) VALUES (?,?,?,?,?,?,?,?,?,?,?)`
+	if reads > 0 {
+		s += ` RETURNING (SELECT hash FROM audit_hashes WHERE idx = ?)` +
+			strings.Repeat(`, (SELECT hash FROM audit_hashes WHERE idx = ?)`, reads-1)
+	}
+	return s
+}
+
+// auditHashInsert is the INSERT of n hashes, as (idx, hash) arguments.
+func auditHashInsert(n int) string {
+	return `INSERT INTO audit_hashes (idx, hash) VALUES (?, ?)` + strings.Repeat(`, (?, ?)`, n-1)
 }
 
 func (q queries) AuditHashes(ctx context.Context, indexes []int64) ([][]byte, error) {

@@ -250,11 +250,20 @@ func (q queries) exec(ctx context.Context, s string, args ...any) (sql.Result, e
 		}
 		res, err = q.execOnce(ctx, s, args...)
 	}
+	if err != nil {
+		return nil, q.conflict(err)
+	}
+	return res, nil
+}
+
+// conflict is err, as a Conflict when it is a unique-constraint
+// violation.
+func (q queries) conflict(err error) error {
 	if err != nil && q.d.IsUnique != nil && q.d.IsUnique(err) {
 		q.d.errs.add(ErrConflict)
-		return nil, &airlock.Error{Kind: airlock.Conflict, Message: "already exists", Err: err}
+		return &airlock.Error{Kind: airlock.Conflict, Message: "already exists", Err: err}
 	}
-	return res, err
+	return err
 }
 
 func (q queries) execOnce(ctx context.Context, s string, args ...any) (sql.Result, error) {
