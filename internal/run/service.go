@@ -446,7 +446,11 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 		}
 		r.Status, r.WorkerID, r.StartedAt, r.HeartbeatAt, r.Attempt = store.RunQueued, "", time.Time{}, time.Time{}, 0
 		if started {
-			r.Status, r.WorkerID, r.StartedAt, r.HeartbeatAt, r.Attempt = store.RunRunning, s.workerID, now, now, 1
+			// The lease begins as the claim commits, as a claim's does:
+			// not when the request was planned, before it waited for the
+			// writer.
+			at := s.now().UTC()
+			r.Status, r.WorkerID, r.StartedAt, r.HeartbeatAt, r.Attempt = store.RunRunning, s.workerID, at, at, 1
 		} else if plan.Decision != "run" {
 			r.Status = store.RunPending
 		}
