@@ -480,6 +480,14 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 		}
 		return tx.AuditAppend(ctx, s.startEvent(ctx, r))
 	})
+	if err != nil && started && airlock.ErrorKind(err) == airlock.Unavailable {
+		// A commit of unknown fate (its connection was lost): a run
+		// stored claimed by this worker is executed by no one else, so
+		// it is executed here if it is there.
+		if cur, gerr := s.store.RunGet(context.WithoutCancel(ctx), r.ID); gerr == nil && s.holds(cur, r.Attempt) {
+			err = nil
+		}
+	}
 	if err != nil {
 		started = false
 		return nil, err

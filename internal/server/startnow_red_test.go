@@ -2,12 +2,14 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/config"
 	"github.com/airlockhq/airlock/internal/procedure"
 	"github.com/airlockhq/airlock/internal/run"
@@ -152,6 +154,80 @@ func TestRequestStartedRunLeaseBeginsInItsTransaction(t *testing.T) {
 				t.Errorf("run started by its request's transaction (which ran at %s or later) is stored started %s, heartbeat %s: "+
 					"its lease is dated from before the transaction, %s stale as it commits (heartbeat timeout 3h)",
 					began.Format(time.RFC3339), got.StartedAt.Format(time.RFC3339), got.HeartbeatAt.Format(time.RFC3339), began.Sub(got.HeartbeatAt))
+			}
+		})
+	}
+}
+
+// unknownFateStore reports the next committed transaction that stores a
+// run as a commit of unknown fate — what sqlstore answers when the
+// connection broke during a COMMIT that went through and the look for
+// its first event could not tell.
+type unknownFateStore struct {
+	store.Store
+	armed atomic.Bool
+}
+
+func (s *unknownFateStore) Update(ctx context.Context, fn func(tx store.Tx) error) error {
+	var inserted bool
+	err := s.Store.Update(ctx, func(tx store.Tx) error {
+		inserted = false // Update may run this again
+		return fn(&insertSpy{Tx: tx, inserted: &inserted})
+	})
+	if err == nil && inserted && s.armed.CompareAndSwap(true, false) {
+		return &airlock.Error{Kind: airlock.Unavailable, Err: errors.New("commit: unexpected EOF"),
+			Message: "the database connection was lost while the change was being committed, so it may or may not have been made: " +
+				"look before trying again (a run request sent again with the same Idempotency-Key is safe)"}
+	}
+	return err
+}
+
+type insertSpy struct {
+	store.Tx
+	inserted *bool
+}
+
+func (t *insertSpy) RunInsert(ctx context.Context, r *store.Run) error {
+	*t.inserted = true
+	return t.Tx.RunInsert(ctx, r)
+}
+
+// TestRequestStartedRunOfUnknownFateIsExecuted: the commit of a request
+// that started its run is lost, of unknown fate, though it went through.
+// The requester is told to look, or to send the request again with its
+// Idempotency-Key, which returns the run. Stored running under this
+// worker, attempt 1, the run is this worker's to execute — no other
+// worker claims a running run. It must execute (as a queued run would
+// have been claimed), not sit unheartbeaten until a reaper fails it as
+// "worker lost" without ever having started a step.
+func TestRequestStartedRunOfUnknownFateIsExecuted(t *testing.T) {
+	for _, driver := range testenv.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			d := testenv.DemoServer(t, testenv.UseDriver(t, driver))
+			approveFreeGate(t, d)
+			us := &unknownFateStore{Store: d.Store}
+			svc := replica(t, d, us, 100*time.Millisecond, 2*time.Second)
+			warmUp(t, d, svc)
+			us.armed.Store(true)
+			ctx := context.Background()
+			g := &gate{t: t, d: d, dir: t.TempDir()}
+			t.Cleanup(g.open)
+			rp := run.RequestParams{Procedure: "free-gate", Environment: "staging", Params: map[string]any{"dir": g.dir}, IdempotencyKey: "lost-1"}
+			if _, err := svc.Request(ctx, principal(t, d, "alice"), rp); err != nil && airlock.ErrorKind(err) != airlock.Unavailable {
+				t.Fatal(err)
+			}
+			// Sent again, as the answer advises: the run is there.
+			r, err := svc.Request(ctx, principal(t, d, "alice"), rp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.run = r
+			testenv.Eventually(t, "the run to reach its gate or end", func() bool { return g.pid() != 0 || store.RunFinal(g.current().Status) })
+			g.open()
+			if got := g.waitFinal(); got.Status != store.RunSucceeded {
+				steps, _ := d.Store.RunStepList(ctx, r.ID)
+				t.Errorf("run stored started by its request, the commit's fate unknown to it, ended %s (%q) after %d steps: "+
+					"nothing executed it", got.Status, got.Error, len(steps))
 			}
 		})
 	}
