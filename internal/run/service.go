@@ -408,9 +408,9 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 	if plan.Decision == "run" && !plan.Try && plan.LockKey == "" && plan.Definition.Digest() == plan.Version.Digest {
 		base = s.reserve(ctx)
 	}
-	started := false
+	started, launched := false, false
 	defer func() {
-		if base != nil && !started {
+		if base != nil && !launched { // an error, a panic, or queued after all
 			s.release()
 		}
 	}()
@@ -478,12 +478,14 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 		if err := tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunRequest, p.Actor(), r.ID, audit.Success, d)); err != nil || !started {
 			return err
 		}
-		return tx.AuditAppend(ctx, s.startEvent(ctx, r))
+		// As a claim writes it: the system's act, not the request's.
+		return tx.AuditAppend(ctx, s.startEvent(audit.WithMeta(ctx, audit.Meta{}), r))
 	})
-	if err != nil && started && airlock.ErrorKind(err) == airlock.Unavailable {
-		// A commit of unknown fate (its connection was lost): a run
-		// stored claimed by this worker is executed by no one else, so
-		// it is executed here if it is there.
+	if err != nil && started {
+		// A commit of unknown fate (its connection was lost, or the
+		// request's context ended during it): a run stored claimed by
+		// this worker is executed by no one else, so it is executed here
+		// if it is there.
 		if cur, gerr := s.store.RunGet(context.WithoutCancel(ctx), r.ID); gerr == nil && s.holds(cur, r.Attempt) {
 			err = nil
 		}
@@ -496,6 +498,7 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 	case started:
 		s.cfg.Observer.RunStarted(r)
 		attempt := *r // the attempt's own: the caller keeps r
+		launched = true
 		go s.work(base, &attempt, plan.Definition)
 	case r.Status == store.RunQueued:
 		s.WakeReplicas()

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/airlockhq/airlock/internal/audit"
 	"github.com/airlockhq/airlock/internal/config"
 	"github.com/airlockhq/airlock/internal/procedure"
 	"github.com/airlockhq/airlock/internal/run"
@@ -61,7 +62,8 @@ func TestRequestStartsItsRunWhenAWorkerIsFree(t *testing.T) {
 			request := func() *gate {
 				g := &gate{t: t, d: d, dir: t.TempDir()}
 				t.Cleanup(g.open)
-				r, err := d.Runs.Request(ctx, principal(t, d, "alice"), run.RequestParams{Procedure: "free-gate", Environment: "staging",
+				rctx := audit.WithMeta(ctx, audit.Meta{RequestID: "req-" + g.dir, SourceAddr: "192.0.2.7"})
+				r, err := d.Runs.Request(rctx, principal(t, d, "alice"), run.RequestParams{Procedure: "free-gate", Environment: "staging",
 					Params: map[string]any{"dir": g.dir}})
 				if err != nil {
 					t.Fatal(err)
@@ -92,6 +94,10 @@ func TestRequestStartsItsRunWhenAWorkerIsFree(t *testing.T) {
 			}
 			if err := json.Unmarshal(evs[1].Details, &start); err != nil {
 				t.Fatal(err)
+			}
+			if evs[0].RequestID != "req-"+first.dir || evs[1].RequestID != "" || evs[1].SourceAddr != "" || evs[1].ActorName != "system" {
+				t.Errorf("run.start of a run its request started carries request %q from %q by %q; want the system's act, as a claim's",
+					evs[1].RequestID, evs[1].SourceAddr, evs[1].ActorName)
 			}
 			if req["status"] != store.RunQueued || start["attempt"] != float64(1) || start["worker"] != first.current().WorkerID {
 				t.Errorf("run.request says status %v; run.start says attempt %v on %v: want queued, then attempt 1 on the run's worker",
