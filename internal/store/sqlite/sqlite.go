@@ -64,6 +64,8 @@ const (
 	writeConn = iota
 	// readConn: the readers of requests, which read a few rows each.
 	readConn
+	// checkpointConn: the background checkpointer's (checkpoint.go).
+	checkpointConn
 	// scanConn: the readers of whole-log scans (audit verify, export),
 	// which map the file instead of copying each page through a read
 	// call — scanning the log is dominated by page reads otherwise. The
@@ -79,7 +81,7 @@ func dsn(path string, kind int) string {
 	v.Add("_pragma", "journal_mode(WAL)")
 	v.Add("_pragma", "synchronous(NORMAL)")
 	v.Add("_pragma", "foreign_keys(1)")
-	if kind != writeConn {
+	if kind == readConn || kind == scanConn {
 		v.Add("_pragma", "query_only(1)")
 	}
 	if kind == scanConn {
@@ -95,6 +97,10 @@ func dsn(path string, kind int) string {
 		// run transactions. Kept in memory it is bounded by what one
 		// transaction changes.
 		v.Add("_pragma", "temp_store(MEMORY)")
+		// Checkpoints run in the background (checkpoint.go), not in
+		// the commit that crosses SQLite's default 1,000 pages: the
+		// writer checkpoints itself only past this backstop.
+		v.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", backstopPages))
 	}
 	return "file:" + filepath.ToSlash(path) + "?" + v.Encode()
 }
@@ -200,7 +206,17 @@ func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
 	// Scans are rare: their connections (and mappings) close when idle.
 	scanner.SetMaxOpenConns(n)
 	scanner.SetConnMaxIdleTime(time.Minute)
-	db := sqlstore.New(writer, reader, Dialect, map[string]*sql.DB{"sqlite_writer": writer, "sqlite_reader": reader, "sqlite_scanner": scanner})
+	ckpt, err := sql.Open("sqlite", dsn(path, checkpointConn))
+	if err != nil {
+		writer.Close()
+		reader.Close()
+		scanner.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	ckpt.SetMaxOpenConns(1)
+	db := sqlstore.New(writer, reader, Dialect, map[string]*sql.DB{"sqlite_writer": writer, "sqlite_reader": reader,
+		"sqlite_scanner": scanner, "sqlite_checkpointer": ckpt})
 	db.SetScanner(scanner)
+	db.OnClose(checkpointInBackground(ckpt))
 	return db, nil
 }

@@ -74,7 +74,15 @@ type DB struct {
 	group     chan *groupReq
 	groupQuit chan struct{}
 	groupDone chan struct{}
+	// background stops work a driver runs on the database (OnClose):
+	// run once, first thing in Close.
+	background []func()
+	closing    sync.Once
 }
+
+// OnClose has Close call stop before it closes anything: a driver's
+// background work on the database ends while its pools are still open.
+func (db *DB) OnClose(stop func()) { db.background = append(db.background, stop) }
 
 // SetScanner sends whole-log scans (audit verify, export) to a pool of
 // their own, set up for long sequential reads.
@@ -438,6 +446,11 @@ func (db *DB) DBs() map[string]*sql.DB { return db.pools }
 
 // Close implements store.Store.
 func (db *DB) Close() error {
+	db.closing.Do(func() {
+		for _, stop := range db.background {
+			stop()
+		}
+	})
 	if db.group != nil {
 		select {
 		case <-db.groupQuit:
