@@ -5,11 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"sync/atomic"
 	"testing"
 
 	"github.com/airlockhq/airlock/internal/audit"
-	"github.com/airlockhq/airlock/internal/config"
-	"github.com/airlockhq/airlock/internal/procedure"
 	"github.com/airlockhq/airlock/internal/run"
 	"github.com/airlockhq/airlock/internal/store"
 	"github.com/airlockhq/airlock/internal/testenv"
@@ -45,20 +44,9 @@ steps:
 func TestRequestStartsItsRunWhenAWorkerIsFree(t *testing.T) {
 	for _, driver := range testenv.Drivers {
 		t.Run(driver, func(t *testing.T) {
-			d := testenv.DemoServer(t, testenv.UseDriver(t, driver), func(c *config.Config) { c.Runs.Workers = 1 })
+			var offset atomic.Int64
+			d := freeGateServer(t, driver, &offset)
 			ctx := context.Background()
-			procs, err := procedure.Parse("free-gate.yaml", []byte(freeGateProc))
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := d.Review.Propose(ctx, principal(t, d, "alice"), procs[0])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := d.Review.Review(ctx, principal(t, d, "bob"), res.Version.ID, res.Version.Digest, "approve", "ok"); err != nil {
-				t.Fatal(err)
-			}
-			d.Serve(t)
 			request := func() *gate {
 				g := &gate{t: t, d: d, dir: t.TempDir()}
 				t.Cleanup(g.open)
@@ -71,13 +59,6 @@ func TestRequestStartsItsRunWhenAWorkerIsFree(t *testing.T) {
 				g.run = r
 				return g
 			}
-
-			// The workers run once a first run ends (Serve starts them
-			// without waiting), and are free once its worker is.
-			warm := request()
-			warm.open()
-			warm.waitFinal()
-			testenv.Eventually(t, "the worker to be free", func() bool { return d.Runs.WorkersBusy() == 0 })
 
 			first := request()
 			if got := first.current(); got.Status != store.RunRunning || got.Attempt != 1 || got.WorkerID == "" || got.StartedAt.IsZero() {
