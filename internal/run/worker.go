@@ -152,6 +152,14 @@ func (s *Service) release() {
 // executing, or being claimed.
 func (s *Service) WorkersBusy() int { return len(s.slots) }
 
+// Working reports whether this replica works the queue now: Start runs
+// and is not shutting down.
+func (s *Service) Working() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.working != nil
+}
+
 // work executes a run in a worker slot taken for it, then frees the
 // slot. def, when set, is the run's definition as verified when it was
 // claimed. A dispatcher waiting for a slot gets this one; one that found
@@ -532,8 +540,22 @@ func (s *Service) execute(base context.Context, r *store.Run, def *procedure.Pro
 	lease := store.Lease{RunID: r.ID, WorkerID: s.workerID, Attempt: r.Attempt}
 	out := newSink(lease, s.store, s.broker, s.log, s.cfg.MaxOutputBytes, nil)
 	out.leaseLost = func() { cancel(errLeaseLost) }
+	// An attempt stopped by a shutdown before any of its jobs began (it
+	// was claimed, or started by its request, just as Airlock stopped)
+	// has done nothing: it goes back to the queue, idempotent or not,
+	// rather than failing — a read the stop cut short included.
+	handBack := func() bool {
+		if !errors.Is(context.Cause(ctx), errShutdown) {
+			return false
+		}
+		s.finish(base, r, out, store.RunQueued, fmt.Sprintf("handed back: Airlock shut down before attempt %d began", r.Attempt), nil)
+		return true
+	}
 	if r.Attempt > 1 {
 		if err := out.resume(ctx, r.Attempt); err != nil {
+			if handBack() {
+				return
+			}
 			s.log.Error("read an earlier attempt's output", "run_id", r.ID, "err", err)
 			s.finish(base, r, out, store.RunFailed, "could not read the earlier attempt's output to continue it", nil)
 			return
@@ -542,6 +564,9 @@ func (s *Service) execute(base context.Context, r *store.Run, def *procedure.Pro
 	if def == nil {
 		var err error
 		if def, err = s.verify(ctx, r); err != nil {
+			if handBack() {
+				return
+			}
 			out.note("airlock", "%v", err)
 			s.finish(base, r, out, store.RunFailed, err.Error(), nil)
 			return
@@ -549,6 +574,9 @@ func (s *Service) execute(base context.Context, r *store.Run, def *procedure.Pro
 	}
 	jobs, secrets, err := s.jobs(ctx, r, def)
 	if err != nil {
+		if handBack() {
+			return
+		}
 		var refused *useRefused
 		if errors.As(err, &refused) {
 			s.recordUseRefused(base, r, refused)
@@ -559,6 +587,9 @@ func (s *Service) execute(base context.Context, r *store.Run, def *procedure.Pro
 		return
 	}
 	out.secrets = secrets
+	if handBack() {
+		return
+	}
 	timeout := time.Duration(def.Timeout)
 	tctx, tcancel := context.WithTimeoutCause(ctx, timeout, errTimeout)
 	defer tcancel()

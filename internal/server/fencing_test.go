@@ -303,6 +303,15 @@ func (s *partitionStore) RunOutputAppend(ctx context.Context, lease store.Lease,
 // the demo's database), stopped at cleanup.
 func replica(t *testing.T, d *testenv.Demo, st store.Store, interval, timeout time.Duration) *run.Service {
 	t.Helper()
+	svc, stop, done := startReplica(t, d, st, interval, timeout)
+	t.Cleanup(func() { stop(); <-done })
+	return svc
+}
+
+// startReplica starts a run service as replica does, and returns it
+// with what stops it and what closes once it has stopped.
+func startReplica(t *testing.T, d *testenv.Demo, st store.Store, interval, timeout time.Duration) (*run.Service, func(), <-chan struct{}) {
+	t.Helper()
 	key := make([]byte, secret.KeySize)
 	kr, err := secret.NewKeyring(key)
 	if err != nil {
@@ -318,8 +327,7 @@ func replica(t *testing.T, d *testenv.Demo, st store.Store, interval, timeout ti
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); svc.Start(ctx) }()
-	t.Cleanup(func() { stop(); <-done })
-	return svc
+	return svc, stop, done
 }
 
 // TestLostCommitOfOutputIsSettledAlone: a flush whose COMMIT

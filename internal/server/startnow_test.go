@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/airlockhq/airlock/internal/audit"
 	"github.com/airlockhq/airlock/internal/run"
@@ -104,6 +106,93 @@ func TestRequestStartsItsRunWhenAWorkerIsFree(t *testing.T) {
 				if got := types(g.events("")); len(got) != 5 || got[0] != "run.request" || got[1] != "run.start" || got[4] != "run.finish" {
 					t.Errorf("events of run %s: %v; want run.request, run.start, two run.step, run.finish", r.ID, got)
 				}
+			}
+		})
+	}
+}
+
+// heldStore holds the first Update after it is armed until released,
+// before it begins.
+type heldStore struct {
+	store.Store
+	armed   atomic.Bool
+	hit     chan struct{}
+	release chan struct{}
+}
+
+func (s *heldStore) Update(ctx context.Context, fn func(tx store.Tx) error) error {
+	if s.armed.CompareAndSwap(true, false) {
+		close(s.hit)
+		<-s.release
+	}
+	return s.Store.Update(ctx, fn)
+}
+
+// TestShutdownHandsBackARunItsRequestStarted: a request that took a
+// worker before the replica began shutting down commits its run started
+// after it did. The attempt is stopped as it registers, before any job:
+// having done nothing, the run goes back to the queue (run.requeue),
+// although it is not idempotent, instead of failing as interrupted.
+func TestShutdownHandsBackARunItsRequestStarted(t *testing.T) {
+	for _, driver := range testenv.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			d := testenv.DemoServer(t, testenv.UseDriver(t, driver))
+			approveFreeGate(t, d)
+			hs := &heldStore{Store: d.Store, hit: make(chan struct{}), release: make(chan struct{})}
+			svc, stop, stopped := startReplica(t, d, hs, 2*time.Second, 20*time.Second)
+			released := false
+			t.Cleanup(func() {
+				if !released {
+					close(hs.release)
+				}
+				stop()
+				<-stopped
+			})
+			warmUp(t, d, svc)
+
+			hs.armed.Store(true)
+			g := &gate{t: t, d: d, dir: t.TempDir()}
+			t.Cleanup(g.open)
+			requested := make(chan error, 1)
+			alice := principal(t, d, "alice")
+			go func() {
+				r, err := svc.Request(context.Background(), alice, run.RequestParams{Procedure: "free-gate", Environment: "staging",
+					Params: map[string]any{"dir": g.dir}})
+				if err == nil {
+					g.run = r
+				}
+				requested <- err
+			}()
+			testenv.Eventually(t, "the request to reach its transaction, a worker taken", func() bool {
+				select {
+				case <-hs.hit:
+					return true
+				default:
+					return false
+				}
+			})
+			stop()
+			testenv.Eventually(t, "the replica to begin shutting down", func() bool { return !svc.Working() })
+			close(hs.release)
+			released = true
+			if err := <-requested; err != nil {
+				t.Fatal(err)
+			}
+			testenv.Eventually(t, "the replica to stop", func() bool {
+				select {
+				case <-stopped:
+					return true
+				default:
+					return false
+				}
+			})
+			r := g.current()
+			if r.Status != store.RunQueued || !strings.Contains(r.Error, "handed back") || g.pid() != 0 {
+				t.Fatalf("run started by its request as the replica stopped: %s (%s), gate reached: %v; want queued, handed back, nothing run",
+					r.Status, r.Error, g.pid() != 0)
+			}
+			if got := types(g.events("")); len(got) != 3 || got[0] != "run.request" || got[1] != "run.start" || got[2] != "run.requeue" {
+				t.Errorf("events: %v; want run.request, run.start, run.requeue", got)
 			}
 		})
 	}
