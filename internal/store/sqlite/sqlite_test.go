@@ -34,7 +34,8 @@ func harness(opened func(*testing.T, *sqlstore.DB)) storetest.Harness {
 			opened(t, s)
 			return s, path
 		},
-		Open: func(ctx context.Context, loc string) (store.Store, error) { return sqlite.Open(ctx, loc) },
+		Open:       func(ctx context.Context, loc string) (store.Store, error) { return sqlite.Open(ctx, loc) },
+		OneProcess: true, // docs/operations.md: one Airlock process per database
 		Exec: func(t *testing.T, s store.Store, q string) error {
 			_, err := s.DBs()["sqlite_writer"].ExecContext(context.Background(), q)
 			return err

@@ -35,6 +35,11 @@ type Harness struct {
 	// DisableAppendOnly removes the triggers that keep the audit tables
 	// append-only, as an attacker with database access could.
 	DisableAppendOnly func(t *testing.T, s store.Store)
+	// OneProcess: the database serves one process (SQLite), so a test's
+	// replicas share one store — its workers still claim concurrently.
+	// Two processes writing one SQLite file wait for its lock by polling,
+	// and one can starve the other past the busy timeout.
+	OneProcess bool
 }
 
 // Run runs the whole suite.
