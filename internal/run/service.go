@@ -404,6 +404,9 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 	// decides those), nor while other runs wait in the queue (they go
 	// first); and the definition must hash to its digest, as the start
 	// would check.
+	// requested is the status the request gives the run (the request
+	// event says it); a run started here is stored running.
+	requested := r.Status
 	var base context.Context
 	if plan.Decision == "run" && !plan.Try && plan.LockKey == "" && plan.Definition.Digest() == plan.Version.Digest {
 		base = s.reserve(ctx)
@@ -444,15 +447,13 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 			}
 			started = !waiting
 		}
-		r.Status, r.WorkerID, r.StartedAt, r.HeartbeatAt, r.Attempt = store.RunQueued, "", time.Time{}, time.Time{}, 0
+		r.Status, r.WorkerID, r.StartedAt, r.HeartbeatAt, r.Attempt = requested, "", time.Time{}, time.Time{}, 0
 		if started {
 			// The lease begins as the claim commits, as a claim's does:
 			// not when the request was planned, before it waited for the
 			// writer.
 			at := s.now().UTC()
 			r.Status, r.WorkerID, r.StartedAt, r.HeartbeatAt, r.Attempt = store.RunRunning, s.workerID, at, at, 1
-		} else if plan.Decision != "run" {
-			r.Status = store.RunPending
 		}
 		if err := tx.RunInsert(ctx, r); err != nil {
 			if airlock.ErrorKind(err) == airlock.Conflict && rp.IdempotencyKey != "" {
@@ -460,13 +461,9 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 			}
 			return err
 		}
-		status := r.Status
-		if started {
-			status = store.RunQueued // as requested; run.start follows
-		}
 		d := map[string]any{
 			"procedure": r.ProcedureName, "version_id": r.VersionID, "digest": r.Digest, "environment": r.Environment,
-			"params": plan.Params, "secret_params": len(plan.secrets), "targets": names, "status": status, "decision": why,
+			"params": plan.Params, "secret_params": len(plan.secrets), "targets": names, "status": requested, "decision": why,
 			"policies": plan.Policies, "approvals_required": r.ApprovalsRequired, "reason": r.Reason, "ticket": r.Ticket,
 			"binding": r.Binding}
 		if r.StandingID != "" {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -193,6 +194,39 @@ func TestShutdownHandsBackARunItsRequestStarted(t *testing.T) {
 			}
 			if got := types(g.events("")); len(got) != 3 || got[0] != "run.request" || got[1] != "run.start" || got[2] != "run.requeue" {
 				t.Errorf("events: %v; want run.request, run.start, run.requeue", got)
+			}
+		})
+	}
+}
+
+// refusingOutputStore refuses every output batch written on its own
+// (an error that is no lost commit: the batch stays pending).
+type refusingOutputStore struct{ store.Store }
+
+func (refusingOutputStore) RunOutputAppend(context.Context, store.Lease, []*store.OutputChunk) error {
+	return errors.New("output batches refused")
+}
+
+// TestLastOutputIsStoredWithTheOutcome: what a run printed and had not
+// stored when it ended goes into the transaction of its run.finish
+// event, not a write of its own. Here every write of its own is refused:
+// the output is stored all the same, the run succeeds, and its digest is
+// over what is stored. (Written apart, it would be lost and the run
+// failed for it.)
+func TestLastOutputIsStoredWithTheOutcome(t *testing.T) {
+	for _, driver := range testenv.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			d := testenv.DemoServer(t, testenv.UseDriver(t, driver))
+			approveFreeGate(t, d)
+			svc := replica(t, d, refusingOutputStore{d.Store}, 2*time.Second, 20*time.Second)
+			g := requestFreeGateOn(t, d, svc, "")
+			g.open()
+			r := g.waitFinal()
+			stored := storedOutput(t, d.Store, r.ID)
+			sum := sha256.Sum256(stored)
+			if r.Status != store.RunSucceeded || !strings.Contains(string(stored), "at the gate") ||
+				r.OutputBytes != int64(len(stored)) || r.OutputDigest != "sha256:"+hex.EncodeToString(sum[:]) {
+				t.Fatalf("run %s (%s) certifies %d bytes, %s; %d stored:\n%s", r.Status, r.Error, r.OutputBytes, r.OutputDigest, len(stored), stored)
 			}
 		})
 	}
