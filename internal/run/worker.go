@@ -104,7 +104,7 @@ func (s *Service) dispatch(ctx context.Context) {
 				}
 				s.active.Add(1)
 				var r *store.Run
-				if r, err = s.claim(ctx); r != nil {
+				if r, err = s.claim(ctx); err == nil && r != nil {
 					go s.work(context.WithoutCancel(ctx), r, nil)
 					continue
 				}
@@ -192,10 +192,13 @@ func (s *Service) claim(ctx context.Context) (*store.Run, error) {
 		}
 		return tx.AuditAppend(ctx, s.startEvent(ctx, r))
 	})
-	if err == nil && r != nil {
+	if err != nil {
+		return nil, err // the claim did not commit: the run is not this worker's
+	}
+	if r != nil {
 		s.cfg.Observer.RunStarted(r)
 	}
-	return r, err
+	return r, nil
 }
 
 // maintain beats the heart of this worker's runs, passes on cancel
