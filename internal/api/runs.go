@@ -176,21 +176,31 @@ func (h *Handler) createRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	p := identity.PrincipalFrom(r.Context())
-	run, err := h.Runs.Request(r.Context(), p, run.RequestParams{Procedure: req.Procedure,
+	// A short run in one request: with its nodes and first output.
+	const limit = 1000
+	a, err := h.Runs.RequestAndAwait(r.Context(), identity.PrincipalFrom(r.Context()), run.RequestParams{Procedure: req.Procedure,
 		Environment: req.Environment, Params: req.Params, Reason: req.Reason, Ticket: req.Ticket, IdempotencyKey: r.Header.Get("Idempotency-Key"),
-		Version: req.Version})
+		Version: req.Version}, wait, limit)
 	if err != nil {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	if wait <= 0 || (run.Status != store.RunQueued && run.Status != store.RunRunning) {
-		// Nothing to wait for: not asked, or the run waits for people.
-		writeJSON(w, http.StatusCreated, runJSON(run, nil))
+	if !a.Waited {
+		writeJSON(w, http.StatusCreated, runJSON(a.Run, nil))
 		return
 	}
 	w.Header().Set("Preference-Applied", fmt.Sprintf("wait=%d", int(wait/time.Second)))
-	writeJSON(w, http.StatusCreated, h.awaitRun(r, p, run, wait))
+	if !a.Ended {
+		writeJSON(w, http.StatusCreated, runJSON(a.Run, nil))
+		return
+	}
+	j := runJSON(a.Run, &run.Details{Nodes: a.Nodes})
+	j.Output, j.OutputMore = []ChunkJSON{}, a.More
+	for _, c := range a.Output {
+		j.Output = append(j.Output, chunkJSON(c))
+		j.OutputNext = c.Seq
+	}
+	writeJSON(w, http.StatusCreated, j)
 }
 
 // maxWait bounds Prefer: wait on a run request.
@@ -214,33 +224,6 @@ func preferWait(headers []string) (time.Duration, error) {
 		}
 	}
 	return 0, nil
-}
-
-// awaitRun waits up to d for a run just requested (queued or running)
-// to end, and returns it with its nodes and its first output if it did —
-// a short run in one request — or as it stands when it did not: the
-// client then follows the output stream.
-func (h *Handler) awaitRun(r *http.Request, p *identity.Principal, requested *store.Run, d time.Duration) *RunJSON {
-	cur, nodes, err := h.Runs.Await(r.Context(), requested, d)
-	if err != nil {
-		return runJSON(requested, nil)
-	}
-	if !store.RunFinal(cur.Status) {
-		return runJSON(cur, nil)
-	}
-	// The output is the viewer's, as on GET …/output: checked here.
-	const limit = 1000
-	chunks, err := h.Runs.OutputOf(r.Context(), p, cur, 0, limit)
-	if err != nil {
-		return runJSON(cur, nil)
-	}
-	j := runJSON(cur, &run.Details{Nodes: nodes})
-	j.Output, j.OutputMore = []ChunkJSON{}, len(chunks) == limit
-	for _, c := range chunks {
-		j.Output = append(j.Output, chunkJSON(c))
-		j.OutputNext = c.Seq
-	}
-	return j
 }
 
 // PlanResponse is the dry resolution of a run request.

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/airlockhq/airlock/internal/identity"
+	"github.com/airlockhq/airlock/internal/policy"
 	"github.com/airlockhq/airlock/internal/store"
 )
 
@@ -14,6 +16,10 @@ import (
 type ending struct {
 	run   *store.Run
 	nodes []*store.RunNode
+	// output is the run's whole output, when it was short enough to be
+	// kept (kept): what a read of it would return.
+	output []*store.OutputChunk
+	kept   bool
 }
 
 // endings hands the final record of a run that ends here to those
@@ -59,10 +65,20 @@ func (e *endings) stop(id string, ch chan ending) {
 	}
 }
 
-// end is called once r's final record has committed with nodes. Those
-// awaiting it get it as a read would return it: times to the
+// end is called once r's final record has committed with nodes and,
+// when the whole output of the run was kept, with output (kept true).
+// Those awaiting it get it as a read would return it: times to the
 // microsecond, nodes by name.
-func (e *endings) end(r *store.Run, nodes []*store.RunNode) {
+func (e *endings) end(r *store.Run, nodes []*store.RunNode, output []*store.OutputChunk, kept bool) {
+	var out []*store.OutputChunk
+	if kept {
+		out = make([]*store.OutputChunk, 0, len(output))
+		for _, c := range output {
+			c := *c
+			c.CreatedAt = c.CreatedAt.Truncate(time.Microsecond)
+			out = append(out, &c)
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	cp := *r
@@ -74,7 +90,7 @@ func (e *endings) end(r *store.Run, nodes []*store.RunNode) {
 		ns = append(ns, &n)
 	}
 	slices.SortFunc(ns, func(a, b *store.RunNode) int { return strings.Compare(a.Node, b.Node) })
-	end := ending{run: &cp, nodes: ns} // read only, by every waiter
+	end := ending{run: &cp, nodes: ns, output: out, kept: kept} // read only, by every waiter
 	e.recent[e.next] = end
 	e.next = (e.next + 1) % len(e.recent)
 	for _, ch := range e.w[r.ID] {
@@ -91,6 +107,12 @@ func (e *endings) end(r *store.Run, nodes []*store.RunNode) {
 // one that ends elsewhere is read when a wake-up or the once-a-second
 // poll says it may have changed.
 func (s *Service) Await(ctx context.Context, r *store.Run, d time.Duration) (*store.Run, []*store.RunNode, error) {
+	e, err := s.await(ctx, r, d)
+	return e.run, e.nodes, err
+}
+
+// await is Await, with the run's output when it ended here and was kept.
+func (s *Service) await(ctx context.Context, r *store.Run, d time.Duration) (ending, error) {
 	id := r.ID
 	ended := s.endings.watch(id)
 	defer s.endings.stop(id, ended)
@@ -109,16 +131,19 @@ func (s *Service) Await(ctx context.Context, r *store.Run, d time.Duration) (*st
 		if read {
 			r, err := s.store.RunGet(ctx, id)
 			if err != nil {
-				return nil, nil, err
+				return ending{}, err
 			}
 			if cur = r; store.RunFinal(r.Status) {
 				nodes, err := s.store.RunNodeList(ctx, id)
-				return r, nodes, err
+				if err != nil {
+					return ending{}, err
+				}
+				return ending{run: r, nodes: nodes}, nil
 			}
 		}
 		select {
 		case e := <-ended:
-			return e.run, e.nodes, nil
+			return e, nil
 		case <-changed:
 			// Output or progress of a run executing here says nothing
 			// the store would: its end comes through ended.
@@ -126,9 +151,74 @@ func (s *Service) Await(ctx context.Context, r *store.Run, d time.Duration) (*st
 		case <-tick.C:
 			read = true
 		case <-deadline.C:
-			return cur, nil, nil
+			return ending{run: cur}, nil
 		case <-ctx.Done():
-			return cur, nil, ctx.Err()
+			return ending{run: cur}, ctx.Err()
 		}
 	}
+}
+
+// Awaited is a run as its requester awaited it (RequestAndAwait).
+type Awaited struct {
+	Run *store.Run
+	// Waited: the run could start, and was waited for.
+	Waited bool
+	// Ended: the run ended within the wait and the requester may view
+	// it; Nodes and Output (its first chunks, More when there may be
+	// more) are then set.
+	Ended  bool
+	Nodes  []*store.RunNode
+	Output []*store.OutputChunk
+	More   bool
+}
+
+// RequestAndAwait requests a run as Request does and, when wait > 0 and
+// the run may start (queued or running), waits up to wait for its end:
+// a short run in one call. An ended run's nodes and output are the
+// requester's only if policy lets them view the run, decided on the
+// procedure as this request read it to plan the run (a replayed
+// Idempotency-Key reads it again). At most limit chunks of output are
+// returned. An error after the run was stored is not returned: the run
+// is, as it stands.
+func (s *Service) RequestAndAwait(ctx context.Context, p *identity.Principal, rp RequestParams, wait time.Duration, limit int) (*Awaited, error) {
+	r, plan, err := s.request(ctx, p, rp)
+	if err != nil {
+		return nil, err
+	}
+	a := &Awaited{Run: r}
+	if wait <= 0 || (r.Status != store.RunQueued && r.Status != store.RunRunning) {
+		return a, nil // not asked, or the run waits for people
+	}
+	a.Waited = true
+	e, err := s.await(ctx, r, wait)
+	if err != nil {
+		return a, nil
+	}
+	if a.Run = e.run; !store.RunFinal(e.run.Status) {
+		return a, nil
+	}
+	// The output is the viewer's, as on GET …/output: checked here.
+	var res policy.Resource
+	var c policy.Context
+	if plan != nil && e.run.StandingID == "" {
+		typed, err := PolicyParams(e.run.Params)
+		if err != nil {
+			return a, nil
+		}
+		res, c = runResource(e.run, plan.view, e.run.RequesterName, append([]string{}, p.Groups...), typed)
+	} else if res, c, err = s.resource(ctx, e.run, p); err != nil {
+		return a, nil
+	}
+	if s.authz.CheckObject(ctx, p, policy.ActionViewRun, res, c, "run") != nil {
+		return a, nil
+	}
+	out := e.output
+	if !e.kept {
+		if out, err = s.store.RunOutputList(ctx, e.run.ID, 0, limit); err != nil {
+			return a, nil
+		}
+	}
+	out = out[:min(len(out), limit)]
+	a.Ended, a.Nodes, a.Output, a.More = true, e.nodes, out, len(out) == limit
+	return a, nil
 }

@@ -119,7 +119,18 @@ type sink struct {
 	lost     int64 // bytes that could not be stored
 	flushErr error
 	fenced   bool // the lease was lost: nothing more is written
+	// kept are the chunks stored, in order, while they are a short
+	// run's whole output (at most keepBytes, none lost, no earlier
+	// attempt's): handed with the run's end to those awaiting it, who
+	// need not read them back. nil with keepOff once that is not so.
+	kept      []*store.OutputChunk
+	keptBytes int64
+	keepOff   bool
 }
+
+// keepBytes bounds the output a run keeps for those awaiting its end;
+// the last 32 ends are kept (endings.recent).
+const keepBytes = 8 << 10
 
 func newSink(lease store.Lease, st store.Store, b *broker, log *slog.Logger, limit int64, secrets [][]byte) *sink {
 	return &sink{runID: lease.RunID, lease: lease, st: st, broker: b, log: log, limit: limit, secrets: secrets, digest: sha256.New()}
@@ -195,6 +206,7 @@ func (s *sink) resume(ctx context.Context, attempt int) error {
 			break
 		}
 		s.mu.Lock()
+		s.keep(nil, true) // an earlier attempt's output: read it back
 		for _, c := range chunks {
 			s.seq, after = c.Seq, c.Seq
 			s.bytes += int64(len(c.Data))
@@ -229,6 +241,7 @@ func (s *sink) flush(ctx context.Context) {
 	case errors.Is(err, store.ErrLeaseLost):
 		// The run is someone else's now (reaped, requeued, finished):
 		// this attempt's output is not the run's any more.
+		s.keep(nil, true)
 		s.log.Warn("run output refused: this attempt no longer holds the run", "run_id", s.runID, "attempt", s.lease.Attempt)
 		s.fenced, s.flushErr = true, err
 		if s.leaseLost != nil {
@@ -236,6 +249,7 @@ func (s *sink) flush(ctx context.Context) {
 		}
 	case err != nil && airlock.ErrorKind(err) == airlock.Conflict:
 		// Positions already taken: storing again cannot help.
+		s.keep(nil, true)
 		s.log.Error("store run output: dropped", "run_id", s.runID, "chunks", len(batch), "err", err)
 		for _, c := range batch {
 			s.lost += int64(len(c.Data))
@@ -252,6 +266,10 @@ func (s *sink) flush(ctx context.Context) {
 		}
 		s.flushErr = err
 	default:
+		if retrying {
+			s.keep(nil, true) // stored by the write that seemed to fail, or by this one
+		}
+		s.keep(batch, false)
 		for _, c := range batch {
 			s.stored += int64(len(c.Data))
 			s.digest.Write(c.Data)
@@ -302,6 +320,22 @@ func (s *sink) close(ctx context.Context) (final []*store.OutputChunk, lost int6
 	return final, s.lost, s.flushErr
 }
 
+// keep adds stored chunks to those kept, or (off) stops keeping any.
+// s.mu is held.
+func (s *sink) keep(chunks []*store.OutputChunk, off bool) {
+	for _, c := range chunks {
+		if s.keepOff {
+			break
+		}
+		s.keptBytes += int64(len(c.Data))
+		s.kept = append(s.kept, c)
+		off = off || s.keptBytes > keepBytes
+	}
+	if off {
+		s.kept, s.keepOff = nil, true
+	}
+}
+
 // settled reports whether no batch is of unknown fate, or nothing more
 // is written.
 func (s *sink) settled() bool {
@@ -311,10 +345,17 @@ func (s *sink) settled() bool {
 }
 
 // certify returns what the run's outcome claims when it stores final
-// with it: the bytes stored and the digest over them, in order.
-func (s *sink) certify(final []*store.OutputChunk) (bytes int64, truncated bool, digest string) {
+// with it: the bytes stored and the digest over them, in order; and when
+// the run's whole output was kept, that output (whole, with final).
+func (s *sink) certify(final []*store.OutputChunk) (bytes int64, truncated bool, digest string, whole []*store.OutputChunk) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.keepOff && s.lost == 0 {
+		whole = append(append([]*store.OutputChunk{}, s.kept...), final...)
+		if s.keptBytes+chunkBytes(final) > keepBytes {
+			whole = nil
+		}
+	}
 	bytes = s.stored
 	h := s.digest
 	if len(final) > 0 {
@@ -328,5 +369,12 @@ func (s *sink) certify(final []*store.OutputChunk) (bytes int64, truncated bool,
 			h.Write(c.Data)
 		}
 	}
-	return bytes, s.truncated, "sha256:" + hex.EncodeToString(h.Sum(nil))
+	return bytes, s.truncated, "sha256:" + hex.EncodeToString(h.Sum(nil)), whole
+}
+
+func chunkBytes(cs []*store.OutputChunk) (n int64) {
+	for _, c := range cs {
+		n += int64(len(c.Data))
+	}
+	return n
 }

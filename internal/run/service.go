@@ -149,6 +149,8 @@ type Plan struct {
 	LockKey       string
 	// Try: a proposed, unreviewed version in a try environment.
 	Try bool
+	// view is policy's view of the procedure, as the plan read it.
+	view policy.Procedure
 }
 
 // Plan validates a request and decides it, storing nothing. Parameters
@@ -222,7 +224,7 @@ func (s *Service) Plan(ctx context.Context, p *identity.Principal, rp RequestPar
 	}
 	pc := policy.Context{Environment: rp.Environment, Params: plain, Targets: names}
 	plan := &Plan{Procedure: proc, Version: v, Definition: def, Environment: rp.Environment, Params: plain, secrets: secrets,
-		Targets: targets, NeedsApproval: authz.NeedsApproval(def, rp.Environment), Try: try}
+		Targets: targets, NeedsApproval: authz.NeedsApproval(def, rp.Environment), Try: try, view: pr}
 	if err := s.decide(ctx, p, pr, pc, plan); err != nil {
 		return nil, err
 	}
@@ -351,28 +353,34 @@ func (s *Service) auditDenied(ctx context.Context, p *identity.Principal, proc, 
 // otherwise. An Idempotency-Key the requester used before returns that
 // run instead of starting another.
 func (s *Service) Request(ctx context.Context, p *identity.Principal, rp RequestParams) (*store.Run, error) {
+	r, _, err := s.request(ctx, p, rp)
+	return r, err
+}
+
+// request is Request, also returning the plan the run was stored on
+// (nil when an Idempotency-Key returned an earlier run).
+func (s *Service) request(ctx context.Context, p *identity.Principal, rp RequestParams) (*store.Run, *Plan, error) {
 	if rp.IdempotencyKey != "" {
 		if len(rp.IdempotencyKey) > 200 {
-			return nil, airlock.FieldError("Idempotency-Key", "at most 200 characters")
+			return nil, nil, airlock.FieldError("Idempotency-Key", "at most 200 characters")
 		}
 		if r, err := s.store.RunGetByIdempotencyKey(ctx, p.UserID, rp.IdempotencyKey); err == nil {
-			return r, nil
+			return r, nil, nil
 		}
 	}
 	if len(rp.Reason) > 2000 || len(rp.Ticket) > 200 {
-		return nil, airlock.FieldError("reason", "reason at most 2000 characters, ticket at most 200")
+		return nil, nil, airlock.FieldError("reason", "reason at most 2000 characters, ticket at most 200")
 	}
 	plan, err := s.Plan(ctx, p, rp)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if plan.Decision == "refused" {
-		pr, _ := authz.ProcedureOf(ctx, s.store, plan.Procedure)
 		action := policy.ActionRequest
 		if plan.Try {
 			action = policy.ActionTry
 		}
-		return nil, s.authz.Check(ctx, p, action, policy.Resource{Procedure: &pr},
+		return nil, nil, s.authz.Check(ctx, p, action, policy.Resource{Procedure: &plan.view},
 			policy.Context{Environment: plan.Environment, Params: plan.Params})
 	}
 	now := s.now().UTC()
@@ -389,7 +397,7 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 	if len(plan.secrets) > 0 {
 		b, _ := json.Marshal(plan.secrets)
 		if r.SecretParams, err = s.keyring.Seal(b, []byte(r.ID)); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if plan.Decision == "run" {
@@ -489,7 +497,7 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 	}
 	if err != nil {
 		started = false
-		return nil, err
+		return nil, nil, err
 	}
 	switch {
 	case started:
@@ -500,7 +508,7 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 	case r.Status == store.RunQueued:
 		s.WakeReplicas()
 	}
-	return r, nil
+	return r, plan, nil
 }
 
 // Wake makes the dispatcher look for queued runs now.
@@ -541,8 +549,15 @@ func (s *Service) resource(ctx context.Context, r *store.Run, viewer *identity.P
 	} else if groups, err = authz.GroupsOf(ctx, s.store, requesterID); err != nil {
 		return policy.Resource{}, policy.Context{}, err
 	}
+	res, c := runResource(r, pr, requester, groups, typed)
+	return res, c, nil
+}
+
+// runResource is a run as policies see it: of procedure pr, requested by
+// requester (in groups), with params typed as PolicyParams types them.
+func runResource(r *store.Run, pr policy.Procedure, requester string, groups []string, typed map[string]any) (policy.Resource, policy.Context) {
 	return policy.Resource{Run: &policy.RunInfo{ID: r.ID, Requester: requester, RequesterGroups: groups, Environment: r.Environment, Status: r.Status, Procedure: pr}},
-		policy.Context{Environment: r.Environment, Params: typed, Targets: r.Targets}, nil
+		policy.Context{Environment: r.Environment, Params: typed, Targets: r.Targets}
 }
 
 // PolicyParams reads stored parameters (a JSON object) back into the

@@ -982,8 +982,11 @@ func (s *Service) finishWith(ctx context.Context, r *store.Run, out *sink, statu
 			}
 			why = strings.TrimPrefix(why+fmt.Sprintf("; %d bytes of output could not be stored", lost), "; ")
 		}
-		n, truncated, digest := out.certify(final)
-		err := s.recordOutcome(ctx, r, st, why, nodes, steps, out.lease, final, n, truncated, digest)
+		n, truncated, digest, whole := out.certify(final)
+		if lost > 0 {
+			whole = nil
+		}
+		err := s.recordOutcome(ctx, r, st, why, nodes, steps, out.lease, final, n, truncated, digest, whole)
 		switch {
 		case err == nil:
 			return
@@ -1015,9 +1018,10 @@ func (s *Service) finishWith(ctx context.Context, r *store.Run, out *sink, statu
 
 // recordOutcome stores the outcome with the attempt's last output
 // (final) and its steps not yet recorded, if the attempt still holds the
-// run.
+// run. whole, when not nil, is the run's whole output with final: it is
+// handed to those awaiting the run's end.
 func (s *Service) recordOutcome(ctx context.Context, r *store.Run, status, reason string, nodes []*store.RunNode, steps []*store.RunStep,
-	lease store.Lease, final []*store.OutputChunk, n int64, truncated bool, digest string) error {
+	lease store.Lease, final []*store.OutputChunk, n int64, truncated bool, digest string, whole []*store.OutputChunk) error {
 	now := s.now().UTC()
 	var ended *store.Run
 	err := s.store.Update(ctx, func(tx store.Tx) error {
@@ -1084,7 +1088,7 @@ func (s *Service) recordOutcome(ctx context.Context, r *store.Run, status, reaso
 	}
 	if ended != nil {
 		s.cfg.Observer.RunFinished(ended)
-		s.endings.end(ended, nodes)
+		s.endings.end(ended, nodes, whole, whole != nil)
 	}
 	return nil
 }
