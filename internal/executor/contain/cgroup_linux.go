@@ -139,11 +139,17 @@ func subtree(dir string) []string {
 }
 
 // reusable reports whether an emptied step cgroup can take the next
-// step as it is: no cgroups below it, not frozen.
-func reusable(dir string) bool {
+// step as it is: no cgroups below it, not frozen. frozen is what
+// cgroup.events said once the cgroup was empty, if known: an empty
+// cgroup is frozen exactly when its freezing was asked for, and no
+// process is left to ask or to undo it.
+func reusable(dir string, frozen *bool) bool {
 	b, err := os.ReadFile(filepath.Join(dir, "cgroup.stat"))
 	if err != nil || !strings.Contains(string(b), "nr_descendants 0\n") {
 		return false
+	}
+	if frozen != nil {
+		return !*frozen
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "cgroup.freeze")); err == nil && strings.TrimSpace(string(b)) != "0" {
 		return false
@@ -198,19 +204,33 @@ func killCgroup(dir string) error {
 // populated reads cgroup.events: whether a live process is in dir or
 // below. A cgroup that is gone is not populated.
 func populated(dir string) (bool, error) {
+	pop, _, err := events(dir)
+	return pop, err
+}
+
+// events reads cgroup.events: whether the cgroup (or one below it) holds
+// a process, and whether it is frozen. A cgroup that is gone holds
+// nothing.
+func events(dir string) (populated, frozen bool, err error) {
 	b, err := os.ReadFile(filepath.Join(dir, "cgroup.events"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+		return false, false, nil
 	}
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
+	seen := false
 	for line := range strings.SplitSeq(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "populated "); ok {
-			return v != "0", nil
+			populated, seen = v != "0", true
+		} else if v, ok := strings.CutPrefix(line, "frozen "); ok {
+			frozen = v != "0"
 		}
 	}
-	return false, fmt.Errorf("%s/cgroup.events: no populated line", dir)
+	if !seen {
+		return false, false, fmt.Errorf("%s/cgroup.events: no populated line", dir)
+	}
+	return populated, frozen, nil
 }
 
 // waitEmpty waits, for at most emptyDeadline, until cgroup.events says

@@ -4,6 +4,7 @@ package contain_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/airlockhq/airlock/internal/executor/contain"
 	"github.com/airlockhq/airlock/internal/testenv"
@@ -98,6 +100,39 @@ func pids(t *testing.T, dir string) (bg, sid int) {
 func gone(t *testing.T, what string, pid int) {
 	t.Helper()
 	testenv.Eventually(t, fmt.Sprintf("%s (%d) to be killed", what, pid), func() bool { return !alive(pid) })
+}
+
+// TestAFrozenStepCgroupIsNotReused: a step cgroup left frozen once its
+// processes are gone (its freezing asked for as it emptied) is not given
+// to the next step, which would start frozen and never run.
+func TestAFrozenStepCgroupIsNotReused(t *testing.T) {
+	m := manager(t, filepath.Join(t.TempDir(), "records"), true)
+	g, err := m.Start(exec.Command("/bin/true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	frozen := contain.CgroupOf(g)
+	w, c := g.Wait(func() {
+		// The leader has exited, unreaped: freeze its emptied cgroup.
+		if err := os.WriteFile(filepath.Join(frozen, "cgroup.freeze"), []byte("1"), 0); err != nil {
+			t.Error(err)
+		}
+	})
+	if w != nil || c != nil {
+		t.Fatalf("wait: %v; contain: %v", w, c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	g2, err := m.Start(exec.CommandContext(ctx, "/bin/true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := contain.CgroupOf(g2); got == frozen {
+		t.Errorf("the next step was given the frozen cgroup %s", got)
+	}
+	if w, c := g2.Wait(nil); w != nil || c != nil || ctx.Err() != nil {
+		t.Fatalf("the next step: %v; contain: %v (waited: %v)", w, c, ctx.Err())
+	}
 }
 
 // TestWaitKillsWhatTheLeaderLeft: when a step's command exits, what it

@@ -18,3 +18,6 @@ func StartTime(pid int) (start uint64, zombie bool, err error) {
 	st, err := readStat(pid)
 	return st.start, st.state == 'Z', err
 }
+
+// CgroupOf is the step's cgroup ("" in the fallback).
+func CgroupOf(g *Group) string { return g.cgroup }

@@ -170,6 +170,11 @@ type Group struct {
 	// killed: cgroup.kill was written; on some kernels a cgroup killed
 	// once kills every process that joins it later, so it is not reused.
 	killed bool
+	// emptied: the cgroup was seen empty after the step started, with
+	// frozen as cgroup.events said then. It stays empty: a process joins
+	// a cgroup by a fork of one inside, or by a write to cgroup.procs,
+	// which Airlock does not make.
+	emptied, frozen bool
 }
 
 // Start starts cmd contained. When cmd was made by exec.CommandContext,
@@ -315,7 +320,11 @@ func (g *Group) Kill() error {
 
 func (g *Group) kill() error {
 	if g.cgroup != "" {
-		if pop, err := populated(g.cgroup); err == nil && !pop {
+		if g.emptied {
+			return nil
+		}
+		if pop, frozen, err := events(g.cgroup); err == nil && !pop {
+			g.emptied, g.frozen = g.pid != 0, frozen
 			return nil // nothing left to kill
 		}
 		g.killed = true
@@ -361,12 +370,16 @@ func (g *Group) release() error {
 		// below, or left frozen, is removed instead.
 		g.mu.Lock()
 		err = g.kill()
-		killed := g.killed
+		killed, emptied, frozen := g.killed, g.emptied, g.frozen
 		g.mu.Unlock()
-		if err == nil {
+		var known *bool
+		switch {
+		case emptied:
+			known = &frozen
+		case err == nil:
 			err = waitEmpty(g.cgroup)
 		}
-		reuse = err == nil && !killed && reusable(g.cgroup)
+		reuse = err == nil && !killed && reusable(g.cgroup, known)
 	}
 	if g.m == nil {
 		return err
