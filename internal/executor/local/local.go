@@ -59,8 +59,11 @@ func lookPath(name string) (string, error) {
 
 // Run implements executor.Executor.
 func (e Executor) Run(ctx context.Context, job *executor.Job) executor.Result {
-	if err := os.MkdirAll(job.WorkDir, 0o700); err != nil {
-		return executor.Result{Status: executor.Failed, ExitCode: -1, Error: "working directory: " + err.Error()}
+	// Its parent is there but for the first run: no Stat first.
+	if os.Mkdir(job.WorkDir, 0o700) != nil {
+		if err := os.MkdirAll(job.WorkDir, 0o700); err != nil {
+			return executor.Result{Status: executor.Failed, ExitCode: -1, Error: "working directory: " + err.Error()}
+		}
 	}
 	var results []executor.StepResult
 	failed := false
