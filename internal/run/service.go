@@ -260,13 +260,15 @@ func (s *Service) decide(ctx context.Context, p *identity.Principal, pr policy.P
 	if err != nil {
 		return err
 	}
+	if runD.Allowed && !plan.NeedsApproval {
+		plan.Decision, plan.Policies = "run", runD.Policies
+		return nil // whether a request alone is allowed does not matter
+	}
 	reqD, err := ask(policy.ActionRequest)
 	if err != nil {
 		return err
 	}
 	switch {
-	case runD.Allowed && !plan.NeedsApproval:
-		plan.Decision, plan.Policies = "run", runD.Policies
 	case runD.Allowed || reqD.Allowed:
 		plan.Decision, plan.Approvals = "request", 1
 		plan.Policies = runD.Policies
