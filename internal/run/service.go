@@ -9,6 +9,7 @@ package run
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -98,6 +99,8 @@ type Service struct {
 	active sync.WaitGroup
 	// endings: those awaiting runs that end here.
 	endings endings
+	// catalog: procedures as requests last read them.
+	catalog catalog
 }
 
 // New returns a Service. executors maps a node transport (local, ssh) to
@@ -151,29 +154,59 @@ type Plan struct {
 	Try bool
 	// view is policy's view of the procedure, as the plan read it.
 	view policy.Procedure
+	// entry is the procedure with its active version the plan was made
+	// on; digestOK: the definition hashes to the version's digest.
+	entry    *entry
+	digestOK bool
 }
 
 // Plan validates a request and decides it, storing nothing. Parameters
 // are validated against the active version; a failing value names the
 // parameter.
 func (s *Service) Plan(ctx context.Context, p *identity.Principal, rp RequestParams) (*Plan, error) {
-	proc, err := s.store.ProcedureGetByName(ctx, rp.Procedure)
-	if err != nil {
-		return nil, err
-	}
-	// The active version, read once: policy's view of the procedure
-	// (its risk) and, most often, the version the request runs.
-	var active *store.ProcedureVersion
-	var pr policy.Procedure
-	if proc.ActiveVersionID != "" {
-		if active, err = s.store.ProcedureVersionGet(ctx, proc.ActiveVersionID); err != nil {
+	return s.plan(ctx, p, rp, nil)
+}
+
+// errStale: a plan made on a catalog entry met a procedure that is not
+// the entry's, or was refused: it is made again from the store.
+var errStale = errors.New("run: planned on a stale catalog entry")
+
+// plan is Plan on cached, the procedure and its active version as the
+// catalog has them, or as read now when cached is nil. A plan on cached
+// that is refused the view of the procedure says so with errStale,
+// unaudited: the plan made again from the store decides, and audits.
+func (s *Service) plan(ctx context.Context, p *identity.Principal, rp RequestParams, cached *entry) (*Plan, error) {
+	e := cached
+	if e == nil {
+		proc, err := s.store.ProcedureGetByName(ctx, rp.Procedure)
+		if err != nil {
 			return nil, err
 		}
-		pr = authz.ActiveProcedureOf(proc, active)
-	} else if pr, err = authz.ProcedureOf(ctx, s.store, proc); err != nil {
-		return nil, err
+		// The active version, read once: policy's view of the procedure
+		// (its risk) and, most often, the version the request runs.
+		var active *store.ProcedureVersion
+		if proc.ActiveVersionID != "" {
+			if active, err = s.store.ProcedureVersionGet(ctx, proc.ActiveVersionID); err != nil {
+				return nil, err
+			}
+		}
+		e = newEntry(proc, active)
 	}
-	if err := s.authz.CheckObject(ctx, p, policy.ActionView, policy.Resource{Procedure: &pr}, policy.Context{}, "procedure"); err != nil {
+	proc, active := e.proc, e.active
+	var pr policy.Procedure
+	if active != nil {
+		pr = authz.ActiveProcedureOf(proc, active)
+	} else {
+		var err error
+		if pr, err = authz.ProcedureOf(ctx, s.store, proc); err != nil {
+			return nil, err
+		}
+	}
+	viewRes := policy.Resource{Procedure: &pr}
+	if cached != nil && !s.authz.Allowed(ctx, p, policy.ActionView, viewRes, policy.Context{}) {
+		return nil, errStale
+	}
+	if err := s.authz.CheckObject(ctx, p, policy.ActionView, viewRes, policy.Context{}, "procedure"); err != nil {
 		return nil, err
 	}
 	if !proc.RetiredAt.IsZero() {
@@ -186,9 +219,12 @@ func (s *Service) Plan(ctx context.Context, p *identity.Principal, rp RequestPar
 	if err != nil {
 		return nil, err
 	}
-	def, err := procedure.FromCanonical(v.Definition)
-	if err != nil {
-		return nil, err
+	def, digestOK := e.def, e.digestOK
+	if v != active || def == nil {
+		if def, err = procedure.FromCanonical(v.Definition); err != nil {
+			return nil, err
+		}
+		digestOK = def.Digest() == v.Digest
 	}
 	plain, secrets, err := coerce(def, rp.Params)
 	if err != nil {
@@ -224,7 +260,7 @@ func (s *Service) Plan(ctx context.Context, p *identity.Principal, rp RequestPar
 	}
 	pc := policy.Context{Environment: rp.Environment, Params: plain, Targets: names}
 	plan := &Plan{Procedure: proc, Version: v, Definition: def, Environment: rp.Environment, Params: plain, secrets: secrets,
-		Targets: targets, NeedsApproval: authz.NeedsApproval(def, rp.Environment), Try: try, view: pr}
+		Targets: targets, NeedsApproval: authz.NeedsApproval(def, rp.Environment), Try: try, view: pr, entry: e, digestOK: digestOK}
 	if err := s.decide(ctx, p, pr, pc, plan); err != nil {
 		return nil, err
 	}
@@ -360,8 +396,27 @@ func (s *Service) Request(ctx context.Context, p *identity.Principal, rp Request
 }
 
 // request is Request, also returning the plan the run was stored on
-// (nil when an Idempotency-Key returned an earlier run).
+// (nil when an Idempotency-Key returned an earlier run). It plans on the
+// catalog's entry for the procedure when there is one, and from the
+// store when there is none or the entry proves stale.
 func (s *Service) request(ctx context.Context, p *identity.Principal, rp RequestParams) (*store.Run, *Plan, error) {
+	if rp.Version <= 0 { // a try run's version is not the entry's
+		if e := s.catalog.get(rp.Procedure); e != nil {
+			r, plan, err := s.requestOn(ctx, p, rp, e)
+			if err == nil {
+				return r, plan, nil
+			}
+			s.catalog.drop(rp.Procedure)
+			if !errors.Is(err, errStale) {
+				return nil, nil, err
+			}
+		}
+	}
+	return s.requestOn(ctx, p, rp, nil)
+}
+
+// requestOn is request planned on cached, or on the store when nil.
+func (s *Service) requestOn(ctx context.Context, p *identity.Principal, rp RequestParams, cached *entry) (*store.Run, *Plan, error) {
 	if rp.IdempotencyKey != "" {
 		if len(rp.IdempotencyKey) > 200 {
 			return nil, nil, airlock.FieldError("Idempotency-Key", "at most 200 characters")
@@ -373,9 +428,17 @@ func (s *Service) request(ctx context.Context, p *identity.Principal, rp Request
 	if len(rp.Reason) > 2000 || len(rp.Ticket) > 200 {
 		return nil, nil, airlock.FieldError("reason", "reason at most 2000 characters, ticket at most 200")
 	}
-	plan, err := s.Plan(ctx, p, rp)
+	plan, err := s.plan(ctx, p, rp, cached)
+	if cached != nil && (err != nil || plan.Decision == "refused") {
+		// Refused, or failed, only on the store's word: the caller
+		// plans again on it (nothing is stored yet).
+		return nil, nil, errStale
+	}
 	if err != nil {
 		return nil, nil, err
+	}
+	if cached == nil && !plan.Try {
+		s.catalog.put(plan.entry)
 	}
 	if plan.Decision == "refused" {
 		action := policy.ActionRequest
@@ -418,7 +481,7 @@ func (s *Service) request(ctx context.Context, p *identity.Principal, rp Request
 	// event says it); a run started here is stored running.
 	requested := r.Status
 	var base context.Context
-	if plan.Decision == "run" && !plan.Try && plan.LockKey == "" && plan.Definition.Digest() == plan.Version.Digest {
+	if plan.Decision == "run" && !plan.Try && plan.LockKey == "" && plan.digestOK {
 		base = s.reserve(ctx)
 	}
 	started, launched := false, false
@@ -439,17 +502,19 @@ func (s *Service) request(ctx context.Context, p *identity.Principal, rp Request
 	err = s.store.Update(ctx, func(tx store.Tx) error {
 		// The plan was made outside this transaction: the procedure may
 		// have been retired, or a new version approved, meanwhile.
+		started = false // Update may run this again
 		cur, err := tx.ProcedureGetByID(ctx, plan.Procedure.ID)
 		if err != nil {
 			return err
 		}
 		switch {
+		case cached != nil && !sameProcedure(cur, plan.Procedure):
+			return errStale
 		case !cur.RetiredAt.IsZero():
 			return airlock.Errorf(airlock.Conflict, "procedure %q was retired meanwhile", cur.Name)
 		case !plan.Try && cur.ActiveVersionID != plan.Version.ID:
 			return airlock.Errorf(airlock.Conflict, "a new version of %q was approved meanwhile; look at it and request again", cur.Name)
 		}
-		started = false // Update may run this again
 		if base != nil {
 			waiting, err := tx.RunQueued(ctx)
 			if err != nil {

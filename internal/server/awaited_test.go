@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/procedure"
 	"github.com/airlockhq/airlock/internal/run"
 	"github.com/airlockhq/airlock/internal/store"
@@ -104,5 +106,66 @@ func sameJSON(t *testing.T, what string, got, want any) {
 	}
 	if string(g) != string(w) {
 		t.Errorf("%s in the answer:\n%s\nstored:\n%s", what, g, w)
+	}
+}
+
+// TestARequestOnAStaleCatalogPlansAgain: requests of a procedure are
+// planned on the procedure and active version the last request read.
+// Once that is stale — a new version approved, the procedure retired,
+// here or on another replica — the next request runs the new version,
+// or is refused because the procedure is retired, as a plan read from
+// the store decides; never on what was cached.
+func TestARequestOnAStaleCatalogPlansAgain(t *testing.T) {
+	for _, driver := range testenv.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			d := testenv.DemoServer(t, testenv.UseDriver(t, driver))
+			ctx := context.Background()
+			approve := func(src string) *store.ProcedureVersion {
+				t.Helper()
+				procs, err := procedure.Parse("speak.yaml", []byte(src))
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := d.Review.Propose(ctx, principal(t, d, "alice"), procs[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := d.Review.Review(ctx, principal(t, d, "bob"), res.Version.ID, res.Version.Digest, "approve", "ok"); err != nil {
+					t.Fatal(err)
+				}
+				return res.Version
+			}
+			v1 := approve(speakProc)
+			d.Serve(t)
+			alice := principal(t, d, "alice")
+			speak := func() (*run.Awaited, error) {
+				return d.Runs.RequestAndAwait(ctx, alice, run.RequestParams{Procedure: "speak", Environment: "staging",
+					Params: map[string]any{"bytes": 1}}, time.Minute, 1000)
+			}
+			for range 2 { // the second is planned on what the first read
+				a, err := speak()
+				if err != nil || a.Run.VersionID != v1.ID || a.Run.Status != store.RunSucceeded {
+					t.Fatalf("a run of version 1: %+v, %v", a, err)
+				}
+			}
+			v2 := approve(strings.Replace(speakProc, `exec: ["echo", "done"]`, `exec: ["echo", "version 2"]`, 1))
+			a, err := speak()
+			if err != nil || a.Run.VersionID != v2.ID || a.Run.Digest != v2.Digest {
+				t.Fatalf("the first request after version 2 was approved: %+v, %v; want a run of version 2 (%s)", a, err, v2.ID)
+			}
+			var text strings.Builder
+			for _, c := range a.Output {
+				text.Write(c.Data)
+			}
+			if !strings.Contains(text.String(), "version 2") {
+				t.Fatalf("a run of version 2 printed %q", text.String())
+			}
+			if _, err := d.Review.Retire(ctx, principal(t, d, "alice"), "speak", "replaced"); err != nil {
+				t.Fatal(err)
+			}
+			if a, err := speak(); airlock.ErrorKind(err) != airlock.Conflict || !strings.Contains(err.Error(), "retired") {
+				t.Fatalf("a request after the procedure was retired: %+v, %v; want a conflict saying it is retired", a, err)
+			}
+		})
 	}
 }
