@@ -171,6 +171,9 @@ func (s *Service) Plan(ctx context.Context, p *identity.Principal, rp RequestPar
 // the entry's, or was refused: it is made again from the store.
 var errStale = errors.New("run: planned on a stale catalog entry")
 
+// errReplayed: the request's Idempotency-Key made a run before.
+var errReplayed = errors.New("run: the Idempotency-Key made a run before")
+
 // plan is Plan on cached, the procedure and its active version as the
 // catalog has them, or as read now when cached is nil. A plan on cached
 // that is refused the view of the procedure says so with errStale,
@@ -421,8 +424,12 @@ func (s *Service) requestOn(ctx context.Context, p *identity.Principal, rp Reque
 		if len(rp.IdempotencyKey) > 200 {
 			return nil, nil, airlock.FieldError("Idempotency-Key", "at most 200 characters")
 		}
-		if r, err := s.store.RunGetByIdempotencyKey(ctx, p.UserID, rp.IdempotencyKey); err == nil {
-			return r, nil, nil
+		// Planned on the catalog, the key is looked up in the write
+		// transaction instead: a plan on it that fails comes back here.
+		if cached == nil {
+			if r, err := s.store.RunGetByIdempotencyKey(ctx, p.UserID, rp.IdempotencyKey); err == nil {
+				return r, nil, nil
+			}
 		}
 	}
 	if len(rp.Reason) > 2000 || len(rp.Ticket) > 200 {
@@ -485,6 +492,7 @@ func (s *Service) requestOn(ctx context.Context, p *identity.Principal, rp Reque
 		base = s.reserve(ctx)
 	}
 	started, launched := false, false
+	var replayed *store.Run // the run an earlier request with the key made
 	defer func() {
 		if base != nil && !launched { // an error, a panic, or queued after all
 			s.release()
@@ -502,7 +510,17 @@ func (s *Service) requestOn(ctx context.Context, p *identity.Principal, rp Reque
 	err = s.store.Update(ctx, func(tx store.Tx) error {
 		// The plan was made outside this transaction: the procedure may
 		// have been retired, or a new version approved, meanwhile.
-		started = false // Update may run this again
+		started, replayed = false, nil // Update may run this again
+		if cached != nil && rp.IdempotencyKey != "" {
+			prev, err := tx.RunGetByIdempotencyKey(ctx, p.UserID, rp.IdempotencyKey)
+			if err == nil {
+				replayed = prev
+				return errReplayed
+			}
+			if airlock.ErrorKind(err) != airlock.NotFound {
+				return err
+			}
+		}
 		cur, err := tx.ProcedureGetByID(ctx, plan.Procedure.ID)
 		if err != nil {
 			return err
@@ -561,6 +579,9 @@ func (s *Service) requestOn(ctx context.Context, p *identity.Principal, rp Reque
 		if cur, gerr := s.store.RunGet(context.WithoutCancel(ctx), r.ID); gerr == nil && s.holds(cur, r.Attempt) {
 			err = nil
 		}
+	}
+	if errors.Is(err, errReplayed) {
+		return replayed, nil, nil
 	}
 	if err != nil {
 		started = false

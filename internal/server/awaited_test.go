@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -165,6 +166,82 @@ func TestARequestOnAStaleCatalogPlansAgain(t *testing.T) {
 			}
 			if a, err := speak(); airlock.ErrorKind(err) != airlock.Conflict || !strings.Contains(err.Error(), "retired") {
 				t.Fatalf("a request after the procedure was retired: %+v, %v; want a conflict saying it is retired", a, err)
+			}
+		})
+	}
+}
+
+// TestAKeyedRequestReturnsItsRun: a request repeated with its
+// Idempotency-Key returns the run the first made — planned on the
+// catalog (the key then looked up in the write transaction) or on the
+// store, one after the other or all at once, and after the procedure was
+// retired — and only one run is stored per key.
+func TestAKeyedRequestReturnsItsRun(t *testing.T) {
+	for _, driver := range testenv.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			d := testenv.DemoServer(t, testenv.UseDriver(t, driver))
+			ctx := context.Background()
+			procs, err := procedure.Parse("speak.yaml", []byte(speakProc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := d.Review.Propose(ctx, principal(t, d, "alice"), procs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.Review.Review(ctx, principal(t, d, "bob"), res.Version.ID, res.Version.Digest, "approve", "ok"); err != nil {
+				t.Fatal(err)
+			}
+			d.Serve(t)
+			alice := principal(t, d, "alice")
+			request := func(key string) (*store.Run, error) {
+				return d.Runs.Request(ctx, alice, run.RequestParams{Procedure: "speak", Environment: "staging",
+					Params: map[string]any{"bytes": 1}, IdempotencyKey: key})
+			}
+			first, err := request("one") // on the store: the catalog is empty
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := request("one") // on the catalog
+			if err != nil || again.ID != first.ID {
+				t.Fatalf("the request repeated with its key: %v, %v; want run %s", again, err, first.ID)
+			}
+			const n = 8
+			ids, errs := make([]string, n), make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					r, err := request("all at once")
+					if errs[i] = err; err == nil {
+						ids[i] = r.ID
+					}
+				})
+			}
+			wg.Wait()
+			stored, err := d.Store.RunGetByIdempotencyKey(ctx, alice.UserID, "all at once")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				if errs[i] == nil && ids[i] != stored.ID || errs[i] != nil && airlock.ErrorKind(errs[i]) != airlock.Conflict {
+					t.Errorf("request %d with one key at once: run %q, %v; want run %s, or a conflict to retry", i, ids[i], errs[i], stored.ID)
+				}
+			}
+			runs, err := d.Store.RunList(ctx, store.RunListParams{Limit: 500})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(runs) != 2 {
+				t.Errorf("%d runs stored; want 2, one per key", len(runs))
+			}
+			if _, err := d.Review.Retire(ctx, alice, "speak", "replaced"); err != nil {
+				t.Fatal(err)
+			}
+			if again, err := request("one"); err != nil || again.ID != first.ID {
+				t.Fatalf("the request repeated with its key after the procedure was retired: %v, %v; want run %s", again, err, first.ID)
+			}
+			if _, err := request("two"); airlock.ErrorKind(err) != airlock.Conflict {
+				t.Fatalf("a new request of a retired procedure: %v; want a conflict", err)
 			}
 		})
 	}
