@@ -433,6 +433,11 @@ func (s *Service) requestOn(ctx context.Context, p *identity.Principal, rp Reque
 		}
 	}
 	if len(rp.Reason) > 2000 || len(rp.Ticket) > 200 {
+		if cached != nil {
+			// Refused before its key was looked up: the store looks
+			// it up first, so a repeat still returns its run.
+			return nil, nil, errStale
+		}
 		return nil, nil, airlock.FieldError("reason", "reason at most 2000 characters, ticket at most 200")
 	}
 	plan, err := s.plan(ctx, p, rp, cached)
