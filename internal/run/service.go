@@ -206,10 +206,11 @@ func (s *Service) plan(ctx context.Context, p *identity.Principal, rp RequestPar
 		}
 	}
 	viewRes := policy.Resource{Procedure: &pr}
-	if cached != nil && !s.authz.Allowed(ctx, p, policy.ActionView, viewRes, policy.Context{}) {
-		return nil, errStale
-	}
-	if err := s.authz.CheckObject(ctx, p, policy.ActionView, viewRes, policy.Context{}, "procedure"); err != nil {
+	if cached != nil {
+		if !s.authz.Allowed(ctx, p, policy.ActionView, viewRes, policy.Context{}) {
+			return nil, errStale
+		}
+	} else if err := s.authz.CheckObject(ctx, p, policy.ActionView, viewRes, policy.Context{}, "procedure"); err != nil {
 		return nil, err
 	}
 	if !proc.RetiredAt.IsZero() {
