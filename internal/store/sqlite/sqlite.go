@@ -107,9 +107,10 @@ func dsn(path string, kind int) string {
 		// The writer's page cache is never invalidated by another
 		// connection, so it fills to its bound and stays there; each
 		// 4 KiB page takes an 8 KiB block of the transpiled C
-		// allocator. SQLite's default 2,000 KiB held about 4 MiB of the
-		// server's RSS after a few thousand runs; a page missed here is
-		// read from the operating system's cache (docs/design-notes.md).
+		// allocator. SQLite's default 2,000 KiB held up to 4 MiB of the
+		// server's RSS (3 MiB more than this bound after 2,000 runs); a
+		// page missed here is read from the operating system's cache
+		// (docs/design-notes.md).
 		v.Add("_pragma", fmt.Sprintf("cache_size(-%d)", writerCacheKiB))
 	}
 	return "file:" + filepath.ToSlash(path) + "?" + v.Encode()
