@@ -584,12 +584,12 @@ func (s *Service) execute(base context.Context, r *store.Run, def *procedure.Pro
 		if errors.As(err, &refused) {
 			s.recordUseRefused(base, r, refused)
 		}
-		out.secrets = secrets
+		out.setSecrets(secrets)
 		out.note("airlock", "%v", err)
 		s.finish(base, r, out, store.RunFailed, err.Error(), nil)
 		return
 	}
-	out.secrets = secrets
+	out.setSecrets(secrets)
 	if handBack() {
 		return
 	}
