@@ -375,6 +375,7 @@ func (h *Handler) streamOutput(w http.ResponseWriter, r *http.Request, p *identi
 	defer tick.Stop()
 	status := ""
 	sent := map[string]string{} // node -> its last progress sent
+	var liveSeen uint64         // the last change of the nodes' progress read
 	approvals := -1             // how many decisions were last sent
 	for {
 		// Read the status before the output: output written before a run
@@ -398,7 +399,8 @@ func (h *Handler) streamOutput(w http.ResponseWriter, r *http.Request, p *identi
 		}
 		// A run's nodes are stored with its end; until then, its
 		// progress if it runs here (no read for what is not stored yet).
-		nodes := h.Runs.LiveNodes(run.ID)
+		var nodes []*store.RunNode
+		nodes, liveSeen = h.Runs.LiveNodesSince(run.ID, liveSeen)
 		if store.RunFinal(cur.Status) {
 			if nodes, err = h.Store.RunNodeList(ctx, run.ID); err != nil {
 				return

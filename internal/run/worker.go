@@ -928,20 +928,6 @@ func (s *Service) finish(ctx context.Context, r *store.Run, out *sink, status, r
 	s.finishWith(ctx, r, out, status, reason, nodes, nil)
 }
 
-// nodeProgress notes a node's start or end during a fan-out run, so
-// that viewers follow each node as it happens (a run on one node shows it
-// in the run's own status). It is kept in memory: the run's final record
-// stores every node, with its audit events.
-func (s *Service) nodeProgress(n *store.RunNode) {
-	s.mu.Lock()
-	if s.live[n.RunID] == nil {
-		s.live[n.RunID] = map[string]store.RunNode{}
-	}
-	s.live[n.RunID][n.Node] = *n
-	s.mu.Unlock()
-	s.broker.notify(n.RunID)
-}
-
 // holds reports whether r, as stored, is still the attempt this worker
 // runs: running, under this worker, with the same attempt number.
 func (s *Service) holds(r *store.Run, attempt int) bool {
