@@ -378,6 +378,7 @@ func (h *Handler) streamOutput(w http.ResponseWriter, r *http.Request, p *identi
 	var liveSeen uint64         // the last change of the nodes' progress read
 	approvals := -1             // how many decisions were last sent
 	for {
+		read := time.Now()
 		// Read the status before the output: output written before a run
 		// ends is then always sent before its end. Only the state: a
 		// fan-out run's row holds every target.
@@ -455,11 +456,28 @@ func (h *Handler) streamOutput(w http.ResponseWriter, r *http.Request, p *identi
 		case <-ctx.Done():
 			return
 		case <-notify:
+			// A fan-out's nodes signal hundreds of times a second: what
+			// they change meanwhile is read together, at most every
+			// streamGap (a signal during the wait is kept by notify).
+			if wait := streamGap - time.Since(read); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+			}
 		case <-tick.C:
 			io.WriteString(w, ": keep-alive\n\n")
 		}
 	}
 }
+
+// streamGap is the least time between two reads of a run's output
+// stream: a viewer cannot tell 10 ms apart, and a fan-out run's stream
+// reads once per gap instead of once per node's signal.
+const streamGap = 10 * time.Millisecond
 
 // ApprovalJSON is one decision on a run, as the output stream sends
 // them (event "approvals", whenever one is added).
