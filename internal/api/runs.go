@@ -375,8 +375,10 @@ func (h *Handler) streamOutput(w http.ResponseWriter, r *http.Request, p *identi
 	defer tick.Stop()
 	status := ""
 	sent := map[string]string{} // node -> its last progress sent
+	var liveSeen uint64         // the last change of the nodes' progress read
 	approvals := -1             // how many decisions were last sent
 	for {
+		read := time.Now()
 		// Read the status before the output: output written before a run
 		// ends is then always sent before its end. Only the state: a
 		// fan-out run's row holds every target.
@@ -398,7 +400,8 @@ func (h *Handler) streamOutput(w http.ResponseWriter, r *http.Request, p *identi
 		}
 		// A run's nodes are stored with its end; until then, its
 		// progress if it runs here (no read for what is not stored yet).
-		nodes := h.Runs.LiveNodes(run.ID)
+		var nodes []*store.RunNode
+		nodes, liveSeen = h.Runs.LiveNodesSince(run.ID, liveSeen)
 		if store.RunFinal(cur.Status) {
 			if nodes, err = h.Store.RunNodeList(ctx, run.ID); err != nil {
 				return
@@ -453,11 +456,28 @@ func (h *Handler) streamOutput(w http.ResponseWriter, r *http.Request, p *identi
 		case <-ctx.Done():
 			return
 		case <-notify:
+			// A fan-out's nodes signal hundreds of times a second: what
+			// they change meanwhile is read together, at most every
+			// streamGap (a signal during the wait is kept by notify).
+			if wait := streamGap - time.Since(read); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+			}
 		case <-tick.C:
 			io.WriteString(w, ": keep-alive\n\n")
 		}
 	}
 }
+
+// streamGap is the least time between two reads of a run's output
+// stream: a viewer cannot tell 10 ms apart, and a fan-out run's stream
+// reads once per gap instead of once per node's signal.
+const streamGap = 10 * time.Millisecond
 
 // ApprovalJSON is one decision on a run, as the output stream sends
 // them (event "approvals", whenever one is added).

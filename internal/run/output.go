@@ -100,6 +100,9 @@ type sink struct {
 	log       *slog.Logger
 	limit     int64
 	secrets   [][]byte
+	// redact is secrets prepared for redaction once for every stream;
+	// setSecrets sets both.
+	redact *secret.Values
 
 	mu        sync.Mutex
 	seq       int64
@@ -150,16 +153,35 @@ func (w *chunkWriter) Write(p []byte) (int, error) {
 // writer returns the redacting writer for a node's stream. Call close on
 // the returned redactor when the node is done.
 func (s *sink) writer(node, stream string) *secret.Redactor {
-	r := secret.NewRedactor(&chunkWriter{s: s, node: node, stream: stream}, s.secrets)
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.values().Writer(&chunkWriter{s: s, node: node, stream: stream})
 	s.streams = append(s.streams, r)
-	s.mu.Unlock()
 	return r
+}
+
+// setSecrets sets the values redacted from what is written after.
+func (s *sink) setSecrets(secrets [][]byte) {
+	vs := secret.NewValues(secrets)
+	s.mu.Lock()
+	s.secrets, s.redact = secrets, vs
+	s.mu.Unlock()
+}
+
+// values returns the secrets prepared for redaction. s.mu is held.
+func (s *sink) values() *secret.Values {
+	if s.redact == nil {
+		s.redact = secret.NewValues(s.secrets)
+	}
+	return s.redact
 }
 
 // note records one of Airlock's own lines in the output.
 func (s *sink) note(node, format string, args ...any) {
-	s.add(node, store.StreamSystem, []byte(secret.RedactString(fmt.Sprintf(format, args...)+"\n", s.secrets)))
+	s.mu.Lock()
+	vs := s.values()
+	s.mu.Unlock()
+	s.add(node, store.StreamSystem, []byte(vs.String(fmt.Sprintf(format, args...)+"\n")))
 }
 
 func (s *sink) add(node, stream string, p []byte) {

@@ -94,9 +94,11 @@ type Service struct {
 	// beat is when the last heartbeat that reached the database began
 	// (monotonic clock): the lease of every attempt here lasts from it.
 	beat time.Time
-	// live is each running fan-out run's node progress on this replica.
-	live   map[string]map[string]store.RunNode
-	active sync.WaitGroup
+	// live is each running fan-out run's node progress on this replica
+	// (live.go); liveSeq numbers its changes.
+	live    map[string]map[string]liveNode
+	liveSeq uint64
+	active  sync.WaitGroup
 	// endings: those awaiting runs that end here.
 	endings endings
 	// catalog: procedures as requests last read them.
@@ -114,7 +116,7 @@ func New(s store.Store, az *authz.Authorizer, kr *secret.Keyring, executors map[
 	}
 	return &Service{store: s, authz: az, keyring: kr, log: log, now: now, cfg: cfg, executors: executors,
 		workerID: airlock.NewID("wrk", time.Now()), wake: make(chan struct{}, 1), slots: make(chan struct{}, max(1, cfg.Workers)), broker: newBroker(),
-		attempts: map[attemptKey]*attemptState{}, live: map[string]map[string]store.RunNode{}}
+		attempts: map[attemptKey]*attemptState{}, live: map[string]map[string]liveNode{}}
 }
 
 // RequestParams is a run request.
@@ -764,20 +766,6 @@ func (s *Service) OutputOf(ctx context.Context, p *identity.Principal, r *store.
 		return nil, err
 	}
 	return s.store.RunOutputList(ctx, r.ID, after, limit)
-}
-
-// LiveNodes returns the progress of the nodes of a run executing on this
-// replica (started, finished and with what exit code), ahead of the
-// run's final record, which stores them all. Empty otherwise.
-func (s *Service) LiveNodes(runID string) []*store.RunNode {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*store.RunNode
-	for _, n := range s.live[runID] {
-		n := n
-		out = append(out, &n)
-	}
-	return out
 }
 
 // Subscribe signals after new output or a status change of a run.

@@ -584,12 +584,12 @@ func (s *Service) execute(base context.Context, r *store.Run, def *procedure.Pro
 		if errors.As(err, &refused) {
 			s.recordUseRefused(base, r, refused)
 		}
-		out.secrets = secrets
+		out.setSecrets(secrets)
 		out.note("airlock", "%v", err)
 		s.finish(base, r, out, store.RunFailed, err.Error(), nil)
 		return
 	}
-	out.secrets = secrets
+	out.setSecrets(secrets)
 	if handBack() {
 		return
 	}
@@ -624,6 +624,7 @@ func (s *Service) execute(base context.Context, r *store.Run, def *procedure.Pro
 	// outcome.
 	var steps []*store.RunStep
 	var stepsMu sync.Mutex
+	rec := s.newStepRecorder(base, r)
 	var wg sync.WaitGroup
 	for i, job := range jobs {
 		wg.Add(1)
@@ -654,7 +655,7 @@ func (s *Service) execute(base context.Context, r *store.Run, def *procedure.Pro
 					stepsMu.Unlock()
 					return
 				}
-				switch err := s.recordStep(base, r, st); {
+				switch err := rec.record(st); {
 				case errors.Is(err, errLeaseLost):
 					cancel(errLeaseLost)
 				case err != nil:
@@ -928,20 +929,6 @@ func (s *Service) finish(ctx context.Context, r *store.Run, out *sink, status, r
 	s.finishWith(ctx, r, out, status, reason, nodes, nil)
 }
 
-// nodeProgress notes a node's start or end during a fan-out run, so
-// that viewers follow each node as it happens (a run on one node shows it
-// in the run's own status). It is kept in memory: the run's final record
-// stores every node, with its audit events.
-func (s *Service) nodeProgress(n *store.RunNode) {
-	s.mu.Lock()
-	if s.live[n.RunID] == nil {
-		s.live[n.RunID] = map[string]store.RunNode{}
-	}
-	s.live[n.RunID][n.Node] = *n
-	s.mu.Unlock()
-	s.broker.notify(n.RunID)
-}
-
 // holds reports whether r, as stored, is still the attempt this worker
 // runs: running, under this worker, with the same attempt number.
 func (s *Service) holds(r *store.Run, attempt int) bool {
@@ -1091,29 +1078,6 @@ func (s *Service) recordOutcome(ctx context.Context, r *store.Run, status, reaso
 		s.endings.end(ended, nodes, whole, whole != nil)
 	}
 	return nil
-}
-
-// recordStep writes one step's result and its run.step event as the step
-// ends, if this attempt still holds the run (errLeaseLost otherwise). A
-// write that fails is not waited for beyond a few seconds: the step is
-// then recorded with the outcome.
-func (s *Service) recordStep(ctx context.Context, r *store.Run, st *store.RunStep) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	now := s.now().UTC()
-	err := s.store.Update(ctx, func(tx store.Tx) error {
-		if err := tx.RunHeld(ctx, store.Lease{RunID: r.ID, WorkerID: s.workerID, Attempt: r.Attempt}); err != nil {
-			if errors.Is(err, store.ErrLeaseLost) {
-				return errLeaseLost
-			}
-			return err
-		}
-		return putStep(ctx, tx, now, st)
-	})
-	if err == nil {
-		s.cfg.Observer.StepFinished(r.ProcedureName, st)
-	}
-	return err
 }
 
 func putStep(ctx context.Context, tx store.Tx, now time.Time, st *store.RunStep) error {

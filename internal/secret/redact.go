@@ -16,23 +16,20 @@ const Mask = "[REDACTED]"
 // secrets, and they are rare as secret parameters.
 const minSecretLen = 4
 
-// Redactor writes to W with every occurrence of any of its values, or of
-// a common encoding of one (see encodings), replaced by Mask. It keeps
-// back the last len(longest)-1 bytes of each write until it knows they do
-// not start a value, so a value split across writes (or output chunks) is
-// still caught. Call Flush at the end.
-type Redactor struct {
-	W       io.Writer
+// Values is a set of secret values, and their encodings, prepared for
+// redaction once: a run redacts every stream of every node against the
+// same set, and building it (a dozen encodings of each value) costs more
+// than the redaction of a short output. It is read-only once built, so
+// any number of Redactors may share it.
+type Values struct {
 	values  [][]byte
 	first   [256][]int // indexes into values (longest first) by first byte
 	longest int
-	pending []byte
 }
 
-// NewRedactor redacts the given values, and their encodings, from what
-// is written to w.
-func NewRedactor(w io.Writer, values [][]byte) *Redactor {
-	r := &Redactor{W: w}
+// NewValues prepares values, and their encodings, for redaction.
+func NewValues(values [][]byte) *Values {
+	vs := &Values{}
 	seen := map[string]bool{}
 	for _, v := range values {
 		if len(v) < minSecretLen {
@@ -41,19 +38,37 @@ func NewRedactor(w io.Writer, values [][]byte) *Redactor {
 		for _, e := range encodings(v) {
 			if len(e) >= minSecretLen && !seen[string(e)] {
 				seen[string(e)] = true
-				r.values = append(r.values, e)
-				r.longest = max(r.longest, len(e))
+				vs.values = append(vs.values, e)
+				vs.longest = max(vs.longest, len(e))
 			}
 		}
 	}
 	// Longest first, so a value that contains another (a padded encoding
 	// its unpadded form) is masked whole.
-	sort.SliceStable(r.values, func(i, j int) bool { return len(r.values[i]) > len(r.values[j]) })
-	for i, v := range r.values {
-		r.first[v[0]] = append(r.first[v[0]], i)
+	sort.SliceStable(vs.values, func(i, j int) bool { return len(vs.values[i]) > len(vs.values[j]) })
+	for i, v := range vs.values {
+		vs.first[v[0]] = append(vs.first[v[0]], i)
 	}
-	return r
+	return vs
 }
+
+// Writer returns a Redactor of these values writing to w.
+func (vs *Values) Writer(w io.Writer) *Redactor { return &Redactor{W: w, vs: vs} }
+
+// Redactor writes to W with every occurrence of any of its values, or of
+// a common encoding of one (see encodings), replaced by Mask. It keeps
+// back the last len(longest)-1 bytes of each write until it knows they do
+// not start a value, so a value split across writes (or output chunks) is
+// still caught. Call Flush at the end.
+type Redactor struct {
+	W       io.Writer
+	vs      *Values
+	pending []byte
+}
+
+// NewRedactor redacts the given values, and their encodings, from what
+// is written to w.
+func NewRedactor(w io.Writer, values [][]byte) *Redactor { return NewValues(values).Writer(w) }
 
 // encodings returns v and the forms of it that output commonly shows:
 // base64 (standard and URL-safe alphabets, with and without padding), the
@@ -95,7 +110,7 @@ func inBase64Stream(enc *base64.Encoding, v []byte, off int) []byte {
 
 // Write implements io.Writer. It reports len(p) consumed.
 func (r *Redactor) Write(p []byte) (int, error) {
-	if len(r.values) == 0 {
+	if len(r.vs.values) == 0 {
 		_, err := r.W.Write(p)
 		return len(p), err
 	}
@@ -128,12 +143,12 @@ func (r *Redactor) scan(buf []byte, final bool) (out, keep []byte) {
 	i := 0
 	for i < len(buf) {
 		// The rest may still grow into a (longer) value: wait for more.
-		if !final && len(buf)-i < r.longest && r.couldStart(buf[i:]) {
+		if !final && len(buf)-i < r.vs.longest && r.couldStart(buf[i:]) {
 			return b.Bytes(), buf[i:]
 		}
 		matched := false
-		for _, k := range r.first[buf[i]] {
-			if v := r.values[k]; bytes.HasPrefix(buf[i:], v) {
+		for _, k := range r.vs.first[buf[i]] {
+			if v := r.vs.values[k]; bytes.HasPrefix(buf[i:], v) {
 				b.WriteString(Mask)
 				i += len(v)
 				matched = true
@@ -151,8 +166,8 @@ func (r *Redactor) scan(buf []byte, final bool) (out, keep []byte) {
 
 // couldStart reports whether tail is a proper prefix of some value.
 func (r *Redactor) couldStart(tail []byte) bool {
-	for _, k := range r.first[tail[0]] {
-		if v := r.values[k]; len(tail) < len(v) && bytes.HasPrefix(v, tail) {
+	for _, k := range r.vs.first[tail[0]] {
+		if v := r.vs.values[k]; len(tail) < len(v) && bytes.HasPrefix(v, tail) {
 			return true
 		}
 	}
@@ -161,9 +176,12 @@ func (r *Redactor) couldStart(tail []byte) bool {
 
 // RedactString masks the values in s, for one-shot strings (error
 // messages, exit reasons).
-func RedactString(s string, values [][]byte) string {
+func RedactString(s string, values [][]byte) string { return NewValues(values).String(s) }
+
+// String masks the values in s.
+func (vs *Values) String(s string) string {
 	var b bytes.Buffer
-	r := NewRedactor(&b, values)
+	r := vs.Writer(&b)
 	_, _ = r.Write([]byte(s))
 	_ = r.Flush()
 	return b.String()

@@ -82,3 +82,29 @@ func TestRedactorMasksSecretInsideBase64Stream(t *testing.T) {
 		}
 	}
 }
+
+// Redactors sharing one prepared set keep their held-back tails apart: a
+// value split across writes on two interleaved streams is masked on
+// each, and one stream's tail never completes a match on the other.
+func TestRedactorsShareValues(t *testing.T) {
+	vs := NewValues([][]byte{[]byte("hunter22")})
+	var a, b bytes.Buffer
+	ra, rb := vs.Writer(&a), vs.Writer(&b)
+	for _, w := range []struct {
+		r *Redactor
+		s string
+	}{{ra, "x hun"}, {rb, "y hunt"}, {ra, "ter22 x"}, {rb, "er2"}, {rb, "2 y"}, {ra, " hun"}, {rb, "ter22"}} {
+		w.r.Write([]byte(w.s))
+	}
+	ra.Flush()
+	rb.Flush()
+	if got, want := a.String(), "x "+Mask+" x hun"; got != want {
+		t.Errorf("first stream: got %q, want %q", got, want)
+	}
+	if got, want := b.String(), "y "+Mask+" y"+"ter22"; got != want {
+		t.Errorf("second stream: got %q, want %q", got, want)
+	}
+	if got, want := vs.String("hunter22 and aHVudGVyMjI="), Mask+" and "+Mask; got != want {
+		t.Errorf("String: got %q, want %q", got, want)
+	}
+}

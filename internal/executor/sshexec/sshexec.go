@@ -238,6 +238,42 @@ func (c *conn) open(ctx context.Context) (*ssh.Session, error) {
 	return s, err
 }
 
+// copyBuffers are the buffers a session's output is copied through.
+// io.Copy would allocate 32 KiB for each stream of each session — 64 KiB
+// of garbage per node and step of a fan-out, most of its allocations.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// pooledCopy is a session's stdout or stderr writer: the session copies
+// the remote stream into it through ReadFrom, with a pooled buffer.
+type pooledCopy struct{ w io.Writer }
+
+func (p pooledCopy) Write(b []byte) (int, error) { return p.w.Write(b) }
+
+// ReadFrom copies r to the writer as io.Copy does.
+func (p pooledCopy) ReadFrom(r io.Reader) (n int64, err error) {
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	for {
+		nr, rerr := r.Read(*buf)
+		if nr > 0 {
+			nw, werr := p.w.Write((*buf)[:nr])
+			n += int64(nw)
+			switch {
+			case werr != nil:
+				return n, werr
+			case nw != nr:
+				return n, io.ErrShortWrite
+			}
+		}
+		switch {
+		case rerr == io.EOF:
+			return n, nil
+		case rerr != nil:
+			return n, rerr
+		}
+	}
+}
+
 // pgidWriter takes the PGID line off the front of stderr.
 type pgidWriter struct {
 	w     io.Writer
@@ -306,13 +342,15 @@ func (e Executor) runStep(ctx context.Context, c *conn, job *executor.Job, st ex
 	defer sess.Close()
 	client := c.client
 	pw := &pgidWriter{w: job.Stderr, ready: make(chan struct{})}
-	sess.Stdout, sess.Stderr = job.Stdout, pw
+	sess.Stdout, sess.Stderr = pooledCopy{job.Stdout}, pooledCopy{pw}
 	envScript := EnvScript(job.Env, st.Env)
-	stdin := []io.Reader{strings.NewReader(envScript)}
+	stdin := envScript
 	if st.Script != "" || st.Argv == nil {
-		stdin = append(stdin, strings.NewReader(st.Script))
+		stdin += st.Script
 	}
-	sess.Stdin = io.MultiReader(stdin...)
+	// A strings.Reader writes itself to the session's stdin pipe in one
+	// call, with no copy buffer.
+	sess.Stdin = strings.NewReader(stdin)
 	// Start waits for the node's answer too; a dead peer never sends it.
 	stopStart := context.AfterFunc(stepCtx, func() { client.Close() })
 	err = sess.Start(Command(st, len(envScript)))

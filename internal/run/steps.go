@@ -1,0 +1,122 @@
+package run
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/airlockhq/airlock/internal/store"
+)
+
+// maxStepBatch bounds the steps recorded in one transaction.
+const maxStepBatch = 256
+
+// stepRecorder records the steps of one attempt as they end: each
+// step's result and its run.step event, durable before the step's node
+// goes on (record returns once they are committed). Steps that end while
+// a write is in flight — a fan-out run's nodes end their steps together —
+// are written together in the next transaction, under one lease check,
+// rather than one transaction each. Every step still gets its own row
+// and its own event, exactly as when written alone.
+type stepRecorder struct {
+	s   *Service
+	r   *store.Run
+	ctx context.Context
+
+	mu sync.Mutex
+	// queue holds full batches, next the one steps join; flush writes
+	// them in that order.
+	queue    []*stepBatch
+	next     *stepBatch
+	flushing bool // a goroutine writes batches
+}
+
+// stepBatch is steps written in one transaction, and its outcome.
+type stepBatch struct {
+	steps []*store.RunStep
+	done  chan struct{} // closed once err is set
+	err   error
+}
+
+func (s *Service) newStepRecorder(ctx context.Context, r *store.Run) *stepRecorder {
+	return &stepRecorder{s: s, r: r, ctx: ctx}
+}
+
+// record writes st with the steps that end meanwhile, and returns the
+// outcome of their write: nil once committed; errLeaseLost when this
+// attempt no longer holds the run (nothing of the batch is written);
+// another error when the write failed — the step is then to be recorded
+// with the run's outcome, as every step of the batch is.
+func (sr *stepRecorder) record(st *store.RunStep) error {
+	sr.mu.Lock()
+	if sr.next == nil || len(sr.next.steps) >= maxStepBatch {
+		if sr.next != nil {
+			// Full: it is written before this one (flush takes them in order).
+			sr.queue = append(sr.queue, sr.next)
+		}
+		sr.next = &stepBatch{done: make(chan struct{})}
+	}
+	b := sr.next
+	b.steps = append(b.steps, st)
+	if !sr.flushing {
+		sr.flushing = true
+		go sr.flush()
+	}
+	sr.mu.Unlock()
+	<-b.done
+	return b.err
+}
+
+// flush writes the waiting batches, one transaction each, until none is
+// left.
+func (sr *stepRecorder) flush() {
+	sr.mu.Lock()
+	for {
+		var b *stepBatch
+		switch {
+		case len(sr.queue) > 0:
+			b, sr.queue = sr.queue[0], sr.queue[1:]
+		case sr.next != nil:
+			b, sr.next = sr.next, nil
+		default:
+			sr.flushing = false
+			sr.mu.Unlock()
+			return
+		}
+		sr.mu.Unlock()
+		b.err = sr.s.recordSteps(sr.ctx, sr.r, b.steps)
+		close(b.done)
+		sr.mu.Lock()
+	}
+}
+
+// recordSteps writes steps' results and their run.step events in one
+// transaction, if this attempt still holds the run (errLeaseLost
+// otherwise). A write that fails is not waited for beyond a few seconds:
+// the steps are then recorded with the outcome.
+func (s *Service) recordSteps(ctx context.Context, r *store.Run, steps []*store.RunStep) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	now := s.now().UTC()
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		if err := tx.RunHeld(ctx, store.Lease{RunID: r.ID, WorkerID: s.workerID, Attempt: r.Attempt}); err != nil {
+			if errors.Is(err, store.ErrLeaseLost) {
+				return errLeaseLost
+			}
+			return err
+		}
+		for _, st := range steps {
+			if err := putStep(ctx, tx, now, st); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		for _, st := range steps {
+			s.cfg.Observer.StepFinished(r.ProcedureName, st)
+		}
+	}
+	return err
+}
