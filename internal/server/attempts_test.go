@@ -14,7 +14,6 @@ import (
 
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/config"
-	"github.com/airlockhq/airlock/internal/procedure"
 	"github.com/airlockhq/airlock/internal/run"
 	"github.com/airlockhq/airlock/internal/store"
 	"github.com/airlockhq/airlock/internal/testenv"
@@ -56,18 +55,7 @@ type gate struct {
 // approveGate proposes and approves a gate procedure named name.
 func approveGate(t *testing.T, d *testenv.Demo, name string, idempotent bool) {
 	t.Helper()
-	ctx := context.Background()
-	procs, err := procedure.Parse(name+".yaml", []byte(fmt.Sprintf(gateProc, name, idempotent, name)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := d.Review.Propose(ctx, principal(t, d, "alice"), procs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.Review.Review(ctx, principal(t, d, "bob"), res.Version.ID, res.Version.Digest, "approve", "ok"); err != nil {
-		t.Fatal(err)
-	}
+	approveSource(t, d, name+".yaml", fmt.Sprintf(gateProc, name, idempotent, name))
 }
 
 // startGate requests a run of the gate procedure name and waits until it

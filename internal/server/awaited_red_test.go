@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/airlockhq/airlock/internal/procedure"
 	"github.com/airlockhq/airlock/internal/run"
 	"github.com/airlockhq/airlock/internal/testenv"
 )
@@ -21,17 +20,7 @@ func TestAKeyedRepeatIsNotRefusedOnTheCatalog(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			d := testenv.DemoServer(t, testenv.UseDriver(t, driver))
 			ctx := context.Background()
-			procs, err := procedure.Parse("speak.yaml", []byte(speakProc))
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := d.Review.Propose(ctx, principal(t, d, "alice"), procs[0])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := d.Review.Review(ctx, principal(t, d, "bob"), res.Version.ID, res.Version.Digest, "approve", "ok"); err != nil {
-				t.Fatal(err)
-			}
+			approveSource(t, d, "speak.yaml", speakProc)
 			d.Serve(t)
 			alice := principal(t, d, "alice")
 			request := func(key, reason string) (string, error) {

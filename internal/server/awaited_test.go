@@ -45,17 +45,7 @@ func TestAwaitedRunIsTheRunAsStored(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			d := testenv.DemoServer(t, testenv.UseDriver(t, driver))
 			ctx := context.Background()
-			procs, err := procedure.Parse("speak.yaml", []byte(speakProc))
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := d.Review.Propose(ctx, principal(t, d, "alice"), procs[0])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := d.Review.Review(ctx, principal(t, d, "bob"), res.Version.ID, res.Version.Digest, "approve", "ok"); err != nil {
-				t.Fatal(err)
-			}
+			approveSource(t, d, "speak.yaml", speakProc)
 			d.Serve(t)
 			alice := principal(t, d, "alice")
 			for _, tc := range []struct {
@@ -94,6 +84,25 @@ func TestAwaitedRunIsTheRunAsStored(t *testing.T) {
 	}
 }
 
+// approveSource proposes the procedure in src (as alice) and approves it
+// (as bob), returning the version.
+func approveSource(t *testing.T, d *testenv.Demo, file, src string) *store.ProcedureVersion {
+	t.Helper()
+	ctx := context.Background()
+	procs, err := procedure.Parse(file, []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := d.Review.Propose(ctx, principal(t, d, "alice"), procs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Review.Review(ctx, principal(t, d, "bob"), res.Version.ID, res.Version.Digest, "approve", "ok"); err != nil {
+		t.Fatal(err)
+	}
+	return res.Version
+}
+
 // sameJSON fails t when got and want differ as JSON.
 func sameJSON(t *testing.T, what string, got, want any) {
 	t.Helper()
@@ -121,22 +130,7 @@ func TestARequestOnAStaleCatalogPlansAgain(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			d := testenv.DemoServer(t, testenv.UseDriver(t, driver))
 			ctx := context.Background()
-			approve := func(src string) *store.ProcedureVersion {
-				t.Helper()
-				procs, err := procedure.Parse("speak.yaml", []byte(src))
-				if err != nil {
-					t.Fatal(err)
-				}
-				res, err := d.Review.Propose(ctx, principal(t, d, "alice"), procs[0])
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := d.Review.Review(ctx, principal(t, d, "bob"), res.Version.ID, res.Version.Digest, "approve", "ok"); err != nil {
-					t.Fatal(err)
-				}
-				return res.Version
-			}
-			v1 := approve(speakProc)
+			v1 := approveSource(t, d, "speak.yaml", speakProc)
 			d.Serve(t)
 			alice := principal(t, d, "alice")
 			speak := func() (*run.Awaited, error) {
@@ -149,7 +143,7 @@ func TestARequestOnAStaleCatalogPlansAgain(t *testing.T) {
 					t.Fatalf("a run of version 1: %+v, %v", a, err)
 				}
 			}
-			v2 := approve(strings.Replace(speakProc, `exec: ["echo", "done"]`, `exec: ["echo", "version 2"]`, 1))
+			v2 := approveSource(t, d, "speak.yaml", strings.Replace(speakProc, `exec: ["echo", "done"]`, `exec: ["echo", "version 2"]`, 1))
 			a, err := speak()
 			if err != nil || a.Run.VersionID != v2.ID || a.Run.Digest != v2.Digest {
 				t.Fatalf("the first request after version 2 was approved: %+v, %v; want a run of version 2 (%s)", a, err, v2.ID)
@@ -181,17 +175,7 @@ func TestAKeyedRequestReturnsItsRun(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			d := testenv.DemoServer(t, testenv.UseDriver(t, driver))
 			ctx := context.Background()
-			procs, err := procedure.Parse("speak.yaml", []byte(speakProc))
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := d.Review.Propose(ctx, principal(t, d, "alice"), procs[0])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := d.Review.Review(ctx, principal(t, d, "bob"), res.Version.ID, res.Version.Digest, "approve", "ok"); err != nil {
-				t.Fatal(err)
-			}
+			approveSource(t, d, "speak.yaml", speakProc)
 			d.Serve(t)
 			alice := principal(t, d, "alice")
 			request := func(key string) (*store.Run, error) {

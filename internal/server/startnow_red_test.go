@@ -11,7 +11,6 @@ import (
 
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/config"
-	"github.com/airlockhq/airlock/internal/procedure"
 	"github.com/airlockhq/airlock/internal/run"
 	"github.com/airlockhq/airlock/internal/store"
 	"github.com/airlockhq/airlock/internal/testenv"
@@ -53,18 +52,7 @@ func freeGateServer(t *testing.T, driver string, offset *atomic.Int64, mutate ..
 // approveFreeGate proposes and approves the free-gate procedure.
 func approveFreeGate(t *testing.T, d *testenv.Demo) {
 	t.Helper()
-	ctx := context.Background()
-	procs, err := procedure.Parse("free-gate.yaml", []byte(freeGateProc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := d.Review.Propose(ctx, principal(t, d, "alice"), procs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.Review.Review(ctx, principal(t, d, "bob"), res.Version.ID, res.Version.Digest, "approve", "ok"); err != nil {
-		t.Fatal(err)
-	}
+	approveSource(t, d, "free-gate.yaml", freeGateProc)
 }
 
 // warmUp runs one free-gate run to its end on svc: its workers run once

@@ -15,7 +15,6 @@ import (
 	"github.com/airlockhq/airlock"
 	"github.com/airlockhq/airlock/internal/config"
 	"github.com/airlockhq/airlock/internal/demo"
-	"github.com/airlockhq/airlock/internal/procedure"
 	"github.com/airlockhq/airlock/internal/run"
 	"github.com/airlockhq/airlock/internal/store"
 	"github.com/airlockhq/airlock/internal/testenv"
@@ -64,17 +63,7 @@ steps:
 func startFanOutGate(t *testing.T, d *testenv.Demo, svc *run.Service) *gate {
 	t.Helper()
 	ctx := context.Background()
-	procs, err := procedure.Parse("fan-gate.yaml", []byte(fanOutGateProc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := d.Review.Propose(ctx, principal(t, d, "alice"), procs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.Review.Review(ctx, principal(t, d, "bob"), res.Version.ID, res.Version.Digest, "approve", "ok"); err != nil {
-		t.Fatal(err)
-	}
+	approveSource(t, d, "fan-gate.yaml", fanOutGateProc)
 	g := &gate{t: t, d: d, dir: t.TempDir()}
 	t.Cleanup(g.open)
 	r, err := svc.Request(ctx, principal(t, d, "alice"), run.RequestParams{Procedure: "fan-gate", Environment: "staging",
