@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -30,9 +31,14 @@ func TestNotifyFromTheCLI(t *testing.T) {
 		}
 		return nil
 	})
-	if code, out, _ := root1.run("notify", "deliveries", "--status", "delivered"); code != 0 || !strings.Contains(out, "webhook:ci") || !strings.Contains(out, "delivered") {
-		t.Fatalf("deliveries: %d %s", code, out)
-	}
+	// The receiver has the message before the dispatcher, answered,
+	// records its delivery.
+	waitFor(t, 30*time.Second, func() error {
+		if code, out, stderr := root1.run("notify", "deliveries", "--status", "delivered"); code != 0 || !strings.Contains(out, "webhook:ci") || !strings.Contains(out, "delivered") {
+			return fmt.Errorf("the delivery recorded as delivered: %d %s %s", code, out, stderr)
+		}
+		return nil
+	})
 	if code, _, stderr := root1.run("notify", "retry", "ntf_nothing"); code != 1 || !strings.Contains(stderr, "not") {
 		t.Fatalf("retry of nothing: %d %s", code, stderr)
 	}
