@@ -16,10 +16,9 @@ import (
 type ending struct {
 	run   *store.Run
 	nodes []*store.RunNode
-	// output is the run's whole output, when it was short enough to be
-	// kept (kept): what a read of it would return.
+	// output is the run's whole output (what a read of it returns),
+	// when it was short enough to be kept; nil otherwise.
 	output []*store.OutputChunk
-	kept   bool
 }
 
 // endings hands the final record of a run that ends here to those
@@ -66,12 +65,12 @@ func (e *endings) stop(id string, ch chan ending) {
 }
 
 // end is called once r's final record has committed with nodes and,
-// when the whole output of the run was kept, with output (kept true).
+// when the whole output of the run was kept, with output (else nil).
 // Those awaiting it get it as a read would return it: times to the
 // microsecond, nodes by name.
-func (e *endings) end(r *store.Run, nodes []*store.RunNode, output []*store.OutputChunk, kept bool) {
+func (e *endings) end(r *store.Run, nodes []*store.RunNode, output []*store.OutputChunk) {
 	var out []*store.OutputChunk
-	if kept {
+	if output != nil {
 		out = make([]*store.OutputChunk, 0, len(output))
 		for _, c := range output {
 			c := *c
@@ -90,7 +89,7 @@ func (e *endings) end(r *store.Run, nodes []*store.RunNode, output []*store.Outp
 		ns = append(ns, &n)
 	}
 	slices.SortFunc(ns, func(a, b *store.RunNode) int { return strings.Compare(a.Node, b.Node) })
-	end := ending{run: &cp, nodes: ns, output: out, kept: kept} // read only, by every waiter
+	end := ending{run: &cp, nodes: ns, output: out} // read only, by every waiter
 	e.recent[e.next] = end
 	e.next = (e.next + 1) % len(e.recent)
 	for _, ch := range e.w[r.ID] {
@@ -200,20 +199,16 @@ func (s *Service) RequestAndAwait(ctx context.Context, p *identity.Principal, rp
 	// The output is the viewer's, as on GET …/output: checked here.
 	var res policy.Resource
 	var c policy.Context
-	if plan != nil && e.run.StandingID == "" {
-		typed, err := PolicyParams(e.run.Params)
-		if err != nil {
-			return a, nil
-		}
-		res, c = runResource(e.run, plan.view, e.run.RequesterName, append([]string{}, p.Groups...), typed)
-	} else if res, c, err = s.resource(ctx, e.run, p); err != nil {
-		return a, nil
+	if plan != nil {
+		res, c, err = s.resourceOn(ctx, e.run, plan.view, p)
+	} else {
+		res, c, err = s.resource(ctx, e.run, p)
 	}
-	if s.authz.CheckObject(ctx, p, policy.ActionViewRun, res, c, "run") != nil {
+	if err != nil || s.authz.CheckObject(ctx, p, policy.ActionViewRun, res, c, "run") != nil {
 		return a, nil
 	}
 	out := e.output
-	if !e.kept {
+	if out == nil { // not kept: read
 		if out, err = s.store.RunOutputList(ctx, e.run.ID, 0, limit); err != nil {
 			return a, nil
 		}

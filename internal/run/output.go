@@ -228,7 +228,7 @@ func (s *sink) resume(ctx context.Context, attempt int) error {
 			break
 		}
 		s.mu.Lock()
-		s.keep(nil, true) // an earlier attempt's output: read it back
+		s.stopKeeping() // an earlier attempt's output: read it back
 		for _, c := range chunks {
 			s.seq, after = c.Seq, c.Seq
 			s.bytes += int64(len(c.Data))
@@ -263,7 +263,7 @@ func (s *sink) flush(ctx context.Context) {
 	case errors.Is(err, store.ErrLeaseLost):
 		// The run is someone else's now (reaped, requeued, finished):
 		// this attempt's output is not the run's any more.
-		s.keep(nil, true)
+		s.stopKeeping()
 		s.log.Warn("run output refused: this attempt no longer holds the run", "run_id", s.runID, "attempt", s.lease.Attempt)
 		s.fenced, s.flushErr = true, err
 		if s.leaseLost != nil {
@@ -271,7 +271,7 @@ func (s *sink) flush(ctx context.Context) {
 		}
 	case err != nil && airlock.ErrorKind(err) == airlock.Conflict:
 		// Positions already taken: storing again cannot help.
-		s.keep(nil, true)
+		s.stopKeeping()
 		s.log.Error("store run output: dropped", "run_id", s.runID, "chunks", len(batch), "err", err)
 		for _, c := range batch {
 			s.lost += int64(len(c.Data))
@@ -289,9 +289,9 @@ func (s *sink) flush(ctx context.Context) {
 		s.flushErr = err
 	default:
 		if retrying {
-			s.keep(nil, true) // stored by the write that seemed to fail, or by this one
+			s.stopKeeping() // stored by the write that seemed to fail, or by this one
 		}
-		s.keep(batch, false)
+		s.keep(batch)
 		for _, c := range batch {
 			s.stored += int64(len(c.Data))
 			s.digest.Write(c.Data)
@@ -342,21 +342,21 @@ func (s *sink) close(ctx context.Context) (final []*store.OutputChunk, lost int6
 	return final, s.lost, s.flushErr
 }
 
-// keep adds stored chunks to those kept, or (off) stops keeping any.
-// s.mu is held.
-func (s *sink) keep(chunks []*store.OutputChunk, off bool) {
-	for _, c := range chunks {
-		if s.keepOff {
-			break
-		}
-		s.keptBytes += int64(len(c.Data))
-		s.kept = append(s.kept, c)
-		off = off || s.keptBytes > keepBytes
+// keep adds stored chunks to those kept, while they fit. s.mu is held.
+func (s *sink) keep(chunks []*store.OutputChunk) {
+	if s.keepOff {
+		return
 	}
-	if off {
-		s.kept, s.keepOff = nil, true
+	if s.keptBytes += chunkBytes(chunks); s.keptBytes > keepBytes {
+		s.stopKeeping()
+		return
 	}
+	s.kept = append(s.kept, chunks...)
 }
+
+// stopKeeping keeps no output any more: the run's is read back. s.mu is
+// held.
+func (s *sink) stopKeeping() { s.kept, s.keepOff = nil, true }
 
 // settled reports whether no batch is of unknown fate, or nothing more
 // is written.
@@ -372,11 +372,8 @@ func (s *sink) settled() bool {
 func (s *sink) certify(final []*store.OutputChunk) (bytes int64, truncated bool, digest string, whole []*store.OutputChunk) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.keepOff && s.lost == 0 {
+	if !s.keepOff && s.lost == 0 && s.keptBytes+chunkBytes(final) <= keepBytes {
 		whole = append(append([]*store.OutputChunk{}, s.kept...), final...)
-		if s.keptBytes+chunkBytes(final) > keepBytes {
-			whole = nil
-		}
 	}
 	bytes = s.stored
 	h := s.digest

@@ -627,6 +627,11 @@ func (s *Service) resource(ctx context.Context, r *store.Run, viewer *identity.P
 	if err != nil {
 		return policy.Resource{}, policy.Context{}, err
 	}
+	return s.resourceOn(ctx, r, pr, viewer)
+}
+
+// resourceOn is resource for a run of procedure pr, as the caller has it.
+func (s *Service) resourceOn(ctx context.Context, r *store.Run, pr policy.Procedure, viewer *identity.Principal) (policy.Resource, policy.Context, error) {
 	typed, err := PolicyParams(r.Params)
 	if err != nil {
 		return policy.Resource{}, policy.Context{}, err
@@ -645,15 +650,8 @@ func (s *Service) resource(ctx context.Context, r *store.Run, viewer *identity.P
 	} else if groups, err = authz.GroupsOf(ctx, s.store, requesterID); err != nil {
 		return policy.Resource{}, policy.Context{}, err
 	}
-	res, c := runResource(r, pr, requester, groups, typed)
-	return res, c, nil
-}
-
-// runResource is a run as policies see it: of procedure pr, requested by
-// requester (in groups), with params typed as PolicyParams types them.
-func runResource(r *store.Run, pr policy.Procedure, requester string, groups []string, typed map[string]any) (policy.Resource, policy.Context) {
 	return policy.Resource{Run: &policy.RunInfo{ID: r.ID, Requester: requester, RequesterGroups: groups, Environment: r.Environment, Status: r.Status, Procedure: pr}},
-		policy.Context{Environment: r.Environment, Params: typed, Targets: r.Targets}
+		policy.Context{Environment: r.Environment, Params: typed, Targets: r.Targets}, nil
 }
 
 // PolicyParams reads stored parameters (a JSON object) back into the

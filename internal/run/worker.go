@@ -1075,7 +1075,7 @@ func (s *Service) recordOutcome(ctx context.Context, r *store.Run, status, reaso
 	}
 	if ended != nil {
 		s.cfg.Observer.RunFinished(ended)
-		s.endings.end(ended, nodes, whole, whole != nil)
+		s.endings.end(ended, nodes, whole)
 	}
 	return nil
 }

@@ -224,9 +224,6 @@ type outputs struct {
 	err            error         // the first error writing the output, once done
 }
 
-// copyBuffers are the buffers output is copied through.
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
 func newOutputs(stdout, stderr io.Writer) (*outputs, error) {
 	o := &outputs{done: make(chan struct{})}
 	var wg sync.WaitGroup
@@ -241,11 +238,7 @@ func newOutputs(stdout, stderr io.Writer) (*outputs, error) {
 		}
 		o.readers = append(o.readers, r)
 		wg.Go(func() {
-			buf := copyBuffers.Get().(*[]byte)
-			defer copyBuffers.Put(buf)
-			// Hiding the file's WriteTo makes io.CopyBuffer use buf
-			// rather than allocate 32 KiB per stream and step.
-			_, err := io.CopyBuffer(w, struct{ io.Reader }{r}, *buf)
+			_, err := executor.Copy(w, r)
 			// The step writing on gets EPIPE, as with os/exec, rather
 			// than blocking on a pipe nobody reads.
 			r.Close()

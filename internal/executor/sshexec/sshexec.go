@@ -238,41 +238,16 @@ func (c *conn) open(ctx context.Context) (*ssh.Session, error) {
 	return s, err
 }
 
-// copyBuffers are the buffers a session's output is copied through.
-// io.Copy would allocate 32 KiB for each stream of each session — 64 KiB
-// of garbage per node and step of a fan-out, most of its allocations.
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
 // pooledCopy is a session's stdout or stderr writer: the session copies
-// the remote stream into it through ReadFrom, with a pooled buffer.
+// the remote stream into it through ReadFrom, which copies through a
+// pooled buffer (executor.Copy) rather than 32 KiB allocated for each
+// stream of each session — most of a fan-out's allocations.
 type pooledCopy struct{ w io.Writer }
 
 func (p pooledCopy) Write(b []byte) (int, error) { return p.w.Write(b) }
 
 // ReadFrom copies r to the writer as io.Copy does.
-func (p pooledCopy) ReadFrom(r io.Reader) (n int64, err error) {
-	buf := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(buf)
-	for {
-		nr, rerr := r.Read(*buf)
-		if nr > 0 {
-			nw, werr := p.w.Write((*buf)[:nr])
-			n += int64(nw)
-			switch {
-			case werr != nil:
-				return n, werr
-			case nw != nr:
-				return n, io.ErrShortWrite
-			}
-		}
-		switch {
-		case rerr == io.EOF:
-			return n, nil
-		case rerr != nil:
-			return n, rerr
-		}
-	}
-}
+func (p pooledCopy) ReadFrom(r io.Reader) (int64, error) { return executor.Copy(p.w, r) }
 
 // pgidWriter takes the PGID line off the front of stderr.
 type pgidWriter struct {
