@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -682,9 +681,6 @@ func (s *Service) execute(base context.Context, r *store.Run, def *procedure.Pro
 			if len(jobs) > 1 {
 				s.nodeProgress(results[i])
 			}
-			if job.WorkDir != "" {
-				_ = os.RemoveAll(job.WorkDir)
-			}
 		}()
 	}
 	wg.Wait()
@@ -848,7 +844,8 @@ func (s *Service) jobs(ctx context.Context, r *store.Run, def *procedure.Procedu
 		switch node.Transport {
 		case store.TransportLocal:
 			// One directory per run, attempt and node, made and removed
-			// whole (a run ID has no dot, an attempt is a number).
+			// by the executor (a run ID has no dot, an attempt is a
+			// number).
 			job.WorkDir = filepath.Join(s.cfg.WorkDir, fmt.Sprintf("%s.%d.%s", r.ID, r.Attempt, node.Name))
 		case store.TransportSSH:
 			cred, err := resolve(node.Credential)

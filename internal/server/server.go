@@ -259,7 +259,7 @@ func (s *Server) build(ctx context.Context) error {
 		WorkDir: filepath.Join(cfg.Data, "runs"), OutputRetention: cfg.Runs.OutputRetention, SingleNode: cfg.Database.Driver != "postgres", TryEnvironments: cfg.TryEnvironments,
 		Observer: metrics.NewRuns(reg)}
 	s.Runs = run.New(s.Store, s.Authz, keyring, map[string]executor.Executor{
-		store.TransportLocal: local.Executor{Contain: contained}, store.TransportSSH: sshexec.Executor{},
+		store.TransportLocal: local.Executor{Contain: contained, Dirs: &local.WorkDirs{}}, store.TransportSSH: sshexec.Executor{},
 	}, rc, s.Log, s.now)
 	if notifier != nil {
 		// Replicas on one database wake each other's run viewers and

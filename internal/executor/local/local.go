@@ -26,9 +26,12 @@ import (
 // step's processes (package contain): in a cgroup of its own where
 // cgroup v2 is usable, recorded so that a later start kills what a
 // killed Airlock left. The zero value gives each step a process group of
-// its own, killed whole, and nothing is recorded.
+// its own, killed whole, and nothing is recorded. Dirs, when set, keeps
+// ended jobs' working directories for later jobs, where steps run in
+// cgroups; else each job's directory is made and removed.
 type Executor struct {
 	Contain *contain.Manager
+	Dirs    *WorkDirs
 }
 
 // outputGrace is how long a step's output may stay open after its
@@ -57,21 +60,24 @@ func lookPath(name string) (string, error) {
 	return "", fmt.Errorf("%s: not found in %s", name, executor.SafePath)
 }
 
-// Run implements executor.Executor.
+// Run implements executor.Executor. It makes job.WorkDir and removes it
+// when the job ends.
 func (e Executor) Run(ctx context.Context, job *executor.Job) executor.Result {
-	// Its parent is there but for the first run: no Stat first.
-	if os.Mkdir(job.WorkDir, 0o700) != nil {
-		if err := os.MkdirAll(job.WorkDir, 0o700); err != nil {
-			return executor.Result{Status: executor.Failed, ExitCode: -1, Error: "working directory: " + err.Error()}
-		}
+	if err := e.Dirs.make(job.WorkDir); err != nil {
+		return executor.Result{Status: executor.Failed, ExitCode: -1, Error: err.Error()}
 	}
+	// Every process the job started is known to have ended when each
+	// step's cgroup was seen empty.
+	ended := e.Contain.Cgroup() != ""
+	defer func() { e.Dirs.done(job.WorkDir, ended) }()
 	var results []executor.StepResult
 	failed := false
 	for _, st := range job.Steps {
 		if failed || ctx.Err() != nil {
 			break
 		}
-		res := e.runStep(ctx, job, st)
+		res, contained := e.runStep(ctx, job, st)
+		ended = ended && contained
 		results = append(results, res)
 		if job.StepDone != nil {
 			job.StepDone(res)
@@ -83,12 +89,15 @@ func (e Executor) Run(ctx context.Context, job *executor.Job) executor.Result {
 	return executor.Finish(results, job.Steps, ctx.Err())
 }
 
-func (e Executor) runStep(ctx context.Context, job *executor.Job, st executor.Step) executor.StepResult {
+// runStep runs one step; contained is false when processes it started
+// may still be running.
+func (e Executor) runStep(ctx context.Context, job *executor.Job, st executor.Step) (_ executor.StepResult, contained bool) {
 	res := executor.StepResult{Index: st.Index, Name: st.Name, StartedAt: time.Now(), ExitCode: -1}
-	fail := func(format string, args ...any) executor.StepResult {
+	contained = true
+	fail := func(format string, args ...any) (executor.StepResult, bool) {
 		fmt.Fprintf(job.Stderr, "airlock: step %s: %s\n", st.Name, fmt.Sprintf(format, args...))
 		res.Status, res.FinishedAt = executor.Failed, time.Now()
-		return res
+		return res, contained
 	}
 	argv := st.Argv
 	// A script reaches its shell through a pipe (/dev/fd/3), not a file:
@@ -167,6 +176,7 @@ func (e Executor) runStep(ctx context.Context, job *executor.Job, st executor.St
 	})
 	res.FinishedAt = time.Now()
 	drained := out.wait(drainGrace)
+	contained = drained
 	out.close()
 	// The output's copiers are done: job.Stderr is this goroutine's.
 	exitCode := -1
@@ -189,6 +199,7 @@ func (e Executor) runStep(ctx context.Context, job *executor.Job, st executor.St
 		fmt.Fprintf(job.Stderr, "airlock: step %s: %s\n", st.Name, msg)
 	}
 	if containErr != nil {
+		contained = false
 		fmt.Fprintf(job.Stderr, "airlock: step %s: processes it started may still be running: %v\n", st.Name, containErr)
 	}
 	switch {
@@ -211,7 +222,7 @@ func (e Executor) runStep(ctx context.Context, job *executor.Job, st executor.St
 	default:
 		return fail("%v", waitErr)
 	}
-	return res
+	return res, contained
 }
 
 // outputs carries a step's stdout and stderr through pipes this process

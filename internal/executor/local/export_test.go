@@ -1,0 +1,4 @@
+package local
+
+// Pristine is pristine, for tests.
+var Pristine = pristine

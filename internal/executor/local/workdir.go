@@ -1,0 +1,84 @@
+package local
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+)
+
+// WorkDirs keeps the working directories of ended jobs for later jobs.
+// Making a directory allocates an inode and removing it frees one, which
+// on ext4 costs tens to over a hundred microseconds each; renaming a kept
+// one to the next job's name costs a few. A directory is kept only when
+// nothing can still use it and the job left it as it was made (see
+// done). A nil *WorkDirs makes and removes every job's directory.
+type WorkDirs struct {
+	mu   sync.Mutex
+	free []string // kept directories, empty, named .free-PID-N beside the jobs'
+	seq  int
+}
+
+// maxFreeDirs bounds the kept directories. A killed Airlock leaves its
+// kept directories behind, empty, as it leaves a running job's.
+const maxFreeDirs = 16
+
+// make makes dir, the job's working directory, with mode 0700: a kept
+// directory beside it renamed, else a new one.
+func (d *WorkDirs) make(dir string) error {
+	if free := d.take(filepath.Dir(dir)); free != "" {
+		if os.Rename(free, dir) == nil {
+			return nil
+		}
+		_ = os.RemoveAll(free)
+	}
+	// Its parent is there but for the first job: no Stat first.
+	if os.Mkdir(dir, 0o700) != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("working directory: %w", err)
+		}
+	}
+	return nil
+}
+
+// take returns a kept directory in parent, or "".
+func (d *WorkDirs) take(parent string) string {
+	if d == nil {
+		return ""
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := len(d.free) - 1; i >= 0; i-- {
+		if filepath.Dir(d.free[i]) == parent {
+			f := d.free[i]
+			d.free = append(d.free[:i], d.free[i+1:]...)
+			return f
+		}
+	}
+	return ""
+}
+
+// done removes dir once its job has ended, or keeps it for a later job
+// when ended says every process the job started is known to have ended
+// (its steps ran in cgroups that were seen empty: none can still hold
+// the directory, or write to it later) and the directory is as it was
+// made: empty, mode 0700, not a link, on the same file system as its
+// parent, and without extended attributes (a default ACL set on it
+// would reach the next job's files).
+func (d *WorkDirs) done(dir string, ended bool) {
+	if d != nil && ended && pristine(dir) {
+		d.mu.Lock()
+		if len(d.free) < maxFreeDirs {
+			d.seq++
+			free := filepath.Join(filepath.Dir(dir), ".free-"+strconv.Itoa(os.Getpid())+"-"+strconv.Itoa(d.seq))
+			if os.Rename(dir, free) == nil {
+				d.free = append(d.free, free)
+				d.mu.Unlock()
+				return
+			}
+		}
+		d.mu.Unlock()
+	}
+	_ = os.RemoveAll(dir)
+}

@@ -1,0 +1,130 @@
+//go:build linux
+
+package local_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/airlockhq/airlock/internal/executor"
+	"github.com/airlockhq/airlock/internal/executor/local"
+	"github.com/airlockhq/airlock/internal/testenv"
+	"golang.org/x/sys/unix"
+)
+
+// inode is dir's inode number.
+func inode(t *testing.T, dir string) uint64 {
+	t.Helper()
+	st, err := os.Lstat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Sys().(*syscall.Stat_t).Ino
+}
+
+// kept lists the directories kept in parent for later jobs, and fails
+// on anything else left there.
+func kept(t *testing.T, parent string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var free []string
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".free-") {
+			t.Fatalf("%s left behind in %s", e.Name(), parent)
+		}
+		free = append(free, filepath.Join(parent, e.Name()))
+	}
+	return free
+}
+
+// runIn runs one job of steps in parent/name and returns its output.
+func runIn(t *testing.T, e local.Executor, parent, name string, steps ...executor.Step) string {
+	t.Helper()
+	j, out, errb := job(t, steps...)
+	j.WorkDir = filepath.Join(parent, name)
+	if res := e.Run(context.Background(), j); res.Status != executor.Succeeded {
+		t.Fatalf("%s: %+v\n%s", name, res, errb.String())
+	}
+	return out.String()
+}
+
+func TestAnEndedJobsDirectoryServesTheNext(t *testing.T) {
+	e := cgroupExecutor(t)
+	e.Dirs = &local.WorkDirs{}
+	parent := t.TempDir()
+	// A background process the step leaves is killed at its end: it
+	// cannot hold the directory.
+	runIn(t, e, parent, "run_a.1.airlock", executor.Step{Script: "sleep 60 >/dev/null 2>&1 &", Shell: "/bin/sh"})
+	free := kept(t, parent)
+	if len(free) != 1 {
+		t.Fatalf("kept %v, want one directory", free)
+	}
+	ino := inode(t, free[0])
+	// The next job runs in it, under its own name, and finds it empty.
+	dir := filepath.Join(parent, "run_b.1.airlock")
+	out := runIn(t, e, parent, "run_b.1.airlock", executor.Step{Script: "pwd; stat -c %i .; ls -A", Shell: "/bin/sh"})
+	if want := dir + "\n" + strconv.FormatUint(ino, 10) + "\n"; out != want {
+		t.Fatalf("second job printed %q, want %q: its directory, the kept one, empty", out, want)
+	}
+	if free := kept(t, parent); len(free) != 1 || inode(t, free[0]) != ino {
+		t.Fatalf("after the second job kept %v, want the same directory again", free)
+	}
+}
+
+// A directory a job changed, or whose processes may live on, is removed:
+// whatever the job left there cannot reach a later job.
+func TestAChangedDirectoryIsNotKept(t *testing.T) {
+	for name, script := range map[string]string{
+		"a file left":            "echo secret > f",
+		"a subdirectory left":    "mkdir d",
+		"a hidden file left":     "touch .x",
+		"its mode changed":       "chmod 0755 .",
+		"replaced by a link":     "d=$(pwd); cd ..; rmdir \"$d\"; ln -s /tmp \"$d\"",
+		"replaced by a 0777 dir": "d=$(pwd); cd ..; rmdir \"$d\"; mkdir -m 0777 \"$d\"",
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := cgroupExecutor(t)
+			e.Dirs = &local.WorkDirs{}
+			parent := t.TempDir()
+			runIn(t, e, parent, "run_a.1.airlock", executor.Step{Script: script, Shell: "/bin/sh"})
+			if free := kept(t, parent); len(free) != 0 {
+				t.Fatalf("kept %v after %s", free, name)
+			}
+		})
+	}
+}
+
+func TestWithoutCgroupsNoDirectoryIsKept(t *testing.T) {
+	e := local.Executor{Dirs: &local.WorkDirs{}} // process groups only
+	parent := t.TempDir()
+	runIn(t, e, parent, "run_a.1.airlock", executor.Step{Argv: []string{"true"}})
+	if free := kept(t, parent); len(free) != 0 {
+		t.Fatalf("kept %v, though a process that left its group could still hold it", free)
+	}
+}
+
+// An extended attribute (a default ACL is one) set on a job's directory
+// would reach the next job's files: such a directory is not kept.
+func TestADirectoryWithExtendedAttributesIsNotPristine(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run_a.1.airlock")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if !local.Pristine(dir) {
+		t.Fatal("a new directory is not pristine")
+	}
+	if err := unix.Setxattr(dir, "user.airlock-test", []byte("x"), 0); err != nil {
+		testenv.Missing(t, "this file system takes no user extended attributes ("+err.Error()+")")
+	}
+	if local.Pristine(dir) {
+		t.Fatal("a directory with an extended attribute is pristine")
+	}
+}
