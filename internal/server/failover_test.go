@@ -294,16 +294,23 @@ func TestRunOutcomeRecordedOnceWritesWorkAgain(t *testing.T) {
 	// Its lock is free again: a second run of the same lock runs.
 	r2 := request()
 	waitStatus(r2.ID, store.RunSucceeded)
-	// Ended runs leave no working directory behind, not even an empty one
-	// (.contain holds the containment record, kept while the server
-	// runs steps in cgroups).
+	// Ended runs leave no working directory behind: only empty ones kept
+	// for the next runs (.free-*), and .contain, which holds the
+	// containment record, kept while the server runs steps in cgroups.
 	testenv.Eventually(t, "the runs' working directories to be removed", func() bool {
-		entries, err := os.ReadDir(filepath.Join(d.Config.Data, "runs"))
+		dir := filepath.Join(d.Config.Data, "runs")
+		entries, err := os.ReadDir(dir)
 		if err != nil {
 			return false
 		}
 		for _, e := range entries {
-			if e.Name() != ".contain" {
+			if e.Name() == ".contain" {
+				continue
+			}
+			if !strings.HasPrefix(e.Name(), ".free-") {
+				return false
+			}
+			if left, err := os.ReadDir(filepath.Join(dir, e.Name())); err != nil || len(left) > 0 {
 				return false
 			}
 		}
