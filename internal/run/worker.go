@@ -331,7 +331,7 @@ func (s *Service) reapBefore(ctx context.Context, cutoff time.Time) {
 			if err != nil || cur.Status != store.RunRunning || !cur.HeartbeatAt.Equal(r.HeartbeatAt) {
 				return err // finished or beaten meanwhile
 			}
-			if err := tx.RunLockRelease(ctx, cur.ID); err != nil {
+			if err := releaseLock(ctx, tx, cur); err != nil {
 				return err
 			}
 			lost := fmt.Sprintf("worker lost: %s stopped heartbeating at %s while running attempt %d",
@@ -421,7 +421,7 @@ func endLost(ctx context.Context, tx store.Tx, cur *store.Run, now time.Time, st
 	if err := tx.RunUpdate(ctx, cur); err != nil {
 		return err
 	}
-	if err := tx.RunLockRelease(ctx, cur.ID); err != nil {
+	if err := releaseLock(ctx, tx, cur); err != nil {
 		return err
 	}
 	return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunFinish, audit.System, cur.ID, outcome(status),
@@ -1036,7 +1036,7 @@ func (s *Service) recordOutcome(ctx context.Context, r *store.Run, status, reaso
 			if err := tx.RunUpdate(ctx, cur); err != nil {
 				return err
 			}
-			if err := tx.RunLockRelease(ctx, cur.ID); err != nil {
+			if err := releaseLock(ctx, tx, cur); err != nil {
 				return err
 			}
 			return tx.AuditAppend(ctx, audit.New(ctx, now, audit.RunRequeue, audit.System, cur.ID, audit.Success,
@@ -1047,7 +1047,7 @@ func (s *Service) recordOutcome(ctx context.Context, r *store.Run, status, reaso
 		if err := tx.RunUpdate(ctx, cur); err != nil {
 			return err
 		}
-		if err := tx.RunLockRelease(ctx, cur.ID); err != nil {
+		if err := releaseLock(ctx, tx, cur); err != nil {
 			return err
 		}
 		for _, nd := range nodes {
@@ -1075,6 +1075,15 @@ func (s *Service) recordOutcome(ctx context.Context, r *store.Run, status, reaso
 		s.endings.end(ended, nodes, whole)
 	}
 	return nil
+}
+
+// releaseLock frees r's lock. A run without a lock key never holds one:
+// nothing to delete.
+func releaseLock(ctx context.Context, tx store.Tx, r *store.Run) error {
+	if r.LockKey == "" {
+		return nil
+	}
+	return tx.RunLockRelease(ctx, r.ID)
 }
 
 func putStep(ctx context.Context, tx store.Tx, now time.Time, st *store.RunStep) error {
