@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"io"
+	"slices"
 	"sort"
 )
 
@@ -27,8 +28,15 @@ type Values struct {
 	longest int
 }
 
+// noValues is the empty set, shared: most runs have no secrets, and a
+// Values is 6 KiB.
+var noValues = &Values{}
+
 // NewValues prepares values, and their encodings, for redaction.
 func NewValues(values [][]byte) *Values {
+	if !slices.ContainsFunc(values, func(v []byte) bool { return len(v) >= minSecretLen }) {
+		return noValues
+	}
 	vs := &Values{}
 	seen := map[string]bool{}
 	for _, v := range values {
