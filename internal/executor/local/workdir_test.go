@@ -128,3 +128,37 @@ func TestADirectoryWithExtendedAttributesIsNotPristine(t *testing.T) {
 		t.Fatal("a directory with an extended attribute is pristine")
 	}
 }
+
+// A kept directory waits beside the jobs' ones, where any step (Airlock's
+// user) can reach it: what a step of another job did to it meanwhile, with
+// no process left running, must not reach the job it is given to.
+func TestAKeptDirectoryChangedMeanwhileIsNotServed(t *testing.T) {
+	for name, script := range map[string]string{
+		"a file written in it":        `echo planted > "$1/Makefile"`,
+		"replaced by a full one":      `mkdir "$1.new" && touch "$1.new/x" && mv -T "$1.new" "$1"`,
+		"its mode changed":            `chmod 0777 "$1"`,
+		"replaced by a link":          `rmdir "$1" && ln -s /tmp "$1"`,
+		"removed":                     `rmdir "$1"`,
+		"replaced by a file":          `rmdir "$1" && touch "$1"`,
+		"replaced by a sticky dir":    `rmdir "$1" && mkdir -m 1700 "$1"`,
+		"a hidden file written in it": `: > "$1/.x"`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := cgroupExecutor(t)
+			e.Dirs = &local.WorkDirs{}
+			parent := t.TempDir()
+			runIn(t, e, parent, "run_a.1.airlock", executor.Step{Argv: []string{"true"}})
+			free := kept(t, parent)
+			if len(free) != 1 {
+				t.Fatalf("kept %v, want one directory", free)
+			}
+			// A step of another job, done before the next job starts.
+			runIn(t, local.Executor{}, t.TempDir(), "run_c.1.airlock", executor.Step{Argv: []string{"/bin/sh", "-c", script, "sh", free[0]}})
+			dir := filepath.Join(parent, "run_b.1.airlock")
+			out := runIn(t, e, parent, "run_b.1.airlock", executor.Step{Script: "pwd -P; stat -c %a .; ls -A", Shell: "/bin/sh"})
+			if want := dir + "\n700\n"; out != want {
+				t.Fatalf("the next job printed %q, want %q: its own directory, mode 0700, empty", out, want)
+			}
+		})
+	}
+}
