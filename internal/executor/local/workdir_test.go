@@ -4,6 +4,7 @@ package local_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -160,5 +161,21 @@ func TestAKeptDirectoryChangedMeanwhileIsNotServed(t *testing.T) {
 				t.Fatalf("the next job printed %q, want %q: its own directory, mode 0700, empty", out, want)
 			}
 		})
+	}
+}
+
+// A directory that grew stays large on ext4 once emptied: every later
+// listing of it reads the empty blocks. The next job gets a directory no
+// larger than a new one (one block), not that.
+func TestAGrownDirectoryIsNotKept(t *testing.T) {
+	e := cgroupExecutor(t)
+	e.Dirs = &local.WorkDirs{}
+	parent := t.TempDir()
+	runIn(t, e, parent, "run_a.1.airlock", executor.Step{Shell: "/bin/sh",
+		Script: `for i in $(seq 400); do : > ` + strings.Repeat("n", 100) + `$i; done; rm -f n*; stat -c %s .`})
+	out := runIn(t, e, parent, "run_b.1.airlock", executor.Step{Script: "stat -c '%s %o' .", Shell: "/bin/sh"})
+	var size, block int64
+	if _, err := fmt.Sscan(out, &size, &block); err != nil || size > block {
+		t.Fatalf("the next job's directory: size and block %q, want no larger than one block", out)
 	}
 }
