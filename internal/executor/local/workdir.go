@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // WorkDirs keeps the working directories of ended jobs for later jobs.
@@ -31,10 +32,12 @@ func (d *WorkDirs) make(dir string) error {
 		// Checked again under its new name: while kept, a step of
 		// another job (Airlock's user) could write to it or put
 		// something else in its place, and nothing then ran to see it.
+		// It gets a new directory's times, not the earlier job's.
+		now := time.Now()
 		switch {
 		case os.Rename(free, dir) != nil:
 			_ = os.RemoveAll(free)
-		case pristine(dir):
+		case pristine(dir) && os.Chtimes(dir, now, now) == nil:
 			return nil
 		default:
 			_ = os.RemoveAll(dir)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/airlockhq/airlock/internal/executor"
 	"github.com/airlockhq/airlock/internal/executor/local"
@@ -177,5 +178,23 @@ func TestAGrownDirectoryIsNotKept(t *testing.T) {
 	var size, block int64
 	if _, err := fmt.Sscan(out, &size, &block); err != nil || size > block {
 		t.Fatalf("the next job's directory: size and block %q, want no larger than one block", out)
+	}
+}
+
+// The next job's directory has the group and the times of a new one:
+// not those a step set, nor the earlier job's last change.
+func TestAKeptDirectoryHasANewOnesGroupAndTimes(t *testing.T) {
+	e := cgroupExecutor(t)
+	e.Dirs = &local.WorkDirs{}
+	parent := t.TempDir()
+	// Another group of the user's, or any as root.
+	runIn(t, e, parent, "run_a.1.airlock", executor.Step{Shell: "/bin/sh",
+		Script: `for g in $(id -G) 65534; do [ "$g" != "$(id -g)" ] && chgrp "$g" . 2>/dev/null && break; done; touch -d @1000000000 .`})
+	start := time.Now().Add(-time.Second)
+	out := runIn(t, e, parent, "run_b.1.airlock", executor.Step{Script: "stat -c '%g %X %Y' .", Shell: "/bin/sh"})
+	var gid int
+	var atime, mtime int64
+	if _, err := fmt.Sscan(out, &gid, &atime, &mtime); err != nil || gid != os.Getegid() || atime < start.Unix() || mtime < start.Unix() {
+		t.Fatalf("the next job's directory: group, atime and mtime %q, want %d and times since %d", out, os.Getegid(), start.Unix())
 	}
 }
