@@ -67,7 +67,8 @@ func (e Executor) Run(ctx context.Context, job *executor.Job) executor.Result {
 		return executor.Result{Status: executor.Failed, ExitCode: -1, Error: err.Error()}
 	}
 	// Every process the job started is known to have ended when each
-	// step's cgroup was seen empty.
+	// step's cgroup was seen empty, but for one a step moved to another
+	// cgroup itself (it may, as Airlock's user: see the design notes).
 	ended := e.Contain.Cgroup() != ""
 	defer func() { e.Dirs.done(job.WorkDir, ended) }()
 	var results []executor.StepResult

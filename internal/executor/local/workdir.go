@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // WorkDirs keeps the working directories of ended jobs for later jobs.
@@ -25,13 +26,22 @@ type WorkDirs struct {
 const maxFreeDirs = 16
 
 // make makes dir, the job's working directory, with mode 0700: a kept
-// directory beside it renamed, else a new one.
+// directory beside it renamed, when still as made, else a new one.
 func (d *WorkDirs) make(dir string) error {
 	if free := d.take(filepath.Dir(dir)); free != "" {
-		if os.Rename(free, dir) == nil {
+		// Checked again under its new name: while kept, a step of
+		// another job (Airlock's user) could write to it or put
+		// something else in its place, and nothing then ran to see it.
+		// It gets a new directory's times, not the earlier job's.
+		now := time.Now()
+		switch {
+		case os.Rename(free, dir) != nil:
+			_ = os.RemoveAll(free)
+		case pristine(dir) && os.Chtimes(dir, now, now) == nil:
 			return nil
+		default:
+			_ = os.RemoveAll(dir)
 		}
-		_ = os.RemoveAll(free)
 	}
 	// Its parent is there but for the first job: no Stat first.
 	if os.Mkdir(dir, 0o700) != nil {

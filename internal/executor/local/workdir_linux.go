@@ -3,9 +3,11 @@ package local
 import "golang.org/x/sys/unix"
 
 // pristine reports whether dir is as WorkDirs.make made it: a directory
-// (not a link to one), mode 0700, owned by this process's user, on its
-// parent's file system (not a mount point), without extended attributes,
-// and empty.
+// (not a link to one), mode 0700, owned by this process's user and
+// group (a step may change the group to another of the user's), on its
+// parent's file system (not a mount point), no larger than one block (on
+// ext4 a directory that grew keeps its emptied blocks, which every later
+// listing reads), without extended attributes, and empty.
 func pristine(dir string) bool {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -13,8 +15,8 @@ func pristine(dir string) bool {
 	}
 	defer unix.Close(fd)
 	var st, parent unix.Stat_t
-	if unix.Fstat(fd, &st) != nil || st.Mode != unix.S_IFDIR|0o700 || int(st.Uid) != unix.Geteuid() ||
-		unix.Fstatat(fd, "..", &parent, 0) != nil || st.Dev != parent.Dev {
+	if unix.Fstat(fd, &st) != nil || st.Mode != unix.S_IFDIR|0o700 || int(st.Uid) != unix.Geteuid() || int(st.Gid) != unix.Getegid() ||
+		st.Size > int64(st.Blksize) || unix.Fstatat(fd, "..", &parent, 0) != nil || st.Dev != parent.Dev {
 		return false
 	}
 	if n, err := unix.Flistxattr(fd, nil); err != nil || n != 0 {

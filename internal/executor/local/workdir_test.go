@@ -4,12 +4,14 @@ package local_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/airlockhq/airlock/internal/executor"
 	"github.com/airlockhq/airlock/internal/executor/local"
@@ -126,5 +128,73 @@ func TestADirectoryWithExtendedAttributesIsNotPristine(t *testing.T) {
 	}
 	if local.Pristine(dir) {
 		t.Fatal("a directory with an extended attribute is pristine")
+	}
+}
+
+// A kept directory waits beside the jobs' ones, where any step (Airlock's
+// user) can reach it: what a step of another job did to it meanwhile, with
+// no process left running, must not reach the job it is given to.
+func TestAKeptDirectoryChangedMeanwhileIsNotServed(t *testing.T) {
+	for name, script := range map[string]string{
+		"a file written in it":        `echo planted > "$1/Makefile"`,
+		"replaced by a full one":      `mkdir "$1.new" && touch "$1.new/x" && mv -T "$1.new" "$1"`,
+		"its mode changed":            `chmod 0777 "$1"`,
+		"replaced by a link":          `rmdir "$1" && ln -s /tmp "$1"`,
+		"removed":                     `rmdir "$1"`,
+		"replaced by a file":          `rmdir "$1" && touch "$1"`,
+		"replaced by a sticky dir":    `rmdir "$1" && mkdir -m 1700 "$1"`,
+		"a hidden file written in it": `: > "$1/.x"`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := cgroupExecutor(t)
+			e.Dirs = &local.WorkDirs{}
+			parent := t.TempDir()
+			runIn(t, e, parent, "run_a.1.airlock", executor.Step{Argv: []string{"true"}})
+			free := kept(t, parent)
+			if len(free) != 1 {
+				t.Fatalf("kept %v, want one directory", free)
+			}
+			// A step of another job, done before the next job starts.
+			runIn(t, local.Executor{}, t.TempDir(), "run_c.1.airlock", executor.Step{Argv: []string{"/bin/sh", "-c", script, "sh", free[0]}})
+			dir := filepath.Join(parent, "run_b.1.airlock")
+			out := runIn(t, e, parent, "run_b.1.airlock", executor.Step{Script: "pwd -P; stat -c %a .; ls -A", Shell: "/bin/sh"})
+			if want := dir + "\n700\n"; out != want {
+				t.Fatalf("the next job printed %q, want %q: its own directory, mode 0700, empty", out, want)
+			}
+		})
+	}
+}
+
+// A directory that grew stays large on ext4 once emptied: every later
+// listing of it reads the empty blocks. The next job gets a directory no
+// larger than a new one (one block), not that.
+func TestAGrownDirectoryIsNotKept(t *testing.T) {
+	e := cgroupExecutor(t)
+	e.Dirs = &local.WorkDirs{}
+	parent := t.TempDir()
+	runIn(t, e, parent, "run_a.1.airlock", executor.Step{Shell: "/bin/sh",
+		Script: `for i in $(seq 400); do : > ` + strings.Repeat("n", 100) + `$i; done; rm -f n*; stat -c %s .`})
+	out := runIn(t, e, parent, "run_b.1.airlock", executor.Step{Script: "stat -c '%s %o' .", Shell: "/bin/sh"})
+	var size, block int64
+	if _, err := fmt.Sscan(out, &size, &block); err != nil || size > block {
+		t.Fatalf("the next job's directory: size and block %q, want no larger than one block", out)
+	}
+}
+
+// The next job's directory has the group and the times of a new one:
+// not those a step set, nor the earlier job's last change.
+func TestAKeptDirectoryHasANewOnesGroupAndTimes(t *testing.T) {
+	e := cgroupExecutor(t)
+	e.Dirs = &local.WorkDirs{}
+	parent := t.TempDir()
+	// Another group of the user's, or any as root.
+	runIn(t, e, parent, "run_a.1.airlock", executor.Step{Shell: "/bin/sh",
+		Script: `for g in $(id -G) 65534; do [ "$g" != "$(id -g)" ] && chgrp "$g" . 2>/dev/null && break; done; touch -d @1000000000 .`})
+	start := time.Now().Add(-time.Second)
+	out := runIn(t, e, parent, "run_b.1.airlock", executor.Step{Script: "stat -c '%g %X %Y' .", Shell: "/bin/sh"})
+	var gid int
+	var atime, mtime int64
+	if _, err := fmt.Sscan(out, &gid, &atime, &mtime); err != nil || gid != os.Getegid() || atime < start.Unix() || mtime < start.Unix() {
+		t.Fatalf("the next job's directory: group, atime and mtime %q, want %d and times since %d", out, os.Getegid(), start.Unix())
 	}
 }
