@@ -254,12 +254,15 @@ func (s *Server) build(ctx context.Context) error {
 		s.Log.Warn("local steps run in process groups: a process that leaves its group (setsid) escapes cancel, timeouts and the end of its step",
 			"containment", "process_group", "reason", contained.Fallback())
 	}
+	// Working directories a killed predecessor kept for later runs.
+	dirs := &local.WorkDirs{}
+	dirs.Sweep(filepath.Join(cfg.Data, "runs"))
 	rc := run.Config{Workers: cfg.Runs.Workers, ApprovalTTL: cfg.Runs.ApprovalTTL, HeartbeatInterval: cfg.Runs.HeartbeatInterval,
 		HeartbeatTimeout: cfg.Runs.HeartbeatTimeout, MaxOutputBytes: int64(cfg.Runs.MaxOutputBytes), MaxAttempts: cfg.Runs.MaxAttempts,
 		WorkDir: filepath.Join(cfg.Data, "runs"), OutputRetention: cfg.Runs.OutputRetention, SingleNode: cfg.Database.Driver != "postgres", TryEnvironments: cfg.TryEnvironments,
 		Observer: metrics.NewRuns(reg)}
 	s.Runs = run.New(s.Store, s.Authz, keyring, map[string]executor.Executor{
-		store.TransportLocal: local.Executor{Contain: contained, Dirs: &local.WorkDirs{}}, store.TransportSSH: sshexec.Executor{},
+		store.TransportLocal: local.Executor{Contain: contained, Dirs: dirs}, store.TransportSSH: sshexec.Executor{},
 	}, rc, s.Log, s.now)
 	if notifier != nil {
 		// Replicas on one database wake each other's run viewers and

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -22,8 +23,25 @@ type WorkDirs struct {
 }
 
 // maxFreeDirs bounds the kept directories. A killed Airlock leaves its
-// kept directories behind, empty, as it leaves a running job's.
+// kept directories behind (the next start removes them), as it leaves a running
+// job's.
 const maxFreeDirs = 16
+
+// freePrefix starts the names of this process's kept directories.
+func freePrefix() string { return ".free-" + strconv.Itoa(os.Getpid()) + "-" }
+
+// Sweep removes from parent the directories other Airlock processes kept
+// there: a killed one leaves them behind. One a live process (a replica
+// sharing the data directory) still keeps may go too; that process then
+// makes a new directory for its next job.
+func (d *WorkDirs) Sweep(parent string) {
+	entries, _ := os.ReadDir(parent)
+	for _, e := range entries {
+		if name := e.Name(); strings.HasPrefix(name, ".free-") && !strings.HasPrefix(name, freePrefix()) {
+			_ = os.RemoveAll(filepath.Join(parent, name))
+		}
+	}
+}
 
 // make makes dir, the job's working directory, with mode 0700: a kept
 // directory beside it renamed, when still as made, else a new one.
@@ -81,7 +99,7 @@ func (d *WorkDirs) done(dir string, ended bool) {
 		d.mu.Lock()
 		if len(d.free) < maxFreeDirs {
 			d.seq++
-			free := filepath.Join(filepath.Dir(dir), ".free-"+strconv.Itoa(os.Getpid())+"-"+strconv.Itoa(d.seq))
+			free := filepath.Join(filepath.Dir(dir), freePrefix()+strconv.Itoa(d.seq))
 			if os.Rename(dir, free) == nil {
 				d.free = append(d.free, free)
 				d.mu.Unlock()

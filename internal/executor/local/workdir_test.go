@@ -198,3 +198,28 @@ func TestAKeptDirectoryHasANewOnesGroupAndTimes(t *testing.T) {
 		t.Fatalf("the next job's directory: group, atime and mtime %q, want %d and times since %d", out, os.Getegid(), start.Unix())
 	}
 }
+
+// A killed Airlock leaves its kept directories behind: the next start
+// removes them, and nothing else.
+func TestSweepRemovesOtherProcessesKeptDirectories(t *testing.T) {
+	parent := t.TempDir()
+	pid := os.Getpid()
+	left := filepath.Join(parent, ".free-"+strconv.Itoa(pid+1)+"-3")
+	other := filepath.Join(parent, ".free-"+strconv.Itoa(pid)+"0-1") // another process's, whatever is in it
+	own := filepath.Join(parent, ".free-"+strconv.Itoa(pid)+"-1")
+	running := filepath.Join(parent, "run_a.1.airlock")
+	for _, dir := range []string{left, other, own, running} {
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(other, "f"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	(&local.WorkDirs{}).Sweep(parent)
+	for dir, want := range map[string]bool{left: false, other: false, own: true, running: true} {
+		if _, err := os.Lstat(dir); (err == nil) != want {
+			t.Errorf("%s: present %v after the sweep, want %v", filepath.Base(dir), err == nil, want)
+		}
+	}
+}
