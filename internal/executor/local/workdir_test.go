@@ -223,3 +223,40 @@ func TestSweepRemovesOtherProcessesKeptDirectories(t *testing.T) {
 		}
 	}
 }
+
+// On an SELinux host every directory has a label: one with its parent's
+// label, as a new directory has, and nothing else is kept; another label
+// or another attribute besides, and it is not.
+func TestADirectoryWithItsParentsSELinuxLabelOnlyIsPristine(t *testing.T) {
+	const label = "security.selinux"
+	parent := t.TempDir()
+	if err := unix.Setxattr(parent, label, []byte("system_u:object_r:var_lib_t:s0\x00"), 0); err != nil {
+		testenv.Missing(t, "cannot set an SELinux label here (needs root, or SELinux and a policy that allows it): "+err.Error())
+	}
+	for name, c := range map[string]struct {
+		label, other string
+		want         bool
+	}{
+		"the parent's label":          {label: "system_u:object_r:var_lib_t:s0\x00", want: true},
+		"another label":               {label: "system_u:object_r:tmp_t:s0\x00"},
+		"the parent's label and more": {label: "system_u:object_r:var_lib_t:s0\x00", other: "user.airlock-test"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(parent, strings.ReplaceAll(name, " ", "-"))
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Setxattr(dir, label, []byte(c.label), 0); err != nil {
+				t.Fatal(err)
+			}
+			if c.other != "" {
+				if err := unix.Setxattr(dir, c.other, []byte("x"), 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := local.Pristine(dir); got != c.want {
+				t.Fatalf("pristine %v, want %v", got, c.want)
+			}
+		})
+	}
+}
