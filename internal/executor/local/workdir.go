@@ -23,8 +23,8 @@ type WorkDirs struct {
 }
 
 // maxFreeDirs bounds the kept directories. A killed Airlock leaves its
-// kept directories behind (the next start removes them), as it leaves a running
-// job's.
+// kept directories behind (the next start removes them), as it leaves a
+// running job's.
 const maxFreeDirs = 16
 
 // freePrefix starts the names of this process's kept directories.
@@ -91,9 +91,8 @@ func (d *WorkDirs) take(parent string) string {
 // when ended says every process the job started is known to have ended
 // (its steps ran in cgroups that were seen empty: none can still hold
 // the directory, or write to it later) and the directory is as it was
-// made: empty, mode 0700, not a link, on the same file system as its
-// parent, and without extended attributes (a default ACL set on it
-// would reach the next job's files).
+// made (pristine: empty, mode 0700, not a link, no extended attribute
+// such as a default ACL that would reach the next job's files, …).
 func (d *WorkDirs) done(dir string, ended bool) {
 	if d != nil && ended && pristine(dir) {
 		d.mu.Lock()
