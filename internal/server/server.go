@@ -96,6 +96,9 @@ type Server struct {
 	// listen hears the other replicas' notices until its context ends
 	// (Serve); nil without other replicas (SQLite).
 	listen func(ctx context.Context)
+	// workDirs keeps ended runs' working directories for later runs;
+	// Serve removes them once every run has stopped.
+	workDirs *local.WorkDirs
 }
 
 // OpenStore opens the store the configuration names; log receives what
@@ -255,14 +258,14 @@ func (s *Server) build(ctx context.Context) error {
 			"containment", "process_group", "reason", contained.Fallback())
 	}
 	// Working directories a killed predecessor kept for later runs.
-	dirs := &local.WorkDirs{}
-	dirs.Sweep(filepath.Join(cfg.Data, "runs"))
+	s.workDirs = &local.WorkDirs{}
+	s.workDirs.Sweep(filepath.Join(cfg.Data, "runs"))
 	rc := run.Config{Workers: cfg.Runs.Workers, ApprovalTTL: cfg.Runs.ApprovalTTL, HeartbeatInterval: cfg.Runs.HeartbeatInterval,
 		HeartbeatTimeout: cfg.Runs.HeartbeatTimeout, MaxOutputBytes: int64(cfg.Runs.MaxOutputBytes), MaxAttempts: cfg.Runs.MaxAttempts,
 		WorkDir: filepath.Join(cfg.Data, "runs"), OutputRetention: cfg.Runs.OutputRetention, SingleNode: cfg.Database.Driver != "postgres", TryEnvironments: cfg.TryEnvironments,
 		Observer: metrics.NewRuns(reg)}
 	s.Runs = run.New(s.Store, s.Authz, keyring, map[string]executor.Executor{
-		store.TransportLocal: local.Executor{Contain: contained, Dirs: dirs}, store.TransportSSH: sshexec.Executor{},
+		store.TransportLocal: local.Executor{Contain: contained, Dirs: s.workDirs}, store.TransportSSH: sshexec.Executor{},
 	}, rc, s.Log, s.now)
 	if notifier != nil {
 		// Replicas on one database wake each other's run viewers and
@@ -595,6 +598,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		cancel()
 	}
 	<-runsDone
+	s.workDirs.Close()
 	<-schedDone
 	<-triggersDone
 	<-cpDone

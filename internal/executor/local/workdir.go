@@ -17,9 +17,10 @@ import (
 // nothing can still use it and the job left it as it was made (see
 // done). A nil *WorkDirs makes and removes every job's directory.
 type WorkDirs struct {
-	mu   sync.Mutex
-	free []string // kept directories, empty, named .free-PID-N beside the jobs'
-	seq  int
+	mu     sync.Mutex
+	free   []string // kept directories, empty, named .free-PID-N beside the jobs'
+	seq    int
+	closed bool // Close was called: nothing more is kept
 }
 
 // maxFreeDirs bounds the kept directories. A killed Airlock leaves its
@@ -40,6 +41,21 @@ func (d *WorkDirs) Sweep(parent string) {
 		if name := e.Name(); strings.HasPrefix(name, ".free-") && !strings.HasPrefix(name, freePrefix()) {
 			_ = os.RemoveAll(filepath.Join(parent, name))
 		}
+	}
+}
+
+// Close removes the kept directories; a job ending later has its
+// directory removed, not kept.
+func (d *WorkDirs) Close() {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	free := d.free
+	d.free, d.closed = nil, true
+	d.mu.Unlock()
+	for _, f := range free {
+		_ = os.RemoveAll(f)
 	}
 }
 
@@ -96,7 +112,7 @@ func (d *WorkDirs) take(parent string) string {
 func (d *WorkDirs) done(dir string, ended bool) {
 	if d != nil && ended && pristine(dir) {
 		d.mu.Lock()
-		if len(d.free) < maxFreeDirs {
+		if !d.closed && len(d.free) < maxFreeDirs {
 			d.seq++
 			free := filepath.Join(filepath.Dir(dir), freePrefix()+strconv.Itoa(d.seq))
 			if os.Rename(dir, free) == nil {

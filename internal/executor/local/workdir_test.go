@@ -199,6 +199,25 @@ func TestAKeptDirectoryHasANewOnesGroupAndTimes(t *testing.T) {
 	}
 }
 
+// A server that stops removes what it kept, and keeps nothing after.
+func TestCloseRemovesTheKeptDirectories(t *testing.T) {
+	e := cgroupExecutor(t)
+	e.Dirs = &local.WorkDirs{}
+	parent := t.TempDir()
+	runIn(t, e, parent, "run_a.1.airlock", executor.Step{Argv: []string{"true"}})
+	if free := kept(t, parent); len(free) != 1 {
+		t.Fatalf("kept %v, want one directory", free)
+	}
+	e.Dirs.Close()
+	if free := kept(t, parent); len(free) != 0 {
+		t.Fatalf("kept %v after Close", free)
+	}
+	runIn(t, e, parent, "run_b.1.airlock", executor.Step{Argv: []string{"true"}})
+	if free := kept(t, parent); len(free) != 0 {
+		t.Fatalf("kept %v after a job that ended after Close", free)
+	}
+}
+
 // A killed Airlock leaves its kept directories behind: the next start
 // removes them, and nothing else.
 func TestSweepRemovesOtherProcessesKeptDirectories(t *testing.T) {
