@@ -96,8 +96,10 @@ type Server struct {
 	// listen hears the other replicas' notices until its context ends
 	// (Serve); nil without other replicas (SQLite).
 	listen func(ctx context.Context)
-	// workDirs keeps ended runs' working directories for later runs;
-	// Serve removes them once every run has stopped.
+	// contain holds local steps' cgroups (and records), workDirs ended
+	// runs' working directories kept for later runs: both are released
+	// once every run has stopped (release).
+	contain  *contain.Manager
 	workDirs *local.WorkDirs
 }
 
@@ -251,6 +253,7 @@ func (s *Server) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.contain = contained
 	if cg := contained.Cgroup(); cg != "" {
 		s.Log.Info("local steps run in cgroups", "containment", "cgroup2", "cgroup", cg)
 	} else {
@@ -598,7 +601,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		cancel()
 	}
 	<-runsDone
-	s.workDirs.Close()
+	s.release()
 	<-schedDone
 	<-triggersDone
 	<-cpDone
@@ -611,5 +614,20 @@ func (s *Server) Serve(ctx context.Context) error {
 	return err
 }
 
-// Close releases the store of a server that was never served.
-func (s *Server) Close() error { return s.Store.Close() }
+// Close releases the store of a server that was never served, and what
+// its runs kept, should they have run (as in tests).
+func (s *Server) Close() error {
+	s.release()
+	return s.Store.Close()
+}
+
+// release removes what local steps leave between runs, once none runs:
+// the instance cgroup with the step cgroups kept for reuse, its record,
+// and the kept working directories. A killed server leaves them to the
+// next start.
+func (s *Server) release() {
+	if err := s.contain.Close(); err != nil {
+		s.Log.Warn("could not remove the local steps' cgroups; the next start tries again", "err", err)
+	}
+	s.workDirs.Close()
+}
