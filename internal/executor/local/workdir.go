@@ -74,7 +74,11 @@ func (d *WorkDirs) make(dir string) error {
 		case pristine(dir) && os.Chtimes(dir, now, now) == nil:
 			return nil
 		default:
-			_ = os.RemoveAll(dir)
+			// What cannot be removed (a read-only directory, an
+			// immutable file) is not made the job's below.
+			if err := os.RemoveAll(dir); err != nil {
+				return fmt.Errorf("working directory: %w", err)
+			}
 		}
 	}
 	// Its parent is there but for the first job: no Stat first.

@@ -279,3 +279,48 @@ func TestADirectoryWithItsParentsSELinuxLabelOnlyIsPristine(t *testing.T) {
 		})
 	}
 }
+
+// What a step of another job put in a kept directory and made
+// unremovable (a read-only directory; as root, an immutable file) must
+// not reach the job it is given to either.
+func TestAKeptDirectoryThatCannotBeEmptiedIsNotServed(t *testing.T) {
+	e := cgroupExecutor(t)
+	e.Dirs = &local.WorkDirs{}
+	parent := t.TempDir()
+	runIn(t, e, parent, "run_a.1.airlock", executor.Step{Argv: []string{"true"}})
+	free := kept(t, parent)
+	if len(free) != 1 {
+		t.Fatalf("kept %v, want one directory", free)
+	}
+	sub := filepath.Join(free[0], "d")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(sub, "planted"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if os.Geteuid() == 0 {
+		if err := unix.IoctlSetPointerInt(int(f.Fd()), unix.FS_IOC_SETFLAGS, 0x10); err != nil { // FS_IMMUTABLE_FL
+			testenv.Missing(t, "cannot make a file immutable here: "+err.Error())
+		}
+		t.Cleanup(func() { _ = unix.IoctlSetPointerInt(int(f.Fd()), unix.FS_IOC_SETFLAGS, 0) })
+	} else {
+		d, err := os.Open(sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		if err := d.Chmod(0o500); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = d.Chmod(0o700) })
+	}
+	j, out, errb := job(t, executor.Step{Argv: []string{"ls", "-A"}})
+	j.WorkDir = filepath.Join(parent, "run_b.1.airlock")
+	res := e.Run(context.Background(), j)
+	if out.String() != "" {
+		t.Fatalf("the next job ran in a directory holding %q (%+v)\n%s", out.String(), res, errb.String())
+	}
+}
