@@ -225,9 +225,11 @@ func TestSweepRemovesOtherProcessesKeptDirectories(t *testing.T) {
 	pid := os.Getpid()
 	left := filepath.Join(parent, ".free-"+strconv.Itoa(pid+1)+"-3")
 	other := filepath.Join(parent, ".free-"+strconv.Itoa(pid)+"0-1") // another process's, whatever is in it
-	own := filepath.Join(parent, ".free-"+strconv.Itoa(pid)+"-1")
+	// A killed predecessor's with this PID: a restarted container's
+	// Airlock is PID 1 again.
+	samePID := filepath.Join(parent, ".free-"+strconv.Itoa(pid)+"-1")
 	running := filepath.Join(parent, "run_a.1.airlock")
-	for _, dir := range []string{left, other, own, running} {
+	for _, dir := range []string{left, other, samePID, running} {
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +238,7 @@ func TestSweepRemovesOtherProcessesKeptDirectories(t *testing.T) {
 		t.Fatal(err)
 	}
 	(&local.WorkDirs{}).Sweep(parent)
-	for dir, want := range map[string]bool{left: false, other: false, own: true, running: true} {
+	for dir, want := range map[string]bool{left: false, other: false, samePID: false, running: true} {
 		if _, err := os.Lstat(dir); (err == nil) != want {
 			t.Errorf("%s: present %v after the sweep, want %v", filepath.Base(dir), err == nil, want)
 		}
@@ -322,5 +324,21 @@ func TestAKeptDirectoryThatCannotBeEmptiedIsNotServed(t *testing.T) {
 	res := e.Run(context.Background(), j)
 	if out.String() != "" {
 		t.Fatalf("the next job ran in a directory holding %q (%+v)\n%s", out.String(), res, errb.String())
+	}
+}
+
+// The directories a WorkDirs keeps itself are not swept.
+func TestSweepLeavesTheKeptOnes(t *testing.T) {
+	e := cgroupExecutor(t)
+	e.Dirs = &local.WorkDirs{}
+	parent := t.TempDir()
+	runIn(t, e, parent, "run_a.1.airlock", executor.Step{Argv: []string{"true"}})
+	free := kept(t, parent)
+	if len(free) != 1 {
+		t.Fatalf("kept %v, want one directory", free)
+	}
+	e.Dirs.Sweep(parent)
+	if after := kept(t, parent); len(after) != 1 || after[0] != free[0] {
+		t.Fatalf("kept %v after the sweep, want %v", after, free)
 	}
 }
