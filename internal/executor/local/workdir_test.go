@@ -342,3 +342,41 @@ func TestSweepLeavesTheKeptOnes(t *testing.T) {
 		t.Fatalf("kept %v after the sweep, want %v", after, free)
 	}
 }
+
+// setFlags sets dir's inode flags (chattr), or skips the test.
+func setFlags(t *testing.T, dir string, flags int) {
+	t.Helper()
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, flags); err != nil {
+		testenv.Missing(t, "this file system takes no inode flags ("+err.Error()+")")
+	}
+}
+
+// An inode flag a step set on its directory (chattr: no copy-on-write,
+// compression, case folding, project inheritance, no dump, …) would
+// reach the next job's files, as a default ACL would: such a directory
+// is not kept. One its parent has, as a new directory has, is.
+func TestADirectoryWithInodeFlagsIsNotPristine(t *testing.T) {
+	const nodump = 0x40 // FS_NODUMP_FL, which its owner may set
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "run_a.1.airlock")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	setFlags(t, dir, nodump)
+	if local.Pristine(dir) {
+		t.Fatal("a directory given a flag its parent has not is pristine")
+	}
+	setFlags(t, parent, nodump)
+	if !local.Pristine(dir) {
+		t.Fatal("a directory with its parent's flags is not pristine")
+	}
+	setFlags(t, dir, 0)
+	if local.Pristine(dir) {
+		t.Fatal("a directory without a flag its parent has is pristine")
+	}
+}
