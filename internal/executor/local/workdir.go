@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,14 +33,18 @@ const maxFreeDirs = 16
 func freePrefix() string { return ".free-" + strconv.Itoa(os.Getpid()) + "-" }
 
 // Sweep removes from parent the directories other Airlock processes kept
-// there: a killed one leaves them behind. One a live process (a replica
-// sharing the data directory) still keeps may go too; that process then
-// makes a new directory for its next job.
+// there: a killed one leaves them behind, under its PID or this one's (a
+// container's Airlock is PID 1 at every start). One a live process (a
+// replica sharing the data directory) still keeps may go too; that
+// process then makes a new directory for its next job.
 func (d *WorkDirs) Sweep(parent string) {
 	entries, _ := os.ReadDir(parent)
+	d.mu.Lock()
+	own := slices.Clone(d.free)
+	d.mu.Unlock()
 	for _, e := range entries {
-		if name := e.Name(); strings.HasPrefix(name, ".free-") && !strings.HasPrefix(name, freePrefix()) {
-			_ = os.RemoveAll(filepath.Join(parent, name))
+		if f := filepath.Join(parent, e.Name()); strings.HasPrefix(e.Name(), ".free-") && !slices.Contains(own, f) {
+			_ = os.RemoveAll(f)
 		}
 	}
 }
@@ -74,7 +79,11 @@ func (d *WorkDirs) make(dir string) error {
 		case pristine(dir) && os.Chtimes(dir, now, now) == nil:
 			return nil
 		default:
-			_ = os.RemoveAll(dir)
+			// What cannot be removed (a read-only directory, an
+			// immutable file) is not made the job's below.
+			if err := os.RemoveAll(dir); err != nil {
+				return fmt.Errorf("working directory: %w", err)
+			}
 		}
 	}
 	// Its parent is there but for the first job: no Stat first.

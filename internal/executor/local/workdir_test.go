@@ -225,9 +225,11 @@ func TestSweepRemovesOtherProcessesKeptDirectories(t *testing.T) {
 	pid := os.Getpid()
 	left := filepath.Join(parent, ".free-"+strconv.Itoa(pid+1)+"-3")
 	other := filepath.Join(parent, ".free-"+strconv.Itoa(pid)+"0-1") // another process's, whatever is in it
-	own := filepath.Join(parent, ".free-"+strconv.Itoa(pid)+"-1")
+	// A killed predecessor's with this PID: a restarted container's
+	// Airlock is PID 1 again.
+	samePID := filepath.Join(parent, ".free-"+strconv.Itoa(pid)+"-1")
 	running := filepath.Join(parent, "run_a.1.airlock")
-	for _, dir := range []string{left, other, own, running} {
+	for _, dir := range []string{left, other, samePID, running} {
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +238,7 @@ func TestSweepRemovesOtherProcessesKeptDirectories(t *testing.T) {
 		t.Fatal(err)
 	}
 	(&local.WorkDirs{}).Sweep(parent)
-	for dir, want := range map[string]bool{left: false, other: false, own: true, running: true} {
+	for dir, want := range map[string]bool{left: false, other: false, samePID: false, running: true} {
 		if _, err := os.Lstat(dir); (err == nil) != want {
 			t.Errorf("%s: present %v after the sweep, want %v", filepath.Base(dir), err == nil, want)
 		}
@@ -277,5 +279,104 @@ func TestADirectoryWithItsParentsSELinuxLabelOnlyIsPristine(t *testing.T) {
 				t.Fatalf("pristine %v, want %v", got, c.want)
 			}
 		})
+	}
+}
+
+// What a step of another job put in a kept directory and made
+// unremovable (a read-only directory; as root, an immutable file) must
+// not reach the job it is given to either.
+func TestAKeptDirectoryThatCannotBeEmptiedIsNotServed(t *testing.T) {
+	e := cgroupExecutor(t)
+	e.Dirs = &local.WorkDirs{}
+	parent := t.TempDir()
+	runIn(t, e, parent, "run_a.1.airlock", executor.Step{Argv: []string{"true"}})
+	free := kept(t, parent)
+	if len(free) != 1 {
+		t.Fatalf("kept %v, want one directory", free)
+	}
+	sub := filepath.Join(free[0], "d")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(sub, "planted"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if os.Geteuid() == 0 {
+		if err := unix.IoctlSetPointerInt(int(f.Fd()), unix.FS_IOC_SETFLAGS, 0x10); err != nil { // FS_IMMUTABLE_FL
+			testenv.Missing(t, "cannot make a file immutable here: "+err.Error())
+		}
+		t.Cleanup(func() { _ = unix.IoctlSetPointerInt(int(f.Fd()), unix.FS_IOC_SETFLAGS, 0) })
+	} else {
+		d, err := os.Open(sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		if err := d.Chmod(0o500); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = d.Chmod(0o700) })
+	}
+	j, out, errb := job(t, executor.Step{Argv: []string{"ls", "-A"}})
+	j.WorkDir = filepath.Join(parent, "run_b.1.airlock")
+	res := e.Run(context.Background(), j)
+	if out.String() != "" {
+		t.Fatalf("the next job ran in a directory holding %q (%+v)\n%s", out.String(), res, errb.String())
+	}
+}
+
+// The directories a WorkDirs keeps itself are not swept.
+func TestSweepLeavesTheKeptOnes(t *testing.T) {
+	e := cgroupExecutor(t)
+	e.Dirs = &local.WorkDirs{}
+	parent := t.TempDir()
+	runIn(t, e, parent, "run_a.1.airlock", executor.Step{Argv: []string{"true"}})
+	free := kept(t, parent)
+	if len(free) != 1 {
+		t.Fatalf("kept %v, want one directory", free)
+	}
+	e.Dirs.Sweep(parent)
+	if after := kept(t, parent); len(after) != 1 || after[0] != free[0] {
+		t.Fatalf("kept %v after the sweep, want %v", after, free)
+	}
+}
+
+// setFlags sets dir's inode flags (chattr), or skips the test.
+func setFlags(t *testing.T, dir string, flags int) {
+	t.Helper()
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, flags); err != nil {
+		testenv.Missing(t, "this file system takes no inode flags ("+err.Error()+")")
+	}
+}
+
+// An inode flag a step set on its directory (chattr: no copy-on-write,
+// compression, case folding, project inheritance, no dump, …) would
+// reach the next job's files, as a default ACL would: such a directory
+// is not kept. One its parent has, as a new directory has, is.
+func TestADirectoryWithInodeFlagsIsNotPristine(t *testing.T) {
+	const nodump = 0x40 // FS_NODUMP_FL, which its owner may set
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "run_a.1.airlock")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	setFlags(t, dir, nodump)
+	if local.Pristine(dir) {
+		t.Fatal("a directory given a flag its parent has not is pristine")
+	}
+	setFlags(t, parent, nodump)
+	if !local.Pristine(dir) {
+		t.Fatal("a directory with its parent's flags is not pristine")
+	}
+	setFlags(t, dir, 0)
+	if local.Pristine(dir) {
+		t.Fatal("a directory without a flag its parent has is pristine")
 	}
 }
