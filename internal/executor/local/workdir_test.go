@@ -146,16 +146,9 @@ func TestAKeptDirectoryChangedMeanwhileIsNotServed(t *testing.T) {
 		"a hidden file written in it": `: > "$1/.x"`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			e := cgroupExecutor(t)
-			e.Dirs = &local.WorkDirs{}
-			parent := t.TempDir()
-			runIn(t, e, parent, "run_a.1.airlock", executor.Step{Argv: []string{"true"}})
-			free := kept(t, parent)
-			if len(free) != 1 {
-				t.Fatalf("kept %v, want one directory", free)
-			}
+			e, parent, free := keptOne(t)
 			// A step of another job, done before the next job starts.
-			runIn(t, local.Executor{}, t.TempDir(), "run_c.1.airlock", executor.Step{Argv: []string{"/bin/sh", "-c", script, "sh", free[0]}})
+			runIn(t, local.Executor{}, t.TempDir(), "run_c.1.airlock", executor.Step{Argv: []string{"/bin/sh", "-c", script, "sh", free}})
 			dir := filepath.Join(parent, "run_b.1.airlock")
 			out := runIn(t, e, parent, "run_b.1.airlock", executor.Step{Script: "pwd -P; stat -c %a .; ls -A", Shell: "/bin/sh"})
 			if want := dir + "\n700\n"; out != want {
@@ -201,13 +194,7 @@ func TestAKeptDirectoryHasANewOnesGroupAndTimes(t *testing.T) {
 
 // A server that stops removes what it kept, and keeps nothing after.
 func TestCloseRemovesTheKeptDirectories(t *testing.T) {
-	e := cgroupExecutor(t)
-	e.Dirs = &local.WorkDirs{}
-	parent := t.TempDir()
-	runIn(t, e, parent, "run_a.1.airlock", executor.Step{Argv: []string{"true"}})
-	if free := kept(t, parent); len(free) != 1 {
-		t.Fatalf("kept %v, want one directory", free)
-	}
+	e, parent, _ := keptOne(t)
 	e.Dirs.Close()
 	if free := kept(t, parent); len(free) != 0 {
 		t.Fatalf("kept %v after Close", free)
@@ -286,15 +273,8 @@ func TestADirectoryWithItsParentsSELinuxLabelOnlyIsPristine(t *testing.T) {
 // unremovable (a read-only directory; as root, an immutable file) must
 // not reach the job it is given to either.
 func TestAKeptDirectoryThatCannotBeEmptiedIsNotServed(t *testing.T) {
-	e := cgroupExecutor(t)
-	e.Dirs = &local.WorkDirs{}
-	parent := t.TempDir()
-	runIn(t, e, parent, "run_a.1.airlock", executor.Step{Argv: []string{"true"}})
-	free := kept(t, parent)
-	if len(free) != 1 {
-		t.Fatalf("kept %v, want one directory", free)
-	}
-	sub := filepath.Join(free[0], "d")
+	e, parent, free := keptOne(t)
+	sub := filepath.Join(free, "d")
 	if err := os.Mkdir(sub, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -327,8 +307,10 @@ func TestAKeptDirectoryThatCannotBeEmptiedIsNotServed(t *testing.T) {
 	}
 }
 
-// The directories a WorkDirs keeps itself are not swept.
-func TestSweepLeavesTheKeptOnes(t *testing.T) {
+// keptOne runs one job in a directory it leaves as made, and returns
+// the executor, the jobs' parent directory and the directory kept.
+func keptOne(t *testing.T) (local.Executor, string, string) {
+	t.Helper()
 	e := cgroupExecutor(t)
 	e.Dirs = &local.WorkDirs{}
 	parent := t.TempDir()
@@ -337,8 +319,14 @@ func TestSweepLeavesTheKeptOnes(t *testing.T) {
 	if len(free) != 1 {
 		t.Fatalf("kept %v, want one directory", free)
 	}
+	return e, parent, free[0]
+}
+
+// The directories a WorkDirs keeps itself are not swept.
+func TestSweepLeavesTheKeptOnes(t *testing.T) {
+	e, parent, free := keptOne(t)
 	e.Dirs.Sweep(parent)
-	if after := kept(t, parent); len(after) != 1 || after[0] != free[0] {
+	if after := kept(t, parent); len(after) != 1 || after[0] != free {
 		t.Fatalf("kept %v after the sweep, want %v", after, free)
 	}
 }
