@@ -1,7 +1,9 @@
 package local
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -86,11 +88,21 @@ func (d *WorkDirs) make(dir string) error {
 			}
 		}
 	}
-	// Its parent is there but for the first job: no Stat first.
-	if os.Mkdir(dir, 0o700) != nil {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("working directory: %w", err)
+	// Its parent is there but for the first job: no Stat first. What is
+	// already there under the job's own name was put there by a step of
+	// another job, which can predict it (a next attempt's name, say): it
+	// is removed, not used.
+	err := os.Mkdir(dir, 0o700)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		if err = os.RemoveAll(dir); err == nil {
+			err = os.Mkdir(dir, 0o700)
 		}
+	case err != nil:
+		err = os.MkdirAll(dir, 0o700)
+	}
+	if err != nil {
+		return fmt.Errorf("working directory: %w", err)
 	}
 	return nil
 }

@@ -307,6 +307,27 @@ func TestAKeptDirectoryThatCannotBeEmptiedIsNotServed(t *testing.T) {
 	}
 }
 
+// What is already there under a job's own name (a step of another job
+// can predict it) is not the job's directory: the job finds its own,
+// empty, whether kept directories are used or not.
+func TestADirectoryAlreadyUnderTheJobsNameIsNotUsed(t *testing.T) {
+	for name, e := range map[string]local.Executor{"made": {}, "kept": {Dirs: &local.WorkDirs{}}} {
+		t.Run(name, func(t *testing.T) {
+			parent := t.TempDir()
+			dir := filepath.Join(parent, "run_a.2.airlock")
+			if err := os.MkdirAll(filepath.Join(dir, "d"), 0o777); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "planted"), []byte("x"), 0o666); err != nil {
+				t.Fatal(err)
+			}
+			if out := runIn(t, e, parent, "run_a.2.airlock", executor.Step{Script: "stat -c %a .; ls -A", Shell: "/bin/sh"}); out != "700\n" {
+				t.Fatalf("the job printed %q, want its own directory, mode 0700, empty", out)
+			}
+		})
+	}
+}
+
 // keptOne runs one job in a directory it leaves as made, and returns
 // the executor, the jobs' parent directory and the directory kept.
 func keptOne(t *testing.T) (local.Executor, string, string) {
