@@ -321,6 +321,9 @@ func startReplica(t *testing.T, d *testenv.Demo, st store.Store, interval, timeo
 	if err != nil {
 		t.Fatal(err)
 	}
+	// After the replica has stopped (cleanups run last first): its
+	// cgroups go with it.
+	t.Cleanup(func() { _ = cm.Close() })
 	svc := run.New(st, d.Authz, kr, map[string]executor.Executor{store.TransportLocal: local.Executor{Contain: cm}},
 		run.Config{Workers: 2, ApprovalTTL: time.Hour, HeartbeatInterval: interval, HeartbeatTimeout: timeout, MaxOutputBytes: 1 << 20,
 			MaxAttempts: 3, WorkDir: t.TempDir()}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
