@@ -240,7 +240,8 @@ func (s *Server) build(ctx context.Context) error {
 	// Each local step in a cgroup of its own (else a process group),
 	// recorded, so that this start kills what a killed predecessor's
 	// steps left running — never what a live replica's steps run.
-	containDir := filepath.Join(cfg.Data, "runs", ".contain")
+	runsDir := filepath.Join(cfg.Data, "runs")
+	containDir := filepath.Join(runsDir, ".contain")
 	reaped, err := contain.Reap(containDir)
 	if err != nil {
 		s.Log.Warn("could not kill everything earlier Airlock processes left running; trying again at the next start", "dir", containDir, "err", err)
@@ -262,10 +263,10 @@ func (s *Server) build(ctx context.Context) error {
 	}
 	// Working directories a killed predecessor kept for later runs.
 	s.workDirs = &local.WorkDirs{}
-	s.workDirs.Sweep(filepath.Join(cfg.Data, "runs"))
+	s.workDirs.Sweep(runsDir)
 	rc := run.Config{Workers: cfg.Runs.Workers, ApprovalTTL: cfg.Runs.ApprovalTTL, HeartbeatInterval: cfg.Runs.HeartbeatInterval,
 		HeartbeatTimeout: cfg.Runs.HeartbeatTimeout, MaxOutputBytes: int64(cfg.Runs.MaxOutputBytes), MaxAttempts: cfg.Runs.MaxAttempts,
-		WorkDir: filepath.Join(cfg.Data, "runs"), OutputRetention: cfg.Runs.OutputRetention, SingleNode: cfg.Database.Driver != "postgres", TryEnvironments: cfg.TryEnvironments,
+		WorkDir: runsDir, OutputRetention: cfg.Runs.OutputRetention, SingleNode: cfg.Database.Driver != "postgres", TryEnvironments: cfg.TryEnvironments,
 		Observer: metrics.NewRuns(reg)}
 	s.Runs = run.New(s.Store, s.Authz, keyring, map[string]executor.Executor{
 		store.TransportLocal: local.Executor{Contain: contained, Dirs: s.workDirs}, store.TransportSSH: sshexec.Executor{},

@@ -31,9 +31,6 @@ type WorkDirs struct {
 // running job's.
 const maxFreeDirs = 16
 
-// freePrefix starts the names of this process's kept directories.
-func freePrefix() string { return ".free-" + strconv.Itoa(os.Getpid()) + "-" }
-
 // Sweep removes from parent the directories other Airlock processes kept
 // there: a killed one leaves them behind, under its PID or this one's (a
 // container's Airlock is PID 1 at every start). One a live process (a
@@ -73,25 +70,21 @@ func (d *WorkDirs) make(dir string) error {
 		// Checked again under its new name: while kept, a step of
 		// another job (Airlock's user) could write to it or put
 		// something else in its place, and nothing then ran to see it.
-		// It gets a new directory's times, not the earlier job's.
+		// One no longer as made is removed below, as anything else
+		// found under the job's name; one that is gets a new
+		// directory's times, not the earlier job's.
 		now := time.Now()
-		switch {
-		case os.Rename(free, dir) != nil:
+		if os.Rename(free, dir) != nil {
 			_ = os.RemoveAll(free)
-		case pristine(dir) && os.Chtimes(dir, now, now) == nil:
+		} else if pristine(dir) && os.Chtimes(dir, now, now) == nil {
 			return nil
-		default:
-			// What cannot be removed (a read-only directory, an
-			// immutable file) is not made the job's below.
-			if err := os.RemoveAll(dir); err != nil {
-				return fmt.Errorf("working directory: %w", err)
-			}
 		}
 	}
 	// Its parent is there but for the first job: no Stat first. What is
 	// already there under the job's own name was put there by a step of
 	// another job, which can predict it (a next attempt's name, say): it
-	// is removed, not used.
+	// is removed, not used; what cannot be removed (a read-only
+	// directory, an immutable file) fails the job.
 	err := os.Mkdir(dir, 0o700)
 	switch {
 	case errors.Is(err, fs.ErrExist):
@@ -135,7 +128,7 @@ func (d *WorkDirs) done(dir string, ended bool) {
 		d.mu.Lock()
 		if !d.closed && len(d.free) < maxFreeDirs {
 			d.seq++
-			free := filepath.Join(filepath.Dir(dir), freePrefix()+strconv.Itoa(d.seq))
+			free := filepath.Join(filepath.Dir(dir), ".free-"+strconv.Itoa(os.Getpid())+"-"+strconv.Itoa(d.seq))
 			if os.Rename(dir, free) == nil {
 				d.free = append(d.free, free)
 				d.mu.Unlock()
