@@ -83,14 +83,21 @@ func main() {
 
 // Round is one measured round.
 type Round struct {
-	AirlockMS      float64 `json:"airlock_ms"`
-	BareMS         float64 `json:"bare_ms"`
-	BarePerStepMS  float64 `json:"bare_dial_per_step_ms,omitempty"`
-	ServerCPUms    float64 `json:"server_cpu_ms"`
-	PeakRSSMiB     float64 `json:"server_peak_rss_mib"`
-	LoadAverage    string  `json:"loadavg"`
-	AirlockRatio   float64 `json:"ratio"`
-	FailedBareRuns int     `json:"failed_bare_sessions,omitempty"`
+	AirlockMS     float64 `json:"airlock_ms"`
+	BareMS        float64 `json:"bare_ms"`
+	BarePerStepMS float64 `json:"bare_dial_per_step_ms,omitempty"`
+	ServerCPUms   float64 `json:"server_cpu_ms"`
+	// The harness's own CPU in each phase: the simulated fleet's (it
+	// serves the nodes in this process) and the client's — the API
+	// client's in Airlock's phase, the bare loop's in its own. With the
+	// server's, the machine time each phase took: CPURatio.
+	AirlockHarnessCPUms float64 `json:"airlock_phase_harness_cpu_ms"`
+	BareHarnessCPUms    float64 `json:"bare_phase_harness_cpu_ms"`
+	CPURatio            float64 `json:"cpu_ratio"`
+	PeakRSSMiB          float64 `json:"server_peak_rss_mib"`
+	LoadAverage         string  `json:"loadavg"`
+	AirlockRatio        float64 `json:"ratio"`
+	FailedBareRuns      int     `json:"failed_bare_sessions,omitempty"`
 }
 
 // Result is what one invocation printed.
@@ -177,16 +184,20 @@ func run(o options) error {
 	for i := range o.rounds + 1 {
 		var r Round
 		clearPeak(srv.pid)
-		cpu0 := selfTicks(srv.pid)
+		cpu0, own0 := selfTicks(srv.pid), ownCPU()
 		d, err := cl.runAndFollow(ctx, alice, len(targets))
 		if err != nil {
 			return err
 		}
 		r.AirlockMS = harness.Ms(d)
 		r.ServerCPUms = float64(selfTicks(srv.pid)-cpu0) * 10 // USER_HZ 100
+		own1 := ownCPU()
+		r.AirlockHarnessCPUms = harness.Ms(own1 - own0)
 		r.PeakRSSMiB = harness.StatusMiB(srv.pid, "VmHWM")
 		d, failed := bareCfg.loop(false)
 		r.BareMS, r.FailedBareRuns = harness.Ms(d), failed
+		r.BareHarnessCPUms = harness.Ms(ownCPU() - own1)
+		r.CPURatio = (r.ServerCPUms + r.AirlockHarnessCPUms) / r.BareHarnessCPUms
 		if o.steps > 1 {
 			d, failed = bareCfg.loop(true)
 			r.BarePerStepMS, r.FailedBareRuns = harness.Ms(d), r.FailedBareRuns+failed
@@ -197,19 +208,22 @@ func run(o options) error {
 			continue // warm-up
 		}
 		if !o.asJSON {
-			fmt.Fprintf(os.Stderr, "round %d: airlock %.0f ms, bare %.0f ms, ratio %.2f, server CPU %.0f ms, peak RSS %.1f MiB, load %s\n",
-				i, r.AirlockMS, r.BareMS, r.AirlockRatio, r.ServerCPUms, r.PeakRSSMiB, r.LoadAverage)
+			fmt.Fprintf(os.Stderr, "round %d: airlock %.0f ms, bare %.0f ms, ratio %.2f, server CPU %.0f ms, harness CPU %.0f / %.0f ms, CPU ratio %.2f, peak RSS %.1f MiB, load %s\n",
+				i, r.AirlockMS, r.BareMS, r.AirlockRatio, r.ServerCPUms, r.AirlockHarnessCPUms, r.BareHarnessCPUms, r.CPURatio, r.PeakRSSMiB, r.LoadAverage)
 		}
 		res.Rounds = append(res.Rounds, r)
 	}
 	res.Median = Round{
-		AirlockMS:     median(res.Rounds, func(r Round) float64 { return r.AirlockMS }),
-		BareMS:        median(res.Rounds, func(r Round) float64 { return r.BareMS }),
-		BarePerStepMS: median(res.Rounds, func(r Round) float64 { return r.BarePerStepMS }),
-		ServerCPUms:   median(res.Rounds, func(r Round) float64 { return r.ServerCPUms }),
-		PeakRSSMiB:    median(res.Rounds, func(r Round) float64 { return r.PeakRSSMiB }),
-		AirlockRatio:  median(res.Rounds, func(r Round) float64 { return r.AirlockRatio }),
-		LoadAverage:   harness.Loadavg(),
+		AirlockMS:           median(res.Rounds, func(r Round) float64 { return r.AirlockMS }),
+		BareMS:              median(res.Rounds, func(r Round) float64 { return r.BareMS }),
+		BarePerStepMS:       median(res.Rounds, func(r Round) float64 { return r.BarePerStepMS }),
+		ServerCPUms:         median(res.Rounds, func(r Round) float64 { return r.ServerCPUms }),
+		PeakRSSMiB:          median(res.Rounds, func(r Round) float64 { return r.PeakRSSMiB }),
+		AirlockRatio:        median(res.Rounds, func(r Round) float64 { return r.AirlockRatio }),
+		AirlockHarnessCPUms: median(res.Rounds, func(r Round) float64 { return r.AirlockHarnessCPUms }),
+		BareHarnessCPUms:    median(res.Rounds, func(r Round) float64 { return r.BareHarnessCPUms }),
+		CPURatio:            median(res.Rounds, func(r Round) float64 { return r.CPURatio }),
+		LoadAverage:         harness.Loadavg(),
 	}
 	if o.asJSON {
 		return json.NewEncoder(os.Stdout).Encode(res)
@@ -478,4 +492,10 @@ func clearPeak(pid int) {
 	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil && !errors.Is(err, syscall.ENOENT) {
 		fmt.Fprintln(os.Stderr, "fanout: reset the server's peak RSS:", err)
 	}
+}
+
+// ownCPU is this process's CPU time so far (the fleet's and the
+// clients'), at the kernel's tick (10 ms).
+func ownCPU() time.Duration {
+	return time.Duration(selfTicks(os.Getpid())) * 10 * time.Millisecond
 }

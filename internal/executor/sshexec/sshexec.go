@@ -323,9 +323,16 @@ func (e Executor) runStep(ctx context.Context, c *conn, job *executor.Job, st ex
 	if st.Script != "" || st.Argv == nil {
 		stdin += st.Script
 	}
-	// A strings.Reader writes itself to the session's stdin pipe in one
-	// call, with no copy buffer.
-	sess.Stdin = strings.NewReader(stdin)
+	// Stdin is written straight to the channel once the command has
+	// started. Session.Stdin would copy it through a pipe of its own and
+	// a 32 KiB buffer, allocated for each session — the largest
+	// allocation of a fan-out.
+	stdinPipe, err := sess.StdinPipe()
+	if err != nil {
+		fmt.Fprintf(job.Stderr, "airlock: step %s: open stdin: %v\n", st.Name, err)
+		res.Status, res.FinishedAt = executor.Failed, time.Now()
+		return res
+	}
 	// Start waits for the node's answer too; a dead peer never sends it.
 	stopStart := context.AfterFunc(stepCtx, func() { client.Close() })
 	err = sess.Start(Command(st, len(envScript)))
@@ -344,6 +351,14 @@ func (e Executor) runStep(ctx context.Context, c *conn, job *executor.Job, st ex
 		res.Status, res.FinishedAt = executor.Failed, time.Now()
 		return res
 	}
+	// In a goroutine: a node that reads none of it would block the write
+	// once the channel's window is full. Closing the session (deferred)
+	// ends a write still blocked. The step's outcome is its exit status:
+	// a command may end without reading all of its input.
+	go func() {
+		_, _ = io.WriteString(stdinPipe, stdin)
+		_ = stdinPipe.Close()
+	}()
 	waited := make(chan error, 1)
 	go func() { waited <- sess.Wait() }()
 	select {

@@ -394,3 +394,18 @@ func TestFleetCancelAndTimeout(t *testing.T) {
 		testenv.Eventually(t, mode+": the command on the node to end", func() bool { return n.Running() == 0 })
 	}
 }
+
+// A script larger than the channel's window (OpenSSH's is 2 MiB) arrives
+// whole: stdin is written as the node reads it, not all at once.
+func TestScriptLargerThanTheWindowArrivesWhole(t *testing.T) {
+	f := testenv.StartSSHD(t, 1)
+	script := "# " + strings.Repeat("x", 3<<20) + "\necho \"tail reached with $AIRLOCK_PARAM_X\"\n"
+	j, out, errb := jobFor(f, f.Nodes[0], executor.Step{Shell: "/bin/sh", Script: script})
+	res := sshexec.Executor{}.Run(context.Background(), j)
+	if res.Status != executor.Succeeded {
+		t.Fatalf("%+v\nstderr: %s", res, errb.String())
+	}
+	if want := "tail reached with " + j.Env["AIRLOCK_PARAM_X"] + "\n"; out.String() != want {
+		t.Fatalf("stdout %q, want %q", out.String(), want)
+	}
+}
