@@ -87,6 +87,10 @@ type Round struct {
 	BareMS        float64 `json:"bare_ms"`
 	BarePerStepMS float64 `json:"bare_dial_per_step_ms,omitempty"`
 	ServerCPUms   float64 `json:"server_cpu_ms"`
+	// What the server's Go heap allocated during the run (its
+	// go_memstats_alloc_bytes_total): the run's garbage, which this
+	// machine's speed does not change.
+	ServerAllocMiB float64 `json:"server_alloc_mib"`
 	// The harness's own CPU in each phase: the simulated fleet's (it
 	// serves the nodes in this process) and the client's — the API
 	// client's in Airlock's phase, the bare loop's in its own. With the
@@ -184,7 +188,7 @@ func run(o options) error {
 	for i := range o.rounds + 1 {
 		var r Round
 		clearPeak(srv.pid)
-		cpu0, own0 := selfTicks(srv.pid), ownCPU()
+		cpu0, own0, alloc0 := selfTicks(srv.pid), ownCPU(), cl.allocated(ctx)
 		d, err := cl.runAndFollow(ctx, alice, len(targets))
 		if err != nil {
 			return err
@@ -192,6 +196,7 @@ func run(o options) error {
 		r.AirlockMS = harness.Ms(d)
 		r.ServerCPUms = float64(selfTicks(srv.pid)-cpu0) * 10 // USER_HZ 100
 		own1 := ownCPU()
+		r.ServerAllocMiB = (cl.allocated(ctx) - alloc0) / (1 << 20)
 		r.AirlockHarnessCPUms = harness.Ms(own1 - own0)
 		r.PeakRSSMiB = harness.StatusMiB(srv.pid, "VmHWM")
 		d, failed := bareCfg.loop(false)
@@ -208,8 +213,8 @@ func run(o options) error {
 			continue // warm-up
 		}
 		if !o.asJSON {
-			fmt.Fprintf(os.Stderr, "round %d: airlock %.0f ms, bare %.0f ms, ratio %.2f, server CPU %.0f ms, harness CPU %.0f / %.0f ms, CPU ratio %.2f, peak RSS %.1f MiB, load %s\n",
-				i, r.AirlockMS, r.BareMS, r.AirlockRatio, r.ServerCPUms, r.AirlockHarnessCPUms, r.BareHarnessCPUms, r.CPURatio, r.PeakRSSMiB, r.LoadAverage)
+			fmt.Fprintf(os.Stderr, "round %d: airlock %.0f ms, bare %.0f ms, ratio %.2f, server CPU %.0f ms, allocated %.0f MiB, harness CPU %.0f / %.0f ms, CPU ratio %.2f, peak RSS %.1f MiB, load %s\n",
+				i, r.AirlockMS, r.BareMS, r.AirlockRatio, r.ServerCPUms, r.ServerAllocMiB, r.AirlockHarnessCPUms, r.BareHarnessCPUms, r.CPURatio, r.PeakRSSMiB, r.LoadAverage)
 		}
 		res.Rounds = append(res.Rounds, r)
 	}
@@ -426,6 +431,29 @@ func (c *client) install(ctx context.Context, alice, bob string, parallel, steps
 // runAndFollow requests a run and follows its output stream to the end
 // event, as `airlock run --follow` does with a run that outlasts its
 // wait; it checks that the run succeeded and every node said ok.
+// allocated is the server's go_memstats_alloc_bytes_total, from its
+// /metrics (0 if it cannot be read).
+func (c *client) allocated(ctx context.Context) float64 {
+	req, err := http.NewRequestWithContext(ctx, "GET", c.Base+"/metrics", nil)
+	if err != nil {
+		return 0
+	}
+	resp, err := c.HC.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_alloc_bytes_total "); ok {
+			n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return n
+		}
+	}
+	return 0
+}
+
 func (c *client) runAndFollow(ctx context.Context, token string, nodes int) (time.Duration, error) {
 	t0 := time.Now()
 	var r struct {
