@@ -18,7 +18,8 @@ const maxStepBatch = 256
 // a write is in flight — a fan-out run's nodes end their steps together —
 // are written together in the next transaction, under one lease check,
 // rather than one transaction each. Every step still gets its own row
-// and its own event, exactly as when written alone.
+// and its own event, exactly as when written alone. A node's last step
+// is queued instead (recordLater): nothing on its node waits for it.
 type stepRecorder struct {
 	s   *Service
 	r   *store.Run
@@ -30,6 +31,9 @@ type stepRecorder struct {
 	queue    []*stepBatch
 	next     *stepBatch
 	flushing bool // a goroutine writes batches
+	// later holds the steps recorded without waiting (later), for the
+	// next writeLater.
+	later []*store.RunStep
 }
 
 // stepBatch is steps written in one transaction, and its outcome.
@@ -66,6 +70,52 @@ func (sr *stepRecorder) record(st *store.RunStep) error {
 	sr.mu.Unlock()
 	<-b.done
 	return b.err
+}
+
+// recordLater queues st for the next writeLater, and returns at once:
+// for a node's last step, after which nothing runs on the node that its
+// record must precede. A fan-out's nodes end their last steps a few
+// hundred microseconds apart, too far apart for record's batches to
+// form; written every 100 ms instead, as the output is, they are a few
+// transactions, not one per node.
+func (sr *stepRecorder) recordLater(st *store.RunStep) {
+	sr.mu.Lock()
+	sr.later = append(sr.later, st)
+	sr.mu.Unlock()
+}
+
+// writeLater writes the steps queued by recordLater, at most
+// maxStepBatch per transaction. It returns errLeaseLost when this
+// attempt no longer holds the run; after another error, the steps it
+// could not write are back in the queue, for the run's outcome.
+func (sr *stepRecorder) writeLater() error {
+	for {
+		sr.mu.Lock()
+		b := sr.later[:min(len(sr.later), maxStepBatch)]
+		sr.later = sr.later[len(b):]
+		sr.mu.Unlock()
+		if len(b) == 0 {
+			return nil
+		}
+		if err := sr.s.recordSteps(sr.ctx, sr.r, b); err != nil {
+			if !errors.Is(err, errLeaseLost) {
+				sr.mu.Lock()
+				sr.later = append(b, sr.later...)
+				sr.mu.Unlock()
+			}
+			return err
+		}
+	}
+}
+
+// takeLater returns the steps queued by recordLater and not yet
+// written: they are recorded with the run's outcome.
+func (sr *stepRecorder) takeLater() []*store.RunStep {
+	sr.mu.Lock()
+	defer sr.mu.Unlock()
+	out := sr.later
+	sr.later = nil
+	return out
 }
 
 // flush writes the waiting batches, one transaction each, until none is

@@ -596,6 +596,12 @@ func (s *Service) execute(base context.Context, r *store.Run, def *procedure.Pro
 	tctx, tcancel := context.WithTimeoutCause(ctx, timeout, errTimeout)
 	defer tcancel()
 
+	// Steps not yet recorded: each is written when it ends; one whose
+	// write failed, and the last of a one-node run, are written with the
+	// outcome.
+	var steps []*store.RunStep
+	var stepsMu sync.Mutex
+	rec := s.newStepRecorder(base, r)
 	stopFlush := make(chan struct{})
 	flushed := make(chan struct{})
 	go func() {
@@ -608,6 +614,12 @@ func (s *Service) execute(base context.Context, r *store.Run, def *procedure.Pro
 				return
 			case <-t.C:
 				out.flush(base)
+				switch err := rec.writeLater(); {
+				case errors.Is(err, errLeaseLost):
+					cancel(errLeaseLost)
+				case err != nil:
+					s.log.Error("record steps; they are recorded with the run's outcome", "run_id", r.ID, "err", err)
+				}
 			}
 		}
 	}()
@@ -618,12 +630,6 @@ func (s *Service) execute(base context.Context, r *store.Run, def *procedure.Pro
 	}
 	sem := make(chan struct{}, parallel)
 	results := make([]*store.RunNode, len(jobs))
-	// Steps not yet recorded: each is written when it ends; one whose
-	// write failed, and the last of a one-node run, are written with the
-	// outcome.
-	var steps []*store.RunStep
-	var stepsMu sync.Mutex
-	rec := s.newStepRecorder(base, r)
 	var wg sync.WaitGroup
 	for i, job := range jobs {
 		wg.Add(1)
@@ -645,13 +651,20 @@ func (s *Service) execute(base context.Context, r *store.Run, def *procedure.Pro
 			job.StepDone = func(sr executor.StepResult) {
 				st := &store.RunStep{RunID: r.ID, Attempt: r.Attempt, Node: job.Node.Name, Index: sr.Index, Step: sr.Name, Status: sr.Status,
 					ExitCode: sr.ExitCode, StartedAt: sr.StartedAt.UTC(), FinishedAt: sr.FinishedAt.UTC()}
-				if len(jobs) == 1 && len(job.Steps) > 0 && sr.Index == job.Steps[len(job.Steps)-1].Index {
+				last := len(job.Steps) > 0 && sr.Index == job.Steps[len(job.Steps)-1].Index
+				switch {
+				case last && len(jobs) == 1:
 					// The run ends as its last step does: the step is
 					// recorded with the outcome, in one transaction
 					// rather than two.
 					stepsMu.Lock()
 					steps = append(steps, st)
 					stepsMu.Unlock()
+					return
+				case last:
+					// Nothing runs on the node after it: recorded within
+					// 100 ms, as its output is, or with the outcome.
+					rec.recordLater(st)
 					return
 				}
 				switch err := rec.record(st); {
@@ -686,6 +699,7 @@ func (s *Service) execute(base context.Context, r *store.Run, def *procedure.Pro
 	wg.Wait()
 	close(stopFlush)
 	<-flushed
+	steps = append(steps, rec.takeLater()...)
 
 	status, reason := store.RunSucceeded, ""
 	var failedNodes []string

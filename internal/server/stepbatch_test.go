@@ -283,3 +283,73 @@ func TestFanOutStepsOfALostAttemptAreNotRecorded(t *testing.T) {
 		})
 	}
 }
+
+// fanOutLastProc: one step per node, so each node's step is its last;
+// node batch-7's waits at a gate the test opens.
+const fanOutLastProc = `apiVersion: airlock/v1
+kind: Procedure
+name: fan-last
+owner: payments
+risk: low
+parameters:
+  - {name: dir, type: string}
+targets:
+  tags: [batch]
+  parallel: 8
+steps:
+  - name: only
+    script: |
+      if [ "$AIRLOCK_NODE" = batch-7 ]; then
+        touch "$AIRLOCK_PARAM_DIR/at.$AIRLOCK_NODE"
+        while [ ! -e "$AIRLOCK_PARAM_DIR/go" ]; do sleep 0.05; done
+      fi
+      echo done
+`
+
+// TestFanOutLastStepsRecordedWhileTheRunGoesOn: a node's last step does
+// not hold its node while it is written, yet it is recorded while the
+// run goes on (within the output's 100 ms, not at the run's end), each
+// with its own event, once.
+func TestFanOutLastStepsRecordedWhileTheRunGoesOn(t *testing.T) {
+	for _, driver := range testenv.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			d := testenv.DemoServer(t, testenv.UseDriver(t, driver), withFanOutNodes)
+			d.Serve(t)
+			ctx := context.Background()
+			approveSource(t, d, "fan-last.yaml", fanOutLastProc)
+			g := &gate{t: t, d: d, dir: t.TempDir()}
+			t.Cleanup(g.open)
+			r, err := d.Runs.Request(ctx, principal(t, d, "alice"), run.RequestParams{Procedure: "fan-last", Environment: "staging",
+				Params: map[string]any{"dir": g.dir}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.run = r
+			testenv.Eventually(t, "the other nodes' steps to be stored while batch-7 is at its gate", func() bool {
+				steps, err := d.Store.RunStepList(ctx, r.ID)
+				return err == nil && len(steps) == fanOutNodes-1 && len(g.events("run.step")) == fanOutNodes-1
+			})
+			if _, err := os.Stat(filepath.Join(g.dir, "at.batch-7")); err != nil {
+				t.Fatalf("batch-7 is not at its gate: %v", err)
+			}
+			if cur := g.current(); store.RunFinal(cur.Status) {
+				t.Fatalf("the run ended (%s) with batch-7 at its gate", cur.Status)
+			}
+			g.open()
+			if fin := g.waitFinal(); fin.Status != store.RunSucceeded {
+				t.Fatalf("run ended %s: %s", fin.Status, fin.Error)
+			}
+			steps, _ := d.Store.RunStepList(ctx, r.ID)
+			evs := stepEvents(t, g)
+			if len(steps) != fanOutNodes || len(evs) != fanOutNodes {
+				t.Fatalf("after the run: %d steps, %d run.step events; want %d of each", len(steps), len(evs), fanOutNodes)
+			}
+			finish := g.events("run.finish")
+			for _, e := range g.events("run.step") {
+				if len(finish) != 1 || e.Seq > finish[0].Seq {
+					t.Errorf("run.step event %d is not before the run's one outcome (%d run.finish)", e.Seq, len(finish))
+				}
+			}
+		})
+	}
+}

@@ -348,8 +348,11 @@ type Tx interface {
 	// many chunks went. Runs keep their output digest.
 	RunOutputPrune(ctx context.Context, finishedBefore time.Time, limit int) (runIDs []string, chunks int64, err error)
 
-	// AuditAppend assigns e.Seq (the next position, gap-free) and stores
-	// the event. There is no update or delete: the log is append-only.
+	// AuditAppend stores the event in the transaction, at the next
+	// position (gap-free, in the order appended), and sets e.Seq by the
+	// time the transaction commits; a read of the log in the
+	// transaction sees it. There is no update or delete: the log is
+	// append-only.
 	AuditAppend(ctx context.Context, e *AuditEvent) error
 }
 

@@ -112,30 +112,153 @@ func (q queries) AuditLeaves(ctx context.Context, lo, hi int64, fn func(*store.L
 	return rows.Err()
 }
 
-// AuditAppend takes the next position from the single audit_head row. The
-// UPDATE takes that row's write lock, so concurrent appenders (on any
-// replica) queue behind each other and positions are gap-free: a
-// transaction that rolls back gives its position back.
-//
-// An append is three statements (four when the event notifies): the
-// head, the event, and the tree's new hashes in one INSERT. The interior
-// hashes the leaf completes subtrees with are read back by the event's
-// INSERT, so they cost no statement of their own.
+// AuditAppend queues e for the transaction's end: a transaction's
+// events are written together, in the order appended, just before it
+// commits (flushAudit) — as are the events of each member of a group
+// commit, inside its savepoint. e.Seq is set then. A read of the log in
+// the same transaction writes them first.
 func (tx *Tx) AuditAppend(ctx context.Context, e *store.AuditEvent) error {
 	if e.Type == "" || e.ID == "" || e.Time.IsZero() {
 		return errors.New("audit append: event needs id, type and time")
 	}
-	details := string(e.Details)
-	if details == "" {
-		details = "{}"
+	if len(e.Details) == 0 {
+		e.Details = []byte("{}")
 	}
+	e.Time = e.Time.Truncate(time.Microsecond) // as stored, so Leaf matches
+	tx.pending = append(tx.pending, e)
+	tx.events++
+	if tx.firstEvent == "" {
+		tx.firstEvent = e.ID
+	}
+	return nil
+}
+
+// flushAudit writes the queued events. The next positions come from the
+// single audit_head row: the UPDATE takes that row's write lock, so
+// concurrent appenders (on any replica) queue behind each other and
+// positions are gap-free — a transaction that rolls back gives its
+// positions back.
+//
+// One event is three statements (four when it notifies): the head, the
+// event, and the tree's new hashes in one INSERT; the interior hashes
+// its leaf completes subtrees with are read back by the event's INSERT.
+// Several are a fixed handful however many they are: the head advanced
+// once, the stored hashes they read from before the batch in one
+// SELECT, the rest of the tree computed here, then the events and the
+// hashes inserted many rows at a time.
+func (tx *Tx) flushAudit(ctx context.Context) error {
+	evs := tx.pending
+	tx.pending = nil
+	switch len(evs) {
+	case 0:
+		return nil
+	case 1:
+		return tx.appendOne(ctx, evs[0])
+	}
+	var end int64
+	if err := tx.row(ctx, `UPDATE audit_head SET size = size + ? WHERE id = 1 RETURNING size`, len(evs)).Scan(&end); err != nil {
+		return fmt.Errorf("audit append: advance head: %w", err)
+	}
+	first := end - int64(len(evs))
+	// The stored hashes the events' leaves complete subtrees with that
+	// were stored before this batch: every stored hash of position n has
+	// an index at or past StoredHashIndex(0, n).
+	known := map[int64]tlog.Hash{}
+	var old []int64
+	for i, e := range evs {
+		e.Seq = first + int64(i)
+		for _, idx := range subtreeIndexes(e.Seq) {
+			if idx < tlog.StoredHashIndex(0, first) && !slices.Contains(old, idx) {
+				old = append(old, idx)
+			}
+		}
+	}
+	if len(old) > 0 {
+		hs, err := tx.queries.AuditHashes(ctx, old)
+		if err != nil {
+			return fmt.Errorf("audit append: read hashes: %w", err)
+		}
+		for i, h := range hs {
+			if len(h) != len(tlog.Hash{}) {
+				return fmt.Errorf("audit append: audit hash %d: %w", old[i], &airlock.Error{Kind: airlock.NotFound, Message: "audit hash not found"})
+			}
+			known[old[i]] = tlog.Hash(h)
+		}
+	}
+	read := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			h, ok := known[x]
+			if !ok {
+				return nil, fmt.Errorf("tlog reads hash %d, neither stored before the batch nor computed in it", x)
+			}
+			out[i] = h
+		}
+		return out, nil
+	})
+	var hashArgs []any
+	for _, e := range evs {
+		hashes, err := tlog.StoredHashes(e.Seq, e.Leaf(), read)
+		if err != nil {
+			return fmt.Errorf("audit append: tree: %w", err)
+		}
+		start := tlog.StoredHashIndex(0, e.Seq)
+		for i, h := range hashes {
+			known[start+int64(i)] = h
+			hashArgs = append(hashArgs, start+int64(i), h[:])
+		}
+	}
+	for rest := evs; len(rest) > 0; {
+		n := chunk(len(rest), maxEventRows)
+		args := make([]any, 0, n*11)
+		for _, e := range rest[:n] {
+			args = append(args, eventArgs(e)...)
+		}
+		if _, err := tx.exec(ctx, auditEventRows(n), args...); err != nil {
+			return fmt.Errorf("audit append: %w", err)
+		}
+		rest = rest[n:]
+	}
+	for rest := hashArgs; len(rest) > 0; {
+		n := chunk(len(rest)/2, maxHashRows)
+		if _, err := tx.exec(ctx, auditHashInsert(n), rest[:2*n]...); err != nil {
+			return fmt.Errorf("audit append: store hashes: %w", err)
+		}
+		rest = rest[2*n:]
+	}
+	for _, e := range evs {
+		if err := tx.outboxAdd(ctx, e); err != nil {
+			return fmt.Errorf("audit append: notification outbox: %w", err)
+		}
+	}
+	return nil
+}
+
+// Rows per multi-row INSERT: each text is prepared once and cached, so
+// a batch is split into power-of-two chunks (chunk) to keep the texts
+// few.
+const (
+	maxEventRows = 64
+	maxHashRows  = 256
+)
+
+// chunk is the rows of the next INSERT of n waiting: the largest power
+// of two not above n or limit.
+func chunk(n, limit int) int {
+	c := 1
+	for c*2 <= min(n, limit) {
+		c *= 2
+	}
+	return c
+}
+
+// appendOne writes one event.
+func (tx *Tx) appendOne(ctx context.Context, e *store.AuditEvent) error {
 	var size int64
 	if err := tx.row(ctx, `UPDATE audit_head SET size = size + 1 WHERE id = 1 RETURNING size`).Scan(&size); err != nil {
 		return fmt.Errorf("audit append: advance head: %w", err)
 	}
 	e.Seq = size - 1
-	e.Time = e.Time.Truncate(time.Microsecond) // as stored, so Leaf matches
-	e.Details = []byte(details)
 	old, err := tx.auditInsertEvent(ctx, e)
 	if err != nil {
 		return fmt.Errorf("audit append: %w", err)
@@ -162,10 +285,6 @@ func (tx *Tx) AuditAppend(ctx context.Context, e *store.AuditEvent) error {
 	if _, err := tx.exec(ctx, auditHashInsert(len(hashes)), args...); err != nil {
 		return fmt.Errorf("audit append: store hashes: %w", err)
 	}
-	tx.events++
-	if tx.firstEvent == "" {
-		tx.firstEvent = e.ID
-	}
 	return nil
 }
 
@@ -180,13 +299,9 @@ type subtreeHashes struct {
 // auditInsertEvent inserts e (its Seq set) and returns the stored hashes
 // its leaf completes subtrees with, read by the same statement.
 func (tx *Tx) auditInsertEvent(ctx context.Context, e *store.AuditEvent) (subtreeHashes, error) {
-	var old subtreeHashes
-	m := bits.TrailingZeros64(uint64(e.Seq + 1))
-	for i := m - 1; i >= 0; i-- {
-		old.indexes = append(old.indexes, tlog.StoredHashIndex(i, e.Seq>>uint(i)-1))
-	}
-	args := []any{e.Seq, e.ID, micros(e.Time), e.Type, e.ActorID, e.ActorName, e.Subject, e.Outcome,
-		e.RequestID, e.SourceAddr, string(e.Details)}
+	old := subtreeHashes{indexes: subtreeIndexes(e.Seq)}
+	m := len(old.indexes)
+	args := eventArgs(e)
 	if m == 0 {
 		_, err := tx.exec(ctx, auditEventInsert(0), args...)
 		return old, err
@@ -208,6 +323,29 @@ func (tx *Tx) auditInsertEvent(ctx context.Context, e *store.AuditEvent) (subtre
 		copy(old.hashes[i][:], h)
 	}
 	return old, nil
+}
+
+// subtreeIndexes are the stored hashes an append at position seq reads
+// to complete subtrees: one per trailing 1 bit of seq, in the order
+// tlog.StoredHashes asks for them.
+func subtreeIndexes(seq int64) []int64 {
+	m := bits.TrailingZeros64(uint64(seq + 1))
+	idx := make([]int64, 0, m)
+	for i := m - 1; i >= 0; i-- {
+		idx = append(idx, tlog.StoredHashIndex(i, seq>>uint(i)-1))
+	}
+	return idx
+}
+
+// eventArgs are e's columns, in auditCols' order.
+func eventArgs(e *store.AuditEvent) []any {
+	return []any{e.Seq, e.ID, micros(e.Time), e.Type, e.ActorID, e.ActorName, e.Subject, e.Outcome,
+		e.RequestID, e.SourceAddr, string(e.Details)}
+}
+
+// auditEventRows is the INSERT of n events.
+func auditEventRows(n int) string {
+	return `INSERT INTO audit_events (` + auditCols + `) VALUES (?,?,?,?,?,?,?,?,?,?,?)` + strings.Repeat(`, (?,?,?,?,?,?,?,?,?,?,?)`, n-1)
 }
 
 // auditEventInsert is the INSERT of an event that also reads back
@@ -311,4 +449,55 @@ func (db *DB) AuditCheckpointAdd(ctx context.Context, c *store.Checkpoint) error
 	_, err := w.exec(ctx, `INSERT INTO audit_checkpoints (size, root_hash, note, created_at) VALUES (?,?,?,?)
 		ON CONFLICT (size) DO NOTHING`, c.Size, c.RootHash, c.Note, micros(c.CreatedAt))
 	return err
+}
+
+// A transaction reads the log with its own events in it: each read
+// writes the queued events first.
+
+// AuditSize implements store.Reader in a transaction.
+func (tx *Tx) AuditSize(ctx context.Context) (int64, error) {
+	if err := tx.flushAudit(ctx); err != nil {
+		return 0, err
+	}
+	return tx.queries.AuditSize(ctx)
+}
+
+// AuditGet implements store.Reader in a transaction.
+func (tx *Tx) AuditGet(ctx context.Context, seq int64) (*store.AuditEvent, error) {
+	if err := tx.flushAudit(ctx); err != nil {
+		return nil, err
+	}
+	return tx.queries.AuditGet(ctx, seq)
+}
+
+// AuditList implements store.Reader in a transaction.
+func (tx *Tx) AuditList(ctx context.Context, p store.AuditListParams) ([]*store.AuditEvent, error) {
+	if err := tx.flushAudit(ctx); err != nil {
+		return nil, err
+	}
+	return tx.queries.AuditList(ctx, p)
+}
+
+// AuditLeaves implements store.Reader in a transaction.
+func (tx *Tx) AuditLeaves(ctx context.Context, lo, hi int64, fn func(*store.LeafRow) error) error {
+	if err := tx.flushAudit(ctx); err != nil {
+		return err
+	}
+	return tx.queries.AuditLeaves(ctx, lo, hi, fn)
+}
+
+// AuditHashes implements store.Reader in a transaction.
+func (tx *Tx) AuditHashes(ctx context.Context, indexes []int64) ([][]byte, error) {
+	if err := tx.flushAudit(ctx); err != nil {
+		return nil, err
+	}
+	return tx.queries.AuditHashes(ctx, indexes)
+}
+
+// AuditHashRange implements store.Reader in a transaction.
+func (tx *Tx) AuditHashRange(ctx context.Context, lo, hi int64) ([]store.IndexedHash, error) {
+	if err := tx.flushAudit(ctx); err != nil {
+		return nil, err
+	}
+	return tx.queries.AuditHashRange(ctx, lo, hi)
 }

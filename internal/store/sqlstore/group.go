@@ -191,7 +191,7 @@ func (db *DB) commitGroup(batch []*groupReq) {
 		tx := db.newTx(sqlTx, &missed, run[0].unaudited)
 		err := runMember(run[0].fn, tx)
 		if err == nil {
-			err = tx.audited()
+			err = tx.finish(context.WithoutCancel(run[0].ctx))
 		}
 		switch {
 		case err != nil:
@@ -218,7 +218,7 @@ func (db *DB) commitGroup(batch []*groupReq) {
 			return
 		}
 		if err == nil {
-			err = tx.audited()
+			err = tx.finish(ctx)
 		}
 		if err != nil {
 			results[i] = err

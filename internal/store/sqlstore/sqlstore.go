@@ -366,7 +366,7 @@ func (db *DB) write(ctx context.Context, unaudited bool, fn func(tx store.Tx) er
 	if err = fn(tx); err != nil {
 		return err
 	}
-	if err = tx.audited(); err != nil {
+	if err = tx.finish(ctx); err != nil {
 		return err
 	}
 	if err = sqlTx.Commit(); err != nil {
@@ -380,9 +380,13 @@ func (db *DB) newTx(sqlTx *sql.Tx, missed *[]string, unaudited bool) *Tx {
 	return &Tx{queries: queries{q: sqlTx, d: &db.dialect, cache: db.writes, missed: missed}, outbox: db.outbox.Load(), unaudited: unaudited}
 }
 
-// audited refuses a transaction that changed state without an audit
-// event, unless it is an unaudited write.
-func (tx *Tx) audited() error {
+// finish ends fn's work in the transaction: it writes the audit events
+// appended, and refuses a transaction that changed state without one,
+// unless it is an unaudited write.
+func (tx *Tx) finish(ctx context.Context) error {
+	if err := tx.flushAudit(ctx); err != nil {
+		return err
+	}
 	if !tx.unaudited && tx.changes > 0 && tx.events == 0 {
 		return errors.New("store: refusing to commit a state change without an audit event")
 	}
@@ -497,6 +501,9 @@ type Tx struct {
 	outbox  *map[string]bool
 	changes int
 	events  int
+	// pending are the audit events appended and not yet written
+	// (flushAudit).
+	pending []*store.AuditEvent
 	// firstEvent is the ID of the first audit event appended: stored if
 	// and only if the transaction committed.
 	firstEvent string

@@ -54,6 +54,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Standing", func(t *testing.T) { testStanding(t, h, t0) })
 	t.Run("AuditAppend", func(t *testing.T) { testAuditAppend(t, h) })
 	t.Run("AuditTree", func(t *testing.T) { testAuditTree(t, h) })
+	t.Run("AuditBatch", func(t *testing.T) { testAuditBatch(t, h) })
 	t.Run("AuditListNewestAndTimes", func(t *testing.T) { testAuditListNewest(t, h) })
 	t.Run("ChangeNeedsEvent", func(t *testing.T) { testChangeNeedsEvent(t, h) })
 	t.Run("EventRollsBackWithChange", func(t *testing.T) { testEventRollsBack(t, h) })
