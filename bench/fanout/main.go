@@ -223,6 +223,7 @@ func run(o options) error {
 		BareMS:              median(res.Rounds, func(r Round) float64 { return r.BareMS }),
 		BarePerStepMS:       median(res.Rounds, func(r Round) float64 { return r.BarePerStepMS }),
 		ServerCPUms:         median(res.Rounds, func(r Round) float64 { return r.ServerCPUms }),
+		ServerAllocMiB:      median(res.Rounds, func(r Round) float64 { return r.ServerAllocMiB }),
 		PeakRSSMiB:          median(res.Rounds, func(r Round) float64 { return r.PeakRSSMiB }),
 		AirlockRatio:        median(res.Rounds, func(r Round) float64 { return r.AirlockRatio }),
 		AirlockHarnessCPUms: median(res.Rounds, func(r Round) float64 { return r.AirlockHarnessCPUms }),
@@ -240,8 +241,9 @@ func run(o options) error {
 	if o.steps > 1 {
 		fmt.Printf("bare loop with a connection per step instead of per node: %.0f ms\n", m.BarePerStepMS)
 	}
-	fmt.Printf("server CPU %.0f ms per run (%.2f ms per node); server RSS before %.1f MiB, peak during a run %.1f MiB\n",
-		m.ServerCPUms, m.ServerCPUms/float64(res.Nodes), res.IdleRSSMiB, m.PeakRSSMiB)
+	fmt.Printf("server CPU %.0f ms per run (%.2f ms per node), %.0f MiB allocated; server RSS before %.1f MiB, peak during a run %.1f MiB\n",
+		m.ServerCPUms, m.ServerCPUms/float64(res.Nodes), m.ServerAllocMiB, res.IdleRSSMiB, m.PeakRSSMiB)
+	fmt.Printf("machine time, Airlock's phase / the bare loop's (server + this process, which serves the fleet): %.2f\n", m.CPURatio)
 	return nil
 }
 
