@@ -484,17 +484,12 @@ func (s *Service) verify(ctx context.Context, r *store.Run) (*procedure.Procedur
 		if err := json.Unmarshal(r.Params, &params); err != nil {
 			return nil, err
 		}
-		nodes := make([]*store.Node, 0, len(r.Targets))
-		for _, name := range r.Targets {
-			if def.Targets == nil && name == "airlock" {
-				nodes = append(nodes, inventory.Local(r.Environment))
-				continue
-			}
-			n, err := s.store.NodeGet(ctx, name)
-			if err != nil {
-				return nil, fmt.Errorf("refused at start: node %s is no longer in the inventory", name)
-			}
-			nodes = append(nodes, n)
+		nodes, missing, err := s.targetNodes(ctx, r, def)
+		switch {
+		case err != nil:
+			return nil, err
+		case missing != "":
+			return nil, fmt.Errorf("refused at start: node %s is no longer in the inventory", missing)
 		}
 		if binding(r.Digest, r.Environment, params, nodes) != r.Binding && bindingByName(r.Digest, r.Environment, params, r.Targets) != r.Binding {
 			return nil, fmt.Errorf("refused at start: a target node's address, port, user or host key changed since the run was approved; request it again")
@@ -735,6 +730,36 @@ func (s *Service) execute(base context.Context, r *store.Run, def *procedure.Pro
 	s.finishWith(base, r, out, status, reason, results, steps)
 }
 
+// targetNodes reads r's target nodes as stored now, in r.Targets'
+// order (Airlock itself for a procedure without targets); missing names
+// the first that is no longer in the inventory.
+func (s *Service) targetNodes(ctx context.Context, r *store.Run, def *procedure.Procedure) (nodes []*store.Node, missing string, err error) {
+	local := func(name string) bool { return def.Targets == nil && name == "airlock" }
+	var names []string
+	for _, name := range r.Targets {
+		if !local(name) {
+			names = append(names, name)
+		}
+	}
+	named := map[string]*store.Node{}
+	if len(names) > 0 {
+		if named, err = s.store.NodesNamed(ctx, names); err != nil {
+			return nil, "", err
+		}
+	}
+	for _, name := range r.Targets {
+		switch n := named[name]; {
+		case local(name):
+			nodes = append(nodes, inventory.Local(r.Environment))
+		case n == nil:
+			return nil, name, nil
+		default:
+			nodes = append(nodes, n)
+		}
+	}
+	return nodes, "", nil
+}
+
 // jobs builds one job per target node: expanded steps, the environment,
 // secrets resolved, credentials for SSH. It also returns every secret
 // value involved, for redaction.
@@ -806,20 +831,17 @@ func (s *Service) jobs(ctx context.Context, r *store.Run, def *procedure.Procedu
 	for k, v := range values {
 		env[EnvName(k)] = v
 	}
+	nodes, missing, err := s.targetNodes(ctx, r, def)
+	switch {
+	case err != nil:
+		return nil, redact, fmt.Errorf("read the target nodes: %w", err)
+	case missing != "":
+		return nil, redact, fmt.Errorf("node %s is no longer in the inventory", missing)
+	}
 	var jobs []*executor.Job
-	for _, name := range r.Targets {
-		var node *store.Node
-		if def.Targets == nil && name == "airlock" {
-			node = inventory.Local(r.Environment)
-		} else {
-			n, err := s.store.NodeGet(ctx, name)
-			if err != nil {
-				return nil, redact, fmt.Errorf("node %s is no longer in the inventory", name)
-			}
-			if n.Environment != r.Environment {
-				return nil, redact, fmt.Errorf("node %s moved to %s; the run was approved for %s", name, n.Environment, r.Environment)
-			}
-			node = n
+	for _, node := range nodes {
+		if node.Environment != r.Environment {
+			return nil, redact, fmt.Errorf("node %s moved to %s; the run was approved for %s", node.Name, node.Environment, r.Environment)
 		}
 		vars := procedure.Vars{Params: values, Environment: r.Environment,
 			Run:        map[string]string{"id": r.ID, "requester": r.RequesterName, "environment": r.Environment},

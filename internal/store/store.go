@@ -185,6 +185,9 @@ type Reader interface {
 	PolicyVersionList(ctx context.Context, status string) ([]*PolicyVersion, error)
 
 	NodeGet(ctx context.Context, name string) (*Node, error)
+	// NodesNamed returns the nodes of those names that exist, by name:
+	// a fan-out's targets in a few statements, not one each.
+	NodesNamed(ctx context.Context, names []string) (map[string]*Node, error)
 	NodeList(ctx context.Context) ([]*Node, error)
 	SecretGet(ctx context.Context, name string) (*SecretRecord, error)
 	SecretList(ctx context.Context) ([]*SecretRecord, error)

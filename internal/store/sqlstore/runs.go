@@ -41,6 +41,28 @@ func (q queries) NodeGet(ctx context.Context, name string) (*store.Node, error) 
 	return n, notFound("node", err)
 }
 
+func (q queries) NodesNamed(ctx context.Context, names []string) (map[string]*store.Node, error) {
+	out := make(map[string]*store.Node, len(names))
+	// Power-of-two chunks (chunk): each IN list's text is prepared once,
+	// and the texts stay few.
+	for rest := names; len(rest) > 0; {
+		n := chunk(len(rest), 256)
+		args := make([]any, n)
+		for i, name := range rest[:n] {
+			args[i] = name
+		}
+		ns, err := list(ctx, q, scanNode, `SELECT `+nodeCols+` FROM nodes WHERE name IN (?`+strings.Repeat(",?", n-1)+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for _, nd := range ns {
+			out[nd.Name] = nd
+		}
+		rest = rest[n:]
+	}
+	return out, nil
+}
+
 func (q queries) NodeList(ctx context.Context) ([]*store.Node, error) {
 	return list(ctx, q, scanNode, `SELECT `+nodeCols+` FROM nodes ORDER BY name`)
 }

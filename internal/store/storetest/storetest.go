@@ -1155,6 +1155,26 @@ func testNodesAndSecrets(t *testing.T, h Harness) {
 	if err != nil || got.Port != 2222 || len(got.Tags) != 1 || got.Attributes["region"] != "eu" || got.HostKey != n.HostKey {
 		t.Fatalf("node: %+v %v", got, err)
 	}
+	// By name, many at once: more than one IN list holds, a name twice,
+	// names that are not nodes.
+	var names []string
+	for i := range 300 {
+		m := *n
+		m.Name = fmt.Sprintf("fleet-%03d", i)
+		if err := put(func(tx store.Tx) error { return tx.NodeUpsert(ctx, &m) }); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, m.Name)
+	}
+	named, err := s.NodesNamed(ctx, append(names, "web-1", "fleet-007", "nope", "web-1' OR '1'='1"))
+	if err != nil || len(named) != 301 || named["web-1"].Port != 2222 || named["fleet-299"].Attributes["region"] != "eu" || named["nope"] != nil {
+		t.Fatalf("nodes by name: %d, %v", len(named), err)
+	}
+	for _, name := range names {
+		if err := put(func(tx store.Tx) error { return tx.NodeDelete(ctx, name) }); err != nil {
+			t.Fatal(err)
+		}
+	}
 	sec := &store.SecretRecord{Name: "ssh/deploy", Ciphertext: []byte{9, 9}, KeyID: "k1", CreatedAt: t0, UpdatedAt: t0, UpdatedBy: "bob"}
 	if err := put(func(tx store.Tx) error { return tx.SecretPut(ctx, sec) }); err != nil {
 		t.Fatal(err)
