@@ -101,6 +101,21 @@ func stepEvents(t *testing.T, g *gate) map[string]map[string]any {
 	return out
 }
 
+// stepsBeforeOutcome fails unless the run has one run.finish event and
+// every run.step event comes before it.
+func stepsBeforeOutcome(t *testing.T, g *gate) {
+	t.Helper()
+	finish := g.events("run.finish")
+	if len(finish) != 1 {
+		t.Fatalf("%d run.finish events", len(finish))
+	}
+	for _, e := range g.events("run.step") {
+		if e.Seq > finish[0].Seq {
+			t.Errorf("run.step event %d is after the run's outcome (%d)", e.Seq, finish[0].Seq)
+		}
+	}
+}
+
 // TestFanOutStepsRecordedEachWithItsEvent: the steps of a fan-out run's
 // nodes, written together as they end, are each stored with a run.step
 // event of their own, with every field, durable before their node goes
@@ -145,15 +160,7 @@ func TestFanOutStepsRecordedEachWithItsEvent(t *testing.T) {
 					t.Errorf("step %s/%d stored as %+v, its event %v", st.Node, st.Index, st, det)
 				}
 			}
-			finish := g.events("run.finish")
-			if len(finish) != 1 {
-				t.Fatalf("%d run.finish events", len(finish))
-			}
-			for _, e := range g.events("run.step") {
-				if e.Seq > finish[0].Seq {
-					t.Errorf("run.step event %d is after the run's outcome (%d)", e.Seq, finish[0].Seq)
-				}
-			}
+			stepsBeforeOutcome(t, g)
 		})
 	}
 }
@@ -344,12 +351,7 @@ func TestFanOutLastStepsRecordedWhileTheRunGoesOn(t *testing.T) {
 			if len(steps) != fanOutNodes || len(evs) != fanOutNodes {
 				t.Fatalf("after the run: %d steps, %d run.step events; want %d of each", len(steps), len(evs), fanOutNodes)
 			}
-			finish := g.events("run.finish")
-			for _, e := range g.events("run.step") {
-				if len(finish) != 1 || e.Seq > finish[0].Seq {
-					t.Errorf("run.step event %d is not before the run's one outcome (%d run.finish)", e.Seq, len(finish))
-				}
-			}
+			stepsBeforeOutcome(t, g)
 		})
 	}
 }
