@@ -143,11 +143,7 @@ func TestPostgresBackendsTerminatedDuringBurst(t *testing.T) {
 
 // retries is how many write transactions the store ran again.
 func retries(d *testenv.Demo) int64 {
-	st := d.Store
-	if w, ok := st.(interface{ Unwrap() store.Store }); ok {
-		st = w.Unwrap() // the metrics' wrapper
-	}
-	if r, ok := st.(interface{ Retries() int64 }); ok {
+	if r, ok := d.Store.(interface{ Retries() int64 }); ok {
 		return r.Retries()
 	}
 	return -1

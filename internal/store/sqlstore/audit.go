@@ -149,10 +149,20 @@ func (tx *Tx) AuditAppend(ctx context.Context, e *store.AuditEvent) error {
 func (tx *Tx) flushAudit(ctx context.Context) error {
 	evs := tx.pending
 	tx.pending = nil
-	switch len(evs) {
-	case 0:
+	if len(evs) == 0 {
 		return nil
-	case 1:
+	}
+	start := time.Now()
+	err := tx.writeAudit(ctx, evs)
+	if err == nil && tx.appended != nil {
+		(*tx.appended)(len(evs), time.Since(start))
+	}
+	return err
+}
+
+// writeAudit writes evs (flushAudit).
+func (tx *Tx) writeAudit(ctx context.Context, evs []*store.AuditEvent) error {
+	if len(evs) == 1 {
 		return tx.appendOne(ctx, evs[0])
 	}
 	var end int64

@@ -63,8 +63,10 @@ type DB struct {
 	// retries), until a write succeeds again. Ping reports it.
 	writeFailed atomic.Pointer[error]
 	// outbox holds the audit event types that notify (SetOutboxTypes).
-	outbox  atomic.Pointer[map[string]bool]
-	queries // reads go to the reader pool
+	outbox atomic.Pointer[map[string]bool]
+	// appended is told of each write of audit events (OnAuditWrite).
+	appended atomic.Pointer[func(events int, d time.Duration)]
+	queries  // reads go to the reader pool
 	// scan reads whole-log scans (AuditLeaves), from a pool of its own
 	// when SetScanner gave one.
 	scan queries
@@ -375,9 +377,15 @@ func (db *DB) write(ctx context.Context, unaudited bool, fn func(tx store.Tx) er
 	return nil
 }
 
+// OnAuditWrite has fn told, after each write of a transaction's audit
+// events, how many it wrote and how long the writing took (its
+// statements and the tree's hashes, under the log's lock): for metrics.
+func (db *DB) OnAuditWrite(fn func(events int, d time.Duration)) { db.appended.Store(&fn) }
+
 // newTx is fn's view of a write transaction on the writer connection.
 func (db *DB) newTx(sqlTx *sql.Tx, missed *[]string, unaudited bool) *Tx {
-	return &Tx{queries: queries{q: sqlTx, d: &db.dialect, cache: db.writes, missed: missed}, outbox: db.outbox.Load(), unaudited: unaudited}
+	return &Tx{queries: queries{q: sqlTx, d: &db.dialect, cache: db.writes, missed: missed}, outbox: db.outbox.Load(),
+		appended: db.appended.Load(), unaudited: unaudited}
 }
 
 // finish ends fn's work in the transaction: it writes the audit events
@@ -498,9 +506,11 @@ type Tx struct {
 	queries
 	// outbox: the audit event types that put a row in the notification
 	// outbox (nil: none).
-	outbox  *map[string]bool
-	changes int
-	events  int
+	outbox *map[string]bool
+	// appended: the DB's OnAuditWrite (nil: none).
+	appended *func(events int, d time.Duration)
+	changes  int
+	events   int
 	// pending are the audit events appended and not yet written
 	// (flushAudit).
 	pending []*store.AuditEvent
