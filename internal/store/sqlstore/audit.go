@@ -146,18 +146,27 @@ func (tx *Tx) AuditAppend(ctx context.Context, e *store.AuditEvent) error {
 // once, the stored hashes they read from before the batch in one
 // SELECT, the rest of the tree computed here, then the events and the
 // hashes inserted many rows at a time.
+//
+// A write that fails fails the transaction, even when it was a read's
+// and the reader went on: its events are not in it.
 func (tx *Tx) flushAudit(ctx context.Context) error {
+	if tx.auditErr != nil {
+		return tx.auditErr
+	}
 	evs := tx.pending
 	tx.pending = nil
 	if len(evs) == 0 {
 		return nil
 	}
 	start := time.Now()
-	err := tx.writeAudit(ctx, evs)
-	if err == nil && tx.appended != nil {
+	if err := tx.writeAudit(ctx, evs); err != nil {
+		tx.auditErr = err
+		return err
+	}
+	if tx.appended != nil {
 		(*tx.appended)(len(evs), time.Since(start))
 	}
-	return err
+	return nil
 }
 
 // writeAudit writes evs (flushAudit).

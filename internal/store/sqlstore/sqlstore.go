@@ -509,6 +509,9 @@ type Tx struct {
 	outbox *map[string]bool
 	// appended: the DB's OnAuditWrite (nil: none).
 	appended *func(events int, d time.Duration)
+	// auditErr is the error of a write of pending that failed: the
+	// transaction cannot commit (flushAudit).
+	auditErr error
 	changes  int
 	events   int
 	// pending are the audit events appended and not yet written

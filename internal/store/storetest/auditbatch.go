@@ -108,18 +108,25 @@ func testAuditBatch(t *testing.T, h Harness) {
 	if err := h.Exec(t, s, fmt.Sprintf(`DELETE FROM audit_hashes WHERE idx = %d`, idx)); err != nil {
 		t.Fatal(err)
 	}
-	err = s.Update(ctx, func(tx store.Tx) error {
-		for range 3 {
-			if err := tx.AuditAppend(ctx, event("test.batch", "missing")); err != nil {
-				return err
+	for _, readFirst := range []bool{false, true} {
+		err = s.Update(ctx, func(tx store.Tx) error {
+			for range 3 {
+				if err := tx.AuditAppend(ctx, event("test.batch", "missing")); err != nil {
+					return err
+				}
 			}
+			if readFirst {
+				// A read writes the batch first; its failure is the
+				// transaction's even when the reader goes on.
+				_, _ = tx.AuditSize(ctx)
+			}
+			return nil
+		})
+		if err == nil {
+			t.Fatalf("a batch over a missing stored hash succeeded (read first: %v)", readFirst)
 		}
-		return nil
-	})
-	if err == nil {
-		t.Fatal("a batch over a missing stored hash succeeded")
-	}
-	if n, err := s.AuditSize(ctx); err != nil || n != size {
-		t.Fatalf("size after the failed batch = %d, %v; want %d", n, err, size)
+		if n, err := s.AuditSize(ctx); err != nil || n != size {
+			t.Fatalf("size after the failed batch = %d, %v; want %d (read first: %v)", n, err, size, readFirst)
+		}
 	}
 }
