@@ -3,6 +3,7 @@ package run
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"time"
 
@@ -32,8 +33,14 @@ type stepRecorder struct {
 	next     *stepBatch
 	flushing bool // a goroutine writes batches
 	// later holds the steps recorded without waiting (later), for the
-	// next writeLater.
-	later []*store.RunStep
+	// next writeLater; laterFailed, once a writeLater failed, leaves
+	// them to the outcome.
+	later       []*store.RunStep
+	laterFailed bool
+	// unsure are steps a write of which failed: that write may have
+	// been stored all the same (its commit unanswered), so the next
+	// writes them only if they are not (written).
+	unsure map[*store.RunStep]bool
 }
 
 // stepBatch is steps written in one transaction, and its outcome.
@@ -91,21 +98,46 @@ func (sr *stepRecorder) recordLater(st *store.RunStep) {
 func (sr *stepRecorder) writeLater() error {
 	for {
 		sr.mu.Lock()
+		if sr.laterFailed {
+			sr.mu.Unlock()
+			return nil
+		}
 		b := sr.later[:min(len(sr.later), maxStepBatch)]
 		sr.later = sr.later[len(b):]
 		sr.mu.Unlock()
 		if len(b) == 0 {
 			return nil
 		}
-		if err := sr.s.recordSteps(sr.ctx, sr.r, b); err != nil {
+		if err := sr.s.recordSteps(sr.ctx, sr.r, b, sr.isUnsure); err != nil {
 			if !errors.Is(err, errLeaseLost) {
+				sr.markUnsure(b...)
 				sr.mu.Lock()
 				sr.later = append(b, sr.later...)
+				sr.laterFailed = true
 				sr.mu.Unlock()
 			}
 			return err
 		}
 	}
+}
+
+// markUnsure notes that a write of steps failed (unsure).
+func (sr *stepRecorder) markUnsure(steps ...*store.RunStep) {
+	sr.mu.Lock()
+	defer sr.mu.Unlock()
+	if sr.unsure == nil {
+		sr.unsure = map[*store.RunStep]bool{}
+	}
+	for _, st := range steps {
+		sr.unsure[st] = true
+	}
+}
+
+// isUnsure reports whether a write of st failed.
+func (sr *stepRecorder) isUnsure(st *store.RunStep) bool {
+	sr.mu.Lock()
+	defer sr.mu.Unlock()
+	return sr.unsure[st]
 }
 
 // takeLater returns the steps queued by recordLater and not yet
@@ -135,7 +167,7 @@ func (sr *stepRecorder) flush() {
 			return
 		}
 		sr.mu.Unlock()
-		b.err = sr.s.recordSteps(sr.ctx, sr.r, b.steps)
+		b.err = sr.s.recordSteps(sr.ctx, sr.r, b.steps, sr.isUnsure)
 		close(b.done)
 		sr.mu.Lock()
 	}
@@ -145,7 +177,7 @@ func (sr *stepRecorder) flush() {
 // transaction, if this attempt still holds the run (errLeaseLost
 // otherwise). A write that fails is not waited for beyond a few seconds:
 // the steps are then recorded with the outcome.
-func (s *Service) recordSteps(ctx context.Context, r *store.Run, steps []*store.RunStep) error {
+func (s *Service) recordSteps(ctx context.Context, r *store.Run, steps []*store.RunStep, unsure func(*store.RunStep) bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	now := s.now().UTC()
@@ -156,12 +188,7 @@ func (s *Service) recordSteps(ctx context.Context, r *store.Run, steps []*store.
 			}
 			return err
 		}
-		for _, st := range steps {
-			if err := putStep(ctx, tx, now, st); err != nil {
-				return err
-			}
-		}
-		return nil
+		return putSteps(ctx, tx, now, r, steps, unsure)
 	})
 	if err == nil {
 		for _, st := range steps {
@@ -169,4 +196,37 @@ func (s *Service) recordSteps(ctx context.Context, r *store.Run, steps []*store.
 		}
 	}
 	return err
+}
+
+// putSteps writes steps, each with its run.step event — but not a step
+// unsure says an earlier write may have stored already and that is
+// stored: an unanswered commit is not written twice.
+func putSteps(ctx context.Context, tx store.Tx, now time.Time, r *store.Run, steps []*store.RunStep, unsure func(*store.RunStep) bool) error {
+	var stored map[[3]string]bool
+	for _, st := range steps {
+		if unsure != nil && unsure(st) {
+			if stored == nil {
+				all, err := tx.RunStepList(ctx, r.ID)
+				if err != nil {
+					return err
+				}
+				stored = map[[3]string]bool{}
+				for _, x := range all {
+					stored[stepKey(x)] = true
+				}
+			}
+			if stored[stepKey(st)] {
+				continue
+			}
+		}
+		if err := putStep(ctx, tx, now, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stepKey names a step's record: its attempt, node and index.
+func stepKey(st *store.RunStep) [3]string {
+	return [3]string{strconv.Itoa(st.Attempt), st.Node, strconv.Itoa(st.Index)}
 }

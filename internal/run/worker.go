@@ -613,7 +613,7 @@ func (s *Service) execute(base context.Context, r *store.Run, def *procedure.Pro
 				case errors.Is(err, errLeaseLost):
 					cancel(errLeaseLost)
 				case err != nil:
-					s.log.Error("record steps; they are recorded with the run's outcome", "run_id", r.ID, "err", err)
+					s.log.Error("record steps; they and the steps that end after them are recorded with the run's outcome", "run_id", r.ID, "err", err)
 				}
 			}
 		}
@@ -666,6 +666,7 @@ func (s *Service) execute(base context.Context, r *store.Run, def *procedure.Pro
 				case errors.Is(err, errLeaseLost):
 					cancel(errLeaseLost)
 				case err != nil:
+					rec.markUnsure(st)
 					s.log.Error("record step; it is recorded with the run's outcome", "run_id", r.ID, "step", st.Step, "node", st.Node, "err", err)
 					stepsMu.Lock()
 					steps = append(steps, st)
@@ -727,7 +728,7 @@ func (s *Service) execute(base context.Context, r *store.Run, def *procedure.Pro
 	case len(failedNodes) > 0:
 		status, reason = store.RunFailed, fmt.Sprintf("failed on %d of %d nodes: %s", len(failedNodes), len(results), strings.Join(failedNodes, ", "))
 	}
-	s.finishWith(base, r, out, status, reason, results, steps)
+	s.finishWith(base, r, out, status, reason, results, steps, rec.isUnsure)
 }
 
 // targetNodes reads r's target nodes as stored now, in r.Targets'
@@ -959,7 +960,7 @@ func maps(a, b map[string]string) map[string]string {
 }
 
 func (s *Service) finish(ctx context.Context, r *store.Run, out *sink, status, reason string, nodes []*store.RunNode) {
-	s.finishWith(ctx, r, out, status, reason, nodes, nil)
+	s.finishWith(ctx, r, out, status, reason, nodes, nil, nil)
 }
 
 // holds reports whether r, as stored, is still the attempt this worker
@@ -984,7 +985,8 @@ func (s *Service) forget(id string) {
 // again with backoff for as long as this worker's lease can last (the
 // run stays in its heartbeat meanwhile); after that the reaper, here or
 // on another replica, finishes the run.
-func (s *Service) finishWith(ctx context.Context, r *store.Run, out *sink, status, reason string, nodes []*store.RunNode, steps []*store.RunStep) {
+func (s *Service) finishWith(ctx context.Context, r *store.Run, out *sink, status, reason string, nodes []*store.RunNode, steps []*store.RunStep,
+	unsure func(*store.RunStep) bool) {
 	defer s.forget(r.ID)
 	final, lost, outErr := out.close(ctx)
 	if lost > 0 {
@@ -1006,7 +1008,7 @@ func (s *Service) finishWith(ctx context.Context, r *store.Run, out *sink, statu
 		if lost > 0 {
 			whole = nil
 		}
-		err := s.recordOutcome(ctx, r, st, why, nodes, steps, out.lease, final, n, truncated, digest, whole)
+		err := s.recordOutcome(ctx, r, st, why, nodes, steps, unsure, out.lease, final, n, truncated, digest, whole)
 		switch {
 		case err == nil:
 			return
@@ -1041,7 +1043,7 @@ func (s *Service) finishWith(ctx context.Context, r *store.Run, out *sink, statu
 // run. whole, when not nil, is the run's whole output with final: it is
 // handed to those awaiting the run's end.
 func (s *Service) recordOutcome(ctx context.Context, r *store.Run, status, reason string, nodes []*store.RunNode, steps []*store.RunStep,
-	lease store.Lease, final []*store.OutputChunk, n int64, truncated bool, digest string, whole []*store.OutputChunk) error {
+	unsure func(*store.RunStep) bool, lease store.Lease, final []*store.OutputChunk, n int64, truncated bool, digest string, whole []*store.OutputChunk) error {
 	now := s.now().UTC()
 	var ended *store.Run
 	err := s.store.Update(ctx, func(tx store.Tx) error {
@@ -1056,10 +1058,8 @@ func (s *Service) recordOutcome(ctx context.Context, r *store.Run, status, reaso
 		if err := tx.RunOutputPut(ctx, lease, final); err != nil {
 			return err
 		}
-		for _, st := range steps {
-			if err := putStep(ctx, tx, now, st); err != nil {
-				return err
-			}
+		if err := putSteps(ctx, tx, now, r, steps, unsure); err != nil {
+			return err
 		}
 		if status == store.RunQueued && cur.CancelRequested {
 			// Cancelled (on another replica) before the hand-back: it

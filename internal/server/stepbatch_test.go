@@ -355,3 +355,56 @@ func TestFanOutLastStepsRecordedWhileTheRunGoesOn(t *testing.T) {
 		})
 	}
 }
+
+// unansweredStepsStore stores every transaction that writes steps under
+// a lease check of their own, and then, while armed, answers it with an
+// error, as a commit whose answer was lost is answered: the steps are
+// stored, and their writer does not know it.
+type unansweredStepsStore struct {
+	store.Store
+	armed atomic.Bool
+	hits  atomic.Int32
+}
+
+func (s *unansweredStepsStore) Update(ctx context.Context, fn func(store.Tx) error) error {
+	held := false
+	err := s.Store.Update(ctx, func(tx store.Tx) error {
+		t := &failStepsTx{Tx: tx, s: &failStepsStore{}}
+		err := fn(t)
+		held = t.held
+		return err
+	})
+	if err == nil && held && s.armed.Load() {
+		s.hits.Add(1)
+		return errors.New("test: the commit's answer was lost")
+	}
+	return err
+}
+
+// TestUnansweredStepWritesAreNotWrittenTwice: steps whose write was
+// stored but answered with an error — a first step, a gate step, a last
+// step written by the ticker — are written again with the outcome only
+// if they are not stored: each has one run.step event.
+func TestUnansweredStepWritesAreNotWrittenTwice(t *testing.T) {
+	for _, driver := range testenv.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			d := testenv.DemoServer(t, testenv.UseDriver(t, driver), withFanOutNodes)
+			us := &unansweredStepsStore{Store: d.Store}
+			us.armed.Store(true)
+			svc := replica(t, d, us, time.Second, time.Hour)
+			g := startFanOutGate(t, d, svc)
+			g.open()
+			if r := g.waitFinal(); r.Status != store.RunSucceeded {
+				t.Fatalf("run ended %s: %s", r.Status, r.Error)
+			}
+			if us.hits.Load() == 0 {
+				t.Fatal("no step write was answered with an error")
+			}
+			steps, _ := d.Store.RunStepList(context.Background(), g.run.ID)
+			if evs := stepEvents(t, g); len(steps) != 3*fanOutNodes || len(evs) != 3*fanOutNodes {
+				t.Fatalf("after the run: %d steps, %d run.step events; want %d of each", len(steps), len(evs), 3*fanOutNodes)
+			}
+			stepsBeforeOutcome(t, g)
+		})
+	}
+}

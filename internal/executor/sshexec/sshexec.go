@@ -352,9 +352,10 @@ func (e Executor) runStep(ctx context.Context, c *conn, job *executor.Job, st ex
 		return res
 	}
 	// In a goroutine: a node that reads none of it would block the write
-	// once the channel's window is full. Closing the session (deferred)
-	// ends a write still blocked. The step's outcome is its exit status:
-	// a command may end without reading all of its input.
+	// once the channel's window is full. A write still blocked ends when
+	// the node closes the channel, or at the latest when the job's
+	// connection is closed. The step's outcome is its exit status: a
+	// command may end without reading all of its input.
 	go func() {
 		_, _ = io.WriteString(stdinPipe, stdin)
 		_ = stdinPipe.Close()
