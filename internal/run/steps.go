@@ -3,7 +3,6 @@ package run
 import (
 	"context"
 	"errors"
-	"strconv"
 	"sync"
 	"time"
 
@@ -202,7 +201,7 @@ func (s *Service) recordSteps(ctx context.Context, r *store.Run, steps []*store.
 // unsure says an earlier write may have stored already and that is
 // stored: an unanswered commit is not written twice.
 func putSteps(ctx context.Context, tx store.Tx, now time.Time, r *store.Run, steps []*store.RunStep, unsure func(*store.RunStep) bool) error {
-	var stored map[[3]string]bool
+	var stored map[stepKey]bool
 	for _, st := range steps {
 		if unsure != nil && unsure(st) {
 			if stored == nil {
@@ -210,12 +209,12 @@ func putSteps(ctx context.Context, tx store.Tx, now time.Time, r *store.Run, ste
 				if err != nil {
 					return err
 				}
-				stored = map[[3]string]bool{}
+				stored = map[stepKey]bool{}
 				for _, x := range all {
-					stored[stepKey(x)] = true
+					stored[keyOf(x)] = true
 				}
 			}
-			if stored[stepKey(st)] {
+			if stored[keyOf(st)] {
 				continue
 			}
 		}
@@ -227,6 +226,9 @@ func putSteps(ctx context.Context, tx store.Tx, now time.Time, r *store.Run, ste
 }
 
 // stepKey names a step's record: its attempt, node and index.
-func stepKey(st *store.RunStep) [3]string {
-	return [3]string{strconv.Itoa(st.Attempt), st.Node, strconv.Itoa(st.Index)}
+type stepKey struct {
+	attempt, index int
+	node           string
 }
+
+func keyOf(st *store.RunStep) stepKey { return stepKey{st.Attempt, st.Index, st.Node} }

@@ -193,13 +193,13 @@ func (tx *Tx) writeAudit(ctx context.Context, evs []*store.AuditEvent) error {
 		}
 	}
 	if len(old) > 0 {
-		hs, err := tx.queries.AuditHashes(ctx, old)
+		hs, err := tx.queries.AuditHashes(ctx, old) // fails on one missing
 		if err != nil {
 			return fmt.Errorf("audit append: read hashes: %w", err)
 		}
 		for i, h := range hs {
 			if len(h) != len(tlog.Hash{}) {
-				return fmt.Errorf("audit append: audit hash %d: %w", old[i], &airlock.Error{Kind: airlock.NotFound, Message: "audit hash not found"})
+				return fmt.Errorf("audit append: stored hash %d is %d bytes", old[i], len(h))
 			}
 			known[old[i]] = tlog.Hash(h)
 		}
@@ -227,23 +227,23 @@ func (tx *Tx) writeAudit(ctx context.Context, evs []*store.AuditEvent) error {
 			hashArgs = append(hashArgs, start+int64(i), h[:])
 		}
 	}
-	for rest := evs; len(rest) > 0; {
-		n := chunk(len(rest), maxEventRows)
-		args := make([]any, 0, n*11)
-		for _, e := range rest[:n] {
+	err := inChunks(len(evs), maxEventRows, func(lo, hi int) error {
+		args := make([]any, 0, (hi-lo)*11)
+		for _, e := range evs[lo:hi] {
 			args = append(args, eventArgs(e)...)
 		}
-		if _, err := tx.exec(ctx, auditEventRows(n), args...); err != nil {
-			return fmt.Errorf("audit append: %w", err)
-		}
-		rest = rest[n:]
+		_, err := tx.exec(ctx, auditEventRows(hi-lo), args...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("audit append: %w", err)
 	}
-	for rest := hashArgs; len(rest) > 0; {
-		n := chunk(len(rest)/2, maxHashRows)
-		if _, err := tx.exec(ctx, auditHashInsert(n), rest[:2*n]...); err != nil {
-			return fmt.Errorf("audit append: store hashes: %w", err)
-		}
-		rest = rest[2*n:]
+	err = inChunks(len(hashArgs)/2, maxHashRows, func(lo, hi int) error {
+		_, err := tx.exec(ctx, auditHashInsert(hi-lo), hashArgs[2*lo:2*hi]...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("audit append: store hashes: %w", err)
 	}
 	for _, e := range evs {
 		if err := tx.outboxAdd(ctx, e); err != nil {
@@ -253,23 +253,11 @@ func (tx *Tx) writeAudit(ctx context.Context, evs []*store.AuditEvent) error {
 	return nil
 }
 
-// Rows per multi-row INSERT: each text is prepared once and cached, so
-// a batch is split into power-of-two chunks (chunk) to keep the texts
-// few.
+// Rows per multi-row INSERT (inChunks).
 const (
 	maxEventRows = 64
 	maxHashRows  = 256
 )
-
-// chunk is the rows of the next INSERT of n waiting: the largest power
-// of two not above n or limit.
-func chunk(n, limit int) int {
-	c := 1
-	for c*2 <= min(n, limit) {
-		c *= 2
-	}
-	return c
-}
 
 // appendOne writes one event.
 func (tx *Tx) appendOne(ctx context.Context, e *store.AuditEvent) error {
@@ -391,32 +379,30 @@ func (q queries) AuditHashes(ctx context.Context, indexes []int64) ([][]byte, er
 	for i, idx := range indexes {
 		pos[idx] = append(pos[idx], i)
 	}
-	const chunk = 500
-	for start := 0; start < len(indexes); start += chunk {
-		part := indexes[start:min(start+chunk, len(indexes))]
-		args := make([]any, len(part))
-		for i, idx := range part {
+	err := inChunks(len(indexes), 512, func(lo, hi int) error {
+		args := make([]any, hi-lo)
+		for i, idx := range indexes[lo:hi] {
 			args[i] = idx
 		}
-		rows, err := q.query(ctx, `SELECT idx, hash FROM audit_hashes WHERE idx IN (?`+strings.Repeat(",?", len(part)-1)+`)`, args...)
+		rows, err := q.query(ctx, `SELECT idx, hash FROM audit_hashes WHERE idx IN (?`+strings.Repeat(",?", hi-lo-1)+`)`, args...)
 		if err != nil {
-			return nil, err
+			return err
 		}
+		defer rows.Close()
 		for rows.Next() {
 			var idx int64
 			var h []byte
 			if err := rows.Scan(&idx, &h); err != nil {
-				rows.Close()
-				return nil, err
+				return err
 			}
 			for _, i := range pos[idx] {
 				out[i] = h
 			}
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
 	}
 	for i, h := range out {
 		if h == nil {

@@ -43,22 +43,19 @@ func (q queries) NodeGet(ctx context.Context, name string) (*store.Node, error) 
 
 func (q queries) NodesNamed(ctx context.Context, names []string) (map[string]*store.Node, error) {
 	out := make(map[string]*store.Node, len(names))
-	// Power-of-two chunks (chunk): each IN list's text is prepared once,
-	// and the texts stay few.
-	for rest := names; len(rest) > 0; {
-		n := chunk(len(rest), 256)
-		args := make([]any, n)
-		for i, name := range rest[:n] {
+	err := inChunks(len(names), 256, func(lo, hi int) error {
+		args := make([]any, hi-lo)
+		for i, name := range names[lo:hi] {
 			args[i] = name
 		}
-		ns, err := list(ctx, q, scanNode, `SELECT `+nodeCols+` FROM nodes WHERE name IN (?`+strings.Repeat(",?", n-1)+`)`, args...)
-		if err != nil {
-			return nil, err
-		}
+		ns, err := list(ctx, q, scanNode, `SELECT `+nodeCols+` FROM nodes WHERE name IN (?`+strings.Repeat(",?", hi-lo-1)+`)`, args...)
 		for _, nd := range ns {
 			out[nd.Name] = nd
 		}
-		rest = rest[n:]
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

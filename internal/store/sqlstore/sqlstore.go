@@ -224,6 +224,24 @@ func (q queries) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	return q.cache.get(ctx, query)
 }
 
+// inChunks calls fn for successive runs [lo, hi) of n items, each a
+// power of two long and at most limit: a statement built per run length
+// (an IN list, a multi-row INSERT) is prepared once per length, and the
+// lengths stay few.
+func inChunks(n, limit int, fn func(lo, hi int) error) error {
+	for lo := 0; lo < n; {
+		c := 1
+		for c*2 <= min(n-lo, limit) {
+			c *= 2
+		}
+		if err := fn(lo, lo+c); err != nil {
+			return err
+		}
+		lo += c
+	}
+	return nil
+}
+
 func (q queries) rebind(s string) string {
 	if !q.d.Numbered {
 		return s
