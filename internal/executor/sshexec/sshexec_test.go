@@ -350,7 +350,9 @@ func TestFleetConnectionLostDuringStep(t *testing.T) {
 		executor.Step{Argv: []string{"echo", "after"}})
 	done := make(chan executor.Result, 1)
 	go func() { done <- sshexec.Executor{}.Run(context.Background(), j) }()
-	testenv.Eventually(t, "the first step to run", func() bool { return n.Running() == 1 })
+	// Running counts the command from its exec request; its script
+	// arrives on stdin after that: wait until it has begun.
+	testenv.Eventually(t, "the first step to print started", func() bool { return n.Running() == 1 && out.String() == "started\n" })
 	n.Drop()
 	var res executor.Result
 	select {
